@@ -1,0 +1,42 @@
+// The sbx C++ API: build a Policy, run a command in a sandbox, get its exit
+// status and resource usage. The `sbx` CLI uses only this API.
+#pragma once
+
+#include <sbx/error.hpp>
+#include <sbx/events.hpp>
+#include <sbx/policy.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sbx {
+
+struct ResourceUsage {
+  std::chrono::microseconds user_cpu{0};
+  std::chrono::microseconds system_cpu{0};
+  std::uint64_t peak_memory_bytes = 0;
+  std::uint64_t peak_pids = 0;
+};
+
+struct RunResult {
+  int exit_code = 0;    // the command's, 128+N for signal N, 125/126/127 (docs/exit-codes)
+  int term_signal = 0;  // signal that killed the command, 0 if it exited
+  bool timed_out = false;
+  std::chrono::milliseconds duration{0};
+  ResourceUsage usage;
+};
+
+struct RunOptions {
+  std::vector<std::string> argv;  // command and arguments; argv[0] looked up in PATH inside
+  EventSink on_event;             // may be empty
+  WarningSink on_warning;         // may be empty
+};
+
+// Runs argv in a sandbox built from policy and waits for it. Throws sbx::Error
+// (exit code 125 material) when the sandbox cannot be built; never runs the
+// command unsandboxed.
+RunResult run(const Policy& policy, const RunOptions& options);
+
+}  // namespace sbx

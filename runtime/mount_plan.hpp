@@ -1,0 +1,65 @@
+// The filesystem half of the launch: the sandbox's new root.
+//
+// prepare_mount_plan() runs in the supervisor before clone: it resolves every
+// policy path safely (no symlink may widen what is writable), decides each
+// mount, and preallocates everything. apply_mount_plan() runs in the sandbox
+// init after clone, inside the new user+mount namespaces; it is
+// async-signal-safe (no allocation, no logging, no exceptions).
+#pragma once
+
+#include <sbx/policy.hpp>
+
+#include <memory>
+
+#include "runtime/child_error.hpp"
+#include "runtime/identity.hpp"
+
+namespace sbx::runtime {
+
+struct MountPlanData;  // private to mounts.cpp
+
+class MountPlan {
+ public:
+  MountPlan();
+  MountPlan(MountPlan&&) noexcept;
+  MountPlan& operator=(MountPlan&&) noexcept;
+  ~MountPlan();
+  MountPlanData& data() { return *data_; }
+  const MountPlanData& data() const { return *data_; }
+
+ private:
+  std::unique_ptr<MountPlanData> data_;
+};
+
+// Supervisor side. Throws sbx::Error (message + fix) for an unusable policy.
+MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity);
+
+// Sandbox init: builds the new root on tmpfs, pivot_root, detaches the old
+// root, chdir to the work dir. Returns false with `err` filled on failure.
+bool apply_mount_plan(const MountPlan& plan, ChildError& err);
+
+struct LandlockPlanData;
+
+class LandlockPlan {
+ public:
+  LandlockPlan();
+  LandlockPlan(LandlockPlan&&) noexcept;
+  LandlockPlan& operator=(LandlockPlan&&) noexcept;
+  ~LandlockPlan();
+  LandlockPlanData& data() { return *data_; }
+  const LandlockPlanData& data() const { return *data_; }
+
+ private:
+  std::unique_ptr<LandlockPlanData> data_;
+};
+
+// Supervisor side: detects the Landlock ABI and prepares the ruleset that
+// mirrors the filesystem policy. Throws sbx::Error when landlock="required"
+// and the kernel cannot enforce it.
+LandlockPlan prepare_landlock(const Policy& policy);
+
+// Worker, after no_new_privs and before seccomp. Paths are as seen inside the
+// new root. Returns false with `err` filled when a required ruleset fails.
+bool apply_landlock(const LandlockPlan& plan, ChildError& err);
+
+}  // namespace sbx::runtime
