@@ -1,0 +1,58 @@
+# Shared helpers for integration and escape tests (bash). Source it:
+#   source "$SBX_SOURCE_DIR/tests/lib.sh"
+# Every assertion prints what it checked; the first failure exits 1 with the
+# command's output. `skip "why"` exits 77 (ctest SKIP_RETURN_CODE).
+set -uo pipefail
+
+: "${SBX:?SBX must point to the sbx binary}"
+: "${SBX_SOURCE_DIR:?}"
+TESTS_PASSED=0
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+pass() { TESTS_PASSED=$((TESTS_PASSED + 1)); echo "ok $TESTS_PASSED - $*"; }
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# A fresh scratch directory owned by the current user, removed at exit.
+scratch() {
+  local d
+  d=$(mktemp -d "${TMPDIR:-/tmp}/sbx-test.XXXXXX")
+  chmod 755 "$d"
+  _SCRATCH_DIRS+=("$d")
+  echo "$d"
+}
+_SCRATCH_DIRS=()
+_cleanup_scratch() { local d; for d in "${_SCRATCH_DIRS[@]}"; do rm -rf "$d" 2>/dev/null; done; }
+trap _cleanup_scratch EXIT
+
+# run_sbx ARGS...: runs sbx, captures stdout+stderr in $OUT and status in $RC.
+run_sbx() {
+  OUT=$("$SBX" "$@" 2>&1 </dev/null)
+  RC=$?
+}
+
+# expect_rc N DESCRIPTION -- after run_sbx
+expect_rc() {
+  local want=$1; shift
+  [[ $RC -eq $want ]] || fail "$* (exit $RC, want $want). Output:
+$OUT"
+  pass "$*"
+}
+
+# expect_out REGEX DESCRIPTION -- after run_sbx
+expect_out() {
+  local re=$1; shift
+  [[ $OUT =~ $re ]] || fail "$* (output does not match /$re/). Output:
+$OUT"
+  pass "$*"
+}
+
+expect_no_out() {
+  local re=$1; shift
+  [[ ! $OUT =~ $re ]] || fail "$* (output matches /$re/). Output:
+$OUT"
+  pass "$*"
+}
+
+# Call at the end of every script.
+done_testing() { echo "# $TESTS_PASSED assertions passed"; exit 0; }
