@@ -1,43 +1,167 @@
-// Minimal first version: no group is created yet; limits are reported as not
-// enforced (warning or, when required, an error). Replaced by the real
-// backends in the following commits.
-#include "cgroups/cgroups.hpp"
+// SandboxCgroup: picks the backend that can enforce the requested limits
+// (cgroup v2 root or delegated, a systemd scope that delegates v2 to us, or
+// cgroup v1), fails closed or warns when none can, and owns the group.
+#include <unistd.h>
 
 #include <sbx/error.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "cgroups/backend.hpp"
+
 namespace sbx::cgroups {
 
-struct SandboxCgroup::State {};
+struct SandboxCgroup::State {
+  std::unique_ptr<Backend> backend;
+  LimitsPolicy limits;
+  // Peaks the kernel does not track (no pids.peak before 6.13) are sampled
+  // whenever the supervisor asks for stats or events.
+  std::uint64_t sampled_peak_memory = 0;
+  std::uint64_t sampled_peak_pids = 0;
+  LimitCounters reported;
+
+  void sample() {
+    sampled_peak_memory = std::max(sampled_peak_memory, backend->current_memory());
+    sampled_peak_pids = std::max(sampled_peak_pids, backend->current_pids());
+  }
+};
+
+namespace {
+
+std::string requested_limits(const LimitsPolicy& l) {
+  std::vector<std::string> parts;
+  if (l.memory_bytes) parts.push_back(fmt::format("memory {} bytes", *l.memory_bytes));
+  if (l.swap_bytes) parts.push_back(fmt::format("swap {} bytes", *l.swap_bytes));
+  if (l.cpus) parts.push_back(fmt::format("cpus {}", *l.cpus));
+  if (l.pids) parts.push_back(fmt::format("pids {}", *l.pids));
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : "; ") + s;
+  return out;
+}
+
+}  // namespace
 
 SandboxCgroup::SandboxCgroup() = default;
 SandboxCgroup::SandboxCgroup(SandboxCgroup&&) noexcept = default;
-SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&&) noexcept = default;
-SandboxCgroup::~SandboxCgroup() = default;
-
-SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::string&,
-                                    const WarningSink& warn) {
-  bool wanted = limits.memory_bytes || limits.swap_bytes || limits.cpus || limits.pids;
-  if (wanted) {
-    std::string why = "cgroup support is not implemented yet";
-    if (limits.required) throw Error("cannot enforce resource limits: " + why);
-    if (warn) warn("resource limits not enforced: " + why);
+SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& other) noexcept {
+  if (this != &other) {
+    if (state_ && state_->backend) state_->backend->destroy();
+    state_ = std::move(other.state_);
   }
-  return SandboxCgroup();
+  return *this;
+}
+SandboxCgroup::~SandboxCgroup() {
+  if (state_ && state_->backend) state_->backend->destroy();
+}
+
+SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::string& sandbox_id,
+                                    const WarningSink& warn) {
+  SandboxCgroup cg;
+  if (!Needs::from(limits).any()) return cg;  // nothing to enforce: no group at all
+
+  // Groups whose supervisor was SIGKILLed cannot clean up after themselves.
+  remove_stale_groups(warn);
+
+  std::string name = group_name(sandbox_id, current_owner());
+  std::vector<std::string> why;
+  auto d = Discovery::read();
+  auto backend = create_v2(limits, name, d, why);
+  if (!backend && ::geteuid() != 0) {
+    // Unprivileged without a usable delegated subtree: ask systemd for a
+    // scope with Delegate=yes, move in, and retry the delegated path.
+    if (move_into_systemd_scope(name, why)) {
+      d = Discovery::read();
+      backend = create_v2(limits, name, d, why);
+    }
+  }
+  if (!backend) backend = create_v1(limits, name, d, why);
+
+  if (!backend) {
+    std::string what = fmt::format("({}): {}", requested_limits(limits), join(why));
+    std::string fix =
+        ::geteuid() == 0
+            ? "mount cgroup2 with the memory, pids and cpu controllers (or cgroup v1 "
+              "memory/pids/cpu hierarchies), or drop --memory/--pids/--cpus"
+            : "run under `systemd-run --user --scope -p Delegate=yes sbx ...`, or chown a cgroup "
+              "v2 subtree with the memory, pids and cpu controllers to your user and start sbx in "
+              "it, or run as root; or drop --memory/--pids/--cpus";
+    if (limits.required) throw Error("cannot enforce resource limits " + what, fix);
+    if (warn) warn(fmt::format("resource limits NOT enforced {}. Fix: {}", what, fix));
+    return cg;
+  }
+  cg.state_ = std::make_unique<State>();
+  cg.state_->backend = std::move(backend);
+  cg.state_->limits = limits;
+  return cg;
 }
 
 bool SandboxCgroup::active() const {
-  return false;
+  return state_ && state_->backend;
 }
-int SandboxCgroup::clone_into_fd() const {
-  return -1;
-}
-void SandboxCgroup::attach(pid_t) {}
-Stats SandboxCgroup::stats() const {
-  return {};
-}
-void SandboxCgroup::poll_events(const EventSink&) {}
-void SandboxCgroup::kill_all() {}
 
-void remove_stale_groups(const WarningSink&) {}
+int SandboxCgroup::clone_into_fd() const {
+  return active() ? state_->backend->clone_into_fd() : -1;
+}
+
+void SandboxCgroup::attach(pid_t pid) {
+  if (!active()) return;
+  try {
+    state_->backend->attach(pid);
+  } catch (const std::exception& e) {
+    // The child must not run unlimited: the launcher aborts the start.
+    throw Error(fmt::format("cannot move the sandbox into its cgroup {}: {}",
+                            state_->backend->describe(), e.what()));
+  }
+}
+
+Stats SandboxCgroup::stats() const {
+  if (!active()) return {};
+  state_->sample();
+  auto s = state_->backend->read_stats();
+  s.peak_memory_bytes = std::max(s.peak_memory_bytes, state_->sampled_peak_memory);
+  s.peak_pids = std::max(s.peak_pids, state_->sampled_peak_pids);
+  return s;
+}
+
+void SandboxCgroup::poll_events(const EventSink& sink) {
+  if (!active()) return;
+  state_->sample();
+  auto now = state_->backend->counters();
+  auto& seen = state_->reported;
+  if (now.oom_kills > seen.oom_kills || now.oom_group_kills > seen.oom_group_kills) {
+    Event e;
+    e.type = "limit";
+    e.data = {{"kind", "oom_kill"},
+              {"count", now.oom_kills - std::min(now.oom_kills, seen.oom_kills)},
+              {"total", now.oom_kills},
+              {"cgroup", state_->backend->describe()}};
+    if (state_->limits.memory_bytes) e.data["limit_bytes"] = *state_->limits.memory_bytes;
+    if (now.oom_group_kills > seen.oom_group_kills) e.data["group_kill"] = true;
+    if (sink) sink(e);
+  }
+  if (now.pids_max_hits > seen.pids_max_hits) {
+    Event e;
+    e.type = "limit";
+    e.data = {{"kind", "pids_max"},
+              {"count", now.pids_max_hits - seen.pids_max_hits},
+              {"total", now.pids_max_hits},
+              {"cgroup", state_->backend->describe()}};
+    if (state_->limits.pids) e.data["limit"] = *state_->limits.pids;
+    if (sink) sink(e);
+  }
+  seen = now;
+}
+
+void SandboxCgroup::kill_all() {
+  if (active()) state_->backend->kill_all();
+}
 
 }  // namespace sbx::cgroups
