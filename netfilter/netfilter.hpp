@@ -1,0 +1,149 @@
+// netfilter — the sandbox netns's packet filter, built without any binary:
+// IP address/CIDR values, the nftables ruleset as ONE libnftnl batch, allow-set
+// updates (with the pre-6.12 timeout refresh), acked sends over a netlink fd,
+// the NFLOG reader, and the netns's loopback/route setup over rtnetlink.
+//
+// Everything here that talks to the kernel takes a file descriptor: the
+// sockets are opened inside the sandbox's netns (by the launcher) and used by
+// the supervisor from the host netns (passed out with SCM_RIGHTS).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/socket.h>
+
+namespace sbx::net {
+
+// An IPv4 or IPv6 address in network byte order. IPv4 uses bytes[0..3].
+struct IpAddress {
+  int family = 0;  // AF_INET or AF_INET6; 0 = empty
+  std::array<std::uint8_t, 16> bytes{};
+
+  static std::optional<IpAddress> parse(std::string_view text);  // "1.2.3.4", "::1"
+  static IpAddress v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d);
+  static IpAddress from_v4_bytes(const void* four_bytes);
+  static IpAddress from_v6_bytes(const void* sixteen_bytes);
+  std::size_t size() const { return family == AF_INET6 ? 16 : 4; }
+  std::string str() const;
+  bool operator==(const IpAddress&) const = default;
+  auto operator<=>(const IpAddress&) const = default;
+};
+
+struct Cidr {
+  IpAddress address;  // host bits are cleared by parse()
+  std::uint8_t prefix = 0;
+
+  // "10.0.0.0/8", "fe80::/10"; a bare address is a /32 or /128. Host bits set
+  // in the address are rejected (ambiguous intent): returns nullopt.
+  static std::optional<Cidr> parse(std::string_view text);
+  bool contains(const IpAddress& a) const;
+  std::string str() const;
+  bool operator==(const Cidr&) const = default;
+};
+
+// Ranges a sandbox never reaches through the filter, whatever the policy says:
+// this-network, loopback, RFC 1918, CGNAT (RFC 6598), link-local incl. the
+// cloud metadata address 169.254.169.254, multicast, reserved, broadcast;
+// IPv6 unspecified, loopback, IPv4-mapped, ULA (incl. fd00:ec2::254),
+// link-local, multicast. DNS answers inside them are dropped (rebinding).
+const std::vector<Cidr>& always_denied_cidrs();
+bool in_any(std::span<const Cidr> ranges, const IpAddress& a);
+// always_denied_cidrs() plus the policy's deny_cidrs. Throws sbx::Error on a
+// malformed entry (the policy is validated earlier; this is the last gate).
+std::vector<Cidr> effective_deny_cidrs(std::span<const std::string> policy_deny_cidrs);
+
+// ---------------------------------------------------------------------------
+// Ruleset
+
+struct RulesetConfig {
+  std::string table = "sbx";                        // table inet <table>
+  std::uint16_t nflog_group = 7;                    // blocked packets are logged here
+  std::uint16_t dns_port = 53;                      // the DNS filter's port on 127.0.0.1 / ::1
+  std::uint16_t egress_port = 15001;                // the egress listener's port on 127.0.0.1 / ::1
+  std::vector<std::uint16_t> allow_ports{80, 443};  // TCP ports reachable on allowed addresses
+  std::vector<Cidr> deny_cidrs = always_denied_cidrs();
+};
+
+// Names used in the ruleset (sets and chains), for tests and debugging.
+inline constexpr const char* kSetAllow4 = "allow4";
+inline constexpr const char* kSetAllow6 = "allow6";
+inline constexpr const char* kSetDeny4 = "deny4";
+inline constexpr const char* kSetDeny6 = "deny6";
+inline constexpr const char* kSetPorts = "ports";
+inline constexpr const char* kChainFilter = "filter_out";
+inline constexpr const char* kChainNat = "nat_out";
+inline constexpr const char* kLogPrefixBlocked = "sbx-blocked ";
+inline constexpr const char* kLogPrefixDenied = "sbx-denied ";
+
+// A serialised nfnetlink batch (BEGIN ... END), ready for one sendmsg().
+struct Batch {
+  std::vector<std::uint8_t> bytes;
+  std::uint32_t first_seq = 0;
+  std::uint32_t acked_messages = 0;  // messages that carry NLM_F_ACK
+};
+
+// The complete ruleset in one transaction: table inet sbx with sets
+// allow4/allow6 (timeout), deny4/deny6 (interval), ports; chain filter_out
+// (output, priority -150, policy drop) and nat_out (output nat, -100).
+// See docs/network.md for the rule list and why each rule is there.
+Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq);
+
+struct AllowElement {
+  IpAddress address;
+  std::chrono::milliseconds timeout{0};
+};
+// Adds (or refreshes) addresses in allow4/allow6 in one transaction. With
+// refresh=true each element is sent as add, delete, add: before Linux 6.12 a
+// plain re-add keeps the old expiry (commit 4201f3938914); the transaction is
+// atomic, so the element is never missing.
+Batch build_allow_batch(const std::string& table, std::span<const AllowElement> elements,
+                        std::uint32_t seq, bool refresh = true);
+Batch build_delete_allow_batch(const std::string& table, std::span<const IpAddress> addresses,
+                               std::uint32_t seq);
+
+// Sends the batch over a NETLINK_NETFILTER socket and waits until the kernel
+// acknowledged every message (the transaction is committed then: an element
+// is live when this returns). Throws sbx::Error with the kernel's errno and
+// the failing message on error or after `deadline` without an answer.
+void send_batch(int netlink_fd, const Batch& batch,
+                std::chrono::milliseconds deadline = std::chrono::milliseconds(2000));
+
+// Opens a NETLINK_NETFILTER socket in the caller's netns (SOCK_CLOEXEC).
+int open_netfilter_socket();
+
+// ---------------------------------------------------------------------------
+// NFLOG
+
+struct LoggedPacket {
+  std::string prefix;         // "sbx-blocked " / "sbx-denied "
+  std::uint8_t protocol = 0;  // IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, ...
+  IpAddress source;
+  IpAddress destination;
+  std::uint16_t destination_port = 0;  // TCP/UDP only, else 0
+};
+
+// Messages that bind `fd` to NFLOG group `group` with packet copy (range 128).
+std::vector<std::uint8_t> build_nflog_bind(std::uint16_t group, std::uint32_t seq);
+// Binds and waits for the kernel's acks. Throws sbx::Error.
+void nflog_bind(int netlink_fd, std::uint16_t group);
+// Parses one recv() buffer of NFULNL_MSG_PACKET messages. Malformed messages
+// and packets are skipped (never trusted further than their lengths).
+std::vector<LoggedPacket> parse_nflog(std::span<const std::uint8_t> buffer);
+
+// ---------------------------------------------------------------------------
+// Netns plumbing (call inside the sandbox netns, needs CAP_NET_ADMIN there)
+
+// Sets lo up and adds `local default dev lo` for IPv4 and IPv6: every
+// destination is then local to the netns, so any connect() reaches the
+// ruleset (and is redirected or rejected) instead of failing with ENETUNREACH.
+// Throws sbx::Error.
+void configure_netns_routes();
+
+}  // namespace sbx::net

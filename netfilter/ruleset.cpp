@@ -1,0 +1,522 @@
+// The sandbox netns's nftables ruleset as one libnftnl batch, and the
+// allow-set element batches the DNS filter sends for every answer.
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "netfilter/netfilter.hpp"
+#include "sbx/error.hpp"
+
+namespace sbx::net {
+namespace {
+
+// nft's datatype numbers, only for `nft list` to print the sets nicely.
+constexpr std::uint32_t kTypeIpv4Addr = 7;
+constexpr std::uint32_t kTypeIpv6Addr = 8;
+constexpr std::uint32_t kTypeInetService = 13;
+
+struct TableDeleter {
+  void operator()(nftnl_table* p) const { nftnl_table_free(p); }
+};
+struct ChainDeleter {
+  void operator()(nftnl_chain* p) const { nftnl_chain_free(p); }
+};
+struct SetDeleter {
+  void operator()(nftnl_set* p) const { nftnl_set_free(p); }
+};
+struct RuleDeleter {
+  void operator()(nftnl_rule* p) const { nftnl_rule_free(p); }
+};
+using TablePtr = std::unique_ptr<nftnl_table, TableDeleter>;
+using ChainPtr = std::unique_ptr<nftnl_chain, ChainDeleter>;
+using SetPtr = std::unique_ptr<nftnl_set, SetDeleter>;
+using RulePtr = std::unique_ptr<nftnl_rule, RuleDeleter>;
+
+// Appends netlink messages to one contiguous buffer: the batch must reach the
+// kernel in a single sendmsg() to be one transaction.
+class BatchWriter {
+ public:
+  explicit BatchWriter(std::uint32_t seq) : seq_(seq) {
+    batch_.first_seq = seq;
+    nftnl_batch_begin(scratch_.data(), seq_++);
+    append();
+  }
+
+  nlmsghdr* start(std::uint16_t type, std::uint16_t family, std::uint16_t flags) {
+    std::memset(scratch_.data(), 0, scratch_.size());
+    ++batch_.acked_messages;
+    return nftnl_nlmsg_build_hdr(scratch_.data(), type, family, flags | NLM_F_ACK, seq_++);
+  }
+  void append() {
+    auto* nlh = reinterpret_cast<nlmsghdr*>(scratch_.data());
+    if (nlh->nlmsg_len > scratch_.size() - 64) {
+      throw Error("internal: netlink message overflows the batch scratch buffer");
+    }
+    std::size_t len = NLMSG_ALIGN(nlh->nlmsg_len);
+    batch_.bytes.insert(batch_.bytes.end(), scratch_.begin(), scratch_.begin() + len);
+  }
+  Batch finish() {
+    std::memset(scratch_.data(), 0, scratch_.size());
+    nftnl_batch_end(scratch_.data(), seq_++);
+    append();
+    return std::move(batch_);
+  }
+
+ private:
+  std::uint32_t seq_;
+  Batch batch_;
+  std::vector<char> scratch_ = std::vector<char>(1 << 16);
+};
+
+// --- expression helpers (each appends one expression to the rule) ----------
+
+void add_meta(nftnl_rule* r, std::uint32_t key) {
+  auto* e = nftnl_expr_alloc("meta");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_cmp(nftnl_rule* r, std::uint32_t op, const void* data, std::uint32_t len) {
+  auto* e = nftnl_expr_alloc("cmp");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+  nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_payload(nftnl_rule* r, std::uint32_t base, std::uint32_t offset, std::uint32_t len) {
+  auto* e = nftnl_expr_alloc("payload");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_bitwise(nftnl_rule* r, const void* mask, std::uint32_t len) {
+  std::array<std::uint8_t, 16> zero{};
+  auto* e = nftnl_expr_alloc("bitwise");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+  nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+  nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero.data(), len);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_lookup(nftnl_rule* r, const char* set, std::uint32_t set_id) {
+  auto* e = nftnl_expr_alloc("lookup");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+  nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_verdict(nftnl_rule* r, int verdict) {
+  auto* e = nftnl_expr_alloc("immediate");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, static_cast<std::uint32_t>(verdict));
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_log(nftnl_rule* r, std::uint16_t group, const char* prefix) {
+  auto* e = nftnl_expr_alloc("log");
+  nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+  nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_reject_tcp_reset(nftnl_rule* r) {
+  auto* e = nftnl_expr_alloc("reject");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+  nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_reject_admin_prohibited(nftnl_rule* r) {
+  auto* e = nftnl_expr_alloc("reject");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+  nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+  nftnl_rule_add_expr(r, e);
+}
+
+void add_redirect(nftnl_rule* r, std::uint16_t port) {
+  std::uint16_t be = htons(port);
+  auto* imm = nftnl_expr_alloc("immediate");
+  nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+  nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &be, sizeof be);
+  nftnl_rule_add_expr(r, imm);
+  auto* e = nftnl_expr_alloc("redir");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+  nftnl_rule_add_expr(r, e);
+}
+
+// Match shorthands (each leaves nothing in registers that later ones need).
+void match_nfproto(nftnl_rule* r, std::uint8_t proto) {
+  add_meta(r, NFT_META_NFPROTO);
+  add_cmp(r, NFT_CMP_EQ, &proto, 1);
+}
+void match_l4proto(nftnl_rule* r, std::uint8_t proto) {
+  add_meta(r, NFT_META_L4PROTO);
+  add_cmp(r, NFT_CMP_EQ, &proto, 1);
+}
+void match_dport(nftnl_rule* r, std::uint16_t port) {
+  std::uint16_t be = htons(port);
+  add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+  add_cmp(r, NFT_CMP_EQ, &be, 2);
+}
+// Offsets of the destination address in the IPv4 / IPv6 header.
+void load_daddr(nftnl_rule* r, int family) {
+  if (family == AF_INET) {
+    add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
+  } else {
+    add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+  }
+}
+
+struct SetIds {
+  std::uint32_t allow4 = 1, allow6 = 2, deny4 = 3, deny6 = 4, ports = 5;
+};
+
+class RuleAdder {
+ public:
+  RuleAdder(BatchWriter& w, const std::string& table) : w_(w), table_(table) {}
+  template <typename Fill>
+  void add(const char* chain, Fill&& fill) {
+    RulePtr r(nftnl_rule_alloc());
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table_.c_str());
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
+    nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    fill(r.get());
+    auto* nlh = w_.start(NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND);
+    nftnl_rule_nlmsg_build_payload(nlh, r.get());
+    w_.append();
+  }
+
+ private:
+  BatchWriter& w_;
+  const std::string& table_;
+};
+
+SetPtr make_set(const std::string& table, const char* name, std::uint32_t id) {
+  SetPtr s(nftnl_set_alloc());
+  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+  return s;
+}
+
+void add_set(BatchWriter& w, const std::string& table, const char* name, std::uint32_t id,
+             std::uint32_t key_type, std::uint32_t key_len, std::uint32_t flags) {
+  auto s = make_set(table, name, id);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key_type);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key_len);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
+  auto* nlh = w.start(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL);
+  nftnl_set_nlmsg_build_payload(nlh, s.get());
+  w.append();
+}
+
+// 128-bit big-endian arithmetic on address bytes, for interval ends.
+using Key = std::array<std::uint8_t, 16>;
+bool increment(Key& k, std::size_t len) {  // returns false on overflow
+  for (std::size_t i = len; i-- > 0;) {
+    if (++k[i] != 0) return true;
+  }
+  return false;
+}
+Key range_last(const Cidr& c, std::size_t len) {
+  Key k = c.address.bytes;
+  for (std::size_t bit = c.prefix; bit < len * 8; ++bit) k[bit / 8] |= 0x80u >> (bit % 8);
+  return k;
+}
+
+// Interval sets hold [start, end) pairs; overlapping or touching ranges must be
+// merged first or the kernel refuses the batch (EEXIST).
+void add_interval_elements(BatchWriter& w, const std::string& table, const char* name,
+                           std::uint32_t id, std::span<const Cidr> all, int family) {
+  std::size_t len = family == AF_INET ? 4 : 16;
+  std::vector<std::pair<Key, Key>> ranges;  // inclusive [first, last]
+  for (const auto& c : all) {
+    if (c.address.family == family) ranges.push_back({c.address.bytes, range_last(c, len)});
+  }
+  if (ranges.empty()) return;
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<Key, Key>> merged;
+  for (auto& r : ranges) {
+    if (!merged.empty()) {
+      Key after = merged.back().second;
+      bool overflow = !increment(after, len);
+      if (overflow || r.first <= after) {
+        if (r.second > merged.back().second) merged.back().second = r.second;
+        continue;
+      }
+    }
+    merged.push_back(r);
+  }
+  auto s = make_set(table, name, id);
+  for (auto& [first, last] : merged) {
+    auto* start = nftnl_set_elem_alloc();
+    nftnl_set_elem_set(start, NFTNL_SET_ELEM_KEY, first.data(), static_cast<std::uint32_t>(len));
+    nftnl_set_elem_add(s.get(), start);
+    Key end = last;
+    if (increment(end, len)) {  // a range reaching the top address has no end element
+      auto* stop = nftnl_set_elem_alloc();
+      nftnl_set_elem_set(stop, NFTNL_SET_ELEM_KEY, end.data(), static_cast<std::uint32_t>(len));
+      nftnl_set_elem_set_u32(stop, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+      nftnl_set_elem_add(s.get(), stop);
+    }
+  }
+  auto* nlh = w.start(NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE);
+  nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+  w.append();
+}
+
+}  // namespace
+
+Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
+  if (config.table.empty() || config.table.size() > 31) throw Error("internal: bad nft table name");
+  const std::string& table = config.table;
+  SetIds ids;
+  BatchWriter w(seq);
+
+  {
+    TablePtr t(nftnl_table_alloc());
+    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
+    nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
+    auto* nlh = w.start(NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL);
+    nftnl_table_nlmsg_build_payload(nlh, t.get());
+    w.append();
+  }
+
+  add_set(w, table, kSetAllow4, ids.allow4, kTypeIpv4Addr, 4, NFT_SET_TIMEOUT);
+  add_set(w, table, kSetAllow6, ids.allow6, kTypeIpv6Addr, 16, NFT_SET_TIMEOUT);
+  add_set(w, table, kSetDeny4, ids.deny4, kTypeIpv4Addr, 4, NFT_SET_INTERVAL);
+  add_set(w, table, kSetDeny6, ids.deny6, kTypeIpv6Addr, 16, NFT_SET_INTERVAL);
+  add_set(w, table, kSetPorts, ids.ports, kTypeInetService, 2, 0);
+  add_interval_elements(w, table, kSetDeny4, ids.deny4, config.deny_cidrs, AF_INET);
+  add_interval_elements(w, table, kSetDeny6, ids.deny6, config.deny_cidrs, AF_INET6);
+  if (!config.allow_ports.empty()) {
+    auto s = make_set(table, kSetPorts, ids.ports);
+    std::vector<std::uint16_t> ports = config.allow_ports;
+    std::sort(ports.begin(), ports.end());
+    ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+    for (auto p : ports) {
+      std::uint16_t be = htons(p);
+      auto* e = nftnl_set_elem_alloc();
+      nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &be, 2);
+      nftnl_set_elem_add(s.get(), e);
+    }
+    auto* nlh = w.start(NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    w.append();
+  }
+
+  auto add_chain = [&](const char* name, const char* type, int prio, std::uint32_t policy) {
+    ChainPtr c(nftnl_chain_alloc());
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, type);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, NF_INET_LOCAL_OUT);
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, prio);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, policy);
+    auto* nlh = w.start(NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL);
+    nftnl_chain_nlmsg_build_payload(nlh, c.get());
+    w.append();
+  };
+  // Filter before nat (-150 < -100): the filter sees the destination the
+  // program asked for, before redirect rewrites it to the local listeners.
+  add_chain(kChainFilter, "filter", -150, NF_DROP);
+  add_chain(kChainNat, "nat", -100, NF_ACCEPT);
+
+  RuleAdder rules(w, table);
+  const char* F = kChainFilter;
+  const std::uint16_t group = config.nflog_group;
+
+  // 1. The netns's own loopback: the DNS filter, the egress listener and the
+  //    program's own local servers. Not `oif lo`: with `local default dev lo`
+  //    every destination leaves through lo, so oif would accept everything.
+  rules.add(F, [](nftnl_rule* r) {
+    match_nfproto(r, NFPROTO_IPV4);
+    load_daddr(r, AF_INET);
+    const std::uint8_t mask[4] = {0xff, 0, 0, 0}, net[4] = {127, 0, 0, 0};
+    add_bitwise(r, mask, 4);
+    add_cmp(r, NFT_CMP_EQ, net, 4);
+    add_verdict(r, NF_ACCEPT);
+  });
+  rules.add(F, [](nftnl_rule* r) {
+    match_nfproto(r, NFPROTO_IPV6);
+    load_daddr(r, AF_INET6);
+    const in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+    add_cmp(r, NFT_CMP_EQ, &lo, 16);
+    add_verdict(r, NF_ACCEPT);
+  });
+  // 2. Replies and connections already admitted (a set element expiring does
+  //    not cut a live connection).
+  rules.add(F, [](nftnl_rule* r) {
+    auto* e = nftnl_expr_alloc("ct");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    nftnl_rule_add_expr(r, e);
+    std::uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
+    std::uint32_t zero = 0;
+    add_bitwise(r, &mask, 4);
+    add_cmp(r, NFT_CMP_NEQ, &zero, 4);
+    add_verdict(r, NF_ACCEPT);
+  });
+  // 3. DNS to any resolver: the nat chain redirects it to the DNS filter, so
+  //    hard-coded resolvers (8.8.8.8) are answered by policy, not bypassed.
+  for (std::uint8_t proto : {IPPROTO_UDP, IPPROTO_TCP}) {
+    rules.add(F, [proto](nftnl_rule* r) {
+      match_l4proto(r, proto);
+      match_dport(r, 53);
+      add_verdict(r, NF_ACCEPT);
+    });
+  }
+  // 4. Denied ranges, even if an allow set holds them: logged and rejected.
+  for (int family : {AF_INET, AF_INET6}) {
+    const char* set = family == AF_INET ? kSetDeny4 : kSetDeny6;
+    std::uint32_t id = family == AF_INET ? ids.deny4 : ids.deny6;
+    std::uint8_t nfproto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
+    rules.add(F, [&](nftnl_rule* r) {
+      match_nfproto(r, nfproto);
+      match_l4proto(r, IPPROTO_TCP);
+      load_daddr(r, family);
+      add_lookup(r, set, id);
+      add_log(r, group, kLogPrefixDenied);
+      add_reject_tcp_reset(r);
+    });
+    rules.add(F, [&](nftnl_rule* r) {
+      match_nfproto(r, nfproto);
+      load_daddr(r, family);
+      add_lookup(r, set, id);
+      add_log(r, group, kLogPrefixDenied);
+      add_reject_admin_prohibited(r);
+    });
+  }
+  // 5. TCP to an address the DNS filter (or allow_cidrs) put in the allow
+  //    sets, on an allowed port: accepted here, redirected by nat below.
+  for (int family : {AF_INET, AF_INET6}) {
+    const char* set = family == AF_INET ? kSetAllow4 : kSetAllow6;
+    std::uint32_t id = family == AF_INET ? ids.allow4 : ids.allow6;
+    std::uint8_t nfproto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
+    rules.add(F, [&](nftnl_rule* r) {
+      match_nfproto(r, nfproto);
+      match_l4proto(r, IPPROTO_TCP);
+      load_daddr(r, family);
+      add_lookup(r, set, id);
+      add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+      add_lookup(r, kSetPorts, ids.ports);
+      add_verdict(r, NF_ACCEPT);
+    });
+  }
+  // 6. Everything else: logged for the supervisor, rejected at once so the
+  //    program fails in microseconds instead of waiting for SYN retries.
+  rules.add(F, [&](nftnl_rule* r) {
+    match_l4proto(r, IPPROTO_TCP);
+    add_log(r, group, kLogPrefixBlocked);
+    add_reject_tcp_reset(r);
+  });
+  rules.add(F, [&](nftnl_rule* r) {
+    add_log(r, group, kLogPrefixBlocked);
+    add_reject_admin_prohibited(r);
+  });
+
+  const char* N = kChainNat;
+  for (std::uint8_t proto : {IPPROTO_UDP, IPPROTO_TCP}) {
+    rules.add(N, [&](nftnl_rule* r) {
+      match_l4proto(r, proto);
+      match_dport(r, 53);
+      add_redirect(r, config.dns_port);
+    });
+  }
+  for (int family : {AF_INET, AF_INET6}) {
+    const char* set = family == AF_INET ? kSetAllow4 : kSetAllow6;
+    std::uint32_t id = family == AF_INET ? ids.allow4 : ids.allow6;
+    std::uint8_t nfproto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
+    rules.add(N, [&](nftnl_rule* r) {
+      match_nfproto(r, nfproto);
+      match_l4proto(r, IPPROTO_TCP);
+      load_daddr(r, family);
+      add_lookup(r, set, id);
+      add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+      add_lookup(r, kSetPorts, ids.ports);
+      add_redirect(r, config.egress_port);
+    });
+  }
+  return w.finish();
+}
+
+namespace {
+
+void append_elements(BatchWriter& w, const std::string& table, const char* set_name,
+                     std::span<const AllowElement> elements, int family, std::uint16_t type,
+                     bool with_timeout) {
+  auto s = make_set(table, set_name, 0);
+  nftnl_set_unset(s.get(), NFTNL_SET_ID);
+  bool any = false;
+  for (const auto& el : elements) {
+    if (el.address.family != family) continue;
+    auto* e = nftnl_set_elem_alloc();
+    nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, el.address.bytes.data(),
+                       static_cast<std::uint32_t>(el.address.size()));
+    if (with_timeout) {
+      nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT,
+                             static_cast<std::uint64_t>(el.timeout.count()));
+    }
+    nftnl_set_elem_add(s.get(), e);
+    any = true;
+  }
+  if (!any) return;
+  // No NLM_F_EXCL on add: adding an existing element is then a no-op, which
+  // is what makes add, delete, add safe whether or not the element exists.
+  auto* nlh = w.start(type, NFPROTO_INET, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
+  nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+  w.append();
+}
+
+}  // namespace
+
+Batch build_allow_batch(const std::string& table, std::span<const AllowElement> elements,
+                        std::uint32_t seq, bool refresh) {
+  BatchWriter w(seq);
+  for (int family : {AF_INET, AF_INET6}) {
+    const char* set = family == AF_INET ? kSetAllow4 : kSetAllow6;
+    append_elements(w, table, set, elements, family, NFT_MSG_NEWSETELEM, true);
+    if (refresh) {
+      append_elements(w, table, set, elements, family, NFT_MSG_DELSETELEM, false);
+      append_elements(w, table, set, elements, family, NFT_MSG_NEWSETELEM, true);
+    }
+  }
+  return w.finish();
+}
+
+Batch build_delete_allow_batch(const std::string& table, std::span<const IpAddress> addresses,
+                               std::uint32_t seq) {
+  std::vector<AllowElement> elements;
+  for (const auto& a : addresses) elements.push_back({a, {}});
+  BatchWriter w(seq);
+  append_elements(w, table, kSetAllow4, elements, AF_INET, NFT_MSG_DELSETELEM, false);
+  append_elements(w, table, kSetAllow6, elements, AF_INET6, NFT_MSG_DELSETELEM, false);
+  return w.finish();
+}
+
+}  // namespace sbx::net
