@@ -1,0 +1,278 @@
+// SandboxCgroup against the running kernel. As root (this host: cgroup v1
+// controllers; the VM: cgroup v2) the limits must be enforced on a forked
+// child; unprivileged without a delegated subtree, create() must warn (or
+// throw when limits are required) instead of silently running unlimited.
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sbx/error.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cgroups/cgroup_files.hpp"
+#include "cgroups/cgroups.hpp"
+
+using namespace sbx;
+using namespace sbx::cgroups;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Warnings {
+  std::vector<std::string> list;
+  WarningSink sink() {
+    return [this](const std::string& w) { list.push_back(w); };
+  }
+};
+
+// Forks a child that waits until it is in the group, then runs body and
+// exits with its result. Returns the wait status.
+int run_in_group(SandboxCgroup& cg, const std::function<int()>& body,
+                 std::string* proc_cgroup = nullptr) {
+  int go[2];
+  REQUIRE(::pipe(go) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(go[1]);
+    char c;
+    if (::read(go[0], &c, 1) != 1) ::_exit(99);
+    ::_exit(body());
+  }
+  ::close(go[0]);
+  cg.attach(pid);
+  if (proc_cgroup) *proc_cgroup = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
+  REQUIRE(::write(go[1], "x", 1) == 1);
+  ::close(go[1]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return status;
+}
+
+// The sandbox group directories of a child, from its /proc/<pid>/cgroup.
+std::vector<std::string> group_dirs(const std::string& proc_cgroup) {
+  std::vector<std::string> out;
+  for (const auto& e : parse_proc_cgroup(proc_cgroup)) {
+    if (e.path.find("/sbx/") == std::string::npos) continue;
+    if (e.hierarchy == 0) {
+      for (auto base : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"})
+        if (fs::exists(std::string(base) + "/cgroup.controllers") &&
+            fs::exists(std::string(base) + e.path))
+          out.push_back(std::string(base) + e.path);
+    } else {
+      for (const auto& c : e.controllers)
+        if (fs::exists("/sys/fs/cgroup/" + c + e.path))
+          out.push_back("/sys/fs/cgroup/" + c + e.path);
+    }
+  }
+  return out;
+}
+
+std::string file_in(const std::vector<std::string>& dirs, const std::string& name) {
+  for (const auto& d : dirs)
+    if (fs::exists(d + "/" + name)) return read_text_file(d + "/" + name);
+  return {};
+}
+
+double now_s() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+bool host_has_v1_memory() {
+  return fs::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+}
+
+}  // namespace
+
+TEST_CASE("no limits: no group, no warning", "[cgroups][live]") {
+  Warnings w;
+  auto cg = SandboxCgroup::create(LimitsPolicy{}, "nolimits", w.sink());
+  CHECK_FALSE(cg.active());
+  CHECK(cg.clone_into_fd() == -1);
+  CHECK(w.list.empty());
+}
+
+TEST_CASE("limits are enforced on a child, or refused with reason and fix", "[cgroups][live]") {
+  LimitsPolicy limits;
+  limits.memory_bytes = 64ull << 20;
+  limits.pids = 16;
+  limits.cpus = 0.5;
+  Warnings w;
+  auto cg = SandboxCgroup::create(limits, "unit-live", w.sink());
+  if (::geteuid() == 0 && host_has_v1_memory()) REQUIRE(cg.active());  // this host, as root
+
+  if (!cg.active()) {
+    // Unprivileged without delegation: exactly one warning naming reason and fix.
+    REQUIRE(w.list.size() == 1);
+    CHECK(w.list[0].find("NOT enforced") != std::string::npos);
+    CHECK(w.list[0].find("Fix:") != std::string::npos);
+    CHECK(w.list[0].find("Delegate=yes") != std::string::npos);
+    limits.required = true;
+    try {
+      (void)SandboxCgroup::create(limits, "unit-live", {});
+      FAIL("create() with required limits must throw when they cannot be enforced");
+    } catch (const sbx::Error& e) {
+      CHECK(std::string(e.what()).find("cannot enforce resource limits") != std::string::npos);
+      CHECK_FALSE(e.fix().empty());
+    }
+    return;
+  }
+  CHECK(w.list.empty());
+
+  std::string proc_cgroup;
+  int st = run_in_group(
+      cg, [] { return 7; }, &proc_cgroup);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 7);
+  auto dirs = group_dirs(proc_cgroup);
+  INFO("child cgroups: " << proc_cgroup);
+  REQUIRE_FALSE(dirs.empty());
+
+  SECTION("limit files hold the requested values") {
+    if (cg.clone_into_fd() >= 0) {  // v2
+      CHECK(file_in(dirs, "memory.max") == "67108864\n");
+      CHECK(file_in(dirs, "memory.swap.max") == "0\n");
+      CHECK(file_in(dirs, "memory.oom.group") == "1\n");
+      CHECK(file_in(dirs, "pids.max") == "16\n");
+      CHECK(file_in(dirs, "cpu.max") == "50000 100000\n");
+    } else {  // v1
+      CHECK(file_in(dirs, "memory.limit_in_bytes") == "67108864\n");
+      CHECK(file_in(dirs, "pids.max") == "16\n");
+      CHECK(file_in(dirs, "cpu.cfs_quota_us") == "50000\n");
+      CHECK(file_in(dirs, "cpu.cfs_period_us") == "100000\n");
+    }
+  }
+
+  SECTION("a fork bomb stops at pids.max and is reported") {
+    int st2 = run_in_group(cg, [] {
+      ::setpgid(0, 0);  // kill(0, ...) below must hit only this bomb
+      int forked = 0;
+      for (int i = 0; i < 64; ++i) {
+        pid_t p = ::fork();
+        if (p == 0) {
+          ::pause();
+          ::_exit(0);
+        }
+        if (p > 0) ++forked;
+      }
+      ::kill(0, SIGKILL);  // own process group: the children (and us)
+      return forked;
+    });
+    // Killed by its own SIGKILL after forking; the count cannot exceed 15 anyway.
+    CHECK(WIFSIGNALED(st2));
+    std::vector<Event> events;
+    cg.poll_events([&](const Event& e) { events.push_back(e); });
+    REQUIRE_FALSE(events.empty());
+    CHECK(events[0].type == "limit");
+    CHECK(events[0].data["kind"] == "pids_max");
+    CHECK(events[0].data["limit"] == 16);
+    CHECK(cg.stats().peak_pids <= 16);
+    CHECK(cg.stats().peak_pids >= 2);
+  }
+
+  SECTION("a memory hog is OOM-killed and the OOM event is reported") {
+    int st2 = run_in_group(cg, [] {
+      const std::size_t size = 256ull << 20;
+      auto* p = static_cast<char*>(
+          ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      if (p == MAP_FAILED) return 3;
+      for (std::size_t i = 0; i < size; i += 4096) p[i] = 1;
+      return 0;  // reached only if the limit did not hold
+    });
+    REQUIRE(WIFSIGNALED(st2));
+    CHECK(WTERMSIG(st2) == SIGKILL);
+    std::vector<Event> events;
+    cg.poll_events([&](const Event& e) { events.push_back(e); });
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].data["kind"] == "oom_kill");
+    CHECK(events[0].data["limit_bytes"] == 64ull << 20);
+    auto s = cg.stats();
+    CHECK(s.oom_kills >= 1);
+    CHECK(s.peak_memory_bytes >= 32ull << 20);
+    CHECK(s.peak_memory_bytes <= (64ull << 20) + (1ull << 20));
+    // Reported once: a second poll has nothing new.
+    events.clear();
+    cg.poll_events([&](const Event& e) { events.push_back(e); });
+    CHECK(events.empty());
+  }
+
+  SECTION("cpus 0.5: a busy loop gets at most ~half a CPU") {
+    auto before = cg.stats().cpu_usage_us;
+    double t0 = now_s();
+    run_in_group(cg, [] {
+      double start = now_s();
+      volatile unsigned long x = 0;
+      while (now_s() - start < 1.5) x = x + 1;
+      return 0;
+    });
+    double wall = now_s() - t0;
+    auto used = cg.stats().cpu_usage_us - before;
+    INFO("cpu used " << used << " us over " << wall << " s");
+    CHECK(used > 200'000);  // usage accounting works at all
+    CHECK(static_cast<double>(used) <= 0.6 * wall * 1e6);
+  }
+
+  SECTION("destruction kills what is left and removes the group") {
+    pid_t straggler = 0;
+    {
+      int go[2];
+      REQUIRE(::pipe(go) == 0);
+      straggler = ::fork();
+      if (straggler == 0) {
+        ::close(go[1]);
+        char c;
+        (void)::read(go[0], &c, 1);
+        for (;;) ::pause();
+      }
+      ::close(go[0]);
+      cg.attach(straggler);
+      ::close(go[1]);
+    }
+    cg = SandboxCgroup::create(LimitsPolicy{}, "none", {});  // destroys the group
+    int status = 0;
+    REQUIRE(::waitpid(straggler, &status, 0) == straggler);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+    for (const auto& d : dirs) CHECK_FALSE(fs::exists(d));
+  }
+}
+
+TEST_CASE("stale groups of dead supervisors are removed", "[cgroups][live]") {
+  LimitsPolicy limits;
+  limits.pids = 8;
+  auto cg = SandboxCgroup::create(limits, "stale-probe", {});
+  if (!cg.active()) {
+    CHECK(::geteuid() != 0);  // as root this host always has the v1 pids hierarchy
+    return;
+  }
+  std::string proc_cgroup;
+  run_in_group(
+      cg, [] { return 0; }, &proc_cgroup);
+  auto dirs = group_dirs(proc_cgroup);
+  REQUIRE_FALSE(dirs.empty());
+  std::string parent = fs::path(dirs[0]).parent_path();
+  // A group whose owner cannot be alive (pid 0x7ffffff0 with a made-up start
+  // time) and one owned by a live process (this one).
+  std::string dead = parent + "/old@" + std::to_string(0x7ffffff0) + ".12345";
+  REQUIRE(fs::create_directory(dead));
+  auto me = current_owner();
+  std::string alive = parent + "/" + group_name("alive", me);
+  REQUIRE(fs::create_directory(alive));
+  remove_stale_groups({});
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(alive));
+  fs::remove(alive);
+  cg = SandboxCgroup::create(LimitsPolicy{}, "none", {});
+  for (const auto& d : dirs) CHECK_FALSE(fs::exists(d));
+}
