@@ -1,0 +1,270 @@
+// dnsproxy — the sandbox's only resolver: a strict DNS query parser and
+// response builder (c-ares 1.18 has no server side), the policy decision as a
+// pure function of (query, policy, limits, time), the upstream-answer path
+// (addresses + TTLs, rebinding filter, set timeouts) and the c-ares upstream
+// client driven by the supervisor's epoll loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "netfilter/netfilter.hpp"
+#include "sbx/policy.hpp"
+
+namespace sbx::dns {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Rcode : std::uint8_t {
+  noerror = 0,
+  formerr = 1,
+  servfail = 2,
+  nxdomain = 3,
+  notimp = 4,
+  refused = 5,
+};
+std::string_view to_string(Rcode rcode);
+
+namespace qtype {
+inline constexpr std::uint16_t A = 1;
+inline constexpr std::uint16_t CNAME = 5;
+inline constexpr std::uint16_t AAAA = 28;
+inline constexpr std::uint16_t OPT = 41;
+inline constexpr std::uint16_t SVCB = 64;
+inline constexpr std::uint16_t HTTPS = 65;
+inline constexpr std::uint16_t ANY = 255;
+}  // namespace qtype
+inline constexpr std::uint16_t kClassIn = 1;
+// Our advertised EDNS UDP payload size (DNS flag day 2020).
+inline constexpr std::uint16_t kEdnsPayload = 1232;
+
+// Protocol limits (RFC 1035): label <= 63 bytes, name <= 253 characters in
+// presentation form without the trailing dot (255 on the wire).
+struct NameLimits {
+  std::size_t max_label = 63;
+  std::size_t max_name = 253;
+};
+
+struct Query {
+  std::uint16_t id = 0;
+  std::uint8_t opcode = 0;
+  bool rd = false;
+  bool cd = false;
+  std::string name;  // lower case, no trailing dot; "" is the root
+  std::uint16_t type = 0;
+  std::uint16_t klass = 0;
+  bool has_opt = false;
+  std::uint16_t udp_payload = 512;  // from OPT, clamped to [512, kEdnsPayload]
+  // Response size limit for UDP (512 without OPT). TCP callers ignore it.
+  std::size_t max_udp_response() const { return has_opt ? udp_payload : 512; }
+};
+
+enum class ParseStatus {
+  ok,     // `query` is complete
+  error,  // answer with `rcode` (FORMERR, NOTIMP); `query` has id/opcode/rd
+          // and, if `question_parsed`, the question to echo
+  drop,   // not answerable: shorter than a header, or a response (QR=1)
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::drop;
+  Rcode rcode = Rcode::noerror;
+  Query query;
+  bool question_parsed = false;
+  std::string error;  // why, for the audit event
+};
+
+// Strict parser of one query message (UDP payload, or a TCP message without
+// its 2-byte length): QR=0, QDCOUNT=1, ANCOUNT=NSCOUNT=0, ARCOUNT<=1 and then
+// only an OPT with root owner and version 0; QNAME labels without compression
+// pointers, bytes limited to letters, digits, '-' and '_'; class IN; nothing
+// after the message. Opcode other than QUERY -> NOTIMP.
+ParseResult parse_query(std::span<const std::uint8_t> message, const NameLimits& limits = {});
+
+// Resource records the builder can write.
+struct Record {
+  std::string name;        // owner
+  std::uint16_t type = 0;  // A, AAAA or CNAME
+  std::uint32_t ttl = 0;
+  net::IpAddress address;  // A / AAAA
+  std::string target;      // CNAME
+};
+
+// Builds a response: echoes ID, opcode, RD, CD and the question; sets QR and
+// RA; writes `answers` with each TTL capped at `ttl_cap`; adds an OPT when the
+// query had one. When the message would exceed `max_size` the answers are
+// left out and TC is set (the client retries over TCP).
+std::vector<std::uint8_t> build_response(const Query& query, Rcode rcode,
+                                         std::span<const Record> answers = {},
+                                         std::uint32_t ttl_cap = UINT32_MAX,
+                                         std::size_t max_size = 65535);
+// The response for a ParseResult with status error (FORMERR, NOTIMP...).
+std::vector<std::uint8_t> build_error_response(const ParseResult& parsed);
+
+// ---------------------------------------------------------------------------
+// Decision
+
+enum class DomainVerdict { allow, deny, unlisted };
+struct DomainMatch {
+  DomainVerdict verdict = DomainVerdict::unlisted;
+  // For an allow through a wildcard pattern `*.zone`: "zone". The unique-name
+  // cap counts names per wildcard. Empty for exact patterns.
+  std::string wildcard_zone;
+};
+// The policy's domain patterns (profiles' DomainMatcher adapts to this).
+using DomainLookup = std::function<DomainMatch(std::string_view name)>;
+
+// Exfiltration limits: tunnelling through allowed wildcards of user-creatable
+// zones (`*.github.io`) needs many unique, long names at a high rate.
+struct ExfiltrationLimits {
+  double queries_per_second = 200;  // token bucket refill, per sandbox
+  double burst = 400;               // bucket size
+  std::size_t unique_names_per_wildcard_per_minute = 200;
+  std::size_t max_label = 63;  // lower these to refuse long labels/names
+  std::size_t max_name = 253;
+};
+
+struct FilterConfig {
+  DomainLookup lookup;
+  DnsRefusal refusal = DnsRefusal::refused;
+  bool host_has_ipv6 = true;
+  ExfiltrationLimits limits;
+};
+
+enum class Action {
+  answer,   // answer locally with `rcode` (and no records: NODATA when noerror)
+  resolve,  // ask upstream, then answer from the upstream answer
+};
+
+struct Decision {
+  Action action = Action::answer;
+  Rcode rcode = Rcode::refused;
+  // "allowed", "denied", "unlisted", "https_svcb", "any", "no_ipv6",
+  // "type_not_forwarded", "class", "rate_limit", "wildcard_cap",
+  // "label_cap", "name_cap".
+  std::string reason;
+  // True the first time a limit trips (per limit and wildcard): the caller
+  // emits one audit event instead of one per refused query.
+  bool report_limit = false;
+};
+
+// Per-sandbox state for the limits. decide() is otherwise a pure function of
+// its inputs; `now` is passed in so tests control time.
+class DnsFilter {
+ public:
+  explicit DnsFilter(FilterConfig config);
+  Decision decide(const Query& query, Clock::time_point now);
+  const FilterConfig& config() const { return config_; }
+
+ private:
+  bool take_token(Clock::time_point now);
+  bool admit_wildcard_name(const std::string& zone, const std::string& name, Clock::time_point now);
+  Decision limit(std::string reason, const std::string& key);
+
+  FilterConfig config_;
+  double tokens_;
+  std::optional<Clock::time_point> last_refill_;
+  struct Window {
+    Clock::time_point start;
+    std::set<std::string> names;
+  };
+  std::map<std::string, Window> wildcard_windows_;
+  std::set<std::string> reported_;
+};
+
+// ---------------------------------------------------------------------------
+// Upstream answers
+
+struct TtlPolicy {
+  std::chrono::seconds min{30};
+  std::chrono::seconds max{3600};
+  std::chrono::seconds grace{10};
+};
+
+struct ResolvedAddress {
+  net::IpAddress address;
+  std::uint32_t ttl = 0;                  // as received
+  std::chrono::milliseconds set_timeout;  // clamp(ttl, min, max) + grace
+  std::uint32_t client_ttl = 0;           // min(ttl, max): below set_timeout
+};
+
+struct UpstreamAnswer {
+  bool usable = false;  // false: answer SERVFAIL (garbled or wrong answer)
+  Rcode rcode = Rcode::servfail;
+  std::vector<ResolvedAddress> addresses;  // after the rebinding filter
+  std::vector<net::IpAddress> dropped;     // removed by the rebinding filter
+  std::string error;
+};
+
+// Parses an upstream answer to `query_name`/`qtype` (A or AAAA) with c-ares's
+// ares_parse_a_reply / ares_parse_aaaa_reply, which follow the CNAME chain of
+// the asked name. Addresses in `deny` (always_denied_cidrs() + deny_cidrs)
+// are dropped: a public name must not make the sandbox reach 127.0.0.1 or
+// 169.254.169.254 (DNS rebinding).
+UpstreamAnswer parse_upstream_answer(std::span<const std::uint8_t> answer,
+                                     std::string_view query_name, std::uint16_t qtype,
+                                     std::span<const net::Cidr> deny, const TtlPolicy& ttl);
+
+std::chrono::milliseconds set_timeout_for(std::uint32_t ttl, const TtlPolicy& policy);
+std::uint32_t client_ttl_for(std::uint32_t ttl, const TtlPolicy& policy);
+
+// The client's response for an upstream answer: NOERROR with the surviving
+// addresses as records of the asked name (TTL capped), NODATA if none
+// survived, NXDOMAIN passed through, SERVFAIL when not usable.
+std::vector<std::uint8_t> build_answer_response(const Query& query, const UpstreamAnswer& answer,
+                                                std::size_t max_size);
+
+// ---------------------------------------------------------------------------
+// Upstream client (c-ares 1.18), driven by the caller's epoll loop.
+
+struct UpstreamConfig {
+  // "ip" or "ip:port" or "[v6]:port"; empty = the host's /etc/resolv.conf.
+  std::vector<std::string> servers;
+  std::chrono::milliseconds timeout{1500};  // per try
+  int tries = 2;
+};
+
+struct UpstreamResult {
+  bool ok = false;                   // false: the caller answers SERVFAIL
+  std::string error;                 // c-ares status text when !ok
+  std::vector<std::uint8_t> answer;  // raw answer (NOERROR or NXDOMAIN)
+};
+
+class UpstreamResolver {
+ public:
+  // Called when c-ares wants a socket watched (readable/writable) or removed
+  // (both false). The caller mirrors this into its epoll set.
+  using SocketWatch = std::function<void(int fd, bool readable, bool writable)>;
+  using Callback = std::function<void(UpstreamResult)>;
+
+  UpstreamResolver(UpstreamConfig config, SocketWatch watch);  // throws sbx::Error
+  ~UpstreamResolver();
+  UpstreamResolver(const UpstreamResolver&) = delete;
+  UpstreamResolver& operator=(const UpstreamResolver&) = delete;
+
+  // Sends a normalised query (ares_create_query: lower-case name, class IN,
+  // RD, EDNS0 with payload 1232): the client's own bytes never go upstream.
+  void resolve(std::string_view name, std::uint16_t qtype, Callback done);
+  // On epoll readiness of a watched fd.
+  void process(int fd, bool readable, bool writable);
+  // Time until c-ares needs process_timeouts(); nullopt when idle.
+  std::optional<std::chrono::milliseconds> next_timeout() const;
+  void process_timeouts();
+  std::size_t pending() const;  // queries not yet called back
+
+  struct Impl;  // opaque: the c-ares channel
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sbx::dns

@@ -1,0 +1,130 @@
+// The c-ares 1.18 upstream client, driven by the supervisor's epoll loop:
+// c-ares tells us which sockets to watch (sock-state callback), we call
+// ares_process_fd on readiness and on the timer from ares_timeout().
+#include <ares.h>
+#include <sys/time.h>
+
+#include <mutex>
+
+#include "dnsproxy/dnsproxy.hpp"
+#include "sbx/error.hpp"
+
+namespace sbx::dns {
+
+struct UpstreamResolver::Impl {
+  ares_channel channel = nullptr;
+  SocketWatch watch;
+  std::size_t pending = 0;
+};
+
+namespace {
+
+struct Pending {
+  UpstreamResolver::Callback done;
+  std::size_t* counter;
+};
+
+void on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
+  auto* impl = static_cast<UpstreamResolver::Impl*>(data);
+  if (impl->watch) impl->watch(fd, readable != 0, writable != 0);
+}
+
+void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
+  std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
+  --*p->counter;
+  UpstreamResult r;
+  // c-ares reports NOERROR and NXDOMAIN as success with the raw answer;
+  // SERVFAIL/REFUSED/NOTIMP from every server, time-outs and network errors
+  // arrive as a status without a buffer: the client then gets SERVFAIL.
+  if (status == ARES_SUCCESS && abuf && alen > 0) {
+    r.ok = true;
+    r.answer.assign(abuf, abuf + alen);
+  } else {
+    r.error = ares_strerror(status);
+  }
+  if (p->done) p->done(std::move(r));
+}
+
+}  // namespace
+
+UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
+    : impl_(std::make_unique<Impl>()) {
+  static std::once_flag once;
+  static int init_status = ARES_SUCCESS;
+  std::call_once(once, [] { init_status = ares_library_init(ARES_LIB_INIT_ALL); });
+  if (init_status != ARES_SUCCESS) {
+    throw Error(std::string("cannot initialise c-ares: ") + ares_strerror(init_status));
+  }
+  impl_->watch = std::move(watch);
+  ares_options opts{};
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS |
+             ARES_OPT_TRIES;
+  opts.sock_state_cb = on_sock_state;
+  opts.sock_state_cb_data = impl_.get();
+  // EDNS: without it c-ares 1.18 treats any UDP answer over 512 bytes as
+  // truncated and retries over TCP. NOSEARCH/NOALIASES: never rewrite names.
+  opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+  opts.ednspsz = kEdnsPayload;
+  opts.timeout = static_cast<int>(config.timeout.count());
+  opts.tries = config.tries;
+  int st = ares_init_options(&impl_->channel, &opts, mask);
+  if (st != ARES_SUCCESS) {
+    throw Error(std::string("cannot create the DNS upstream client: ") + ares_strerror(st),
+                "check /etc/resolv.conf or set network.dns_upstream");
+  }
+  if (!config.servers.empty()) {
+    std::string csv;
+    for (const auto& s : config.servers) csv += (csv.empty() ? "" : ",") + s;
+    st = ares_set_servers_ports_csv(impl_->channel, csv.c_str());
+    if (st != ARES_SUCCESS) {
+      ares_destroy(impl_->channel);
+      throw Error("invalid network.dns_upstream '" + csv + "': " + ares_strerror(st),
+                  "write servers as ip, ip:port or [ipv6]:port");
+    }
+  }
+}
+
+UpstreamResolver::~UpstreamResolver() {
+  // Calls every pending callback with ARES_EDESTRUCTION (answered SERVFAIL).
+  if (impl_->channel) ares_destroy(impl_->channel);
+}
+
+void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callback done) {
+  unsigned char* buf = nullptr;
+  int len = 0;
+  std::string n(name);
+  // A fresh, normalised query: ares_send replaces the ID anyway, and 1.18's
+  // EDNS fallback assumes the OPT record is the one c-ares wrote.
+  int st = ares_create_query(n.c_str(), kClassIn, qtype, 0, 1, &buf, &len, kEdnsPayload);
+  if (st != ARES_SUCCESS) {
+    UpstreamResult r;
+    r.error = std::string("cannot build the upstream query: ") + ares_strerror(st);
+    if (done) done(std::move(r));
+    return;
+  }
+  auto* p = new Pending{std::move(done), &impl_->pending};
+  ++impl_->pending;
+  ares_send(impl_->channel, buf, len, on_answer, p);
+  ares_free_string(buf);
+}
+
+void UpstreamResolver::process(int fd, bool readable, bool writable) {
+  ares_process_fd(impl_->channel, readable ? fd : ARES_SOCKET_BAD, writable ? fd : ARES_SOCKET_BAD);
+}
+
+std::optional<std::chrono::milliseconds> UpstreamResolver::next_timeout() const {
+  timeval tv{};
+  timeval* t = ares_timeout(impl_->channel, nullptr, &tv);
+  if (!t) return std::nullopt;
+  return std::chrono::milliseconds(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
+}
+
+void UpstreamResolver::process_timeouts() {
+  ares_process_fd(impl_->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+}
+
+std::size_t UpstreamResolver::pending() const {
+  return impl_->pending;
+}
+
+}  // namespace sbx::dns
