@@ -1,0 +1,240 @@
+// Domain patterns (docs/domains.md): normalisation, the public-suffix check
+// for allow-list wildcards, and the compiled DomainMatcher used by the DNS
+// filter and the egress proxy.
+#include <idn2.h>
+
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "profiles/profiles.hpp"
+
+namespace sbx::profiles {
+namespace {
+
+// The Public Suffix List (Debian package `publicsuffix`), comments removed,
+// embedded at build time by profiles/embed.cmake.
+constexpr std::string_view kPublicSuffixList =
+#include "sbx_public_suffix_list.inc"
+    ;
+
+bool is_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+void ascii_lower(std::string& s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+}
+
+// UTS #46 non-transitional processing (IDNA2008 as browsers do it): maps
+// case and compatibility forms, then encodes each label in punycode
+// (RFC 3492). Returns nullopt when the name is not a valid IDN.
+std::optional<std::string> idn_to_ascii(std::string_view name) {
+  std::string in(name);
+  char* out = nullptr;
+  int rc = idn2_to_ascii_8z(in.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) return std::nullopt;
+  std::unique_ptr<char, decltype(&idn2_free)> guard(out, idn2_free);
+  std::string result(out);
+  ascii_lower(result);
+  return result;
+}
+
+// Why a host name is not valid, or empty when it is. `name` is ASCII, lower case.
+std::string host_name_problem(std::string_view name) {
+  if (name.empty()) return "it is empty";
+  if (name.size() > 253) return "it is longer than 253 characters";
+  std::size_t start = 0;
+  std::string_view last;
+  while (true) {
+    std::size_t dot = name.find('.', start);
+    std::string_view label = name.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (label.empty()) return "it has an empty label (two dots in a row, or a leading dot)";
+    if (label.size() > 63) return fmt::format("label '{}' is longer than 63 characters", label);
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+        return fmt::format("'{}' is not allowed in a host name", c);
+      }
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return fmt::format("label '{}' starts or ends with '-'", label);
+    }
+    last = label;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  // No top-level domain is numeric; a numeric last label means an IP address.
+  if (std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return "it is an IP address";
+  }
+  return {};
+}
+
+// Lower case, one trailing dot stripped, punycode. Error text or the name.
+std::optional<std::string> canonical_name(std::string_view raw, std::string* problem) {
+  std::string_view name = raw;
+  if (name.size() > 1 && name.back() == '.') name.remove_suffix(1);
+  std::string out;
+  if (is_ascii(name)) {
+    out = std::string(name);
+    ascii_lower(out);
+  } else {
+    auto converted = idn_to_ascii(name);
+    if (!converted) {
+      if (problem) *problem = "it is not a valid internationalised domain name";
+      return std::nullopt;
+    }
+    out = std::move(*converted);
+  }
+  std::string why = host_name_problem(out);
+  if (!why.empty()) {
+    if (problem) *problem = std::move(why);
+    return std::nullopt;
+  }
+  return out;
+}
+
+struct PublicSuffixes {
+  std::unordered_set<std::string> rules;       // "co.uk"
+  std::unordered_set<std::string> wildcards;   // "*.ck" stored as "ck"
+  std::unordered_set<std::string> exceptions;  // "!www.ck" stored as "www.ck"
+};
+
+const PublicSuffixes& public_suffixes() {
+  static const PublicSuffixes list = [] {
+    PublicSuffixes psl;
+    std::string_view text = kPublicSuffixList;
+    while (!text.empty()) {
+      auto nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+      if (auto ws = line.find_first_of(" \t\r"); ws != std::string_view::npos) {
+        line = line.substr(0, ws);
+      }
+      if (line.empty() || line.starts_with("//")) continue;
+      auto* target = &psl.rules;
+      if (line.starts_with("!")) {
+        target = &psl.exceptions;
+        line.remove_prefix(1);
+      } else if (line.starts_with("*.")) {
+        target = &psl.wildcards;
+        line.remove_prefix(2);
+      }
+      std::string rule(line);
+      if (!is_ascii(rule)) {
+        auto converted = idn_to_ascii(rule);
+        if (!converted) continue;  // a rule libidn2 rejects can match no valid name
+        rule = std::move(*converted);
+      }
+      ascii_lower(rule);
+      target->insert(std::move(rule));
+    }
+    return psl;
+  }();
+  return list;
+}
+
+}  // namespace
+
+bool is_public_suffix(std::string_view domain) {
+  // The list's implicit default rule "*": every unlisted top-level label.
+  auto dot = domain.find('.');
+  if (dot == std::string_view::npos) return true;
+  const auto& psl = public_suffixes();
+  std::string d(domain);
+  if (psl.exceptions.count(d)) return false;
+  if (psl.rules.count(d)) return true;
+  return psl.wildcards.count(std::string(domain.substr(dot + 1))) > 0;
+}
+
+std::string normalize_domain_pattern(std::string_view pattern, DomainList list) {
+  const bool allow = list == DomainList::allow;
+  if (pattern == "*") {
+    if (allow) {
+      throw ProfileError("domain pattern '*' (every domain) is only allowed in deny lists",
+                         "list the domains to allow, or use network mode \"host\" for no "
+                         "filtering");
+    }
+    return "*";
+  }
+  const bool wildcard = pattern.starts_with("*.");
+  std::string_view rest = wildcard ? pattern.substr(2) : pattern;
+  if (rest.find('*') != std::string_view::npos) {
+    throw ProfileError(fmt::format("invalid domain pattern '{}': '*' must be the whole first "
+                                   "label",
+                                   pattern),
+                       "write \"*.example.com\" for every subdomain of example.com");
+  }
+  std::string problem;
+  auto name = canonical_name(rest, &problem);
+  if (!name) {
+    const bool ip = problem == "it is an IP address";
+    throw ProfileError(fmt::format("invalid domain pattern '{}': {}", pattern, problem),
+                       ip ? "put addresses in the CIDR lists (allow_cidrs / --allow-cidr)"
+                          : "write a host name such as \"example.com\" or \"*.example.com\"");
+  }
+  if (wildcard && allow && is_public_suffix(*name)) {
+    throw ProfileError(
+        fmt::format("domain pattern '{}' would allow every site under the public suffix '{}'",
+                    pattern, *name),
+        fmt::format("list the sites instead, e.g. \"example.{}\" or \"*.example.{}\"", *name,
+                    *name));
+  }
+  return wildcard ? "*." + *name : *name;
+}
+
+std::optional<std::string> normalize_domain_name(std::string_view name) {
+  return canonical_name(name, nullptr);
+}
+
+std::string_view to_string(DomainDecision decision) {
+  switch (decision) {
+    case DomainDecision::allow:
+      return "allow";
+    case DomainDecision::deny:
+      return "deny";
+    case DomainDecision::unlisted:
+      return "unlisted";
+  }
+  return "?";
+}
+
+DomainMatcher::DomainMatcher(const std::vector<std::string>& allow,
+                             const std::vector<std::string>& deny) {
+  const auto add = [](Set& set, const std::string& raw, DomainList list) {
+    std::string p = normalize_domain_pattern(raw, list);
+    if (p == "*") {
+      set.everything = true;
+    } else if (p.starts_with("*.")) {
+      set.below.insert(p.substr(2));
+    } else {
+      set.exact.insert(std::move(p));
+    }
+  };
+  for (const auto& p : allow) add(allow_, p, DomainList::allow);
+  for (const auto& p : deny) add(deny_, p, DomainList::deny);
+}
+
+bool DomainMatcher::Set::matches(std::string_view name) const {
+  if (everything) return true;
+  if (exact.find(name) != exact.end()) return true;
+  // "*.x" matches every name that ends in ".x": look up each proper suffix.
+  for (auto dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+    if (below.find(name.substr(dot + 1)) != below.end()) return true;
+  }
+  return false;
+}
+
+DomainDecision DomainMatcher::decide(std::string_view name) const {
+  auto canonical = canonical_name(name, nullptr);
+  if (!canonical) return DomainDecision::deny;
+  if (deny_.matches(*canonical)) return DomainDecision::deny;
+  if (allow_.matches(*canonical)) return DomainDecision::allow;
+  return DomainDecision::unlisted;
+}
+
+}  // namespace sbx::profiles
