@@ -169,19 +169,20 @@ void NotifyListener::flush() {
   if (sink_) sink_(e);
 }
 
-void NotifyListener::on_readable() {
-  if (fd_ < 0) return;
+bool NotifyListener::on_readable() {
+  if (fd_ < 0) return false;
   for (;;) {
     // RECV blocks when nothing is pending (O_NONBLOCK is not honoured by
     // older kernels), so ask poll first; POLLHUP alone = no targets left.
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) return;
+    if (::poll(&p, 1, 0) <= 0) return true;
+    if (!(p.revents & POLLIN)) return (p.revents & (POLLHUP | POLLERR | POLLNVAL)) == 0;
 
     auto* req = reinterpret_cast<seccomp_notif*>(rate_->req.data());
     std::fill(rate_->req.begin(), rate_->req.end(), 0);  // the kernel insists
     if (::ioctl(fd_, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
       if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: caller died meanwhile
-      return;
+      return true;
     }
     const seccomp_data d = req->data;
     const int err = d.nr == __NR_clone3 ? ENOSYS : EPERM;

@@ -62,8 +62,9 @@ class NotifyListener {
   NotifyListener& operator=(const NotifyListener&) = delete;
   int fd() const { return fd_; }
   // Call when fd() is readable; handles every pending notification without
-  // blocking.
-  void on_readable();
+  // blocking. Returns false once the listener has hung up (no filtered
+  // process is left; epoll keeps reporting EPOLLHUP): stop watching fd().
+  bool on_readable();
   // Reports the calls suppressed by the rate limit so far, if any. Call once
   // the sandbox is finished (the destructor does not call the sink).
   void flush();

@@ -107,6 +107,7 @@ struct Outcome {
   Attempts attempts{};
   std::vector<Event> events;
   std::uint64_t answered = 0;
+  bool hung_up = false;  // on_readable() == false after the worker exited
   int status = 0;
 };
 
@@ -162,13 +163,14 @@ Outcome run_sandboxed(const Program& program, Supervisor mode) {
         got += static_cast<std::size_t>(n);
       }
     }
+    ::waitpid(pid, &out.status, 0);
     if (listener) {
       listener->flush();
       out.answered = listener->answered();
+      out.hung_up = !listener->on_readable();
     }
   }
   ::close(res[0]);
-  ::waitpid(pid, &out.status, 0);
   return out;
 }
 
@@ -246,6 +248,7 @@ TEST_CASE("live: notify filter, one event per denied call, rate-limited") {
     std::uint64_t reported = 0;
     for (const auto& [name, count] : n) reported += count;
     CHECK(reported + suppressed == o.answered);
+    CHECK(o.hung_up);
     for (const auto& e : o.events) {
       if (e.type != "syscall_denied") continue;
       CHECK(e.data.at("pid").get<int>() > 0);
