@@ -224,6 +224,28 @@ std::vector<std::uint8_t> build_answer_response(const Query& query, const Upstre
                                                 std::size_t max_size);
 
 // ---------------------------------------------------------------------------
+// Name map: address -> names it was resolved from, until the set element
+// expires. The egress proxy's second gate (the SNI/Host must be a name that
+// resolved to the address) and the events ("blocked 203.0.113.9 (evil.test)").
+
+class NameMap {
+ public:
+  // Records that `name` resolved to `address`, valid until `expires`
+  // (extends an existing entry, never shortens it).
+  void add(const net::IpAddress& address, const std::string& name, Clock::time_point expires);
+  // Names still valid for the address at `now`, sorted.
+  std::vector<std::string> names(const net::IpAddress& address, Clock::time_point now) const;
+  bool resolved_to(const net::IpAddress& address, std::string_view name,
+                   Clock::time_point now) const;
+  // Drops expired entries; call from a timer.
+  void expire(Clock::time_point now);
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::map<net::IpAddress, std::map<std::string, Clock::time_point, std::less<>>> entries_;
+};
+
+// ---------------------------------------------------------------------------
 // Upstream client (c-ares 1.18), driven by the caller's epoll loop.
 
 struct UpstreamConfig {

@@ -143,3 +143,24 @@ TEST_CASE("decide: label and name caps for exfiltration", "[dns]") {
   d = f.decide(q("aaaaaaaaaa.bbbbbbbbbb.cccccccccc.pages.test", qtype::A), t);
   CHECK(d.reason == "name_cap");
 }
+
+TEST_CASE("NameMap keeps names per address until they expire", "[dns]") {
+  NameMap m;
+  auto t = Clock::now();
+  auto a = *sbx::net::IpAddress::parse("198.51.100.7");
+  auto b = *sbx::net::IpAddress::parse("2001:db8::5");
+  m.add(a, "good.test", t + 40s);
+  m.add(a, "www.good.test", t + 10s);
+  m.add(b, "good.test", t + 40s);
+  m.add(a, "www.good.test", t + 5s);  // never shortens
+  CHECK(m.names(a, t) == std::vector<std::string>{"good.test", "www.good.test"});
+  CHECK(m.resolved_to(a, "www.good.test", t + 9s));
+  CHECK_FALSE(m.resolved_to(a, "www.good.test", t + 10s));
+  CHECK_FALSE(m.resolved_to(a, "evil.test", t));
+  CHECK(m.names(a, t + 20s) == std::vector<std::string>{"good.test"});
+  CHECK(m.names(*sbx::net::IpAddress::parse("198.51.100.8"), t).empty());
+  m.expire(t + 20s);
+  CHECK(m.size() == 2);
+  m.expire(t + 41s);
+  CHECK(m.size() == 0);
+}

@@ -1,0 +1,148 @@
+// The splice() relay: socket -> pipe -> socket in each direction, so payload
+// never enters user space. Non-blocking throughout; the epoll loop calls
+// pump() on readiness and re-arms each fd with interest(fd).
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "egress/egress.hpp"
+#include "sbx/error.hpp"
+
+namespace sbx::egress {
+namespace {
+constexpr std::size_t kChunk = 1 << 16;  // default pipe capacity
+}
+
+void close_with_reset(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
+SpliceRelay::SpliceRelay(int client_fd, int upstream_fd,
+                         std::vector<std::uint8_t> to_upstream_first)
+    : client_(client_fd), upstream_(upstream_fd) {
+  for (Direction* d : {&up_, &down_}) {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+      int e = errno;
+      for (Direction* x : {&up_, &down_}) {
+        if (x->pipe_r >= 0) close(x->pipe_r);
+        if (x->pipe_w >= 0) close(x->pipe_w);
+      }
+      close(client_fd);
+      close(upstream_fd);
+      throw Error(std::string("cannot create a relay pipe: ") + std::strerror(e),
+                  e == EMFILE ? "raise the open-file limit (ulimit -n)" : "");
+    }
+    d->pipe_r = p[0];
+    d->pipe_w = p[1];
+  }
+  up_.from = client_;
+  up_.to = upstream_;
+  up_.prefix = std::move(to_upstream_first);
+  down_.from = upstream_;
+  down_.to = client_;
+  for (int fd : {client_, upstream_}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+SpliceRelay::~SpliceRelay() {
+  for (Direction* d : {&up_, &down_}) {
+    close(d->pipe_r);
+    close(d->pipe_w);
+  }
+  if (!error_.empty()) {
+    // One side failed: the other must see a reset, not a clean end.
+    close_with_reset(client_);
+    close_with_reset(upstream_);
+  } else {
+    close(client_);
+    close(upstream_);
+  }
+}
+
+bool SpliceRelay::pump_direction(Direction& d) {
+  d.blocked_read = d.blocked_write = false;
+  while (d.prefix_sent < d.prefix.size()) {
+    ssize_t n = send(d.to, d.prefix.data() + d.prefix_sent, d.prefix.size() - d.prefix_sent,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      d.prefix_sent += static_cast<std::size_t>(n);
+      d.bytes += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      d.blocked_write = true;
+      return true;
+    }
+    error_ = std::string("send: ") + std::strerror(errno);
+    return false;
+  }
+  while (!d.done) {
+    if (d.in_pipe > 0) {
+      ssize_t n =
+          splice(d.pipe_r, nullptr, d.to, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.in_pipe -= static_cast<std::size_t>(n);
+        d.bytes += static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        d.blocked_write = true;
+        return true;
+      }
+      error_ = std::string("splice to socket: ") + (n == 0 ? "closed" : std::strerror(errno));
+      return false;
+    }
+    if (d.eof) {
+      // Everything delivered: pass the half-close on (HTTP/1.0 clients and
+      // `ssh host cmd < file` depend on it).
+      shutdown(d.to, SHUT_WR);
+      d.done = true;
+      break;
+    }
+    ssize_t n =
+        splice(d.from, nullptr, d.pipe_w, nullptr, kChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      d.in_pipe += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      d.eof = true;
+      continue;
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+      d.blocked_read = true;
+      return true;
+    }
+    error_ = std::string("splice from socket: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+bool SpliceRelay::pump() {
+  if (finished_) return false;
+  if (!pump_direction(up_) || !pump_direction(down_)) {
+    finished_ = true;
+    return false;
+  }
+  if (up_.done && down_.done) finished_ = true;
+  return !finished_;
+}
+
+std::uint32_t SpliceRelay::interest(int fd) const {
+  std::uint32_t ev = 0;
+  for (const Direction* d : {&up_, &down_}) {
+    if (d->from == fd && !d->eof && d->in_pipe == 0 && d->prefix_sent == d->prefix.size())
+      ev |= EPOLLIN;
+    if (d->to == fd && (d->in_pipe > 0 || d->prefix_sent < d->prefix.size())) ev |= EPOLLOUT;
+  }
+  return ev;
+}
+
+}  // namespace sbx::egress
