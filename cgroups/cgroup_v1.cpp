@@ -145,12 +145,16 @@ std::unique_ptr<Backend> create_v1(const LimitsPolicy& limits, const std::string
     std::string parent = *own + "/" + kParentName;
     std::string dir = parent + "/" + name;
     if (std::find(created.begin(), created.end(), dir) != created.end()) return dir;
-    if (::mkdir(parent.c_str(), 0755) == 0)
-      created.push_back(parent);
-    else if (errno != EEXIST)
-      throw std::system_error(errno, std::generic_category(), "mkdir " + parent);
-    if (::mkdir(dir.c_str(), 0755) != 0)
-      throw std::system_error(errno, std::generic_category(), "mkdir " + dir);
+    // A concurrent sbx may remove the empty parent between our mkdirs: retry.
+    for (int attempt = 0;; ++attempt) {
+      if (::mkdir(parent.c_str(), 0755) == 0)
+        created.push_back(parent);
+      else if (errno != EEXIST)
+        throw std::system_error(errno, std::generic_category(), "mkdir " + parent);
+      if (::mkdir(dir.c_str(), 0755) == 0) break;
+      if (errno != ENOENT || attempt >= 5)
+        throw std::system_error(errno, std::generic_category(), "mkdir " + dir);
+    }
     created.push_back(dir);
     return dir;
   };
