@@ -1,0 +1,41 @@
+// Messages between the sandbox (init, worker) and the supervisor.
+//
+// Two SOCK_SEQPACKET socketpairs, created before clone:
+//  - control: supervisor <-> init. The supervisor releases init with one byte
+//    once the id maps are written; init reports its own failure, and at the
+//    end the worker's raw wait status (init, as pid 1, cannot die by the
+//    worker's signal itself).
+//  - exec: worker -> supervisor. Only the worker keeps the sandbox end, close-
+//    on-exec, so EOF means "execve succeeded" (or the worker died); before it,
+//    the worker sends the pty master and the seccomp listener (SCM_RIGHTS) or
+//    a failure.
+// SEQPACKET keeps each message whole, so init and worker never interleave.
+// The sending side is async-signal-safe (one sendmsg, no allocation).
+#pragma once
+
+#include "runtime/child_error.hpp"
+
+namespace sbx::runtime {
+
+enum class MessageKind : int {
+  failure = 1,        // error holds the failed step
+  pty_master = 2,     // fd attached: the master of the worker's pty
+  notify_fd = 3,      // fd attached: the seccomp user-notification listener
+  worker_status = 4,  // value = raw wait status of the worker
+};
+
+struct Message {
+  MessageKind kind = MessageKind::failure;
+  int value = 0;
+  ChildError error;
+};
+
+// Sandbox side. Returns false (errno set) when the message could not be sent.
+bool send_message(int sock, const Message& message, int pass_fd = -1);
+bool send_failure(int sock, const ChildError& error);
+
+// Supervisor side: 1 = message read (*received_fd = attached fd or -1),
+// 0 = EOF, -1 = error (errno set; EAGAIN when nothing is pending).
+int receive_message(int sock, Message& message, int* received_fd);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,157 @@
+// Sandbox init (pid 1 of the new pid namespace): the steps before the worker
+// is forked, and the reaper it becomes afterwards.
+#include <grp.h>
+#include <linux/securebits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/channel.hpp"
+#include "runtime/exit_status.hpp"
+#include "runtime/sandbox_steps.hpp"
+
+namespace sbx::runtime {
+namespace {
+
+// Signals sbx forwards to the command (docs/launch.md), plus SIGCHLD.
+void forwarded_signal_set(sigset_t* set) {
+  sigemptyset(set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD}) {
+    sigaddset(set, sig);
+  }
+}
+
+bool supervisor_alive(int control_fd) {
+  struct pollfd pfd {};
+  pfd.fd = control_fd;
+  pfd.events = POLLRDHUP;
+  // Only a hang-up means it is gone; a pending "go" byte (POLLIN) is fine.
+  if (poll(&pfd, 1, 0) < 0) return true;
+  return (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR)) == 0;
+}
+
+}  // namespace
+
+bool die_with_supervisor(int control_fd, ChildError& err) {
+  // Nothing may outlive sbx (kill -9 included): init dies with it, and the
+  // kernel kills the whole pid namespace when its init dies.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return err.fail("prctl(PR_SET_PDEATHSIG)", errno);
+  // Not dumpable: the command runs with init's uid, and a dumpable init could
+  // be ptraced or have its /proc/1/fd opened from the sandbox, handing the
+  // command init's capabilities over the namespaces of U1.
+  if (prctl(PR_SET_DUMPABLE, 0) != 0) return err.fail("prctl(PR_SET_DUMPABLE)", errno);
+  // The supervisor may have died before PDEATHSIG was armed; its end of the
+  // control socket is then closed.
+  if (!supervisor_alive(control_fd)) _exit(kExitSbxError);
+  return true;
+}
+
+bool wait_for_release(int control_fd, ChildError& err) {
+  char go = 0;
+  ssize_t got;
+  do {
+    got = read(control_fd, &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got == 0) _exit(kExitSbxError);  // supervisor gone (or gave up): nothing to report to
+  if (got != 1) return err.fail("wait for the supervisor", errno);
+  return true;
+}
+
+bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& err) {
+  if (!identity.started_as_root) return true;  // already uid/gid, the only mapped ids
+  // Started by root: we are still host root's credentials (unmapped in U1)
+  // with root's supplementary groups, which would keep opening group-root
+  // files. Drop them and become the sandbox user; NO_SETUID_FIXUP keeps the
+  // capabilities init still needs in U1 for mounts.
+  if (setgroups(0, nullptr) != 0) return err.fail("setgroups", errno);
+  if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP) != 0) {
+    return err.fail("prctl(PR_SET_SECUREBITS)", errno);
+  }
+  if (setresgid(identity.gid, identity.gid, identity.gid) != 0) {
+    return err.fail("setresgid", errno);
+  }
+  if (setresuid(identity.uid, identity.uid, identity.uid) != 0) {
+    return err.fail("setresuid", errno);
+  }
+  if (prctl(PR_SET_SECUREBITS, 0) != 0) return err.fail("prctl(PR_SET_SECUREBITS)", errno);
+  // Changing credentials clears PDEATHSIG and may reset dumpable: arm again.
+  return die_with_supervisor(control_fd, err);
+}
+
+bool enter_cgroup_namespace(ChildError& err) {
+  // Only when clone3 could not do it (no CLONE_INTO_CGROUP): the supervisor
+  // has attached us to the sandbox's group by now, so the namespace is
+  // rooted there and /proc/self/cgroup shows "/" instead of the host's path.
+  if (unshare(CLONE_NEWCGROUP) != 0) return err.fail("unshare(CLONE_NEWCGROUP)", errno);
+  return true;
+}
+
+bool set_hostname(const LaunchPlan& plan, ChildError& err) {
+  if (sethostname(plan.hostname.data(), plan.hostname.size()) != 0) {
+    return err.fail("sethostname", errno, plan.hostname.c_str());
+  }
+  return true;
+}
+
+bool leave_host_session(ChildError& err) {
+  // Out of the host's session and process group: keystrokes on the host
+  // terminal (^C) reach sbx once and sbx forwards them once.
+  if (setsid() < 0) return err.fail("setsid (init)", errno);
+  return true;
+}
+
+bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
+  // pid 1 gets no default action for signals, so they are read from a
+  // signalfd and forwarded. Blocked before the fork so no SIGCHLD is lost;
+  // the worker unblocks everything before execve.
+  sigset_t set;
+  forwarded_signal_set(&set);
+  if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return err.fail("sigprocmask", errno);
+  *signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
+  if (*signal_fd < 0) return err.fail("signalfd", errno);
+  return true;
+}
+
+[[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd) {
+  int worker_status = 0;
+  for (;;) {
+    struct signalfd_siginfo info {};
+    ssize_t got = read(signal_fd, &info, sizeof info);
+    if (got != static_cast<ssize_t>(sizeof info)) {
+      if (got < 0 && errno == EINTR) continue;
+      worker_status = kExitSbxError << 8;
+      break;
+    }
+    if (info.ssi_signo != SIGCHLD) {
+      kill(worker, static_cast<int>(info.ssi_signo));
+      continue;
+    }
+    // Reap everything: orphans of the command are re-parented to us.
+    bool worker_done = false;
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid == worker) {
+        worker_done = true;
+        worker_status = status;
+      }
+    }
+    if (worker_done) break;
+  }
+  Message message;
+  message.kind = MessageKind::worker_status;
+  message.value = worker_status;
+  send_message(control_fd, message);
+  // Our exit tears down the pid namespace: the kernel SIGKILLs whatever the
+  // command left running in the background.
+  _exit(exit_code_from_wait_status(worker_status));
+}
+
+}  // namespace sbx::runtime

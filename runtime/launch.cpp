@@ -1,0 +1,155 @@
+// The launch sequence of ../shared/ARCHITECTURE.md, in order, in three short
+// functions: the supervisor's (sbx::run), sandbox init's (pid 1) and the
+// worker's (pid 2, the command). Each step is one function named after what
+// it does; the comments say why it is there and why at that point.
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sbx/sbx.hpp>
+
+#include <fmt/format.h>
+#include <atomic>
+#include <cstring>
+
+#include "cgroups/cgroups.hpp"
+#include "runtime/channel.hpp"
+#include "runtime/namespaces.hpp"
+#include "runtime/pidfd.hpp"
+#include "runtime/plan.hpp"
+#include "runtime/sandbox_steps.hpp"
+#include "runtime/supervisor.hpp"
+
+namespace sbx {
+namespace runtime {
+namespace {
+
+std::string sandbox_id(const Policy& policy) {
+  static std::atomic<unsigned> counter{0};
+  if (!policy.name.empty()) return policy.name;
+  return fmt::format("sbx-{}-{}", getpid(), counter++);
+}
+
+struct ChannelPair {
+  UniqueFd supervisor_end;
+  UniqueFd sandbox_end;
+};
+
+ChannelPair make_channel() {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    throw Error(fmt::format("socketpair: {}", std::strerror(errno)));
+  }
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// Steps 3 and 4: one clone3 creates every namespace at once; the parent maps
+// the ids and only then releases the child, which until then waits on the
+// control channel (it has no usable uid before the maps exist).
+Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
+                      cgroups::SandboxCgroup& cgroup) {
+  ChannelPair control = make_channel();
+  ChannelPair exec = make_channel();
+  CloneOutcome child = clone_sandbox({sandbox_namespaces(policy), cgroup.clone_into_fd()});
+  if (child.pid == 0) {
+    // The sandbox: from here to execve only async-signal-safe code.
+    sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get(), child.new_cgroupns);
+  }
+  Sandbox sandbox;
+  sandbox.init_pid = child.pid;
+  sandbox.pidfd.reset(child.pidfd >= 0 ? child.pidfd : pidfd_for(child.pid));
+  sandbox.control = std::move(control.supervisor_end);
+  sandbox.exec = std::move(exec.supervisor_end);
+  if (!sandbox.pidfd) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, nullptr, 0);
+    throw Error("this kernel has no pidfd (Linux >= 5.3 needed)", "upgrade the kernel");
+  }
+  // Sandbox ends close here: EOF on the exec channel then means execve.
+  control.sandbox_end.reset();
+  exec.sandbox_end.reset();
+
+  if (cgroup.active() && !child.into_cgroup) cgroup.attach(child.pid);
+  write_id_maps(child.pid, plan.identity);
+  const char go = 'G';
+  if (write(sandbox.control.get(), &go, 1) != 1) {
+    throw Error(fmt::format("cannot release the sandbox: {}", std::strerror(errno)));
+  }
+  return sandbox;
+}
+
+}  // namespace
+
+// Pid 1 of the sandbox (steps 5 and 6). Holds every capability of user
+// namespace U1, which owns the new mount, net, uts, ipc and pid namespaces.
+[[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
+                               bool in_new_cgroupns) {
+  ChildError err;
+  int signal_fd = -1;
+  bool ok = die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
+            wait_for_release(control_fd, err) &&                    // id maps written
+            become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
+            (in_new_cgroupns || enter_cgroup_namespace(err)) &&
+            set_hostname(plan, err) &&                   // uts namespace
+            set_up_network(plan, err) &&                 // lo up (none) / nothing (host)
+            apply_mount_plan(plan.mounts, err) &&        // new root, pivot_root, chdir
+            leave_host_session(err) &&                   // out of the host's job control
+            block_signals_for_reaping(&signal_fd, err);  // before fork: no SIGCHLD lost
+  if (!ok) {
+    send_failure(control_fd, err);
+    _exit(kExitSbxError);
+  }
+  pid_t worker = fork_in_sandbox();
+  if (worker == 0) {
+    close(control_fd);
+    worker_main(plan, exec_fd);
+  }
+  if (worker < 0) {
+    err.fail("fork (worker)", errno);
+    send_failure(control_fd, err);
+    _exit(kExitSbxError);
+  }
+  close(exec_fd);  // only the worker holds it now: its EOF is the worker's execve
+  reap_until_worker_exits(worker, signal_fd, control_fd);
+}
+
+// Pid 2: becomes the command (step 7). Each step takes away something the
+// command must not have; seccomp last because it cuts off the calls the
+// earlier steps make.
+[[noreturn]] void worker_main(const LaunchPlan& plan, int exec_fd) {
+  ChildError err;
+  bool ok = reset_signals(err) &&                      // default dispositions, empty mask
+            enter_nested_user_namespace(plan, err) &&  // U2: no power over U1's namespaces
+            start_session(plan, exec_fd, err) &&       // setsid (+ private pty)
+            set_resource_limits(plan, err) &&          // core=0, nofile, nproc, fsize
+            close_inherited_fds(exec_fd, err) &&       // only 0, 1, 2 reach the command
+            drop_all_capabilities(plan, err) &&        // bounding, ambient, securebits, sets
+            set_no_new_privs(err) &&                   // execve cannot grant privileges
+            apply_landlock(plan.landlock, err) &&      // needs no_new_privs when unprivileged
+            install_seccomp_last(plan, exec_fd, err);  // last: filter the command only
+  if (!ok) {
+    send_failure(exec_fd, err);
+    _exit(kExitSbxError);
+  }
+  exec_command(plan, exec_fd);  // environment cleared to the allowlist (plan.envp)
+}
+
+}  // namespace runtime
+
+// The supervisor (steps 1, 2 and 8); sandbox_init and worker_main above run
+// steps 5 to 7 on the other side of clone3.
+RunResult run(const Policy& policy, const RunOptions& options) {
+  using namespace runtime;
+  reject_unsupported(policy);                                  // fail closed, exit 125
+  const Identity identity = resolve_identity(policy.process);  // never host root by default
+  const HostTerminal terminal = inspect_host_terminal();
+  const LaunchPlan plan =
+      prepare_launch_plan(policy, options, identity, terminal);  // all allocation
+  cgroups::SandboxCgroup cgroup =                                // limits set before start
+      cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), options.on_warning);
+  SignalRouting signals;                                  // before clone: none lost
+  Sandbox sandbox = start_sandbox(policy, plan, cgroup);  // clone3, maps, release
+  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals});
+}
+
+}  // namespace sbx

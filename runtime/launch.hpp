@@ -1,0 +1,85 @@
+// The launch plan: everything the sandbox processes need, prepared by the
+// supervisor BEFORE clone. Between clone and execve the sandbox only reads
+// this plan and makes system calls: no allocation (the embedding process may
+// be multi-threaded and another thread may hold the malloc lock at clone
+// time), no logging, no exceptions.
+#pragma once
+
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <termios.h>
+
+#include <sbx/policy.hpp>
+
+#include <string>
+#include <vector>
+
+#include "runtime/child_error.hpp"
+#include "runtime/identity.hpp"
+#include "runtime/mount_plan.hpp"
+#include "seccomp/seccomp.hpp"
+
+namespace sbx::runtime {
+
+// A nullptr-terminated char* array that owns its strings.
+class CStringArray {
+ public:
+  CStringArray() = default;
+  explicit CStringArray(std::vector<std::string> items);
+  CStringArray(const CStringArray&) = delete;
+  CStringArray& operator=(const CStringArray&) = delete;
+  CStringArray(CStringArray&&) = default;
+  CStringArray& operator=(CStringArray&&) = default;
+  char* const* data() const { return pointers_.data(); }
+  std::size_t size() const { return items_.size(); }
+  const std::vector<std::string>& items() const { return items_; }
+
+ private:
+  std::vector<std::string> items_;
+  std::vector<char*> pointers_;
+};
+
+struct RlimitSetting {
+  int resource = 0;
+  struct rlimit value {};
+};
+
+struct LaunchPlan {
+  Identity identity;
+  NetworkMode network = NetworkMode::none;
+  std::string hostname;
+
+  // Network "none": a pre-built RTM_NEWLINK "lo up" request (libnl, built in
+  // the supervisor); init only sends these bytes inside the new netns.
+  std::vector<unsigned char> loopback_up_request;
+
+  MountPlan mounts;
+  LandlockPlan landlock;
+  seccomp::Program seccomp;
+
+  // The nested user namespace U2 maps the command's id onto itself.
+  char u2_uid_map[48] = {};
+  char u2_gid_map[48] = {};
+  int cap_last_cap = 40;
+
+  bool use_pty = false;
+  bool have_winsize = false;
+  struct winsize winsize {};
+  bool have_termios = false;
+  struct termios termios {};
+
+  std::vector<RlimitSetting> rlimits;
+  CStringArray argv;
+  CStringArray envp;
+  CStringArray exec_paths;  // execve candidates, in PATH order
+};
+
+// Sandbox side, entered right after clone3 in the child. Never returns.
+// in_new_cgroupns: clone3 already created the cgroup namespace.
+[[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
+                               bool in_new_cgroupns);
+
+// Worker, forked by init. Never returns: execve or _exit.
+[[noreturn]] void worker_main(const LaunchPlan& plan, int exec_fd);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,141 @@
+#include "runtime/namespaces.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+namespace sbx::runtime {
+namespace {
+
+std::string read_sysctl(const char* path) {
+  std::ifstream in(path);
+  std::string value;
+  if (!(in >> value)) return {};
+  return value;
+}
+
+long raw_clone3(struct clone_args* args) {
+  return syscall(SYS_clone3, args, sizeof *args);
+}
+
+void write_proc_file(pid_t pid, const char* name, const std::string& content) {
+  std::string path = fmt::format("/proc/{}/{}", pid, name);
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw user_namespace_error(fmt::format("cannot open {}", path), errno);
+  ssize_t written = write(fd, content.data(), content.size());
+  int saved = errno;
+  close(fd);
+  if (written != static_cast<ssize_t>(content.size())) {
+    throw user_namespace_error(fmt::format("cannot write \"{}\" to {}", content, path),
+                               written < 0 ? saved : EIO);
+  }
+}
+
+}  // namespace
+
+Error user_namespace_error(const std::string& what, int error_number) {
+  std::string why = fmt::format("{}: {}", what, std::strerror(error_number));
+  std::string fix;
+  std::string apparmor = read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+  std::string debian = read_sysctl("/proc/sys/kernel/unprivileged_userns_clone");
+  std::string max_ns = read_sysctl("/proc/sys/user/max_user_namespaces");
+  if (error_number == ENOSPC || max_ns == "0") {
+    fix = fmt::format(
+        "user namespaces are exhausted or disabled (user.max_user_namespaces={}); raise it: "
+        "sysctl -w user.max_user_namespaces=15000",
+        max_ns.empty() ? "?" : max_ns);
+  } else if (apparmor == "1") {
+    fix =
+        "AppArmor restricts unprivileged user namespaces "
+        "(kernel.apparmor_restrict_unprivileged_userns=1); allow sbx with an AppArmor profile "
+        "granting `userns,`, or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0";
+  } else if (debian == "0") {
+    fix =
+        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0); enable "
+        "them: sysctl -w kernel.unprivileged_userns_clone=1";
+  } else if (error_number == EPERM) {
+    fix =
+        "the kernel refused a user namespace: inside a container, run it with a seccomp profile "
+        "that allows unshare/clone of namespaces (or --privileged); in a chroot, user namespaces "
+        "are not allowed; check user.max_user_namespaces";
+  } else {
+    fix = "check that the kernel supports user namespaces (CONFIG_USER_NS)";
+  }
+  return Error(why, fix);
+}
+
+CloneOutcome clone_sandbox(const CloneRequest& request) {
+  CloneOutcome out;
+  bool try_cgroup = request.cgroup_fd >= 0;
+  bool clear_sighand = true;
+  for (;;) {
+    int pidfd = -1;
+    struct clone_args args {};
+    // CLONE_CLEAR_SIGHAND (5.5): the embedding process's handlers and SIG_IGN
+    // settings must not leak into the sandbox (SIG_IGN survives execve).
+    args.flags = request.namespaces | CLONE_PIDFD | (clear_sighand ? CLONE_CLEAR_SIGHAND : 0);
+    if (try_cgroup) {
+      // Born in the sandbox's cgroup (5.7): no window in which the child runs
+      // unlimited, and its cgroup namespace is rooted at that group.
+      args.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
+      args.cgroup = static_cast<std::uint64_t>(request.cgroup_fd);
+    }
+    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    long pid = raw_clone3(&args);
+    if (pid == 0) {
+      out.pid = 0;
+      out.into_cgroup = try_cgroup;
+      out.new_cgroupns = try_cgroup;
+      return out;
+    }
+    if (pid > 0) {
+      out.pid = static_cast<pid_t>(pid);
+      out.pidfd = pidfd;
+      out.into_cgroup = try_cgroup;
+      out.new_cgroupns = try_cgroup;
+      return out;
+    }
+    int err = errno;
+    if (err == ENOSYS) break;  // no clone3 (< 5.3) or filtered: use clone(2)
+    if (try_cgroup && err != EPERM && err != ENOSPC && err != EUSERS) {
+      try_cgroup = false;  // e.g. EOPNOTSUPP/EBUSY on a v1 or threaded group
+      continue;
+    }
+    if ((err == EINVAL || err == E2BIG) && clear_sighand) {
+      clear_sighand = false;  // < 5.5
+      continue;
+    }
+    throw user_namespace_error("cannot create the sandbox namespaces (clone3)", err);
+  }
+  // clone(2): x86-64 order is flags, stack, parent_tid, child_tid, tls; the
+  // pidfd is returned through parent_tid.
+  int pidfd = -1;
+  long pid =
+      syscall(SYS_clone, static_cast<unsigned long>(request.namespaces) | CLONE_PIDFD | SIGCHLD,
+              nullptr, &pidfd, nullptr, nullptr);
+  if (pid < 0) throw user_namespace_error("cannot create the sandbox namespaces (clone)", errno);
+  out.pid = static_cast<pid_t>(pid);
+  out.pidfd = pid == 0 ? -1 : pidfd;
+  return out;
+}
+
+pid_t fork_in_sandbox() {
+  return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+void write_id_maps(pid_t child, const Identity& identity) {
+  if (!identity.started_as_root) write_proc_file(child, "setgroups", "deny");
+  write_proc_file(child, "gid_map", fmt::format("{} {} 1\n", identity.gid, identity.gid));
+  write_proc_file(child, "uid_map", fmt::format("{} {} 1\n", identity.uid, identity.uid));
+}
+
+}  // namespace sbx::runtime

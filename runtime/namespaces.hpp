@@ -1,0 +1,53 @@
+// Namespaces from the supervisor's side: the one clone3 that creates the
+// sandbox, and the uid/gid maps of its user namespace.
+#pragma once
+
+#include <sys/types.h>
+
+#include <sbx/error.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/identity.hpp"
+
+namespace sbx::runtime {
+
+struct CloneRequest {
+  std::uint64_t namespaces = 0;  // CLONE_NEW* flags
+  int cgroup_fd = -1;            // cgroup v2 directory for CLONE_INTO_CGROUP, or -1
+};
+
+struct CloneOutcome {
+  pid_t pid = -1;  // 0 in the child
+  int pidfd = -1;  // parent only; -1 if the kernel gave none
+  bool into_cgroup = false;
+  bool new_cgroupns = false;  // CLONE_NEWCGROUP was part of the clone
+};
+
+// clone3(namespaces | CLONE_PIDFD | CLONE_CLEAR_SIGHAND [| CLONE_INTO_CGROUP |
+// CLONE_NEWCGROUP]), falling back to what the kernel supports: without
+// CLONE_INTO_CGROUP (the caller then attaches and init unshares its cgroup
+// namespace), and to clone(2) when clone3 is missing or filtered (ENOSYS,
+// e.g. under Docker's seccomp profile). Returns in both processes like fork.
+// Throws sbx::Error (with the sysctl to check) in the parent when the kernel
+// refuses the namespaces.
+CloneOutcome clone_sandbox(const CloneRequest& request);
+
+// fork() for the sandbox: a raw clone syscall, because glibc's fork() runs
+// atfork handlers and takes malloc locks, which are not safe in a process
+// created by a raw clone3 from a possibly multi-threaded parent.
+pid_t fork_in_sandbox();
+
+// Writes setgroups, gid_map and uid_map of the child's user namespace (U1).
+// The only mapped id is identity.uid/gid, onto itself. Unprivileged: the
+// kernel allows exactly that once setgroups is "deny" (CVE-2014-8989: else a
+// user could drop a group that denies access). Root: setgroups stays "allow"
+// so init can drop root's supplementary groups before it becomes the user.
+void write_id_maps(pid_t child, const Identity& identity);
+
+// The user-facing error for a failed user-namespace operation, naming the
+// sysctls that usually cause it.
+Error user_namespace_error(const std::string& what, int error_number);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,106 @@
+#include "runtime/plan.hpp"
+
+#include <sched.h>
+#include <sys/capability.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+
+#include "runtime/environment.hpp"
+#include "runtime/sandbox_steps.hpp"
+
+extern char** environ;
+
+namespace sbx::runtime {
+namespace {
+
+void add_rlimit(LaunchPlan& plan, const RunOptions& options, int resource, const char* name,
+                const std::optional<std::uint64_t>& wanted) {
+  if (!wanted) return;
+  struct rlimit current {};
+  getrlimit(static_cast<__rlimit_resource>(resource), &current);
+  rlim_t value = static_cast<rlim_t>(*wanted);
+  // Lowering is always allowed; raising past the hard limit needs
+  // CAP_SYS_RESOURCE, which sbx does not have (nor needs: a limit only makes
+  // the sandbox stricter). Keep the stricter of the two.
+  if (current.rlim_max != RLIM_INFINITY && value > current.rlim_max) {
+    if (options.on_warning) {
+      options.on_warning(fmt::format("rlimit {}={} is above the hard limit {}; using {}", name,
+                                     *wanted, current.rlim_max, current.rlim_max));
+    }
+    value = current.rlim_max;
+  }
+  RlimitSetting setting;
+  setting.resource = resource;
+  setting.value.rlim_cur = value;
+  setting.value.rlim_max = value;
+  plan.rlimits.push_back(setting);
+}
+
+}  // namespace
+
+CStringArray::CStringArray(std::vector<std::string> items) : items_(std::move(items)) {
+  pointers_.reserve(items_.size() + 1);
+  for (auto& item : items_) pointers_.push_back(item.data());
+  pointers_.push_back(nullptr);
+}
+
+void reject_unsupported(const Policy& policy) {
+  if (policy.network.mode == NetworkMode::filtered) {
+    throw Error("network mode \"filtered\" is not implemented yet in this sbx",
+                "use --net none (no network) or --net host (unfiltered host network)");
+  }
+  if (policy.process.hostname.empty() || policy.process.hostname.size() > 64) {
+    throw Error(
+        fmt::format("invalid hostname \"{}\" (1 to 64 characters)", policy.process.hostname),
+        "set process.hostname to a short name");
+  }
+}
+
+std::uint64_t sandbox_namespaces(const Policy& policy) {
+  std::uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (policy.network.mode != NetworkMode::host) flags |= CLONE_NEWNET;
+  return flags;
+}
+
+LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
+                               const Identity& identity, const HostTerminal& terminal) {
+  if (options.argv.empty() || options.argv[0].empty()) {
+    throw Error("no command to run", "give the command after --: sbx run -- COMMAND [ARGS...]");
+  }
+  LaunchPlan plan;
+  plan.identity = identity;
+  plan.network = policy.network.mode;
+  plan.hostname = policy.process.hostname;
+  if (plan.network == NetworkMode::none) plan.loopback_up_request = build_loopback_up_request();
+
+  plan.mounts = prepare_mount_plan(policy, identity);
+  plan.landlock = prepare_landlock(policy);
+  plan.seccomp = seccomp::build_program(policy.process);
+
+  std::snprintf(plan.u2_uid_map, sizeof plan.u2_uid_map, "%u %u 1\n", identity.uid, identity.uid);
+  std::snprintf(plan.u2_gid_map, sizeof plan.u2_gid_map, "%u %u 1\n", identity.gid, identity.gid);
+  plan.cap_last_cap = std::max<int>(static_cast<int>(cap_max_bits()) - 1, CAP_LAST_CAP);
+
+  plan.use_pty = wants_pty(policy.process.tty, terminal);
+  plan.have_termios = terminal.have_termios;
+  plan.termios = terminal.termios;
+  plan.have_winsize = terminal.have_winsize;
+  plan.winsize = terminal.winsize;
+
+  const Rlimits& limits = policy.process.rlimits;
+  add_rlimit(plan, options, RLIMIT_CORE, "core", limits.core);
+  add_rlimit(plan, options, RLIMIT_NOFILE, "nofile", limits.nofile);
+  add_rlimit(plan, options, RLIMIT_NPROC, "nproc", limits.nproc);
+  add_rlimit(plan, options, RLIMIT_FSIZE, "fsize", limits.fsize);
+
+  std::vector<std::string> env = build_environment(policy.process, identity, environ);
+  plan.exec_paths = CStringArray(exec_candidates(options.argv[0], env_value(env, "PATH")));
+  plan.envp = CStringArray(std::move(env));
+  plan.argv = CStringArray(options.argv);
+  return plan;
+}
+
+}  // namespace sbx::runtime

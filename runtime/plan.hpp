@@ -1,0 +1,24 @@
+// Step 1 of the launch: everything the sandbox needs, resolved and allocated
+// in the supervisor before clone.
+#pragma once
+
+#include <sbx/sbx.hpp>
+
+#include "runtime/identity.hpp"
+#include "runtime/launch.hpp"
+#include "runtime/terminal.hpp"
+
+namespace sbx::runtime {
+
+// Throws sbx::Error for a policy the launcher cannot honour (e.g. network
+// mode "filtered" before it exists: never run a command unfiltered).
+void reject_unsupported(const Policy& policy);
+
+LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
+                               const Identity& identity, const HostTerminal& terminal);
+
+// CLONE_NEW* flags for the sandbox: all of them, except the network
+// namespace in mode "host" (cgroup: see clone_sandbox).
+std::uint64_t sandbox_namespaces(const Policy& policy);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,46 @@
+// The steps the sandbox processes take between clone3 and execve, one kernel
+// concern each. All are async-signal-safe: they read the LaunchPlan and make
+// system calls; on failure they fill `err` and return false. The order in
+// which they run is in launch.cpp.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "runtime/child_error.hpp"
+#include "runtime/launch.hpp"
+
+namespace sbx::runtime {
+
+// ---- init (pid 1), init_steps.cpp
+bool die_with_supervisor(int control_fd, ChildError& err);
+bool wait_for_release(int control_fd, ChildError& err);
+bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& err);
+bool enter_cgroup_namespace(ChildError& err);
+bool set_hostname(const LaunchPlan& plan, ChildError& err);
+bool leave_host_session(ChildError& err);
+bool block_signals_for_reaping(int* signal_fd, ChildError& err);
+// Reaps every child, forwards signals to the worker, sends the worker's wait
+// status to the supervisor and exits with its exit code.
+[[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd);
+
+// ---- network, network.cpp
+// Supervisor, before clone: the netlink request that sets lo up (libnl).
+std::vector<unsigned char> build_loopback_up_request();
+bool set_up_network(const LaunchPlan& plan, ChildError& err);
+
+// ---- worker, worker_steps.cpp
+bool reset_signals(ChildError& err);
+bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err);
+bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err);
+bool set_resource_limits(const LaunchPlan& plan, ChildError& err);
+bool close_inherited_fds(int keep_fd, ChildError& err);
+bool drop_all_capabilities(const LaunchPlan& plan, ChildError& err);
+bool set_no_new_privs(ChildError& err);
+bool install_seccomp_last(const LaunchPlan& plan, int exec_fd, ChildError& err);
+// execve with the PATH lookup done before clone; on failure reports errno
+// over exec_fd and exits 126/127.
+[[noreturn]] void exec_command(const LaunchPlan& plan, int exec_fd);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,68 @@
+// Turns a ChildError (step, errno, detail) from inside the sandbox into the
+// message and fix the user sees. Only the supervisor formats; the sandbox
+// never logs.
+#include <fmt/format.h>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "runtime/namespaces.hpp"
+#include "runtime/supervisor.hpp"
+
+namespace sbx::runtime {
+namespace {
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+std::string errno_text(int error_number) {
+  if (error_number == 0) return "failed";
+  const char* name = strerrorname_np(error_number);
+  return fmt::format("{} ({})", std::strerror(error_number), name ? name : "?");
+}
+
+}  // namespace
+
+Error sandbox_step_error(const ChildError& error) {
+  std::string_view step = error.step;
+  std::string what =
+      fmt::format("cannot build the sandbox: {}: {}", step, errno_text(error.error_number));
+  if (error.detail[0] != '\0') what += fmt::format(" [{}]", error.detail);
+
+  std::string fix;
+  if (starts_with(step, "unshare(CLONE_NEWUSER)")) {
+    // The nested namespace of the worker: same sysctls as the outer one.
+    return user_namespace_error("cannot build the sandbox: nested user namespace for the command",
+                                error.error_number);
+  }
+  if (error.error_number == EPERM &&
+      (starts_with(step, "mount") || starts_with(step, "pivot") ||
+       starts_with(step, "sethostname") || starts_with(step, "set loopback"))) {
+    // Ubuntu's AppArmor restriction lets the namespace be created but
+    // strips its capabilities, so the first privileged step fails.
+    return user_namespace_error(what, EPERM);
+  }
+  if (starts_with(step, "open /dev/ptmx") || starts_with(step, "ioctl(T")) {
+    fix = "the sandbox's /dev/pts is unusable; run without a terminal: --no-tty";
+  } else if (starts_with(step, "landlock")) {
+    fix =
+        "the kernel cannot enforce the Landlock rules; set landlock = \"best-effort\" (or "
+        "\"off\") in the profile, or boot with lsm=...,landlock";
+  } else if (starts_with(step, "seccomp")) {
+    fix = "the kernel refused the seccomp filter; check CONFIG_SECCOMP_FILTER, or --seccomp none";
+  } else if (starts_with(step, "setrlimit")) {
+    fix = "lower the rlimit in the profile to at most the current hard limit (ulimit -H)";
+  } else if (starts_with(step, "network")) {
+    fix = "use --net none or --net host";
+  } else if (error.error_number == ENOENT || error.error_number == EACCES) {
+    fix = "check that the path exists and is readable by the sandbox user";
+  } else {
+    fix =
+        "this kernel or configuration is not supported; please report it with this message and "
+        "`uname -r`";
+  }
+  return Error(what, fix);
+}
+
+}  // namespace sbx::runtime

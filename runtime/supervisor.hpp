@@ -1,0 +1,68 @@
+// The supervisor: sbx's side of a running sandbox. One thread, one epoll
+// loop: forwarded signals, init's pidfd, the sandbox's messages, the pty
+// relay, the seccomp listener, timers for --timeout and cgroup events.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <sbx/sbx.hpp>
+
+#include <optional>
+
+#include "cgroups/cgroups.hpp"
+#include "runtime/child_error.hpp"
+#include "runtime/launch.hpp"
+#include "runtime/terminal.hpp"
+#include "runtime/unique_fd.hpp"
+
+namespace sbx::runtime {
+
+// Blocks the signals sbx forwards (and SIGCHLD, SIGPIPE) in the calling
+// thread and reads them from a signalfd; restores the old mask on
+// destruction, after discarding what is still pending. Created before clone
+// so no signal is lost between clone and the loop.
+class SignalRouting {
+ public:
+  SignalRouting();
+  SignalRouting(const SignalRouting&) = delete;
+  SignalRouting& operator=(const SignalRouting&) = delete;
+  ~SignalRouting();
+  int fd() const { return fd_.get(); }
+
+ private:
+  sigset_t old_mask_{};
+  UniqueFd fd_;
+};
+
+// The running sandbox: init's pid and pidfd and the supervisor's ends of the
+// two channels (channel.hpp). Kills and reaps init if destroyed while it runs.
+struct Sandbox {
+  pid_t init_pid = -1;
+  UniqueFd pidfd;
+  UniqueFd control;
+  UniqueFd exec;
+  bool reaped = false;
+  Sandbox() = default;
+  Sandbox(Sandbox&&) = default;
+  Sandbox& operator=(Sandbox&&) = default;
+  ~Sandbox();
+};
+
+struct SuperviseContext {
+  const Policy& policy;
+  const RunOptions& options;
+  const LaunchPlan& plan;
+  const HostTerminal& terminal;
+  cgroups::SandboxCgroup& cgroup;
+  const SignalRouting& signals;
+};
+
+// Runs the loop until init exits. Throws sbx::Error when the sandbox failed
+// before the command started (a ChildError from init or the worker).
+RunResult supervise(Sandbox& sandbox, const SuperviseContext& context);
+
+// The user-facing error for a step that failed inside the sandbox.
+Error sandbox_step_error(const ChildError& error);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,211 @@
+// The worker (pid 2): from init's child to the command. Each step removes
+// something the command must not have; the order matters and is in launch.cpp.
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/channel.hpp"
+#include "runtime/exit_status.hpp"
+#include "runtime/sandbox_steps.hpp"
+
+namespace sbx::runtime {
+namespace {
+
+bool write_file(const char* path, const char* content, ChildError& err) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return err.fail("open", errno, path);
+  size_t len = std::strlen(content);
+  ssize_t written = write(fd, content, len);
+  int saved = errno;
+  close(fd);
+  if (written != static_cast<ssize_t>(len))
+    return err.fail("write", written < 0 ? saved : EIO, path);
+  return true;
+}
+
+bool dup_onto_stdio(int fd, ChildError& err) {
+  for (int target = 0; target <= 2; ++target) {
+    if (dup2(fd, target) < 0) return err.fail("dup2 (pty slave)", errno);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool reset_signals(ChildError& err) {
+  // Init blocked signals for its signalfd; execve keeps the mask and any
+  // SIG_IGN, so give the command a clean default state.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    signal(sig, SIG_DFL);  // fails harmlessly for the reserved RT signals
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) != 0) return err.fail("sigprocmask", errno);
+  return true;
+}
+
+bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err) {
+  // U1 (init's user namespace) owns the netns, the mount namespace and,
+  // later, the netns's nftables. The command lives in a child namespace U2,
+  // so whatever it does it holds no capability over them: even regaining
+  // every capability of U2 does not let it flush the firewall or remount.
+  // Init is non-dumpable (so the command cannot ptrace it); inherited, that
+  // makes our own /proc/self/*_map root-owned and unwritable. Nothing else
+  // runs in the sandbox yet, and execve resets dumpable for the command.
+  if (prctl(PR_SET_DUMPABLE, 1) != 0) return err.fail("prctl(PR_SET_DUMPABLE)", errno);
+  if (unshare(CLONE_NEWUSER) != 0) return err.fail("unshare(CLONE_NEWUSER) (nested)", errno);
+  // Unprivileged in U1, the only mapping we may write is our own id; the
+  // gid map additionally requires setgroups=deny (CVE-2014-8989).
+  if (!write_file("/proc/self/setgroups", "deny", err)) return false;
+  if (!write_file("/proc/self/gid_map", plan.u2_gid_map, err)) return false;
+  return write_file("/proc/self/uid_map", plan.u2_uid_map, err);
+}
+
+bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err) {
+  // A new session has no controlling terminal: TIOCSTI/TIOCLINUX on an
+  // inherited host tty fail with EPERM (CVE-2017-5226, CVE-2016-7545).
+  if (setsid() < 0) return err.fail("setsid", errno);
+  if (!plan.use_pty) return true;
+  // A fresh pty of the sandbox's own devpts instance: the command never
+  // holds the user's terminal; the supervisor relays bytes.
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return err.fail("open /dev/ptmx", errno, "/dev/ptmx");
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) != 0) {
+    int saved = errno;
+    close(master);
+    return err.fail("ioctl(TIOCSPTLCK)", saved);
+  }
+  // TIOCGPTPEER (4.13) opens the slave through the master, not by a path
+  // the sandbox could have swapped.
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    int saved = errno;
+    close(master);
+    return err.fail("ioctl(TIOCGPTPEER)", saved);
+  }
+  bool ok = true;
+  if (plan.have_termios && tcsetattr(slave, TCSANOW, &plan.termios) != 0) {
+    ok = err.fail("tcsetattr (pty)", errno);
+  }
+  if (ok && plan.have_winsize && ioctl(slave, TIOCSWINSZ, &plan.winsize) != 0) {
+    ok = err.fail("ioctl(TIOCSWINSZ)", errno);
+  }
+  if (ok && ioctl(slave, TIOCSCTTY, 0) != 0) ok = err.fail("ioctl(TIOCSCTTY)", errno);
+  if (ok) ok = dup_onto_stdio(slave, err);
+  if (ok) {
+    Message message;
+    message.kind = MessageKind::pty_master;
+    if (!send_message(exec_fd, message, master)) ok = err.fail("send pty master", errno);
+  }
+  close(slave);
+  close(master);
+  return ok;
+}
+
+bool set_resource_limits(const LaunchPlan& plan, ChildError& err) {
+  for (const auto& limit : plan.rlimits) {
+    if (setrlimit(static_cast<__rlimit_resource>(limit.resource), &limit.value) != 0) {
+      return err.fail("setrlimit", errno);
+    }
+  }
+  return true;
+}
+
+bool close_inherited_fds(int keep_fd, ChildError& err) {
+  // Every fd of the supervisor's process above 2 could be a way out
+  // (runc CVE-2024-21626 leaked a host directory fd). Only the exec channel
+  // stays, close-on-exec.
+  unsigned int keep = static_cast<unsigned int>(keep_fd);
+  if (keep > 3 && close_range(3, keep - 1, 0) != 0) return err.fail("close_range", errno);
+  if (close_range(keep + 1, ~0U, 0) != 0) return err.fail("close_range", errno);
+  return true;
+}
+
+bool drop_all_capabilities(const LaunchPlan& plan, ChildError& err) {
+  // Bounding set first: dropping needs CAP_SETPCAP, which the capset below
+  // removes. Without it, a setuid-root or file-capability binary could give
+  // capabilities back (no_new_privs and nosuid are the other two locks).
+  for (int cap = 0; cap <= plan.cap_last_cap; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      return err.fail("prctl(PR_CAPBSET_DROP)", errno);
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+    return err.fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
+  }
+  // Locked securebits: uid 0 (if --user 0) gets no capabilities on execve,
+  // and no later process in the sandbox can undo that.
+  const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                             SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                             SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0)
+    return err.fail("prctl(PR_SET_SECUREBITS)", errno);
+  struct __user_cap_header_struct header {};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capset, &header, data) != 0) return err.fail("capset", errno);
+  return true;
+}
+
+bool set_no_new_privs(ChildError& err) {
+  // execve can never grant privileges again (setuid bits, file caps); also
+  // what lets an unprivileged process install seccomp and Landlock.
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    return err.fail("prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  return true;
+}
+
+bool install_seccomp_last(const LaunchPlan& plan, int exec_fd, ChildError& err) {
+  // Last before execve, so the filter need not allow the privilege-dropping
+  // calls above. Only sendmsg, close and execve follow.
+  int listener = -1;
+  if (!seccomp::install(plan.seccomp, &listener, err)) return false;
+  if (listener < 0) return true;
+  Message message;
+  message.kind = MessageKind::notify_fd;
+  bool sent = send_message(exec_fd, message, listener);
+  int saved = errno;
+  close(listener);
+  if (!sent) return err.fail("send seccomp listener", saved);
+  return true;
+}
+
+[[noreturn]] void exec_command(const LaunchPlan& plan, int exec_fd) {
+  // execvp's rules with the PATH walk precomputed: ENOENT-like errors move
+  // on to the next directory, EACCES is remembered, anything else stops.
+  int error_number = ENOENT;
+  bool saw_eacces = false;
+  for (std::size_t i = 0; i < plan.exec_paths.size(); ++i) {
+    execve(plan.exec_paths.data()[i], plan.argv.data(), plan.envp.data());
+    error_number = errno;
+    if (error_number == EACCES) {
+      saw_eacces = true;
+      continue;
+    }
+    if (error_number == ENOENT || error_number == ENOTDIR || error_number == ESTALE ||
+        error_number == ENODEV || error_number == ETIMEDOUT) {
+      continue;
+    }
+    break;
+  }
+  if (saw_eacces && (error_number == ENOENT || error_number == ENOTDIR)) error_number = EACCES;
+  ChildError err;
+  err.fail("execve", error_number, plan.argv.size() > 0 ? plan.argv.data()[0] : "");
+  send_failure(exec_fd, err);
+  _exit(exit_code_for_exec_errno(error_number));
+}
+
+}  // namespace sbx::runtime
