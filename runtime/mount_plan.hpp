@@ -10,6 +10,7 @@
 #include <sbx/policy.hpp>
 
 #include <memory>
+#include <string>
 
 #include "runtime/child_error.hpp"
 #include "runtime/identity.hpp"
@@ -61,5 +62,9 @@ LandlockPlan prepare_landlock(const Policy& policy);
 // Worker, after no_new_privs and before seccomp. Paths are as seen inside the
 // new root. Returns false with `err` filled when a required ruleset fails.
 bool apply_landlock(const LandlockPlan& plan, ChildError& err);
+
+// One line for the run report / a warning: "landlock ABI 6 (best-effort)",
+// "landlock unavailable (disabled at boot): not applied", ...
+const std::string& landlock_status(const LandlockPlan& plan);
 
 }  // namespace sbx::runtime

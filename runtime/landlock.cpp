@@ -1,0 +1,174 @@
+// Landlock: the filesystem policy again, enforced by the kernel's LSM rather
+// than by mounts. Defence in depth: if a mount mask were ever bypassed, the
+// command still may write only to its writable paths.
+//
+// What Landlock cannot express (rights only add up down a hierarchy): "the
+// work dir is writable except .git/hooks" and "/ is readable except ~/.ssh".
+// Those stay the job of the mount masks (mounts_plan.cpp); see
+// docs/filesystem.md.
+#include <linux/landlock.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <sbx/error.hpp>
+
+#include <fcntl.h>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "runtime/mount_plan.hpp"
+
+namespace sbx::runtime {
+
+namespace {
+
+// The installed uapi header may predate the running kernel: spell out the
+// newer rights ourselves.
+constexpr std::uint64_t kTruncate = 1ULL << 14;          // ABI 3
+constexpr std::uint64_t kIoctlDev = 1ULL << 15;          // ABI 5
+constexpr std::uint64_t kScopeAbstractUnix = 1ULL << 0;  // ABI 6
+constexpr std::uint64_t kScopeSignal = 1ULL << 1;        // ABI 6
+
+struct RulesetAttr {  // struct landlock_ruleset_attr, ABI 6 layout
+  std::uint64_t handled_access_fs;
+  std::uint64_t handled_access_net;
+  std::uint64_t scoped;
+};
+
+constexpr std::uint64_t kRead = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+constexpr std::uint64_t kExec = LANDLOCK_ACCESS_FS_EXECUTE;
+constexpr std::uint64_t kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+                                      LANDLOCK_ACCESS_FS_READ_FILE | kTruncate | kIoctlDev;
+
+std::uint64_t handled_for_abi(int abi) {
+  std::uint64_t all = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;  // ABI 1: bits 0..12
+  if (abi >= 2) all |= LANDLOCK_ACCESS_FS_REFER;
+  if (abi >= 3) all |= kTruncate;
+  if (abi >= 5) all |= kIoctlDev;
+  return all;
+}
+
+std::string real_or_same(const std::string& p) {
+  char buf[PATH_MAX];
+  return ::realpath(p.c_str(), buf) != nullptr ? std::string(buf) : p;
+}
+
+}  // namespace
+
+struct LandlockPlanData {
+  struct Rule {
+    std::string path;
+    std::uint64_t access = 0;
+  };
+  LandlockMode mode = LandlockMode::off;
+  int abi = 0;
+  std::uint64_t handled = 0;
+  std::uint64_t scoped = 0;
+  std::vector<Rule> rules;
+  std::string status;
+};
+
+LandlockPlan::LandlockPlan() : data_(std::make_unique<LandlockPlanData>()) {}
+LandlockPlan::LandlockPlan(LandlockPlan&&) noexcept = default;
+LandlockPlan& LandlockPlan::operator=(LandlockPlan&&) noexcept = default;
+LandlockPlan::~LandlockPlan() = default;
+
+const std::string& landlock_status(const LandlockPlan& plan) {
+  return plan.data().status;
+}
+
+LandlockPlan prepare_landlock(const Policy& policy) {
+  LandlockPlan plan;
+  auto& d = plan.data();
+  d.mode = policy.process.landlock;
+  if (d.mode == LandlockMode::off) {
+    d.status = "landlock off (policy)";
+    return plan;
+  }
+  long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  if (abi < 0) {
+    int e = errno;
+    std::string why = e == EOPNOTSUPP ? "disabled at boot"
+                      : e == ENOSYS   ? "not built into this kernel"
+                                      : std::strerror(e);
+    if (d.mode == LandlockMode::required)
+      throw Error(fmt::format("Landlock is required by the policy but unavailable: {}", why),
+                  "boot with landlock in the lsm= list (Linux >= 5.13), or set landlock = "
+                  "\"best-effort\"");
+    d.mode = LandlockMode::off;
+    d.status = fmt::format("landlock unavailable ({}): not applied", why);
+    return plan;
+  }
+  d.abi = static_cast<int>(abi);
+  // "required" means every right sbx relies on is enforced: truncate (ABI 3)
+  // closes the O_TRUNC hole of older ABIs.
+  if (d.mode == LandlockMode::required && d.abi < 3)
+    throw Error(fmt::format("Landlock ABI {} cannot enforce the whole policy (truncation is not "
+                            "restricted before ABI 3, Linux 6.2)",
+                            d.abi),
+                "upgrade the kernel, or set landlock = \"best-effort\"");
+  d.handled = handled_for_abi(d.abi);
+  // Abstract unix sockets and signals stay inside the sandbox (ABI 6): with
+  // --net host the host's @/tmp/.X11-unix and friends are otherwise reachable.
+  if (d.abi >= 6) d.scoped = kScopeAbstractUnix | kScopeSignal;
+  const std::uint64_t all = d.handled;
+  auto add = [&](const std::string& path, std::uint64_t access) {
+    d.rules.push_back({path, access & all});
+  };
+  add("/", kRead | kExec);
+  add("/dev", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE | kTruncate | kIoctlDev);
+  add("/proc", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE | kTruncate);
+  add("/tmp", all);
+  add("/dev/shm", all);
+  char cwd[PATH_MAX];
+  std::string base = ::getcwd(cwd, sizeof cwd) != nullptr ? cwd : "/";
+  auto abs = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : base + "/" + p; };
+  const auto& fs = policy.filesystem;
+  if (fs.workdir_writable) add(real_or_same(fs.workdir.empty() ? base : abs(fs.workdir)), all);
+  for (const auto& p : fs.allow_write) add(real_or_same(abs(p)), all);
+  for (const auto& t : fs.tmpfs) add(abs(t.path), all);
+  d.status = fmt::format("landlock ABI {} ({})", d.abi,
+                         d.mode == LandlockMode::required ? "required" : "best-effort");
+  return plan;
+}
+
+bool apply_landlock(const LandlockPlan& plan, ChildError& err) {
+  const LandlockPlanData& d = plan.data();
+  if (d.mode == LandlockMode::off) return true;
+  const bool required = d.mode == LandlockMode::required;
+  RulesetAttr attr{d.handled, 0, d.scoped};
+  std::size_t size = d.abi >= 6 ? sizeof attr : sizeof attr.handled_access_fs;
+  int ruleset = static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, size, 0));
+  if (ruleset < 0) return required ? err.fail("landlock_create_ruleset", errno) : true;
+  for (const auto& rule : d.rules) {
+    int fd = ::open(rule.path.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) continue;  // not in this sandbox: nothing to allow
+    struct stat st {};
+    std::uint64_t access = rule.access;
+    if (::fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) access &= kFileRights;
+    struct landlock_path_beneath_attr pb {};
+    pb.allowed_access = access;
+    pb.parent_fd = fd;
+    long rc = ::syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0 && required) {
+      ::close(ruleset);
+      return err.fail("landlock_add_rule", e, rule.path.c_str());
+    }
+  }
+  long rc = ::syscall(SYS_landlock_restrict_self, ruleset, 0);
+  int e = errno;
+  ::close(ruleset);
+  if (rc != 0 && required) return err.fail("landlock_restrict_self", e);
+  return true;
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,77 @@
+// Private to the filesystem part of runtime/: the prepared mount plan.
+//
+// The supervisor (prepare_mount_plan) fills MountPlanData with everything the
+// sandbox init needs; apply_mount_plan only reads it (plus per-op fd slots it
+// owns in its own copy of the address space), so nothing is allocated after
+// clone().
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sbx::runtime {
+
+enum class MountKind : std::uint8_t {
+  bind_rw,     // host path, writable (work dir, allow_write)
+  bind_ro,     // host path re-exposed read-only (allow_read, allowed socket)
+  mask_dir,    // empty read-only tmpfs over a directory (deny_read, host sockets)
+  mask_file,   // empty mode-000 read-only file over a file (deny_read, host sockets)
+  empty_file,  // empty read-only mode-0444 file over a symlink (deny_write on a link)
+  protect,     // read-only recursive self-bind (deny_write; placeholders)
+  pin,         // writable self-bind: the directory can no longer be renamed/removed
+  tmpfs,       // fresh tmpfs (/tmp, /dev/shm, filesystem.tmpfs)
+  proc,        // fresh procfs of the sandbox pid namespace
+  dev,         // minimal /dev: tmpfs + device binds + devpts + symlinks
+  ro_self,     // read-only self-bind of a procfs path (/proc/sys ...)
+  generated,   // a file sbx generated (passwd/group), read-only
+};
+
+const char* to_string(MountKind kind);
+
+struct MountOp {
+  MountKind kind = MountKind::bind_ro;
+  std::string target;          // absolute path inside the new root (== host path for binds)
+  std::string source;          // host path for bind_rw/bind_ro; generated file name for `generated`
+  int prepared_fd = -1;        // detached tree made by the supervisor (idmapped), or -1
+  bool create_target = false;  // target lies in a tmpfs sbx made: create the mount point
+  bool target_is_dir = true;   // kind of mount point to create / expect
+  bool optional = false;       // skip silently when the target does not exist
+  bool read_only_at_end = false;  // tmpfs that becomes read-only once filled (masks, /dev)
+  std::uint64_t size_bytes = 0;   // tmpfs size
+  std::uint32_t mode = 0755;      // tmpfs root mode
+  std::string generated_content;  // for `generated`
+  int depth() const;
+};
+
+// A file or directory prepare_mount_plan created on the host so that a
+// deny_write path which does not exist yet has a mount point. ~MountPlan
+// removes it again if it is still the same, empty inode.
+struct Placeholder {
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool is_dir = false;
+};
+
+struct MountPlanData {
+  std::vector<MountOp> ops;  // in application order (parents before children)
+  std::string workdir;       // chdir target inside after pivot_root
+  std::vector<Placeholder> placeholders;
+  std::vector<int> owned_fds;  // prepared_fd values, closed by ~MountPlan
+  // Child-side scratch: one fd per op (the mounted tree), so the final pass
+  // can make mask tmpfs read-only without allocating after clone().
+  mutable std::vector<int> op_fds;
+  bool cleanup_placeholders = true;
+
+  ~MountPlanData();
+};
+
+// Plan building blocks, exposed for the unit tests.
+std::string normalize_path(const std::string& path);  // lexical: "//a/./b/" -> "/a/b"
+bool path_is_within(const std::string& path, const std::string& root);  // root itself counts
+void sort_mount_ops(std::vector<MountOp>& ops);
+
+}  // namespace sbx::runtime

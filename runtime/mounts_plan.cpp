@@ -1,0 +1,596 @@
+// Supervisor side of the filesystem plan: resolve every policy path safely,
+// decide each mount, and prepare what only real root can prepare (idmapped
+// work dir). Runs before clone(), so it may allocate, throw and touch the host.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <sbx/error.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <set>
+
+#include "runtime/mount_plan.hpp"
+#include "runtime/mounts_internal.hpp"
+
+namespace sbx::runtime {
+
+// Defined in mounts_idmap.cpp / mounts_identity.cpp.
+int make_idmapped_tree(const std::string& path, uid_t owner_uid, gid_t owner_gid, uid_t uid,
+                       gid_t gid);
+void plan_identity_files(const Identity& identity, std::vector<MountOp>& ops);
+
+const char* to_string(MountKind kind) {
+  switch (kind) {
+    case MountKind::bind_rw:
+      return "bind_rw";
+    case MountKind::bind_ro:
+      return "bind_ro";
+    case MountKind::mask_dir:
+      return "mask_dir";
+    case MountKind::mask_file:
+      return "mask_file";
+    case MountKind::empty_file:
+      return "empty_file";
+    case MountKind::protect:
+      return "protect";
+    case MountKind::pin:
+      return "pin";
+    case MountKind::tmpfs:
+      return "tmpfs";
+    case MountKind::proc:
+      return "proc";
+    case MountKind::dev:
+      return "dev";
+    case MountKind::ro_self:
+      return "ro_self";
+    case MountKind::generated:
+      return "generated";
+  }
+  return "?";
+}
+
+int MountOp::depth() const {
+  if (target == "/") return 0;
+  return static_cast<int>(std::count(target.begin(), target.end(), '/'));
+}
+
+std::string normalize_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    std::size_t j = i;
+    while (j < path.size() && path[j] != '/') ++j;
+    std::string part = path.substr(i, j - i);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    i = j;
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+bool path_is_within(const std::string& path, const std::string& root) {
+  if (root == "/") return true;
+  if (path.size() < root.size() || path.compare(0, root.size(), root) != 0) return false;
+  return path.size() == root.size() || path[root.size()] == '/';
+}
+
+namespace {
+
+// Order of mounts on the same target: later ones cover earlier ones.
+int kind_rank(MountKind kind) {
+  switch (kind) {
+    case MountKind::tmpfs:
+    case MountKind::proc:
+    case MountKind::dev:
+      return 0;
+    case MountKind::bind_rw:
+      return 1;
+    case MountKind::mask_dir:
+    case MountKind::mask_file:
+      return 2;
+    case MountKind::bind_ro:
+      return 3;
+    case MountKind::pin:
+      return 4;
+    case MountKind::protect:
+    case MountKind::empty_file:
+      return 5;
+    case MountKind::ro_self:
+    case MountKind::generated:
+      return 6;
+  }
+  return 7;
+}
+
+std::optional<std::string> real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (::realpath(path.c_str(), buf) == nullptr) return std::nullopt;
+  return std::string(buf);
+}
+
+std::string parent_of(const std::string& path) {
+  auto pos = path.rfind('/');
+  if (pos == 0 || pos == std::string::npos) return "/";
+  return path.substr(0, pos);
+}
+
+std::string absolute(const std::string& path, const std::string& base) {
+  if (!path.empty() && path[0] == '/') return normalize_path(path);
+  return normalize_path(base + "/" + path);
+}
+
+bool within_any(const std::string& path, const std::vector<std::string>& roots) {
+  return std::any_of(roots.begin(), roots.end(),
+                     [&](const std::string& r) { return path_is_within(path, r); });
+}
+
+const std::string* innermost_root(const std::string& path, const std::vector<std::string>& roots) {
+  const std::string* best = nullptr;
+  for (const auto& r : roots)
+    if (path_is_within(path, r) && (best == nullptr || r.size() > best->size())) best = &r;
+  return best;
+}
+
+struct Planner {
+  Planner(const Policy& p, const Identity& i, MountPlanData& d, std::string c)
+      : policy(p), identity(i), data(d), cwd(std::move(c)) {}
+  const Policy& policy;
+  const Identity& identity;
+  MountPlanData& data;
+  std::string cwd;
+  std::vector<std::string> writable;               // resolved host paths bound writable
+  std::vector<std::string> masked_dirs;            // host dirs replaced by an empty tmpfs
+  std::vector<std::string> fresh_dirs = {"/tmp"};  // sandbox tmpfs: host content invisible
+  std::set<std::string> pinned;
+
+  void add(MountOp op) { data.ops.push_back(std::move(op)); }
+
+  // A writable policy path must not reach its target through a symlink that
+  // lives inside a writable area: the sandbox could have planted it during an
+  // earlier run to make, say, $HOME writable in the next one.
+  void refuse_planted_symlinks(const std::string& lexical) {
+    std::string prefix;
+    std::size_t i = 1;
+    while (i <= lexical.size()) {
+      std::size_t j = lexical.find('/', i);
+      if (j == std::string::npos) j = lexical.size();
+      prefix = lexical.substr(0, j);
+      struct stat st {};
+      if (::lstat(prefix.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+        auto where = real_path(parent_of(prefix));
+        if (where && within_any(*where, writable))
+          throw Error(fmt::format("writable path {} goes through the symlink {}, which lies in a "
+                                  "writable area the sandbox controls",
+                                  lexical, prefix),
+                      fmt::format("name the real directory instead (e.g. {}), or remove the link",
+                                  real_path(lexical).value_or("its target")));
+      }
+      i = j + 1;
+    }
+  }
+
+  void plan_writable() {
+    std::string wd =
+        policy.filesystem.workdir.empty() ? cwd : absolute(policy.filesystem.workdir, cwd);
+    auto resolved = real_path(wd);
+    if (!resolved)
+      throw Error(fmt::format("work dir {} is not usable: {}", wd, std::strerror(errno)),
+                  "create it, or pass an existing directory with --workdir");
+    struct stat st {};
+    if (::stat(resolved->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw Error(fmt::format("work dir {} is not a directory", *resolved), "pass a directory");
+    data.workdir = *resolved;
+    std::vector<std::pair<std::string, std::string>> paths;  // lexical, resolved
+    if (policy.filesystem.workdir_writable) paths.emplace_back(wd, *resolved);
+    for (const auto& p : policy.filesystem.allow_write) {
+      auto lex = absolute(p, cwd);
+      // A missing allow_write path grants nothing; nothing to mount.
+      if (auto r = real_path(lex)) paths.emplace_back(lex, *r);
+    }
+    for (const auto& [lex, res] : paths) writable.push_back(res);
+    for (const auto& [lex, res] : paths) {
+      (void)res;
+      // The work dir itself is where the user stands; only later entries
+      // can have been planted by a sandbox.
+      std::vector<std::string> others;
+      for (const auto& w : writable)
+        if (w != res) others.push_back(w);
+      std::swap(writable, others);
+      refuse_planted_symlinks(lex);
+      std::swap(writable, others);
+    }
+    for (const auto& [lex, res] : paths) {
+      if (res == "/")
+        throw Error(fmt::format("writable path {} resolves to /", lex),
+                    "name a project directory, not the whole file system");
+      MountOp op;
+      op.kind = MountKind::bind_rw;
+      op.target = res;
+      op.source = res;
+      struct stat ws {};
+      if (::stat(res.c_str(), &ws) != 0) continue;
+      op.target_is_dir = S_ISDIR(ws.st_mode);
+      maybe_idmap(op, ws);
+      add(std::move(op));
+    }
+  }
+
+  // Started as root, the command runs as identity.uid, yet what it creates
+  // in a writable dir must belong to that dir's owner on the host. An
+  // idmapped mount maps the owner to the command's uid (and back on create).
+  void maybe_idmap(MountOp& op, const struct stat& st) {
+    if (!identity.started_as_root) return;
+    if (st.st_uid == identity.uid && st.st_gid == identity.gid) return;
+    op.prepared_fd =
+        make_idmapped_tree(op.source, st.st_uid, st.st_gid, identity.uid, identity.gid);
+    data.owned_fds.push_back(op.prepared_fd);
+  }
+
+  void plan_deny_read() {
+    for (const auto& p : policy.filesystem.deny_read) {
+      auto res = real_path(absolute(p, cwd));
+      if (!res) continue;  // nothing there to hide
+      struct stat st {};
+      if (::stat(res->c_str(), &st) != 0) continue;
+      if (*res == "/") throw Error("deny_read covers /", "hide specific directories, e.g. ~/.ssh");
+      MountOp op;
+      op.target = *res;
+      if (S_ISDIR(st.st_mode)) {
+        op.kind = MountKind::mask_dir;
+        op.mode = 0755;
+        op.size_bytes = 1 << 20;
+        op.read_only_at_end = true;
+        masked_dirs.push_back(*res);
+      } else {
+        op.kind = MountKind::mask_file;
+        op.target_is_dir = false;
+      }
+      add(std::move(op));
+    }
+  }
+
+  // Re-expose a host path read-only below a mask (allow_read, allowed socket).
+  void plan_reexpose(const std::string& path) {
+    auto res = real_path(absolute(path, cwd));
+    if (!res || (!within_any(*res, masked_dirs) && !within_any(*res, fresh_dirs))) return;
+    struct stat st {};
+    if (::stat(res->c_str(), &st) != 0) return;
+    MountOp op;
+    op.kind = MountKind::bind_ro;
+    op.target = *res;
+    op.source = *res;
+    op.target_is_dir = S_ISDIR(st.st_mode);
+    add(std::move(op));
+  }
+
+  // Every directory between the writable root and a protected path becomes a
+  // mount point, so the sandbox cannot rename it away and recreate the path
+  // (mv .git x && mkdir -p .git/hooks): rename/unlink of a mount point in the
+  // same mount namespace fails with EBUSY.
+  void pin_ancestors(const std::string& root, const std::string& path) {
+    for (std::string dir = parent_of(path); dir.size() > root.size() && path_is_within(dir, root);
+         dir = parent_of(dir)) {
+      if (!pinned.insert(dir).second) continue;
+      MountOp op;
+      op.kind = MountKind::pin;
+      op.target = dir;
+      add(std::move(op));
+    }
+  }
+
+  void add_placeholder(const std::string& path, bool is_dir) {
+    // The mount point must exist; create it empty on the host, owned like
+    // its parent, and remove it after the run (see ~MountPlanData).
+    struct stat parent {};
+    if (::stat(parent_of(path).c_str(), &parent) != 0)
+      throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
+    int rc = is_dir
+                 ? ::mkdir(path.c_str(), 0755)
+                 : ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (rc < 0)
+      throw Error(
+          fmt::format("cannot create the placeholder {} that protects a denied path: {}", path,
+                      std::strerror(errno)),
+          "make the directory writable for the invoking user, or drop the deny_write entry");
+    if (!is_dir) ::close(rc);
+    if (identity.started_as_root) (void)::lchown(path.c_str(), parent.st_uid, parent.st_gid);
+    struct stat st {};
+    ::lstat(path.c_str(), &st);
+    data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir});
+  }
+
+  void plan_deny_write_one(const std::string& lexical) {
+    // Walk the path component by component so we know where it stops
+    // existing and whether the last component is a symlink.
+    std::string resolved = "/";
+    std::vector<std::string> parts;
+    for (std::size_t i = 1; i <= lexical.size();) {
+      std::size_t j = lexical.find('/', i);
+      if (j == std::string::npos) j = lexical.size();
+      if (j > i) parts.push_back(lexical.substr(i, j - i));
+      i = j + 1;
+    }
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+      std::string candidate = resolved == "/" ? "/" + parts[k] : resolved + "/" + parts[k];
+      bool last = k + 1 == parts.size();
+      struct stat st {};
+      if (::lstat(candidate.c_str(), &st) != 0) {
+        if (errno != ENOENT) return;  // unreachable for the user: nothing to protect
+        const std::string* root = innermost_root(resolved, writable);
+        if (root == nullptr || within_any(resolved, masked_dirs)) return;  // cannot be created
+        // Mask the first missing component: nothing can be created below it.
+        pin_ancestors(*root, candidate);
+        add_placeholder(candidate, !last);
+        MountOp op;
+        op.kind = MountKind::protect;
+        op.target = candidate;
+        op.target_is_dir = !last;
+        add(std::move(op));
+        return;
+      }
+      if (S_ISLNK(st.st_mode)) {
+        if (last) {
+          const std::string* root = innermost_root(resolved, writable);
+          if (root != nullptr) {
+            // Pin the link itself (it cannot be replaced) and protect its target.
+            pin_ancestors(*root, candidate);
+            MountOp op;
+            op.kind = MountKind::empty_file;
+            op.target = candidate;
+            op.target_is_dir = false;
+            auto target = real_path(candidate);
+            struct stat ts {};
+            if (target && ::stat(target->c_str(), &ts) == 0 && S_ISREG(ts.st_mode)) {
+              // Keep the content readable: bind the target read-only onto the link.
+              op.kind = MountKind::bind_ro;
+              op.source = *target;
+            }
+            add(std::move(op));
+          }
+          if (auto target = real_path(candidate)) plan_deny_write_one(*target);
+          return;
+        }
+        auto r = real_path(candidate);
+        if (!r) return;
+        resolved = *r;
+        continue;
+      }
+      resolved = candidate;
+    }
+    const std::string* root = innermost_root(resolved, writable);
+    if (root == nullptr || within_any(resolved, masked_dirs)) return;  // already read-only
+    pin_ancestors(*root, resolved);
+    struct stat st {};
+    ::stat(resolved.c_str(), &st);
+    MountOp op;
+    op.kind = MountKind::protect;
+    op.target = resolved;
+    op.target_is_dir = S_ISDIR(st.st_mode);
+    add(std::move(op));
+  }
+
+  void plan_deny_write() {
+    std::set<std::string> seen;
+    for (const auto& p : policy.filesystem.deny_write) {
+      auto lex = absolute(p, cwd);
+      if (seen.insert(lex).second) plan_deny_write_one(lex);
+    }
+  }
+
+  void plan_system() {
+    MountOp proc;
+    proc.kind = MountKind::proc;
+    proc.target = "/proc";
+    add(proc);
+    // OCI maskedPaths / readonlyPaths: kernel memory, keyrings, the SysRq
+    // trigger and scheduler/timer internals that leak host activity.
+    for (const char* p : {"/proc/kcore", "/proc/keys", "/proc/sysrq-trigger", "/proc/timer_list",
+                          "/proc/timer_stats", "/proc/latency_stats", "/proc/sched_debug",
+                          "/proc/kallsyms", "/proc/kmsg", "/proc/kpagecount", "/proc/kpageflags",
+                          "/proc/kpagecgroup", "/proc/config.gz"}) {
+      MountOp op;
+      op.kind = MountKind::mask_file;
+      op.target = p;
+      op.target_is_dir = false;
+      op.optional = true;
+      add(op);
+    }
+    for (const char* p : {"/proc/acpi", "/proc/scsi", "/proc/asound", "/proc/driver"}) {
+      MountOp op;
+      op.kind = MountKind::mask_dir;
+      op.target = p;
+      op.optional = true;
+      op.size_bytes = 4096;
+      op.read_only_at_end = true;
+      add(op);
+    }
+    for (const char* p : {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"}) {
+      MountOp op;
+      op.kind = MountKind::ro_self;
+      op.target = p;
+      op.optional = true;
+      add(op);
+    }
+    for (const char* p : {"/sys/firmware", "/sys/kernel/security", "/sys/kernel/debug"}) {
+      MountOp op;
+      op.kind = MountKind::mask_dir;
+      op.target = p;
+      op.optional = true;
+      op.size_bytes = 4096;
+      op.read_only_at_end = true;
+      add(op);
+    }
+    MountOp dev;
+    dev.kind = MountKind::dev;
+    dev.target = "/dev";
+    dev.read_only_at_end = true;
+    add(dev);
+    MountOp shm;
+    shm.kind = MountKind::tmpfs;
+    shm.target = "/dev/shm";
+    shm.mode = 01777;
+    shm.size_bytes = policy.filesystem.tmp_size_bytes;
+    shm.create_target = true;
+    add(shm);
+    MountOp tmp;
+    tmp.kind = MountKind::tmpfs;
+    tmp.target = "/tmp";
+    tmp.mode = 01777;
+    tmp.size_bytes = policy.filesystem.tmp_size_bytes;
+    add(tmp);
+    for (const auto& t : policy.filesystem.tmpfs) {
+      MountOp op;
+      op.kind = MountKind::tmpfs;
+      op.target = absolute(t.path, cwd);
+      op.size_bytes = t.size_bytes;
+      op.mode = t.mode;
+      if (op.target == "/" || op.target == "/proc" || op.target == "/dev")
+        throw Error(fmt::format("tmpfs on {} is not allowed", op.target), "pick another path");
+      fresh_dirs.push_back(op.target);
+      add(std::move(op));
+    }
+  }
+
+  // Host IPC endpoints that hand out more power than the sandbox has: the
+  // Docker/containerd/podman APIs (root on the host), the D-Bus buses
+  // (systemd can start commands), the ssh agent (the user's keys).
+  void plan_host_sockets() {
+    std::set<std::string> allowed;
+    for (const auto& s : policy.filesystem.allow_unix_sockets)
+      if (auto r = real_path(absolute(s, cwd))) allowed.insert(*r);
+    std::vector<std::string> candidates = {"/run/docker.sock",
+                                           "/var/run/docker.sock",
+                                           "/run/containerd",
+                                           "/run/podman",
+                                           "/run/dbus",
+                                           "/run/user",
+                                           "/run/snapd.socket",
+                                           "/run/snapd-snap.socket",
+                                           "/run/systemd/private",
+                                           "/run/systemd/io.systemd.Credentials",
+                                           "/run/libvirt",
+                                           "/run/lxd",
+                                           "/var/lib/lxd/unix.socket",
+                                           "/run/incus"};
+    if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
+      candidates.push_back(agent);
+      std::string dir = parent_of(agent);
+      auto home = real_path(identity.home.empty() ? "/nonexistent" : identity.home);
+      auto rdir = real_path(dir);
+      // Hide the agent's own directory too (ssh-XXXX/), unless that would hide
+      // the home directory or a writable area.
+      if (rdir && *rdir != "/" && (!home || *rdir != *home) && !within_any(*rdir, writable) &&
+          std::none_of(writable.begin(), writable.end(),
+                       [&](const std::string& w) { return path_is_within(w, *rdir); }))
+        candidates.push_back(*rdir);
+    }
+    std::set<std::string> done;
+    for (const auto& c : candidates) {
+      auto res = real_path(c);
+      if (!res || !done.insert(*res).second || allowed.count(*res)) continue;
+      // Inside a writable area the user put it there on purpose; below /tmp
+      // the sandbox's fresh tmpfs hides it anyway.
+      if (within_any(*res, writable) || within_any(*res, fresh_dirs)) continue;
+      struct stat st {};
+      if (::stat(res->c_str(), &st) != 0) continue;
+      MountOp op;
+      op.target = *res;
+      if (S_ISDIR(st.st_mode)) {
+        op.kind = MountKind::mask_dir;
+        op.size_bytes = 4096;
+        op.read_only_at_end = true;
+        masked_dirs.push_back(*res);
+      } else {
+        op.kind = MountKind::mask_file;
+        op.target_is_dir = false;
+      }
+      add(std::move(op));
+    }
+    for (const auto& a : allowed) plan_reexpose(a);
+  }
+
+  // Targets below a tmpfs that sbx mounts do not exist there: create them.
+  void mark_creatable() {
+    for (std::size_t i = 0; i < data.ops.size(); ++i) {
+      const MountOp* nearest = nullptr;
+      for (std::size_t k = 0; k < i; ++k) {
+        const auto& a = data.ops[k];
+        if (a.target != data.ops[i].target && path_is_within(data.ops[i].target, a.target) &&
+            (nearest == nullptr || a.target.size() >= nearest->target.size()))
+          nearest = &a;
+      }
+      if (nearest != nullptr &&
+          (nearest->kind == MountKind::tmpfs || nearest->kind == MountKind::mask_dir ||
+           nearest->kind == MountKind::dev))
+        data.ops[i].create_target = true;
+    }
+  }
+};
+
+}  // namespace
+
+void sort_mount_ops(std::vector<MountOp>& ops) {
+  std::stable_sort(ops.begin(), ops.end(), [](const MountOp& a, const MountOp& b) {
+    if (a.depth() != b.depth()) return a.depth() < b.depth();
+    if (a.target != b.target) return false;  // independent: keep planning order
+    return kind_rank(a.kind) < kind_rank(b.kind);
+  });
+}
+
+MountPlanData::~MountPlanData() {
+  for (int fd : owned_fds)
+    if (fd >= 0) ::close(fd);
+  if (!cleanup_placeholders) return;
+  // Remove placeholders last-created first (children before parents), and
+  // only if they are still the empty inode we made.
+  for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it) {
+    struct stat st {};
+    if (::lstat(it->path.c_str(), &st) != 0 || st.st_dev != it->dev || st.st_ino != it->ino)
+      continue;
+    if (it->is_dir)
+      (void)::rmdir(it->path.c_str());  // fails if not empty: then it stays
+    else if (S_ISREG(st.st_mode) && st.st_size == 0)
+      (void)::unlink(it->path.c_str());
+  }
+}
+
+MountPlan::MountPlan() : data_(std::make_unique<MountPlanData>()) {}
+MountPlan::MountPlan(MountPlan&&) noexcept = default;
+MountPlan& MountPlan::operator=(MountPlan&&) noexcept = default;
+MountPlan::~MountPlan() = default;
+
+MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity) {
+  MountPlan plan;
+  auto& data = plan.data();
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) == nullptr)
+    throw Error(fmt::format("cannot read the current directory: {}", std::strerror(errno)),
+                "cd into an existing directory or pass --workdir");
+  Planner planner{policy, identity, data, buf};
+  planner.plan_system();
+  planner.plan_writable();
+  planner.plan_deny_read();
+  for (const auto& p : policy.filesystem.allow_read) planner.plan_reexpose(p);
+  planner.plan_host_sockets();
+  planner.plan_deny_write();
+  plan_identity_files(identity, data.ops);
+  sort_mount_ops(data.ops);
+  planner.mark_creatable();
+  data.op_fds.assign(data.ops.size(), -1);
+  return plan;
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,301 @@
+// Filesystem plan: the plan builder (pure) and the applied plan in a real
+// user+mount+pid namespace built like the launcher does (U1 maps only the
+// sandbox uid; the "command" runs in a nested user namespace with no
+// capabilities). Runs as root (idmapped work dir) and unprivileged.
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <catch2/catch.hpp>
+#include <sbx/error.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "runtime/mount_plan.hpp"
+#include "runtime/mounts_internal.hpp"
+
+using namespace sbx;
+using namespace sbx::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+Identity test_identity() {
+  Identity id;
+  id.host_uid = ::getuid();
+  id.host_gid = ::getgid();
+  id.started_as_root = ::geteuid() == 0;
+  id.uid = id.started_as_root ? 65534 : ::getuid();
+  id.gid = id.started_as_root ? 65534 : ::getgid();
+  id.user_name = "tester";
+  id.home = "/nonexistent";
+  return id;
+}
+
+struct Scratch {
+  fs::path dir;
+  explicit Scratch(const char* base = "/var/tmp") {
+    std::string tmpl = std::string(base) + "/sbx-mounts.XXXXXX";
+    dir = ::mkdtemp(tmpl.data());
+    ::chmod(dir.c_str(), 0755);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+bool write_all(int fd, const std::string& s) {
+  return ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+}
+
+struct Result {
+  int status = -1;
+  std::string out;
+};
+
+// Builds the sandbox the way runtime/launch.cpp does and runs `script` with
+// /bin/sh as the command.
+Result run_sandboxed(const Policy& policy, const std::string& script, bool landlock = false) {
+  Identity id = test_identity();
+  MountPlan plan = prepare_mount_plan(policy, id);
+  LandlockPlan ll = prepare_landlock(policy);
+  int out[2], sync[2], go[2];
+  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(sync, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(out[0]);
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0) {
+      (void)!::write(out[1], "unshare failed\n", 15);
+      ::_exit(125);
+    }
+    char c = 'r';
+    (void)!::write(sync[1], &c, 1);
+    (void)!::read(go[0], &c, 1);
+    if (id.started_as_root) {
+      // As the launcher: keep U1 capabilities while becoming the sandbox uid.
+      ::setgroups(0, nullptr);
+      ::prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP);
+      if (::setresgid(id.gid, id.gid, id.gid) != 0 || ::setresuid(id.uid, id.uid, id.uid) != 0)
+        ::_exit(124);
+    }
+    pid_t init = ::fork();
+    if (init == 0) {
+      ChildError err;
+      if (!apply_mount_plan(plan, err)) {
+        char msg[400];
+        int n = std::snprintf(msg, sizeof msg, "apply_mount_plan: %s: %s (%s)\n", err.step,
+                              std::strerror(err.error_number), err.detail);
+        (void)!::write(out[1], msg, n);
+        ::_exit(125);
+      }
+      pid_t worker = ::fork();
+      if (worker == 0) {
+        // The command: nested user namespace, no capabilities after execve.
+        ::unshare(CLONE_NEWUSER);
+        int fd = ::open("/proc/self/setgroups", O_WRONLY);
+        (void)!::write(fd, "deny", 4);
+        ::close(fd);
+        char map[64];
+        int n = std::snprintf(map, sizeof map, "%u %u 1\n", id.uid, id.uid);
+        fd = ::open("/proc/self/uid_map", O_WRONLY);
+        (void)!::write(fd, map, n);
+        ::close(fd);
+        n = std::snprintf(map, sizeof map, "%u %u 1\n", id.gid, id.gid);
+        fd = ::open("/proc/self/gid_map", O_WRONLY);
+        (void)!::write(fd, map, n);
+        ::close(fd);
+        ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if (landlock && !apply_landlock(ll, err)) ::_exit(123);
+        ::dup2(out[1], 1);
+        ::dup2(out[1], 2);
+        ::execl("/bin/sh", "sh", "-c", script.c_str(), nullptr);
+        ::_exit(127);
+      }
+      int st = 0;
+      ::waitpid(worker, &st, 0);
+      ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+    int st = 0;
+    ::waitpid(init, &st, 0);
+    ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+  }
+  ::close(out[1]);
+  ::close(sync[1]);
+  ::close(go[0]);
+  char c = 0;
+  REQUIRE(::read(sync[0], &c, 1) == 1);
+  if (!id.started_as_root) {
+    int fd = ::open(fmt::format("/proc/{}/setgroups", child).c_str(), O_WRONLY);
+    REQUIRE(write_all(fd, "deny"));
+    ::close(fd);
+  }
+  for (auto [file, a, b] :
+       {std::tuple{"gid_map", id.gid, id.gid}, std::tuple{"uid_map", id.uid, id.uid}}) {
+    int fd = ::open(fmt::format("/proc/{}/{}", child, file).c_str(), O_WRONLY);
+    REQUIRE(write_all(fd, fmt::format("{} {} 1\n", a, b)));
+    ::close(fd);
+  }
+  REQUIRE(::write(go[1], "g", 1) == 1);
+  Result r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  ::close(out[0]);
+  ::close(sync[0]);
+  ::close(go[1]);
+  return r;
+}
+
+Policy policy_for(const fs::path& work) {
+  Policy p;
+  p.filesystem.workdir = work;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("normalize_path and path_is_within", "[mounts]") {
+  CHECK(normalize_path("//a/./b/") == "/a/b");
+  CHECK(normalize_path("/a/../../b") == "/b");
+  CHECK(normalize_path("/") == "/");
+  CHECK(path_is_within("/a/b", "/a"));
+  CHECK(path_is_within("/a", "/a"));
+  CHECK_FALSE(path_is_within("/ab", "/a"));
+  CHECK(path_is_within("/x", "/"));
+}
+
+TEST_CASE("plan orders parents before children and masks after binds", "[mounts]") {
+  std::vector<MountOp> ops(4);
+  ops[0].kind = MountKind::protect;
+  ops[0].target = "/w/.git/hooks";
+  ops[1].kind = MountKind::pin;
+  ops[1].target = "/w/.git";
+  ops[2].kind = MountKind::mask_dir;
+  ops[2].target = "/w";
+  ops[3].kind = MountKind::bind_rw;
+  ops[3].target = "/w";
+  sort_mount_ops(ops);
+  CHECK(ops[0].kind == MountKind::bind_rw);
+  CHECK(ops[1].kind == MountKind::mask_dir);
+  CHECK(ops[2].target == "/w/.git");
+  CHECK(ops[3].target == "/w/.git/hooks");
+}
+
+TEST_CASE("plan for a work dir with deny_write/deny_read entries", "[mounts]") {
+  Scratch s;
+  fs::create_directories(s.dir / "work/.git/hooks");
+  fs::create_directories(s.dir / "secret");
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.deny_write = {(s.dir / "work/.git/hooks").string(),
+                             (s.dir / "work/.bashrc").string(),
+                             (s.dir / "work/.vscode/x").string()};
+  p.filesystem.deny_read = {(s.dir / "secret").string(), (s.dir / "missing").string()};
+  auto find = [](const MountPlan& plan, const std::string& t) -> const MountOp* {
+    for (const auto& op : plan.data().ops)
+      if (op.target == t) return &op;
+    return nullptr;
+  };
+  {
+    MountPlan plan = prepare_mount_plan(p, test_identity());
+    const auto* wd = find(plan, (s.dir / "work").string());
+    REQUIRE(wd != nullptr);
+    CHECK(wd->kind == MountKind::bind_rw);
+    CHECK_FALSE(wd->create_target);  // exists in the host tree
+    const auto* pin = find(plan, (s.dir / "work/.git").string());
+    REQUIRE(pin != nullptr);
+    CHECK(pin->kind == MountKind::pin);
+    CHECK(find(plan, (s.dir / "work/.git/hooks").string())->kind == MountKind::protect);
+    // Missing: the first missing component becomes a placeholder on the host.
+    CHECK(find(plan, (s.dir / "work/.bashrc").string())->kind == MountKind::protect);
+    CHECK(find(plan, (s.dir / "work/.vscode").string())->target_is_dir);
+    CHECK(fs::is_regular_file(s.dir / "work/.bashrc"));
+    CHECK(fs::is_directory(s.dir / "work/.vscode"));
+    CHECK(find(plan, (s.dir / "secret").string())->kind == MountKind::mask_dir);
+    CHECK(find(plan, (s.dir / "missing").string()) == nullptr);
+    CHECK(find(plan, "/proc/kcore")->kind == MountKind::mask_file);
+    // Order: the work dir comes before what protects paths inside it.
+    std::size_t iw = 0, ih = 0;
+    for (std::size_t i = 0; i < plan.data().ops.size(); ++i) {
+      if (plan.data().ops[i].target == (s.dir / "work").string()) iw = i;
+      if (plan.data().ops[i].target == (s.dir / "work/.git/hooks").string()) ih = i;
+    }
+    CHECK(iw < ih);
+  }
+  // Placeholders are removed when the plan goes away.
+  CHECK_FALSE(fs::exists(s.dir / "work/.bashrc"));
+  CHECK_FALSE(fs::exists(s.dir / "work/.vscode"));
+  CHECK(fs::exists(s.dir / "work/.git/hooks"));
+}
+
+TEST_CASE("a writable path reached through a symlink planted in a writable area is refused",
+          "[mounts]") {
+  Scratch s;
+  fs::create_directories(s.dir / "work");
+  fs::create_symlink("/etc", s.dir / "work/out");
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.allow_write = {(s.dir / "work/out").string()};
+  CHECK_THROWS_AS(prepare_mount_plan(p, test_identity()), sbx::Error);
+}
+
+TEST_CASE("sandbox: read-only root, writable work dir, fresh /tmp", "[mounts][sandbox]") {
+  // A work dir on the host root and one below /tmp (the sandbox's own tmpfs
+  // then holds its mount point).
+  const char* base = GENERATE("/var/tmp", "/tmp");
+  Scratch s(base);
+  const bool under_tmp = std::string(base) == "/tmp";
+  fs::create_directories(s.dir / "work");
+  if (::geteuid() != 0)
+    fs::permissions(s.dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read |
+                               fs::perms::others_exec);
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.tmp_size_bytes = 1 << 20;
+  auto r = run_sandboxed(p, fmt::format(R"SH(
+    set -u
+    fail() {{ echo "FAIL: $*"; exit 1; }}
+    [ "$(pwd)" = "{0}/work" ] || fail "cwd $(pwd)"
+    echo hi > {0}/work/created || fail "cannot write work dir"
+    if [ {1} = 0 ]; then echo x 2>/dev/null > {0}/outside && fail "wrote outside"; fi
+    touch /etc/sbx-probe 2>/dev/null && fail "wrote /etc"
+    touch /usr/sbx-probe 2>/dev/null && fail "wrote /usr"
+    echo t > /tmp/x || fail "cannot write /tmp"
+    dd if=/dev/zero of=/tmp/big bs=1k count=2048 2>/dev/null && fail "tmp has no size limit"
+    grep -q " / .*ro," /proc/self/mountinfo || fail "root not ro"
+    grep " / " /proc/self/mountinfo | grep -q nosuid || fail "root not nosuid"
+    cat /proc/kcore 2>/dev/null | head -c1 | grep -q . && fail "kcore readable"
+    [ -s /proc/keys ] && fail "keys not masked"
+    echo 1 2>/dev/null > /proc/sys/kernel/ns_last_pid && fail "proc/sys writable"
+    [ "$(ls /dev | sort | tr '\n' ' ')" = "core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero " ] || fail "dev: $(ls /dev)"
+    echo x > /dev/null || fail "dev/null"
+    head -c 4 /dev/urandom | wc -c | grep -q 4 || fail "urandom"
+    touch /dev/evil 2>/dev/null && fail "dev writable"
+    touch /dev/shm/ok || fail "dev/shm"
+    [ -e /proc/{2} ] && fail "host pid {2} visible"
+    [ -e /tmp/.X11-unix ] && fail "X11 dir visible"
+    echo ok
+  )SH",
+                                        s.dir.string(), under_tmp ? 1 : 0, ::getpid()));
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("ok") != std::string::npos);
+  // On the host: the file exists, owned by the work dir's owner.
+  struct stat st {};
+  REQUIRE(::stat((s.dir / "work/created").c_str(), &st) == 0);
+  CHECK(st.st_uid == ::getuid());
+  CHECK_FALSE(fs::exists(s.dir / "outside"));
+}
