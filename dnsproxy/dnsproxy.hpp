@@ -289,4 +289,65 @@ class UpstreamResolver {
   std::unique_ptr<Impl> impl_;
 };
 
+// ---------------------------------------------------------------------------
+// The DNS filter service: serves queries arriving on UDP sockets bound inside
+// the sandbox netns, from the supervisor's loop. Allowed names are resolved
+// upstream; their addresses go into allow4/allow6 in one acked batch BEFORE
+// the answer is sent, so a connect() right after the answer never races the
+// set update.
+
+struct QueryEvent {
+  std::string name;
+  std::uint16_t type = 0;
+  std::string verdict;  // Decision::reason, or "formerr"/"notimp"/"servfail"...
+  Rcode rcode = Rcode::noerror;
+  std::size_t answers = 0;
+  std::vector<net::IpAddress> dropped;  // rebinding addresses removed
+  std::chrono::microseconds latency{0};
+  bool limit_first_report = false;
+};
+
+struct ServiceConfig {
+  FilterConfig filter;
+  UpstreamConfig upstream;
+  TtlPolicy ttl;
+  std::vector<net::Cidr> deny = net::always_denied_cidrs();  // rebinding filter
+  std::string table = "sbx";
+  int netfilter_fd = -1;  // NETLINK_NETFILTER socket of the sandbox netns
+  // add, delete, add: needed before Linux 6.12 to refresh a timeout.
+  bool refresh_elements = true;
+  NameLimits parse_limits;
+};
+
+class DnsService {
+ public:
+  using EventCallback = std::function<void(const QueryEvent&)>;
+  DnsService(ServiceConfig config, UpstreamResolver::SocketWatch watch, EventCallback events);
+
+  // Reads every queued datagram of `udp_fd` (non-blocking) and answers or
+  // starts an upstream query for each.
+  void on_udp_readable(int udp_fd);
+  // Handles one query message from any transport; `reply` is called once
+  // (possibly later, after the upstream answer) unless the query is dropped.
+  void handle(std::span<const std::uint8_t> message, std::size_t max_response,
+              std::function<void(std::vector<std::uint8_t>)> reply);
+
+  UpstreamResolver& upstream() { return *upstream_; }
+  NameMap& names() { return names_; }
+  DnsFilter& filter() { return filter_; }
+
+ private:
+  void finish(const Query& q, const UpstreamResult& r, Clock::time_point start,
+              std::size_t max_response,
+              const std::function<void(std::vector<std::uint8_t>)>& reply);
+
+  ServiceConfig config_;
+  DnsFilter filter_;
+  NameMap names_;
+  EventCallback events_;
+  std::uint32_t seq_ = 1u << 20;
+  // Last: destroyed first, while the members its pending callbacks use live.
+  std::unique_ptr<UpstreamResolver> upstream_;
+};
+
 }  // namespace sbx::dns
