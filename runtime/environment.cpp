@@ -6,6 +6,16 @@
 namespace sbx::runtime {
 namespace {
 
+// env_keep entries are names, or prefixes ending in '*' ("AWS_*").
+bool kept(const std::vector<std::string>& keep, const std::string& name) {
+  return std::any_of(keep.begin(), keep.end(), [&](const std::string& pattern) {
+    if (!pattern.empty() && pattern.back() == '*') {
+      return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+    }
+    return name == pattern;
+  });
+}
+
 bool allowlisted(const std::string& name) {
   if (name.rfind("LC_", 0) == 0) return true;
   return std::any_of(std::begin(kEnvAllowlist), std::end(kEnvAllowlist),
@@ -22,9 +32,7 @@ std::vector<std::string> build_environment(const ProcessPolicy& process, const I
     auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0) continue;
     std::string name = item.substr(0, eq);
-    bool keep = allowlisted(name) || std::find(process.env_keep.begin(), process.env_keep.end(),
-                                               name) != process.env_keep.end();
-    if (keep) env[name] = item.substr(eq + 1);
+    if (allowlisted(name) || kept(process.env_keep, name)) env[name] = item.substr(eq + 1);
   }
   // The command is `identity`, whatever user ran sbx (sudo keeps USER=root).
   env["USER"] = identity.user_name;

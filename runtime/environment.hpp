@@ -18,9 +18,9 @@ inline constexpr const char* kEnvAllowlist[] = {"PATH", "HOME",      "USER", "LO
 inline constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 
 // "NAME=value" strings for execve: allowlisted host variables, then
-// env_keep, with USER/LOGNAME/HOME/SHELL describing `identity` (the host's
-// may name root), then env_set overriding everything. `host_env` is an
-// environ-style array (nullptr-terminated).
+// env_keep (names, or prefixes ending in '*'), with USER/LOGNAME/HOME/SHELL describing `identity`
+// (the host's may name root), then env_set overriding everything. `host_env` is an environ-style
+// array (nullptr-terminated).
 std::vector<std::string> build_environment(const ProcessPolicy& process, const Identity& identity,
                                            const char* const* host_env);
 

@@ -43,13 +43,19 @@ bool die_with_supervisor(int control_fd, ChildError& err) {
   // Nothing may outlive sbx (kill -9 included): init dies with it, and the
   // kernel kills the whole pid namespace when its init dies.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return err.fail("prctl(PR_SET_PDEATHSIG)", errno);
-  // Not dumpable: the command runs with init's uid, and a dumpable init could
-  // be ptraced or have its /proc/1/fd opened from the sandbox, handing the
-  // command init's capabilities over the namespaces of U1.
-  if (prctl(PR_SET_DUMPABLE, 0) != 0) return err.fail("prctl(PR_SET_DUMPABLE)", errno);
   // The supervisor may have died before PDEATHSIG was armed; its end of the
   // control socket is then closed.
   if (!supervisor_alive(control_fd)) _exit(kExitSbxError);
+  return true;
+}
+
+bool hide_from_command(ChildError& err) {
+  // Not dumpable: the command runs with init's uid, and a dumpable init could
+  // be ptraced or have its /proc/1/fd opened from the sandbox, handing the
+  // command init's capabilities over the namespaces of U1. Only after the
+  // release: it also makes /proc/<init>/uid_map unwritable for an
+  // unprivileged supervisor.
+  if (prctl(PR_SET_DUMPABLE, 0) != 0) return err.fail("prctl(PR_SET_DUMPABLE)", errno);
   return true;
 }
 
@@ -81,7 +87,7 @@ bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& e
     return err.fail("setresuid", errno);
   }
   if (prctl(PR_SET_SECUREBITS, 0) != 0) return err.fail("prctl(PR_SET_SECUREBITS)", errno);
-  // Changing credentials clears PDEATHSIG and may reset dumpable: arm again.
+  // Changing credentials clears PDEATHSIG: arm it again.
   return die_with_supervisor(control_fd, err);
 }
 

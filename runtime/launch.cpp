@@ -89,6 +89,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
   bool ok = die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
             wait_for_release(control_fd, err) &&                    // id maps written
             become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
+            hide_from_command(err) &&  // non-dumpable: no ptrace, no /proc/1/fd
             (in_new_cgroupns || enter_cgroup_namespace(err)) &&
             set_hostname(plan, err) &&                   // uts namespace
             set_up_network(plan, err) &&                 // lo up (none) / nothing (host)

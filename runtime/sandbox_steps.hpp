@@ -16,6 +16,7 @@ namespace sbx::runtime {
 // ---- init (pid 1), init_steps.cpp
 bool die_with_supervisor(int control_fd, ChildError& err);
 bool wait_for_release(int control_fd, ChildError& err);
+bool hide_from_command(ChildError& err);
 bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& err);
 bool enter_cgroup_namespace(ChildError& err);
 bool set_hostname(const LaunchPlan& plan, ChildError& err);

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -192,7 +193,10 @@ bool install_seccomp_last(const LaunchPlan& plan, int exec_fd, ChildError& err) 
     execve(plan.exec_paths.data()[i], plan.argv.data(), plan.envp.data());
     error_number = errno;
     if (error_number == EACCES) {
-      saw_eacces = true;
+      // A PATH directory we may not search (/root/bin in root's PATH) is
+      // "not here", like bash does; only an existing file is "not executable".
+      struct stat st {};
+      if (stat(plan.exec_paths.data()[i], &st) == 0) saw_eacces = true;
       continue;
     }
     if (error_number == ENOENT || error_number == ENOTDIR || error_number == ESTALE ||

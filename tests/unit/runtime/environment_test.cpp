@@ -73,6 +73,17 @@ TEST_CASE("env_keep passes a named variable and env_set overrides", "[environmen
   CHECK(env_value(env, "FOO") == "bar=baz");
 }
 
+TEST_CASE("env_keep prefix patterns", "[environment]") {
+  const char* host[] = {"AWS_REGION=eu", "AWS_PROFILE=p", "AWSX=1", "XAWS_A=2", nullptr};
+  ProcessPolicy process;
+  process.env_keep = {"AWS_*"};
+  auto env = build_environment(process, alice(), host);
+  CHECK(env_value(env, "AWS_REGION") == "eu");
+  CHECK(env_value(env, "AWS_PROFILE") == "p");
+  CHECK_FALSE(has(env, "AWSX"));
+  CHECK_FALSE(has(env, "XAWS_A"));
+}
+
 TEST_CASE("exec candidates follow execvp's PATH rules", "[environment]") {
   CHECK(exec_candidates("ls", "/usr/local/bin:/usr/bin/") ==
         std::vector<std::string>{"/usr/local/bin/ls", "/usr/bin/ls"});

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Who the command is: the invoking user (or --user / nobody when root), the
+# name resolves, the hostname is the sandbox's, and files written in the
+# work dir belong on the host to the work dir's owner.
+source "$SBX_SOURCE_DIR/tests/lib.sh"
+unset SUDO_UID SUDO_GID SUDO_USER
+
+if is_root; then want_uid=65534; else want_uid=$(id -u); fi
+
+run_sbx run --net none -- id -u
+expect_rc 0 "id -u runs"
+[[ $OUT == "$want_uid" ]] || fail "id -u inside is '$OUT', want $want_uid"
+pass "id -u inside is $want_uid"
+
+run_sbx run --net none -- id -un
+expect_rc 0 "id -un resolves a name inside"
+expect_no_out '^[0-9]+$' "the user name is a name, not a bare number"
+if ! is_root; then
+  [[ $OUT == "$(id -un)" ]] || fail "id -un inside is '$OUT', want $(id -un)"
+  pass "id -un inside is the caller's name"
+fi
+
+run_sbx run --net none -- sh -c 'echo "$USER"; id -un'
+expect_rc 0 "USER is set"
+lines=($OUT)
+[[ ${#lines[@]} -eq 2 && ${lines[0]} == "${lines[1]}" ]] || fail "USER and id -un differ: $OUT"
+pass "USER names the sandbox user (${lines[0]})"
+
+run_sbx run --net none -- cat /proc/self/uid_map
+expect_rc 0 "read own uid_map"
+[[ $(echo $OUT) == "$want_uid $want_uid 1" ]] || fail "uid_map inside is '$OUT'"
+pass "only the command's uid is mapped, onto itself"
+
+run_sbx run --net none -- hostname
+expect_rc 0 "hostname runs"
+[[ $OUT != "$(hostname)" ]] || fail "hostname inside equals the host's ($OUT)"
+pass "hostname inside ($OUT) differs from the host's"
+
+if is_root; then
+  run_sbx run --net none --user 4321:4322 -- sh -c 'id -u; id -g; id -un'
+  expect_rc 0 "--user as root"
+  expect_out $'^4321\n4322\n[A-Za-z_][A-Za-z0-9_.-]*$' "--user 4321:4322 runs as 4321/4322 with a resolvable name"
+  SUDO_UID=$(id -u sbx-test 2>/dev/null || echo 1001) SUDO_GID=$(id -g sbx-test 2>/dev/null || echo 1001) \
+    run_sbx run --net none -- id -u
+  expect_rc 0 "under sudo"
+  [[ $OUT == "$(id -u sbx-test 2>/dev/null || echo 1001)" ]] || fail "SUDO_UID not used: $OUT"
+  pass "root under sudo runs as SUDO_UID"
+  run_sbx run --net none -- cat /proc/self/status
+  expect_out $'Groups:\t *\n' "root's supplementary groups are dropped"
+else
+  run_sbx run --net none --user 0 -- id -u
+  expect_rc 125 "an unprivileged caller cannot pick --user 0"
+  expect_out "needs root" "the error says why"
+fi
+
+# Files the command creates in its work dir belong to the work dir's owner.
+work=$(scratch)
+OUT=$(cd "$work" && "$SBX" run --net none -- sh -c 'echo hi > created && ls -ln created' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "write a file in the work dir"
+[[ -f $work/created ]] || fail "the file does not exist on the host"
+owner=$(stat -c %u:%g "$work/created")
+[[ $owner == "$(stat -c %u:%g "$work")" ]] || fail "created file is $owner on the host, work dir is $(stat -c %u:%g "$work")"
+pass "a file created in the work dir belongs to the work dir's owner ($owner)"
+
+done_testing
