@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Under a terminal the command gets a fresh pty of its own (not the user's
+# terminal), of the terminal's size, following resizes.
+source "$SBX_SOURCE_DIR/tests/lib.sh"
+# A private tmux server per test (CI has no terminal; tmux gives the command
+# a real one).
+command -v tmux >/dev/null || skip "needs tmux"
+TMUX_SOCKET="sbx-tty-$$"
+tmux_() { tmux -L "$TMUX_SOCKET" "$@"; }
+_tty_cleanup() { tmux_ kill-server 2>/dev/null; _cleanup_scratch; }
+trap _tty_cleanup EXIT
+unset TMUX
+
+# start_pane W H CMD: a fresh detached session "t" of size WxH running CMD.
+start_pane() {
+  tmux_ kill-session -t t 2>/dev/null
+  tmux_ new-session -d -s t -x "$1" -y "$2" "$3" || fail "tmux new-session failed"
+}
+pane() { tmux_ capture-pane -p -t t 2>/dev/null; }
+# wait_pane REGEX: until the pane shows REGEX (10 s).
+wait_pane() {
+  for _ in $(seq 100); do
+    [[ $(pane) =~ $1 ]] && return 0
+    sleep 0.1
+  done
+  fail "pane never showed /$1/. Pane:
+$(pane)"
+}
+
+start_pane 100 30 "$SBX run --net none -- sh -c 'tty; stty size; echo WAIT; read x; stty size; echo END; read y'; echo RC=\$?; sleep 30"
+wait_pane WAIT
+OUT=$(pane)
+expect_out $'(^|\n)/dev/pts/[0-9]+\n' "tty inside prints a /dev/pts path"
+expect_out $'\n30 100\n' "stty size inside is the terminal's size (30 100)"
+
+tmux_ resize-window -t t -x 120 -y 40
+sleep 0.3
+tmux_ send-keys -t t Enter
+wait_pane END
+OUT=$(pane)
+expect_out $'\n40 120\n' "stty size follows a resize (40 120)"
+tmux_ send-keys -t t Enter
+wait_pane 'RC=[0-9]+'
+OUT=$(pane)
+expect_out "RC=0" "exit status passes through the pty session"
+
+# The sandbox's pty is not the user's: /proc/self/fd/0 inside is a pts of
+# the sandbox's own devpts (its number is unrelated to the pane's).
+start_pane 80 24 "$SBX run --net none -- sh -c 'ls -l /proc/self/fd/0; echo PID=\$\$'; echo RC=\$?; sleep 30"
+wait_pane 'RC=[0-9]+'
+OUT=$(pane)
+expect_out "/dev/pts/[0-9]+" "stdin inside is a pts"
+expect_out "PID=2" "the command is pid 2 (init is pid 1)"
+
+# --no-tty under a terminal: no pty, the terminal fd is passed as is, but in
+# a new session (no controlling terminal).
+start_pane 80 24 "$SBX run --net none --no-tty -- sh -c 'tty; cat /proc/self/stat | cut -d\" \" -f7'; echo RC=\$?; sleep 30"
+wait_pane 'RC=[0-9]+'
+OUT=$(pane)
+expect_out $'(^|\n)0\n' "--no-tty: the command has no controlling terminal (tty_nr 0)"
+
+# Ctrl-C typed in the terminal reaches the command through its pty.
+start_pane 80 24 "$SBX run --net none -- sh -c 'trap \"echo GOT-INT; exit 3\" INT; echo READY; while :; do sleep 0.1; done'; echo RC=\$?; sleep 30"
+wait_pane READY
+tmux_ send-keys -t t C-c
+wait_pane 'RC=[0-9]+'
+OUT=$(pane)
+expect_out "GOT-INT" "^C in the terminal reaches the command"
+expect_out "RC=3" "and its exit status comes back"
+
+done_testing
