@@ -50,8 +50,10 @@ bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& 
   int r = sd_bus_open_user(&raw);
   std::unique_ptr<sd_bus, BusDeleter> bus(raw);
   if (r < 0) {
-    why.push_back(
-        fmt::format("no systemd user manager to delegate a cgroup (D-Bus: {})", errno_text(-r)));
+    // ENOMEDIUM: neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set.
+    why.push_back(fmt::format(
+        "no systemd user manager reachable to delegate a cgroup ({})",
+        -r == ENOMEDIUM ? std::string("no user D-Bus address") : "user D-Bus: " + errno_text(-r)));
     return false;
   }
   std::string unit = scope_unit_name(name);
