@@ -1,9 +1,74 @@
-// Placeholder entry point until the CLI lands (issue: Foundation).
-#include <sbx/error.hpp>
+// sbx: the command-line front end. Parsing and dispatch only; the
+// sub-commands live in cmd_*.cpp, the work in the library (include/sbx/).
+#include <algorithm>
+#include <string>
+#include <vector>
 
-#include <cstdio>
+#include "cli/commands.hpp"
+#include "cli/output.hpp"
 
-int main() {
-  std::fputs("sbx: not built yet\n", stderr);
-  return sbx::kExitSbxError;
+namespace {
+
+constexpr const char* kExamples = R"(
+Examples:
+  sbx run -- make test                       run in the default profile (standard)
+  sbx run --profile strict -- claude         an AI agent with the strict profile
+  sbx run -p airgapped --memory 2G --timeout 15m -- make test
+  sbx run --dry-run -p strict --allow-domain example.org -- true
+  sbx profile list                           the built-in profiles
+  sbx profile show strict --resolved         everything a profile sets, as TOML
+  sbx profile validate ./my-profile.toml     check a profile file
+  sbx version
+
+Docs: docs/cli.md, docs/profiles.md, docs/domains.md
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Everything after the first "--" is the command to run, never sbx options.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> command;
+  if (auto dash = std::find(args.begin(), args.end(), "--"); dash != args.end()) {
+    command.assign(dash + 1, args.end());
+    args.erase(dash, args.end());
+  }
+
+  CLI::App app{"sbx — a setuid-free Linux sandbox runtime", "sbx"};
+  app.footer(kExamples);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sbx ") + SBX_VERSION);
+  std::vector<sbx::cli::Command> commands = {
+      sbx::cli::add_run(app, command),
+      sbx::cli::add_profile(app),
+      sbx::cli::add_version(app),
+  };
+  try {
+    // CLI11 wants the arguments in reverse order in a vector.
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string where = "sbx";
+    for (const auto* sub : app.get_subcommands()) where += " " + sub->get_name();
+    for (const auto* sub : app.get_subcommands()) {
+      for (const auto* subsub : sub->get_subcommands()) where += " " + subsub->get_name();
+    }
+    return sbx::cli::report_usage_error(e.what(), "see '" + where + " --help'");
+  }
+  if (!command.empty() && !app.got_subcommand("run")) {
+    return sbx::cli::report_usage_error("'--' and a command are only valid after 'sbx run'",
+                                        "write sbx run [options] -- COMMAND");
+  }
+  for (const auto& run : commands) {
+    if (run) {
+      if (int rc = run(); rc >= 0) return rc;
+    }
+  }
+  return sbx::cli::report_usage_error("no sub-command given", "see 'sbx --help'");
 }

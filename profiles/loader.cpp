@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -744,6 +745,61 @@ Policy load_profile_text(std::string_view text, std::string_view name, std::stri
 Policy load_profile(std::string_view name_or_file, const Environment& env) {
   ProfileSource src = find_profile(name_or_file);
   return load_profile_text(src.text, src.name, src.origin, env, src.dir);
+}
+
+}  // namespace sbx::profiles
+
+namespace sbx::profiles {
+namespace {
+
+nlohmann::json node_to_json(const toml::node& node) {
+  if (const auto* t = node.as_table()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto&& [k, v] : *t) out[std::string(k.str())] = node_to_json(v);
+    return out;
+  }
+  if (const auto* a = node.as_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& v : *a) out.push_back(node_to_json(v));
+    return out;
+  }
+  if (const auto* s = node.as_string()) return s->get();
+  if (const auto* i = node.as_integer()) return i->get();
+  if (const auto* f = node.as_floating_point()) return f->get();
+  if (const auto* b = node.as_boolean()) return b->get();
+  // Dates and times: their TOML spelling.
+  std::ostringstream text;
+  node.visit([&](auto&& v) {
+    if constexpr (toml::is_date<decltype(v)> || toml::is_time<decltype(v)> ||
+                  toml::is_date_time<decltype(v)>) {
+      text << v;
+    }
+  });
+  return text.str();
+}
+
+toml::table parse_or_throw(std::string_view text, std::string_view origin) {
+  try {
+    return toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    fail_at(origin, e.source(), fmt::format("invalid TOML: {}", e.description()),
+            "fix the TOML syntax (https://toml.io)");
+  }
+}
+
+}  // namespace
+
+std::string read_description(std::string_view toml_text) {
+  try {
+    auto table = toml::parse(toml_text);
+    return std::string(table["description"].value_or(std::string_view{}));
+  } catch (const toml::parse_error&) {
+    return {};
+  }
+}
+
+nlohmann::json profile_text_to_json(std::string_view toml_text, std::string_view origin) {
+  return node_to_json(parse_or_throw(toml_text, origin));
 }
 
 }  // namespace sbx::profiles

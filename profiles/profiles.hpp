@@ -168,6 +168,11 @@ struct ProfileSource {
 // Throws ProfileError for unknown names and unreadable files.
 ProfileSource find_profile(std::string_view name_or_file);
 
+// The top-level `description` of a profile text as written ("" if none).
+std::string read_description(std::string_view toml_text);
+// A profile as written (not resolved) as JSON. Throws ProfileError on bad TOML.
+nlohmann::json profile_text_to_json(std::string_view toml_text, std::string_view origin);
+
 // Parses and resolves one profile text (its extends chain included) into a
 // Policy whose `profile` is `name`. `dir` is where relative extends files
 // are looked up. Throws ProfileError (FILE:LINE:COL: message).

@@ -1,0 +1,182 @@
+// sbx run [options] -- COMMAND [ARGS...]
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <sbx/sbx.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/output.hpp"
+#include "profiles/profiles.hpp"
+
+namespace sbx::cli {
+namespace {
+
+constexpr const char* kRunExamples = R"(
+Repeatable options (--allow-domain, --rw, --env, ...) append to the
+profile's lists; single-value options override it. Paths may use ~, $HOME,
+$CWD and $TMPDIR; relative paths are relative to the current directory.
+
+Examples:
+  sbx run -- npm test
+  sbx run --profile strict -- claude
+  sbx run -p airgapped --memory 2G --cpus 2 --pids 512 --timeout 15m -- make test
+  sbx run --allow-domain api.example.com --allow-port 8443 -- ./client
+  sbx run --rw ~/.cache/pip --hide ~/.config/secret --tmpfs /scratch:size=1G -- ./build.sh
+  sbx run --env CI=1 --keep-env GITHUB_SHA --report report.json -- ./ci-step
+  sbx run --dry-run -p ./my-profile.toml -- true      print the resolved policy
+)";
+
+struct RunState {
+  std::vector<std::string> command;
+  std::string profile;
+  profiles::Overrides overrides;
+  bool tty = false;
+  bool no_tty = false;
+  bool dry_run = false;
+  int verbose = 0;
+};
+
+// Single-quotes a word for a shell when it needs it (for -v output only).
+std::string shell_word(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789@%_+=:,./-") == std::string::npos) {
+    return word;
+  }
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+int run(RunState& s) {
+  if (s.tty && s.no_tty) {
+    return report_usage_error("--tty and --no-tty contradict each other", "give only one of them");
+  }
+  if (s.tty) s.overrides.tty = TtyMode::always;
+  if (s.no_tty) s.overrides.tty = TtyMode::never;
+  if (!s.command.empty() && s.command.front().starts_with("-")) {
+    return report_usage_error(fmt::format("unknown option '{}'", s.command.front()),
+                              "see 'sbx run --help'; put the command after --");
+  }
+  if (s.command.empty() && !s.dry_run) {
+    return report_usage_error("no command given", "write sbx run [options] -- COMMAND [ARGS...]");
+  }
+  const std::string profile =
+      s.profile.empty() ? std::string(profiles::kDefaultProfile) : s.profile;
+
+  Policy policy;
+  std::vector<std::string> warnings;
+  try {
+    policy =
+        profiles::resolve(profile, s.overrides, profiles::Environment::from_process(), &warnings);
+  } catch (const sbx::Error& e) {
+    return report_usage_error(e);
+  }
+  for (const auto& w : warnings) warn(w);
+
+  if (s.dry_run) {
+    fmt::print("{}", profiles::to_toml(policy));
+    fmt::print("\n# command: {}\n", nlohmann::json(s.command).dump());
+    return 0;
+  }
+  if (s.verbose > 0) {
+    std::string words;
+    for (const auto& w : s.command) words += (words.empty() ? "" : " ") + shell_word(w);
+    note(fmt::format("profile {}, network {}, running: {}", policy.profile,
+                     profiles::to_string(policy.network.mode), words));
+  }
+
+  RunOptions options;
+  options.argv = s.command;
+  options.on_warning = [](const std::string& w) { warn(w); };
+  if (s.verbose > 0) {
+    options.on_event = [](const Event& e) {
+      note(fmt::format("event {} {}", e.type, e.data.dump()));
+    };
+  }
+  try {
+    RunResult result = sbx::run(policy, options);
+    if (s.verbose > 0) {
+      note(fmt::format("exit {} after {} ms{}", result.exit_code, result.duration.count(),
+                       result.timed_out ? " (timed out)" : ""));
+    }
+    return result.exit_code;
+  } catch (const sbx::Error& e) {
+    return report_run_error(e);
+  }
+}
+
+}  // namespace
+
+Command add_run(CLI::App& app, const std::vector<std::string>& command) {
+  auto s = std::make_shared<RunState>();
+  s->command = command;
+  auto& o = s->overrides;
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Run a command in a sandbox: sbx run [OPTIONS] -- COMMAND [ARGS...]");
+  run_cmd->footer(kRunExamples);
+  // `sbx run -p strict claude --resume`: the first word that is not an
+  // option starts the command; everything after it belongs to the command.
+  run_cmd->prefix_command();
+
+  // Repeatable: one value per flag, never swallowing the next word.
+  const auto many = [&](const std::string& flags, std::vector<std::string>& into,
+                        const std::string& type, const std::string& help) {
+    run_cmd->add_option(flags, into, help)->type_name(type)->allow_extra_args(false);
+  };
+  const auto one = [&](const std::string& flags, std::optional<std::string>& into,
+                       const std::string& type, const std::string& help) {
+    run_cmd
+        ->add_option_function<std::string>(
+            flags, [&into](const std::string& v) { into = v; }, help)
+        ->type_name(type);
+  };
+
+  run_cmd
+      ->add_option("-p,--profile", s->profile,
+                   fmt::format("Built-in profile name or profile file (default: {})",
+                               profiles::kDefaultProfile))
+      ->type_name("NAME|FILE");
+  one("--net", o.network, "none|filtered|host", "Network mode");
+  many("--allow-domain", o.allow_domains, "PATTERN", "Allow a domain: example.com, *.example.com");
+  many("--deny-domain", o.deny_domains, "PATTERN", "Deny a domain (beats allow); * denies all");
+  many("--allow-cidr", o.allow_cidrs, "CIDR", "Allow an address range: 203.0.113.0/24");
+  many("--deny-cidr", o.deny_cidrs, "CIDR", "Deny an address range");
+  many("--allow-port", o.allow_ports, "PORT", "Allow a TCP port on allowed hosts");
+  many("--rw", o.writable, "PATH", "Make a path writable");
+  many("--ro", o.read_only, "PATH", "Keep a path read-only, even inside a writable one");
+  many("--hide", o.hidden, "PATH", "Hide a path: empty directory / unreadable file");
+  many("--tmpfs", o.tmpfs, "PATH[:size=S,mode=M]", "Mount an empty tmpfs");
+  one("--memory", o.memory, "SIZE", "Memory limit: 512M, 4G, unlimited");
+  one("--cpus", o.cpus, "N", "CPU limit in CPUs: 0.5, 2");
+  one("--pids", o.pids, "N", "Limit on processes and threads");
+  one("--timeout", o.timeout, "DURATION", "Wall-time limit: 30s, 15m, 1h30m");
+  one("--kill-after", o.kill_after, "DURATION", "Grace between SIGTERM and SIGKILL at timeout");
+  many("--env", o.env_set, "NAME=VALUE", "Set a variable inside");
+  many("--keep-env", o.env_keep, "NAME", "Pass a host variable through (NAME or PREFIX*)");
+  one("--name", o.name, "NAME", "Sandbox name (audit log, cgroup)");
+  one("--audit-log", o.audit_log, "FILE", "Write the JSONL audit log here");
+  one("--report", o.report, "FILE", "Write a JSON run report here (- = stderr)");
+  one("--user", o.user, "UID[:GID]", "Identity inside the sandbox");
+  run_cmd->add_flag("--tty", s->tty, "Always give the command a terminal (pty)");
+  run_cmd->add_flag("--no-tty", s->no_tty, "Never give the command a terminal");
+  run_cmd->add_flag("--dry-run", s->dry_run, "Print the resolved policy as TOML and exit");
+  run_cmd->add_flag("-v,--verbose", s->verbose, "Say what sbx does");
+
+  return [s, run_cmd]() -> int {
+    if (!run_cmd->parsed()) return -1;
+    // Words after the options (no "--") start the command.
+    std::vector<std::string> rest = run_cmd->remaining();
+    if (!rest.empty()) {
+      if (!s->command.empty()) {
+        return report_usage_error(fmt::format("unexpected argument '{}' before --", rest.front()),
+                                  "put the whole command after --");
+      }
+      s->command = rest;
+    }
+    return run(*s);
+  };
+}
+
+}  // namespace sbx::cli
