@@ -194,7 +194,10 @@ class Loop {
         relay_stdin();
         break;
       case kNotify:
-        if (notify_) notify_->on_readable();
+        if (notify_ && (ev.events & EPOLLIN)) notify_->on_readable();
+        // HUP: no process uses the filter any more. Level-triggered, it
+        // would wake the loop forever.
+        if (notify_ && (ev.events & (EPOLLHUP | EPOLLERR))) unwatch(notify_->fd());
         break;
       case kTimeout:
         on_timeout();
