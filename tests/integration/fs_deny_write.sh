@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Filesystem: --ro paths inside the writable work dir stay read-only, also
+# when they do not exist yet (the first missing component is masked), cannot
+# be renamed away and recreated, and a symlink grants nothing.
+source "$SBX_SOURCE_DIR/tests/lib.sh"
+command -v git >/dev/null || skip "git not installed"
+
+W=$(scratch)
+cd "$W" || fail "cd"
+git init -q . || fail "git init on the host"
+echo "# user" > .bashrc
+echo "ok" > README
+ro=(--ro "$W/.git/hooks" --ro "$W/.git/config" --ro "$W/.bashrc")
+
+run_sbx run --net none "${ro[@]}" -- sh -c '
+  echo "evil" > .git/hooks/pre-commit && echo W1
+  echo "evil" >> .bashrc && echo W2
+  echo "[core] fsmonitor = evil" >> .git/config && echo W3
+  rm -f .bashrc && echo W4
+  mv .git/hooks .git/h2 && echo W5
+  mv .git .git-moved && echo W6
+  echo fine > notes.txt && echo OK1
+  git add README && git -c user.email=a@b -c user.name=a commit -qm x && echo OK2
+  cat .bashrc'
+expect_rc 0 "sandbox ran"
+expect_no_out "W[0-9]" "no write, rename or removal of a protected path succeeded"
+expect_out "OK1" "ordinary files in the work dir are writable"
+expect_out "OK2" "git can still commit (objects, refs, index are writable)"
+expect_out "# user" "protected files stay readable"
+[[ ! -e .git/hooks/pre-commit ]] || fail "pre-commit hook appeared on the host"
+[[ $(cat .bashrc) == "# user" ]] || fail ".bashrc changed on the host"
+grep -q fsmonitor .git/config && fail ".git/config changed on the host"
+[[ -d .git && ! -e .git-moved ]] || fail ".git was moved on the host"
+pass "host copies unchanged"
+
+# .git does not exist at start: the first missing component is masked, so
+# the sandbox cannot create .git (and thus no hooks or config) at all.
+N=$(scratch)
+cd "$N" || fail "cd"
+run_sbx run --net none --ro "$N/.git/hooks" --ro "$N/.bashrc" -- sh -c '
+  git init -q . 2>/dev/null && echo INIT
+  mkdir -p .git/hooks 2>/dev/null && echo W1
+  echo evil > .git/hooks/pre-commit 2>/dev/null && echo W2
+  echo evil > .bashrc && echo W3
+  rm -rf .git 2>/dev/null && echo W4
+  echo fine > ok.txt && echo OK'
+expect_rc 0 "sandbox ran"
+expect_no_out "W[0-9]" "missing .git/hooks and .bashrc cannot be created"
+expect_out "OK" "the rest of the work dir is writable"
+[[ ! -e $N/.git/hooks/pre-commit ]] || fail "hook created on the host"
+[[ ! -e $N/.git && ! -e $N/.bashrc ]] || fail "placeholders left behind on the host: $(ls -A "$N")"
+pass "no hook on the host and no placeholder left after the run"
+
+# A protected path that is a symlink: the link cannot be replaced and the
+# target stays read-only; a link the sandbox makes grants nothing.
+S=$(scratch)
+T=$(scratch)
+echo "dotfile" > "$T/bashrc"
+ln -s "$T/bashrc" "$S/.bashrc"
+cd "$S" || fail "cd"
+run_sbx run --net none --ro "$S/.bashrc" --rw "$T" -- sh -c '
+  cat .bashrc
+  echo evil >> .bashrc && echo W1
+  rm .bashrc && echo W2
+  ln -sf /etc/passwd .bashrc && echo W3
+  ln -s /etc escape && echo x > escape/sbx-evil && echo W4
+  ln -s /root/.ssh ssh && touch ssh/evil && echo W5
+  true'
+expect_rc 0 "sandbox ran"
+expect_out "dotfile" "a protected link still shows its target's content"
+expect_no_out "W[0-9]" "link cannot be replaced, target not writable, planted links grant nothing"
+[[ $(cat "$T/bashrc") == dotfile && -L $S/.bashrc ]] || fail "protected link or target changed on the host"
+[[ ! -e /etc/sbx-evil ]] || fail "/etc/sbx-evil appeared"
+pass "host copies unchanged"
+done_testing
