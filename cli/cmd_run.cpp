@@ -169,6 +169,10 @@ Command add_run(CLI::App& app, const std::vector<std::string>& command) {
     // Words after the options (no "--") start the command.
     std::vector<std::string> rest = run_cmd->remaining();
     if (!rest.empty()) {
+      if (rest.front().starts_with("-")) {
+        return report_usage_error(fmt::format("unknown option '{}'", rest.front()),
+                                  "see 'sbx run --help'; put the command after --");
+      }
       if (!s->command.empty()) {
         return report_usage_error(fmt::format("unexpected argument '{}' before --", rest.front()),
                                   "put the whole command after --");

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 
@@ -43,6 +45,21 @@ int main(int argc, char** argv) {
       sbx::cli::add_profile(app),
       sbx::cli::add_version(app),
   };
+  // Name the sub-command problem plainly (CLI11 would only say one is required).
+  if (args.empty()) {
+    return sbx::cli::report_usage_error("no sub-command given",
+                                        "use sbx run|profile|version, see 'sbx --help'");
+  }
+  if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
+      args.front() != "version") {
+    return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
+                                        "use sbx run|profile|version, see 'sbx --help'");
+  }
+  if (args.front() == "profile" && args.size() > 1 && !args[1].starts_with("-") &&
+      args[1] != "list" && args[1] != "show" && args[1] != "validate") {
+    return sbx::cli::report_usage_error(fmt::format("unknown sub-command 'profile {}'", args[1]),
+                                        "use sbx profile list|show|validate");
+  }
   try {
     // CLI11 wants the arguments in reverse order in a vector.
     std::reverse(args.begin(), args.end());
