@@ -267,7 +267,10 @@ bool apply_op(const MountPlanData& d, std::size_t i, int root, int staging, cons
     case MountKind::bind_rw:
     case MountKind::bind_ro: {
       int src = op.prepared_fd >= 0 ? op.prepared_fd : slot;
-      ok = attach(src, target, err, what);
+      if (src >= 0)
+        ok = attach(src, target, err, what);
+      else if (op.source != op.target)  // a protected symlink: pin it even so
+        ok = bind_staging_file(staging, "empty_ro", target, err, what);
       break;
     }
     case MountKind::mask_dir:
@@ -343,7 +346,11 @@ bool build_root(const MountPlanData& d, int* devices, int& rootfs, int& staging,
     std::uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                           (op.kind == MountKind::bind_ro ? MOUNT_ATTR_RDONLY : 0);
     d.op_fds[i] = clone_host(op.source.c_str(), true, attrs, err);
-    if (d.op_fds[i] < 0) return false;
+    if (d.op_fds[i] < 0) {
+      // Unreachable for init, so for the command too: nothing to grant.
+      if (err.error_number != EACCES) return false;
+      err = ChildError{};
+    }
   }
   for (int i = 0; i < kDeviceCount; ++i) {
     devices[i] = clone_host(kDevices[i].host, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err);
