@@ -3,26 +3,26 @@
 source "$SBX_SOURCE_DIR/tests/lib.sh"
 
 for code in 0 1 42 255; do
-  run_sbx run --net none -- sh -c "exit $code"
+  run_sbx run --profile airgapped -- sh -c "exit $code"
   expect_rc "$code" "exit $code round-trips"
 done
 
-run_sbx run --net none -- sh -c 'kill -KILL $$'
+run_sbx run --profile airgapped -- sh -c 'kill -KILL $$'
 expect_rc 137 "killed by SIGKILL is 128+9"
-run_sbx run --net none -- sh -c 'kill -TERM $$'
+run_sbx run --profile airgapped -- sh -c 'kill -TERM $$'
 expect_rc 143 "killed by SIGTERM is 128+15"
 
-run_sbx run --net none -- sbx-no-such-command-$$
+run_sbx run --profile airgapped -- sbx-no-such-command-$$
 expect_rc 127 "a missing command is 127"
 expect_out "not found" "and says so"
 
-run_sbx run --net none -- /etc/hostname
+run_sbx run --profile airgapped -- /etc/hostname
 expect_rc 126 "a non-executable file is 126"
 
-run_sbx run --net none -- /etc
+run_sbx run --profile airgapped -- /etc
 expect_rc 126 "a directory is 126"
 
-run_sbx run --net filtered --allow-domain example.com -- true
+run_sbx run --profile airgapped --net filtered --allow-domain example.com -- true
 expect_rc 125 "network mode filtered fails closed (not implemented yet)"
 expect_out "filtered" "the error names the network mode"
 

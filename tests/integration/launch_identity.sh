@@ -7,12 +7,12 @@ unset SUDO_UID SUDO_GID SUDO_USER
 
 if is_root; then want_uid=65534; else want_uid=$(id -u); fi
 
-run_sbx run --net none -- id -u
+run_sbx run --profile airgapped -- id -u
 expect_rc 0 "id -u runs"
 [[ $OUT == "$want_uid" ]] || fail "id -u inside is '$OUT', want $want_uid"
 pass "id -u inside is $want_uid"
 
-run_sbx run --net none -- id -un
+run_sbx run --profile airgapped -- id -un
 expect_rc 0 "id -un resolves a name inside"
 expect_no_out '^[0-9]+$' "the user name is a name, not a bare number"
 if ! is_root; then
@@ -20,42 +20,42 @@ if ! is_root; then
   pass "id -un inside is the caller's name"
 fi
 
-run_sbx run --net none -- sh -c 'echo "$USER"; id -un'
+run_sbx run --profile airgapped -- sh -c 'echo "$USER"; id -un'
 expect_rc 0 "USER is set"
 lines=($OUT)
 [[ ${#lines[@]} -eq 2 && ${lines[0]} == "${lines[1]}" ]] || fail "USER and id -un differ: $OUT"
 pass "USER names the sandbox user (${lines[0]})"
 
-run_sbx run --net none -- cat /proc/self/uid_map
+run_sbx run --profile airgapped -- cat /proc/self/uid_map
 expect_rc 0 "read own uid_map"
 [[ $(echo $OUT) == "$want_uid $want_uid 1" ]] || fail "uid_map inside is '$OUT'"
 pass "only the command's uid is mapped, onto itself"
 
-run_sbx run --net none -- hostname
+run_sbx run --profile airgapped -- hostname
 expect_rc 0 "hostname runs"
 [[ $OUT != "$(hostname)" ]] || fail "hostname inside equals the host's ($OUT)"
 pass "hostname inside ($OUT) differs from the host's"
 
 if is_root; then
-  run_sbx run --net none --user 4321:4322 -- sh -c 'id -u; id -g; id -un'
+  run_sbx run --profile airgapped --user 4321:4322 -- sh -c 'id -u; id -g; id -un'
   expect_rc 0 "--user as root"
   expect_out $'^4321\n4322\n[A-Za-z_][A-Za-z0-9_.-]*$' "--user 4321:4322 runs as 4321/4322 with a resolvable name"
   SUDO_UID=$(id -u sbx-test 2>/dev/null || echo 1001) SUDO_GID=$(id -g sbx-test 2>/dev/null || echo 1001) \
-    run_sbx run --net none -- id -u
+    run_sbx run --profile airgapped -- id -u
   expect_rc 0 "under sudo"
   [[ $OUT == "$(id -u sbx-test 2>/dev/null || echo 1001)" ]] || fail "SUDO_UID not used: $OUT"
   pass "root under sudo runs as SUDO_UID"
-  run_sbx run --net none -- cat /proc/self/status
+  run_sbx run --profile airgapped -- cat /proc/self/status
   expect_out $'Groups:\t *\n' "root's supplementary groups are dropped"
 else
-  run_sbx run --net none --user 0 -- id -u
+  run_sbx run --profile airgapped --user 0 -- id -u
   expect_rc 125 "an unprivileged caller cannot pick --user 0"
   expect_out "needs root" "the error says why"
 fi
 
 # Files the command creates in its work dir belong to the work dir's owner.
 work=$(scratch)
-OUT=$(cd "$work" && "$SBX" run --net none -- sh -c 'echo hi > created && ls -ln created' 2>&1 </dev/null)
+OUT=$(cd "$work" && "$SBX" run --profile airgapped -- sh -c 'echo hi > created && ls -ln created' 2>&1 </dev/null)
 RC=$?
 expect_rc 0 "write a file in the work dir"
 [[ -f $work/created ]] || fail "the file does not exist on the host"

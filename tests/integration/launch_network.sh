@@ -8,25 +8,30 @@ loopback='import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
 c = socket.create_connection(s.getsockname(), timeout=2); a, _ = s.accept()
 c.sendall(b"ping"); print(a.recv(4).decode())'
-run_sbx run --net none -- "$py" -c "$loopback"
+run_sbx run --profile airgapped -- "$py" -c "$loopback"
 expect_rc 0 "loopback connect in --net none"
 expect_out "^ping$" "loopback is up in the sandbox's netns"
 
-run_sbx run --net none -- cat /proc/net/dev
+run_sbx run --profile airgapped -- cat /proc/net/dev
 expect_rc 0 "read /proc/net/dev"
 ifaces=$(tail -n +3 <<<"$OUT" | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' ')
 [[ $ifaces == "lo " ]] || fail "--net none has interfaces: $ifaces"
 pass "--net none has only lo"
 
-run_sbx run --net none -- "$py" -c 'import socket; socket.create_connection(("198.51.100.1", 80), timeout=2)'
+run_sbx run --profile airgapped -- "$py" -c 'import socket; socket.create_connection(("198.51.100.1", 80), timeout=2)'
 [[ $RC -ne 0 ]] || fail "connect to 198.51.100.1 succeeded in --net none"
 pass "no route out of --net none"
 
-host_ifaces=$(tail -n +3 /proc/net/dev | wc -l)
-run_sbx run --net host -- cat /proc/net/dev
+host_netns=$(readlink /proc/self/ns/net)
+run_sbx run --profile airgapped -- readlink /proc/self/ns/net
+[[ $OUT != "$host_netns" ]] || fail "--net none runs in the host's netns ($OUT)"
+pass "--net none has its own network namespace"
+
+# (stdout only: sbx warns on stderr that host mode enforces no deny_cidrs)
+OUT=$("$SBX" run --profile airgapped --net host -- readlink /proc/self/ns/net 2>/dev/null </dev/null)
+RC=$?
 expect_rc 0 "--net host runs"
-n=$(tail -n +3 <<<"$OUT" | wc -l)
-[[ $n -eq $host_ifaces ]] || fail "--net host sees $n interfaces, host has $host_ifaces"
+[[ $OUT == "$host_netns" ]] || fail "--net host: netns $OUT, host $host_netns"
 pass "--net host shares the host's network namespace"
 
 done_testing

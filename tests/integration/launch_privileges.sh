@@ -3,7 +3,7 @@
 # pid namespace, no access to init (pid 1).
 source "$SBX_SOURCE_DIR/tests/lib.sh"
 
-run_sbx run --net none -- cat /proc/self/status
+run_sbx run --profile airgapped -- cat /proc/self/status
 expect_rc 0 "read /proc/self/status"
 for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
   expect_out "$cap:[[:space:]]+0000000000000000" "$cap is zero"
@@ -11,13 +11,13 @@ done
 expect_out $'NoNewPrivs:\t1' "no_new_privs is set"
 
 # The shell's own fds, listed by a child (ls's own directory fd is not the shell's).
-run_sbx run --net none -- sh -c 'ls /proc/$$/fd'
+run_sbx run --profile airgapped -- sh -c 'ls /proc/$$/fd'
 expect_rc 0 "list fds"
 OUT=$(echo $OUT)
 [[ $OUT == "0 1 2" ]] || fail "fds inside: '$OUT', want '0 1 2'"
 pass "the command holds only fds 0 1 2"
 exec 7</dev/null 9>/dev/null
-run_sbx run --net none -- sh -c 'ls /proc/$$/fd'
+run_sbx run --profile airgapped -- sh -c 'ls /proc/$$/fd'
 OUT=$(echo $OUT)
 [[ $OUT == "0 1 2" ]] || fail "fds inherited from sbx leak: '$OUT'"
 pass "fds open in sbx (7, 9) do not reach the command"
@@ -26,7 +26,7 @@ exec 7<&- 9>&-
 marker=$((200000 + RANDOM))
 sleep "$marker" &
 host_sleep=$!
-run_sbx run --net none -- ps -eo pid=,args=
+run_sbx run --profile airgapped -- ps -eo pid=,args=
 kill "$host_sleep" 2>/dev/null
 expect_rc 0 "ps runs"
 expect_no_out "sleep $marker" "a host process is invisible"
@@ -37,18 +37,18 @@ pass "ps sees only the sandbox's processes ($n)"
 
 # init keeps capabilities over the sandbox's namespaces: the command must not
 # reach it (non-dumpable, other user namespace).
-run_sbx run --net none -- sh -c 'ls /proc/1/fd/ >/dev/null 2>&1 && echo OPEN; cat /proc/1/environ >/dev/null 2>&1 && echo ENVIRON; echo end'
+run_sbx run --profile airgapped -- sh -c 'ls /proc/1/fd/ >/dev/null 2>&1 && echo OPEN; cat /proc/1/environ >/dev/null 2>&1 && echo ENVIRON; echo end'
 expect_rc 0 "probe init"
 expect_no_out "OPEN|ENVIRON" "init's fds and environment are out of reach"
 
-run_sbx run --net none -- cat /proc/self/setgroups
+run_sbx run --profile airgapped -- cat /proc/self/setgroups
 expect_out "deny" "setgroups is denied in the command's user namespace"
 
 # The command's user namespace is a child of the one that owns the
 # sandbox's namespaces: asking for the owner of its own netns is refused
 # (NS_GET_USERNS gives EPERM for a namespace outside the caller's subtree).
 if [[ -x /usr/bin/python3 ]]; then
-  run_sbx run --net none -- /usr/bin/python3 -c '
+  run_sbx run --profile airgapped -- /usr/bin/python3 -c '
 import fcntl, os
 fd = os.open("/proc/self/ns/net", os.O_RDONLY)
 try:

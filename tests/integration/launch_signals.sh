@@ -16,7 +16,7 @@ wait_for() {  # wait_for FILE TEXT
 }
 
 for sig in INT TERM HUP QUIT USR1 USR2; do
-  start_sbx "$dir/$sig" run --net none -- sh -c \
+  start_sbx "$dir/$sig" run --profile airgapped -- sh -c \
     "trap 'echo got-$sig; exit 7' $sig; echo ready; while :; do sleep 0.1; done"
   wait_for "$dir/$sig" ready
   kill -s "$sig" "$PID"
@@ -26,7 +26,7 @@ for sig in INT TERM HUP QUIT USR1 USR2; do
   expect_out "got-$sig" "the command saw SIG$sig"
 done
 
-start_sbx "$dir/int-default" run --net none -- sh -c 'echo ready; exec sleep 100'
+start_sbx "$dir/int-default" run --profile airgapped -- sh -c 'echo ready; exec sleep 100'
 wait_for "$dir/int-default" ready
 kill -INT "$PID"
 wait "$PID"
@@ -36,14 +36,14 @@ expect_rc 130 "a command without a handler dies of SIGINT: 128+2"
 # --timeout on a command that stopped itself and ignores SIGTERM: only the
 # SIGKILL after --kill-after ends it.
 start=$(date +%s)
-run_sbx run --net none --timeout 1s --kill-after 1s -- sh -c 'trap "" TERM; kill -STOP $$; sleep 100'
+run_sbx run --profile airgapped --timeout 1s --kill-after 1s -- sh -c 'trap "" TERM; kill -STOP $$; sleep 100'
 elapsed=$(($(date +%s) - start))
 expect_rc 137 "a stopped command that ignores SIGTERM is SIGKILLed at timeout"
 ((elapsed < 10)) || fail "timeout took ${elapsed}s"
 pass "timeout + kill-after took ${elapsed}s"
 
 start=$(date +%s)
-run_sbx run --net none --timeout 1s -- sh -c 'kill -STOP $$; sleep 100'
+run_sbx run --profile airgapped --timeout 1s -- sh -c 'kill -STOP $$; sleep 100'
 elapsed=$(($(date +%s) - start))
 expect_rc 143 "a stopped command gets the timeout's SIGTERM (SIGCONT wakes it)"
 ((elapsed < 5)) || fail "timeout took ${elapsed}s"
@@ -51,7 +51,7 @@ pass "timeout took ${elapsed}s"
 
 # kill -9 of sbx: init dies with it (PDEATHSIG), the pid namespace with init.
 marker=$((300000 + RANDOM))
-start_sbx "$dir/kill9" run --net none -- sh -c "sleep $marker & sleep $marker & echo ready; wait"
+start_sbx "$dir/kill9" run --profile airgapped -- sh -c "sleep $marker & sleep $marker & echo ready; wait"
 wait_for "$dir/kill9" ready
 pgrep -f "^sleep $marker\$" >/dev/null || fail "the sandbox's sleep is not visible from the host"
 kill -9 "$PID"

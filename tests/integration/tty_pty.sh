@@ -27,7 +27,7 @@ wait_pane() {
 $(pane)"
 }
 
-start_pane 100 30 "$SBX run --net none -- sh -c 'tty; stty size; echo WAIT; read x; stty size; echo END; read y'; echo RC=\$?; sleep 30"
+start_pane 100 30 "$SBX run --profile airgapped -- sh -c 'tty; stty size; echo WAIT; read x; stty size; echo END; read y'; echo RC=\$?; sleep 30"
 wait_pane WAIT
 OUT=$(pane)
 expect_out $'(^|\n)/dev/pts/[0-9]+\n' "tty inside prints a /dev/pts path"
@@ -46,7 +46,7 @@ expect_out "RC=0" "exit status passes through the pty session"
 
 # The sandbox's pty is not the user's: /proc/self/fd/0 inside is a pts of
 # the sandbox's own devpts (its number is unrelated to the pane's).
-start_pane 80 24 "$SBX run --net none -- sh -c 'ls -l /proc/self/fd/0; echo PID=\$\$'; echo RC=\$?; sleep 30"
+start_pane 80 24 "$SBX run --profile airgapped -- sh -c 'ls -l /proc/self/fd/0; echo PID=\$\$'; echo RC=\$?; sleep 30"
 wait_pane 'RC=[0-9]+'
 OUT=$(pane)
 expect_out "/dev/pts/[0-9]+" "stdin inside is a pts"
@@ -54,13 +54,13 @@ expect_out "PID=2" "the command is pid 2 (init is pid 1)"
 
 # --no-tty under a terminal: no pty, the terminal fd is passed as is, but in
 # a new session (no controlling terminal).
-start_pane 80 24 "$SBX run --net none --no-tty -- sh -c 'tty; cat /proc/self/stat | cut -d\" \" -f7'; echo RC=\$?; sleep 30"
+start_pane 80 24 "$SBX run --profile airgapped --no-tty -- sh -c 'tty; cat /proc/self/stat | cut -d\" \" -f7'; echo RC=\$?; sleep 30"
 wait_pane 'RC=[0-9]+'
 OUT=$(pane)
 expect_out $'(^|\n)0\n' "--no-tty: the command has no controlling terminal (tty_nr 0)"
 
 # Ctrl-C typed in the terminal reaches the command through its pty.
-start_pane 80 24 "$SBX run --net none -- sh -c 'trap \"echo GOT-INT; exit 3\" INT; echo READY; while :; do sleep 0.1; done'; echo RC=\$?; sleep 30"
+start_pane 80 24 "$SBX run --profile airgapped -- sh -c 'trap \"echo GOT-INT; exit 3\" INT; echo READY; while :; do sleep 0.1; done'; echo RC=\$?; sleep 30"
 wait_pane READY
 tmux_ send-keys -t t C-c
 wait_pane 'RC=[0-9]+'

@@ -53,13 +53,13 @@ $(pane)"
   pass "control: TIOCSTI outside the sandbox injects into the shell"
 fi
 
-tmux_ send-keys -t t "$SBX run --net none -- $(inject "$dir/from-pty"); echo PTY-DONE" Enter
+tmux_ send-keys -t t "$SBX run --profile airgapped -- $(inject "$dir/from-pty"); echo PTY-DONE" Enter
 wait_pane PTY-DONE
 sleep 1
 [[ ! -e $dir/from-pty ]] || fail "TIOCSTI from the sandbox (pty) ran a command in the outer shell"
 pass "TIOCSTI from inside (private pty) does not reach the outer shell"
 
-tmux_ send-keys -t t "$SBX run --net none --no-tty -- $(inject "$dir/from-notty"); echo NOTTY-DONE" Enter
+tmux_ send-keys -t t "$SBX run --profile airgapped --no-tty -- $(inject "$dir/from-notty"); echo NOTTY-DONE" Enter
 wait_pane NOTTY-DONE
 sleep 1
 OUT=$(pane)
