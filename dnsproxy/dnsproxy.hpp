@@ -322,30 +322,69 @@ struct ServiceConfig {
 class DnsService {
  public:
   using EventCallback = std::function<void(const QueryEvent&)>;
+  // `watch` is told about every fd the service needs polled: the c-ares
+  // sockets, the listeners added below and accepted TCP connections. The
+  // loop calls on_ready() for any of them.
   DnsService(ServiceConfig config, UpstreamResolver::SocketWatch watch, EventCallback events);
+  ~DnsService();
+
+  // Sockets bound inside the sandbox netns (the service does not own them).
+  void add_udp_socket(int fd);
+  void add_tcp_listener(int fd);
+  // Readiness of any fd passed to `watch`.
+  void on_ready(int fd, bool readable, bool writable);
+  // When the loop must call on_timeout() at the latest (upstream retries,
+  // idle TCP connections); nullopt when nothing is pending.
+  std::optional<std::chrono::milliseconds> next_timeout() const;
+  void on_timeout();
 
   // Reads every queued datagram of `udp_fd` (non-blocking) and answers or
   // starts an upstream query for each.
   void on_udp_readable(int udp_fd);
   // Handles one query message from any transport; `reply` is called once
-  // (possibly later, after the upstream answer) unless the query is dropped.
-  void handle(std::span<const std::uint8_t> message, std::size_t max_response,
+  // (possibly later, after the upstream answer). Returns false when the
+  // message is dropped (no reply will come).
+  bool handle(std::span<const std::uint8_t> message, std::size_t max_response,
               std::function<void(std::vector<std::uint8_t>)> reply);
 
   UpstreamResolver& upstream() { return *upstream_; }
   NameMap& names() { return names_; }
   DnsFilter& filter() { return filter_; }
+  std::size_t tcp_connections() const { return tcp_.size(); }
+
+  // DNS over TCP limits (RFC 7766 allows several queries per connection).
+  static constexpr std::size_t kMaxTcpConnections = 32;
+  static constexpr std::size_t kMaxTcpInFlight = 16;  // per connection
+  static constexpr std::chrono::seconds kTcpIdle{10};
 
  private:
+  struct TcpConn {
+    int fd = -1;
+    std::vector<std::uint8_t> in, out;
+    std::size_t in_flight = 0;
+    bool peer_closed = false;
+    bool busy = false;  // inside process_tcp_input: do not close under it
+    Clock::time_point last_active;
+  };
   void finish(const Query& q, const UpstreamResult& r, Clock::time_point start,
               std::size_t max_response,
               const std::function<void(std::vector<std::uint8_t>)>& reply);
+  void accept_tcp(int listener);
+  void on_tcp(std::uint64_t id, bool readable, bool writable);
+  void process_tcp_input(std::uint64_t id);
+  void flush_tcp(std::uint64_t id);
+  void close_tcp(std::uint64_t id);
 
   ServiceConfig config_;
   DnsFilter filter_;
   NameMap names_;
   EventCallback events_;
+  UpstreamResolver::SocketWatch watch_;
   std::uint32_t seq_ = 1u << 20;
+  std::set<int> udp_fds_, tcp_listeners_, upstream_fds_;
+  std::map<std::uint64_t, TcpConn> tcp_;
+  std::map<int, std::uint64_t> tcp_by_fd_;
+  std::uint64_t next_tcp_id_ = 1;
   // Last: destroyed first, while the members its pending callbacks use live.
   std::unique_ptr<UpstreamResolver> upstream_;
 };

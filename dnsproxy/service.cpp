@@ -3,6 +3,9 @@
 // answer leaves only after the kernel committed the allow-set elements.
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "dnsproxy/dnsproxy.hpp"
 #include "sbx/error.hpp"
@@ -14,7 +17,185 @@ DnsService::DnsService(ServiceConfig config, UpstreamResolver::SocketWatch watch
     : config_(std::move(config)),
       filter_(config_.filter),
       events_(std::move(events)),
-      upstream_(std::make_unique<UpstreamResolver>(config_.upstream, std::move(watch))) {}
+      watch_(std::move(watch)),
+      upstream_(
+          std::make_unique<UpstreamResolver>(config_.upstream, [this](int fd, bool r, bool w) {
+            if (r || w) {
+              upstream_fds_.insert(fd);
+            } else {
+              upstream_fds_.erase(fd);
+            }
+            if (watch_) watch_(fd, r, w);
+          })) {}
+
+DnsService::~DnsService() {
+  // Pending upstream queries fail first (ARES_EDESTRUCTION); their replies
+  // find their TCP connections still open, which are closed right after.
+  upstream_.reset();
+  while (!tcp_.empty()) close_tcp(tcp_.begin()->first);
+}
+
+void DnsService::add_udp_socket(int fd) {
+  udp_fds_.insert(fd);
+  if (watch_) watch_(fd, true, false);
+}
+
+void DnsService::add_tcp_listener(int fd) {
+  tcp_listeners_.insert(fd);
+  if (watch_) watch_(fd, true, false);
+}
+
+void DnsService::on_ready(int fd, bool readable, bool writable) {
+  if (udp_fds_.count(fd)) {
+    on_udp_readable(fd);
+  } else if (tcp_listeners_.count(fd)) {
+    accept_tcp(fd);
+  } else if (auto it = tcp_by_fd_.find(fd); it != tcp_by_fd_.end()) {
+    on_tcp(it->second, readable, writable);
+  } else if (upstream_fds_.count(fd)) {
+    upstream_->process(fd, readable, writable);
+  }
+}
+
+std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
+  auto t = upstream_->next_timeout();
+  auto now = Clock::now();
+  for (const auto& entry : tcp_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(entry.second.last_active +
+                                                                      kTcpIdle - now);
+    if (left.count() < 0) left = std::chrono::milliseconds(0);
+    if (!t || left < *t) t = left;
+  }
+  return t;
+}
+
+void DnsService::on_timeout() {
+  upstream_->process_timeouts();
+  auto now = Clock::now();
+  std::vector<std::uint64_t> idle;
+  for (const auto& entry : tcp_) {
+    if (entry.second.in_flight == 0 && now - entry.second.last_active >= kTcpIdle) {
+      idle.push_back(entry.first);
+    }
+  }
+  for (auto id : idle) close_tcp(id);
+}
+
+void DnsService::accept_tcp(int listener) {
+  while (true) {
+    int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (tcp_.size() >= kMaxTcpConnections) {
+      close(fd);  // over the limit: the client retries later
+      continue;
+    }
+    std::uint64_t id = next_tcp_id_++;
+    TcpConn c;
+    c.fd = fd;
+    c.last_active = Clock::now();
+    tcp_.emplace(id, std::move(c));
+    tcp_by_fd_[fd] = id;
+    if (watch_) watch_(fd, true, false);
+  }
+}
+
+void DnsService::close_tcp(std::uint64_t id) {
+  auto it = tcp_.find(id);
+  if (it == tcp_.end()) return;
+  if (watch_) watch_(it->second.fd, false, false);
+  tcp_by_fd_.erase(it->second.fd);
+  close(it->second.fd);
+  tcp_.erase(it);
+}
+
+void DnsService::flush_tcp(std::uint64_t id) {
+  auto it = tcp_.find(id);
+  if (it == tcp_.end()) return;
+  TcpConn& c = it->second;
+  while (!c.out.empty()) {
+    ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out.erase(c.out.begin(), c.out.begin() + n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    close_tcp(id);
+    return;
+  }
+  if (c.out.empty() && c.peer_closed && c.in_flight == 0 && !c.busy) {
+    close_tcp(id);
+    return;
+  }
+  bool want_read = !c.peer_closed && c.in_flight < kMaxTcpInFlight;
+  if (watch_) watch_(c.fd, want_read, !c.out.empty());
+}
+
+void DnsService::on_tcp(std::uint64_t id, bool readable, bool /*writable*/) {
+  auto it = tcp_.find(id);
+  if (it == tcp_.end()) return;
+  TcpConn& c = it->second;
+  c.last_active = Clock::now();
+  if (readable && !c.peer_closed) {
+    std::uint8_t buf[4096];
+    // Bounded: at most one maximal message plus one read ahead is buffered.
+    while (c.in.size() < 2 + 65535 + sizeof buf) {
+      ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        c.in.insert(c.in.end(), buf, buf + n);
+        continue;
+      }
+      if (n == 0) c.peer_closed = true;
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        close_tcp(id);
+        return;
+      }
+      break;
+    }
+  }
+  process_tcp_input(id);
+  flush_tcp(id);
+}
+
+void DnsService::process_tcp_input(std::uint64_t id) {
+  // Every complete length-prefixed message is a query (RFC 7766 pipelining).
+  // The connection is looked up again after each step: a reply may close it.
+  while (true) {
+    auto it = tcp_.find(id);
+    if (it == tcp_.end()) return;
+    TcpConn& c = it->second;
+    if (c.in.size() < 2 || c.in_flight >= kMaxTcpInFlight) return;
+    std::size_t len = static_cast<std::size_t>((c.in[0] << 8) | c.in[1]);
+    if (c.in.size() < 2 + len) return;
+    auto end = c.in.begin() + 2 + static_cast<std::ptrdiff_t>(len);
+    std::vector<std::uint8_t> msg(c.in.begin() + 2, end);
+    c.in.erase(c.in.begin(), end);
+    ++c.in_flight;
+    c.busy = true;
+    bool replies = handle(msg, 65535, [this, id](std::vector<std::uint8_t> out) {
+      auto conn = tcp_.find(id);
+      if (conn == tcp_.end()) return;  // closed meanwhile
+      TcpConn& k = conn->second;
+      --k.in_flight;
+      k.out.push_back(static_cast<std::uint8_t>(out.size() >> 8));
+      k.out.push_back(static_cast<std::uint8_t>(out.size()));
+      k.out.insert(k.out.end(), out.begin(), out.end());
+      bool later = !k.busy;  // an upstream answer: resume reading queries
+      flush_tcp(id);
+      if (later) {
+        process_tcp_input(id);
+        flush_tcp(id);
+      }
+    });
+    it = tcp_.find(id);
+    if (it == tcp_.end()) return;
+    it->second.busy = false;
+    if (!replies) {
+      // Not a query (e.g. a response): the stream cannot be trusted further.
+      close_tcp(id);
+      return;
+    }
+  }
+}
 
 void DnsService::on_udp_readable(int fd) {
   std::vector<std::uint8_t> buf(4096);
@@ -34,7 +215,7 @@ void DnsService::on_udp_readable(int fd) {
   }
 }
 
-void DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_response,
+bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_response,
                         std::function<void(std::vector<std::uint8_t>)> reply) {
   auto start = Clock::now();
   auto parsed = parse_query(message, config_.parse_limits);
@@ -44,7 +225,7 @@ void DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
   };
   if (parsed.status == ParseStatus::drop) {
     emit({"", 0, "dropped: " + parsed.error, Rcode::noerror, 0, {}, {}, false});
-    return;
+    return false;
   }
   if (parsed.status == ParseStatus::error) {
     reply(build_error_response(parsed));
@@ -56,18 +237,19 @@ void DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
           {},
           {},
           false});
-    return;
+    return true;
   }
   const Query& q = parsed.query;
   Decision d = filter_.decide(q, start);
   if (d.action == Action::answer) {
     reply(build_response(q, d.rcode, {}, UINT32_MAX, max_response));
     emit({q.name, q.type, d.reason, d.rcode, 0, {}, {}, d.report_limit});
-    return;
+    return true;
   }
   upstream_->resolve(q.name, q.type, [this, q, start, max_response, reply](UpstreamResult r) {
     finish(q, r, start, max_response, reply);
   });
+  return true;
 }
 
 void DnsService::finish(const Query& q, const UpstreamResult& r, Clock::time_point start,

@@ -139,6 +139,44 @@ DnsReply ask(const std::string& name, std::uint16_t id) {
   return r;
 }
 
+// Two pipelined queries over TCP to a hard-coded resolver; returns "id:rcode;"...
+std::string ask_tcp(const std::string& a, const std::string& b) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto addr = v4("8.8.8.8", 53);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    close(fd);
+    return std::string("connect ") + strerrorname_np(e);
+  }
+  std::vector<std::uint8_t> out;
+  for (const auto& [name, id] : {std::pair{a, 7001}, std::pair{b, 7002}}) {
+    auto q = dns_query(name, 1, static_cast<std::uint16_t>(id));
+    out.push_back(static_cast<std::uint8_t>(q.size() >> 8));
+    out.push_back(static_cast<std::uint8_t>(q.size()));
+    out.insert(out.end(), q.begin(), q.end());
+  }
+  send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  std::vector<std::uint8_t> in;
+  std::uint8_t buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  std::string result;
+  int answers = 0;
+  while (answers < 2 && poll(&p, 1, 3000) == 1) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.insert(in.end(), buf, buf + n);
+    while (in.size() >= 2 && in.size() >= 2u + static_cast<std::size_t>((in[0] << 8) | in[1])) {
+      std::size_t len = static_cast<std::size_t>((in[0] << 8) | in[1]);
+      int id = (in[2] << 8) | in[3];
+      result += std::to_string(id) + ":" + std::to_string(in[5] & 0x0f) + ";";
+      in.erase(in.begin(), in.begin() + 2 + static_cast<std::ptrdiff_t>(len));
+      ++answers;
+    }
+  }
+  close(fd);
+  return result;
+}
+
 std::string connect_errno(const char* ip, std::uint16_t port, int* out_fd = nullptr) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   auto a = v4(ip, port);
@@ -200,6 +238,7 @@ class Supervisor {
   Supervisor(int netfilter_fd) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     dns_fd_ = bound(SOCK_DGRAM, "127.0.0.1", 53);
+    dns_tcp_fd_ = bound(SOCK_STREAM, "127.0.0.1", 53);
     upstream_.fd = bound(SOCK_DGRAM, "127.0.0.1", 5300);
     egress_fd_ = bound(SOCK_STREAM, "127.0.0.1", 15001);
     origin_fd_ = bound(SOCK_STREAM, "127.0.0.1", 9443);
@@ -223,7 +262,9 @@ class Supervisor {
     policy_.resolved_names = [this](const net::IpAddress& a) {
       return service_->names().names(a, dns::Clock::now());
     };
-    for (int fd : {dns_fd_, upstream_.fd, egress_fd_, origin_fd_}) add(fd, EPOLLIN);
+    service_->add_udp_socket(dns_fd_);
+    service_->add_tcp_listener(dns_tcp_fd_);
+    for (int fd : {upstream_.fd, egress_fd_, origin_fd_}) add(fd, EPOLLIN);
     thread_ = std::thread([this] { run(); });
   }
   ~Supervisor() {
@@ -233,7 +274,7 @@ class Supervisor {
     service_.reset();
     for (auto& [fd, st] : pending_) close(fd);
     for (int fd : echo_) close(fd);
-    for (int fd : {dns_fd_, upstream_.fd, egress_fd_, origin_fd_, ep_}) close(fd);
+    for (int fd : {dns_fd_, dns_tcp_fd_, upstream_.fd, egress_fd_, origin_fd_, ep_}) close(fd);
   }
   std::set<std::string> upstream_seen() {
     std::lock_guard<std::mutex> l(mu_);
@@ -254,10 +295,10 @@ class Supervisor {
   void watch(int fd, bool r, bool w) {
     if (!r && !w) {
       epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
-      ares_fds_.erase(fd);
+      service_fds_.erase(fd);
       return;
     }
-    ares_fds_.insert(fd);
+    service_fds_.insert(fd);
     add(fd, (r ? EPOLLIN : 0u) | (w ? EPOLLOUT : 0u));
   }
   void rearm(egress::SpliceRelay& r) {
@@ -311,20 +352,18 @@ class Supervisor {
   void run() {
     while (!stop_) {
       epoll_event evs[16];
-      auto t = service_->upstream().next_timeout().value_or(50ms);
+      auto t = service_->next_timeout().value_or(50ms);
       int n = epoll_wait(ep_, evs, 16, static_cast<int>(std::min<long>(t.count(), 50)));
-      if (n == 0) service_->upstream().process_timeouts();
+      if (n == 0) service_->on_timeout();
       for (int i = 0; i < n; ++i) {
         int fd = evs[i].data.fd;
-        if (fd == dns_fd_) {
-          service_->on_udp_readable(fd);
-        } else if (fd == upstream_.fd) {
+        if (fd == upstream_.fd) {
           upstream_.serve();
           std::lock_guard<std::mutex> l(mu_);
           seen_copy_ = upstream_.seen;
-        } else if (ares_fds_.count(fd)) {
-          service_->upstream().process(fd, evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
-                                       evs[i].events & EPOLLOUT);
+        } else if (service_fds_.count(fd)) {
+          service_->on_ready(fd, evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
+                             evs[i].events & EPOLLOUT);
         } else if (fd == egress_fd_) {
           int c;
           while ((c = accept4(egress_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
@@ -377,11 +416,11 @@ class Supervisor {
     egress::Destination dest;
     std::unique_ptr<egress::Peeker> peeker;
   };
-  int ep_, dns_fd_, egress_fd_, origin_fd_;
+  int ep_, dns_fd_, dns_tcp_fd_, egress_fd_, origin_fd_;
   FakeUpstream upstream_;
   std::unique_ptr<dns::DnsService> service_;
   egress::EgressPolicy policy_;
-  std::set<int> ares_fds_, echo_;
+  std::set<int> service_fds_, echo_;
   std::map<int, Peek> pending_;
   std::map<int, std::unique_ptr<egress::SpliceRelay>> relays_;
   std::map<int, int> relay_of_;
@@ -459,6 +498,7 @@ Obs scenario() {
   o["nx"] = std::to_string(ask("nothing.good.test", 4).rcode);
   o["long_label"] = std::to_string(ask(std::string(200, 'a') + ".good.test", 5).rcode);
 
+  o["tcp_dns"] = ask_tcp("evil.test", "good.test");
   ask("api.good.test", 6);
   std::string err;
   o["tls_allowed"] = tls_roundtrip(real_hello(), &err);
@@ -534,6 +574,9 @@ TEST_CASE("DNS filter, ruleset and egress proxy together in a netns", "[egress][
   CHECK(o["rebind"] == "0/0");  // NOERROR, no usable address
   CHECK(o["nx"] == "3");
   CHECK(o["long_label"] == "1");  // FORMERR
+  // DNS over TCP, two pipelined queries: the refusal and the upstream answer
+  // (in that order: the refusal is immediate).
+  CHECK(o["tcp_dns"] == "7001:5;7002:0;");
   CHECK(o["tls_allowed"] == "echoed");
   CHECK(o["tls_other_sni"] == "not echoed ECONNRESET");
   CHECK(o["not_tls"] == "not echoed ECONNRESET");

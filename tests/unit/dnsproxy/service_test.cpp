@@ -1,0 +1,210 @@
+// DnsService without a netns: local decisions over UDP and TCP, and fail
+// closed (SERVFAIL) when the allow-set update cannot be made.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "dns_test_util.hpp"
+#include "dnsproxy/dnsproxy.hpp"
+
+using namespace sbx::dns;
+using namespace std::chrono_literals;
+
+namespace {
+
+int bound(int type, std::uint16_t& port) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  if (type == SOCK_STREAM) listen(fd, 64);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+struct Harness {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  std::set<int> fds;
+  std::vector<QueryEvent> events;
+  std::unique_ptr<DnsService> service;
+  std::uint16_t udp_port = 0, tcp_port = 0, upstream_port = 0;
+  int udp, tcp, upstream;
+
+  Harness() {
+    udp = bound(SOCK_DGRAM, udp_port);
+    tcp = bound(SOCK_STREAM, tcp_port);
+    upstream = bound(SOCK_DGRAM, upstream_port);  // answers good.test below
+    ServiceConfig cfg;
+    cfg.filter.lookup = [](std::string_view n) -> DomainMatch {
+      return {n == "good.test" ? DomainVerdict::allow : DomainVerdict::unlisted, ""};
+    };
+    cfg.upstream.servers = {"127.0.0.1:" + std::to_string(upstream_port)};
+    cfg.netfilter_fd = -1;  // no netns: every set update fails
+    service = std::make_unique<DnsService>(
+        cfg,
+        [this](int fd, bool r, bool w) {
+          epoll_event e{};
+          e.events = (r ? EPOLLIN : 0u) | (w ? EPOLLOUT : 0u);
+          e.data.fd = fd;
+          if (!r && !w) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+            fds.erase(fd);
+          } else if (fds.insert(fd).second) {
+            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+          } else {
+            epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e);
+          }
+        },
+        [this](const QueryEvent& e) { events.push_back(e); });
+    service->add_udp_socket(udp);
+    service->add_tcp_listener(tcp);
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = upstream;
+    epoll_ctl(ep, EPOLL_CTL_ADD, upstream, &e);
+  }
+  ~Harness() {
+    service.reset();
+    for (int fd : {udp, tcp, upstream, ep}) close(fd);
+  }
+  void serve_upstream() {
+    std::uint8_t buf[1500];
+    sockaddr_storage from{};
+    socklen_t flen = sizeof from;
+    ssize_t n;
+    while ((n = recvfrom(upstream, buf, sizeof buf, MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&from), &flen)) > 0) {
+      auto p = parse_query({buf, static_cast<std::size_t>(n)});
+      Record r;
+      r.name = p.query.name;
+      r.type = qtype::A;
+      r.ttl = 60;
+      r.address = *sbx::net::IpAddress::parse("198.51.100.7");
+      auto out = build_response(p.query, Rcode::noerror, {&r, 1});
+      sendto(upstream, out.data(), out.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
+    }
+  }
+  void spin(std::chrono::milliseconds d) {
+    auto until = Clock::now() + d;
+    while (Clock::now() < until) {
+      epoll_event evs[8];
+      int n = epoll_wait(ep, evs, 8, 10);
+      if (n == 0) service->on_timeout();
+      for (int i = 0; i < n; ++i) {
+        if (evs[i].data.fd == upstream) {
+          serve_upstream();
+        } else {
+          service->on_ready(evs[i].data.fd, evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR),
+                            evs[i].events & EPOLLOUT);
+        }
+      }
+    }
+  }
+};
+
+int rcode_of(const std::vector<std::uint8_t>& m) {
+  return m.size() >= 4 ? (m[3] & 0x0f) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("DnsService over UDP: local answers, FORMERR, fail closed without the set",
+          "[dns][service]") {
+  Harness h;
+  int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(h.udp_port);
+  std::map<int, int> rcodes;
+  auto send_q = [&](const std::vector<std::uint8_t>& q) {
+    sendto(c, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  };
+  send_q(dnstest::query("evil.test", qtype::A, false, 1));
+  send_q(dnstest::query(std::string(200, 'x') + ".test", qtype::A, false, 2));
+  send_q(dnstest::query("good.test", qtype::A, false, 3));
+  send_q(dnstest::query("good.test", qtype::HTTPS, false, 4));
+  h.spin(400ms);
+  std::uint8_t buf[1500];
+  ssize_t n;
+  while ((n = recv(c, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+    rcodes[(buf[0] << 8) | buf[1]] = buf[3] & 0x0f;
+  }
+  close(c);
+  CHECK(rcodes[1] == 5);  // REFUSED
+  CHECK(rcodes[2] == 1);  // FORMERR
+  CHECK(rcodes[3] == 2);  // SERVFAIL: the address could not be allowed, so it is not given out
+  CHECK(rcodes[4] == 0);  // NODATA
+  bool saw_failure = false;
+  for (const auto& e : h.events) {
+    if (e.name == "good.test" && e.type == qtype::A) {
+      saw_failure = e.verdict.find("allow-set update failed") != std::string::npos;
+    }
+  }
+  CHECK(saw_failure);
+}
+
+TEST_CASE("DnsService over TCP: framing, pipelining, garbage closes", "[dns][service]") {
+  Harness h;
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(h.tcp_port);
+  REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  std::vector<std::uint8_t> out;
+  for (auto q : {dnstest::query("evil.test", qtype::A, false, 11),
+                 dnstest::query("good.test", qtype::ANY, false, 12),
+                 dnstest::query("good.test", qtype::A, true, 13)}) {
+    out.push_back(static_cast<std::uint8_t>(q.size() >> 8));
+    out.push_back(static_cast<std::uint8_t>(q.size()));
+    out.insert(out.end(), q.begin(), q.end());
+  }
+  // Sent in two pieces, splitting a length prefix.
+  send(c, out.data(), 1, 0);
+  h.spin(50ms);
+  send(c, out.data() + 1, out.size() - 1, 0);
+  h.spin(400ms);
+  std::vector<std::uint8_t> in(4096);
+  ssize_t n = recv(c, in.data(), in.size(), MSG_DONTWAIT);
+  REQUIRE(n > 0);
+  in.resize(static_cast<std::size_t>(n));
+  std::map<int, int> rcodes;
+  std::size_t at = 0;
+  while (at + 2 <= in.size()) {
+    std::size_t len = static_cast<std::size_t>((in[at] << 8) | in[at + 1]);
+    REQUIRE(at + 2 + len <= in.size());
+    std::vector<std::uint8_t> m(in.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                                in.begin() + static_cast<std::ptrdiff_t>(at + 2 + len));
+    rcodes[(m[0] << 8) | m[1]] = rcode_of(m);
+    at += 2 + len;
+  }
+  CHECK(rcodes.size() == 3);
+  CHECK(rcodes[11] == 5);
+  CHECK(rcodes[12] == 5);
+  CHECK(rcodes[13] == 2);
+  CHECK(h.service->tcp_connections() == 1);
+
+  // A response (QR=1) on the stream: the connection is closed.
+  auto bogus = dnstest::query("good.test", qtype::A, false, 14);
+  bogus[2] |= 0x80;
+  std::vector<std::uint8_t> framed{0, static_cast<std::uint8_t>(bogus.size())};
+  framed.insert(framed.end(), bogus.begin(), bogus.end());
+  send(c, framed.data(), framed.size(), 0);
+  h.spin(100ms);
+  CHECK(h.service->tcp_connections() == 0);
+  char b;
+  CHECK(recv(c, &b, 1, MSG_DONTWAIT) == 0);  // EOF
+  close(c);
+}
