@@ -4,6 +4,8 @@
 // added is bound read-only over the original inside the sandbox.
 #include <fmt/format.h>
 
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -54,7 +56,10 @@ std::string safe_name(const std::string& name, unsigned id) {
 void add_generated(std::vector<MountOp>& ops, const char* target, std::string content) {
   MountOp op;
   op.kind = MountKind::generated;
-  op.target = target;
+  // Mount over the real file (a distribution may make /etc/passwd a link);
+  // the target is opened without following links.
+  char real[PATH_MAX];
+  op.target = ::realpath(target, real) != nullptr ? real : target;
   op.source = target + 5;  // "passwd" / "group": file name in the staging tmpfs
   op.target_is_dir = false;
   op.generated_content = std::move(content);
@@ -71,8 +76,12 @@ void plan_identity_files(const Identity& identity, std::vector<MountOp>& ops) {
     std::string home;
     for (char c : identity.home)
       if (c != ':' && c != '\n') home += c;
-    passwd += fmt::format("{}:x:{}:{}:sbx sandbox user:{}:/bin/sh\n", name, identity.uid,
-                          identity.gid, home.empty() ? "/" : home);
+    std::string shell =
+        identity.shell.empty() || identity.shell.find_first_of(":\n") != std::string::npos
+            ? "/bin/sh"
+            : identity.shell;
+    passwd += fmt::format("{}:x:{}:{}:sbx sandbox user:{}:{}\n", name, identity.uid, identity.gid,
+                          home.empty() ? "/" : home, shell);
     add_generated(ops, "/etc/passwd", std::move(passwd));
   }
   std::string group = read_file("/etc/group");

@@ -65,10 +65,11 @@ struct Result {
 
 // Builds the sandbox the way runtime/launch.cpp does and runs `script` with
 // /bin/sh as the command.
-Result run_sandboxed(const Policy& policy, const std::string& script, bool landlock = false) {
+Result run_sandboxed(const Policy& policy, const std::string& script, bool landlock = false,
+                     const Policy* landlock_policy = nullptr) {
   Identity id = test_identity();
   MountPlan plan = prepare_mount_plan(policy, id);
-  LandlockPlan ll = prepare_landlock(policy);
+  LandlockPlan ll = prepare_landlock(landlock_policy != nullptr ? *landlock_policy : policy);
   int out[2], sync[2], go[2];
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(sync, O_CLOEXEC) == 0);
@@ -298,4 +299,83 @@ TEST_CASE("sandbox: read-only root, writable work dir, fresh /tmp", "[mounts][sa
   REQUIRE(::stat((s.dir / "work/created").c_str(), &st) == 0);
   CHECK(st.st_uid == ::getuid());
   CHECK_FALSE(fs::exists(s.dir / "outside"));
+}
+
+TEST_CASE("landlock: writes are limited to the policy's writable paths", "[mounts][landlock]") {
+  Policy probe;
+  probe.process.landlock = LandlockMode::best_effort;
+  LandlockPlan ll = prepare_landlock(probe);
+  if (landlock_status(ll).find("unavailable") != std::string::npos) {
+    WARN(landlock_status(ll));
+    return;
+  }
+  CHECK(landlock_status(ll).rfind("landlock ABI ", 0) == 0);
+  Scratch s;
+  fs::create_directories(s.dir / "work");
+  fs::create_directories(s.dir / "other");
+  // Mounts make both dirs writable; Landlock's policy names only `other`, so
+  // the work dir must refuse writes: Landlock enforces on its own.
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.allow_write = {(s.dir / "other").string()};
+  Policy lp = policy_for(s.dir / "other");
+  lp.process.landlock = LandlockMode::required;
+  auto r = run_sandboxed(p,
+                         fmt::format(R"SH(
+    echo x 2>/dev/null > {0}/work/f && echo "FAIL: landlock let the work dir be written"
+    echo y > {0}/other/f || echo "FAIL: landlock blocked the writable path"
+    echo z > /tmp/f || echo "FAIL: /tmp blocked"
+    echo n > /dev/null || echo "FAIL: /dev/null blocked"
+    cat /etc/hostname >/dev/null || echo "FAIL: reading blocked"
+    echo done
+  )SH",
+                                     s.dir.string()),
+                         true, &lp);
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("FAIL") == std::string::npos);
+  CHECK(r.out.find("done") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.dir / "work/f"));
+  CHECK(fs::exists(s.dir / "other/f"));
+}
+
+TEST_CASE("landlock off is a no-op plan", "[mounts][landlock]") {
+  Policy p;
+  p.process.landlock = LandlockMode::off;
+  LandlockPlan ll = prepare_landlock(p);
+  CHECK(landlock_status(ll) == "landlock off (policy)");
+  ChildError err;
+  CHECK(apply_landlock(ll, err));
+  CHECK_FALSE(err.failed());
+}
+
+TEST_CASE("sandbox: deny_read masks, allow_read re-exposes, deny_write survives rename",
+          "[mounts][sandbox]") {
+  Scratch s;
+  fs::create_directories(s.dir / "work/.git/hooks");
+  fs::create_directories(s.dir / "work/secret/pub");
+  std::ofstream(s.dir / "work/secret/key") << "KEY";
+  std::ofstream(s.dir / "work/secret/pub/readme") << "PUB";
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.deny_read = {(s.dir / "work/secret").string()};
+  p.filesystem.allow_read = {(s.dir / "work/secret/pub").string()};
+  p.filesystem.deny_write = {(s.dir / "work/.git/hooks").string(),
+                             (s.dir / "work/.claude/commands").string()};
+  auto r = run_sandboxed(p, R"SH(
+    [ "$(ls -A secret)" = "pub" ] || echo "FAIL: secret lists $(ls -A secret)"
+    cat secret/key 2>/dev/null && echo "FAIL: key readable"
+    [ "$(cat secret/pub/readme)" = "PUB" ] || echo "FAIL: allow_read"
+    echo x 2>/dev/null > secret/pub/new && echo "FAIL: allow_read writable"
+    echo x 2>/dev/null > .git/hooks/pre-commit && echo "FAIL: hook written"
+    mv .git .git2 2>/dev/null && echo "FAIL: .git renamed"
+    mv .git/hooks .git/h 2>/dev/null && echo "FAIL: hooks renamed"
+    mkdir -p .claude/commands 2>/dev/null && echo "FAIL: .claude created"
+    echo ok > .git/HEAD2 || echo "FAIL: .git not writable"
+    echo done
+  )SH");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("FAIL") == std::string::npos);
+  CHECK(r.out.find("done") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.dir / "work/.git/hooks/pre-commit"));
+  CHECK_FALSE(fs::exists(s.dir / "work/.claude"));  // placeholder removed
 }
