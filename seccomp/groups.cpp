@@ -422,7 +422,10 @@ void expand_into(const std::string& entry, const std::string& where, std::set<st
     const Group* g = find_group(entry);
     if (g == nullptr) {
       std::string known;
-      for (const auto& gr : groups()) known += (known.empty() ? "" : " ") + gr.name;
+      for (const auto& gr : groups()) {
+        if (!known.empty()) known += ' ';
+        known += gr.name;
+      }
       throw Error(
           fmt::format("unknown seccomp group '{}'{}", entry, where.empty() ? "" : " in " + where),
           fmt::format("use one of: {} (see docs/seccomp.md)", known));

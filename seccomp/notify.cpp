@@ -69,8 +69,11 @@ std::string clone_flags(std::uint64_t flags) {
       {CLONE_NEWUSER, "CLONE_NEWUSER"}, {CLONE_NEWPID, "CLONE_NEWPID"},
       {CLONE_NEWNET, "CLONE_NEWNET"}};
   std::string out;
-  for (const auto& [bit, name] : names)
-    if (flags & bit) out += (out.empty() ? "" : "|") + std::string(name);
+  for (const auto& [bit, name] : names) {
+    if (!(flags & bit)) continue;
+    if (!out.empty()) out += '|';
+    out += name;
+  }
   return out;
 }
 
