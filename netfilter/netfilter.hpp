@@ -69,6 +69,9 @@ struct RulesetConfig {
   std::uint16_t egress_port = 15001;                // the egress listener's port on 127.0.0.1 / ::1
   std::vector<std::uint16_t> allow_ports{80, 443};  // TCP ports reachable on allowed addresses
   std::vector<Cidr> deny_cidrs = always_denied_cidrs();
+  // network.allow_cidrs: reachable on allow_ports without a DNS answer (still
+  // through the egress proxy). Held in interval sets allowc4/allowc6.
+  std::vector<Cidr> allow_cidrs;
 };
 
 // Names used in the ruleset (sets and chains), for tests and debugging.
@@ -77,6 +80,8 @@ inline constexpr const char* kSetAllow6 = "allow6";
 inline constexpr const char* kSetDeny4 = "deny4";
 inline constexpr const char* kSetDeny6 = "deny6";
 inline constexpr const char* kSetPorts = "ports";
+inline constexpr const char* kSetAllowCidr4 = "allowc4";
+inline constexpr const char* kSetAllowCidr6 = "allowc6";
 inline constexpr const char* kChainFilter = "filter_out";
 inline constexpr const char* kChainNat = "nat_out";
 inline constexpr const char* kLogPrefixBlocked = "sbx-blocked ";
@@ -90,7 +95,8 @@ struct Batch {
 };
 
 // The complete ruleset in one transaction: table inet sbx with sets
-// allow4/allow6 (timeout), deny4/deny6 (interval), ports; chain filter_out
+// allow4/allow6 (timeout), allowc4/allowc6 and deny4/deny6 (interval), ports;
+// chain filter_out
 // (output, priority -150, policy drop) and nat_out (output nat, -100).
 // See docs/network.md for the rule list and why each rule is there.
 Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq);

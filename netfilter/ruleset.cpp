@@ -191,7 +191,7 @@ void load_daddr(nftnl_rule* r, int family) {
 }
 
 struct SetIds {
-  std::uint32_t allow4 = 1, allow6 = 2, deny4 = 3, deny6 = 4, ports = 5;
+  std::uint32_t allow4 = 1, allow6 = 2, deny4 = 3, deny6 = 4, ports = 5, allowc4 = 6, allowc6 = 7;
 };
 
 class RuleAdder {
@@ -311,6 +311,10 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   add_set(w, table, kSetDeny4, ids.deny4, kTypeIpv4Addr, 4, NFT_SET_INTERVAL);
   add_set(w, table, kSetDeny6, ids.deny6, kTypeIpv6Addr, 16, NFT_SET_INTERVAL);
   add_set(w, table, kSetPorts, ids.ports, kTypeInetService, 2, 0);
+  add_set(w, table, kSetAllowCidr4, ids.allowc4, kTypeIpv4Addr, 4, NFT_SET_INTERVAL);
+  add_set(w, table, kSetAllowCidr6, ids.allowc6, kTypeIpv6Addr, 16, NFT_SET_INTERVAL);
+  add_interval_elements(w, table, kSetAllowCidr4, ids.allowc4, config.allow_cidrs, AF_INET);
+  add_interval_elements(w, table, kSetAllowCidr6, ids.allowc6, config.allow_cidrs, AF_INET6);
   add_interval_elements(w, table, kSetDeny4, ids.deny4, config.deny_cidrs, AF_INET);
   add_interval_elements(w, table, kSetDeny6, ids.deny6, config.deny_cidrs, AF_INET6);
   if (!config.allow_ports.empty()) {
@@ -412,11 +416,22 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
       add_reject_admin_prohibited(r);
     });
   }
-  // 5. TCP to an address the DNS filter (or allow_cidrs) put in the allow
-  //    sets, on an allowed port: accepted here, redirected by nat below.
-  for (int family : {AF_INET, AF_INET6}) {
-    const char* set = family == AF_INET ? kSetAllow4 : kSetAllow6;
-    std::uint32_t id = family == AF_INET ? ids.allow4 : ids.allow6;
+  // 5. TCP to an address the DNS filter put in allow4/allow6, or inside
+  //    allow_cidrs (allowc4/allowc6), on an allowed port: accepted here,
+  //    redirected by nat below.
+  struct AllowSet {
+    int family;
+    const char* name;
+    std::uint32_t id;
+  };
+  const AllowSet allow_sets[] = {{AF_INET, kSetAllow4, ids.allow4},
+                                 {AF_INET6, kSetAllow6, ids.allow6},
+                                 {AF_INET, kSetAllowCidr4, ids.allowc4},
+                                 {AF_INET6, kSetAllowCidr6, ids.allowc6}};
+  for (const auto& as : allow_sets) {
+    int family = as.family;
+    const char* set = as.name;
+    std::uint32_t id = as.id;
     std::uint8_t nfproto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
     rules.add(F, [&](nftnl_rule* r) {
       match_nfproto(r, nfproto);
@@ -448,9 +463,10 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
       add_redirect(r, config.dns_port);
     });
   }
-  for (int family : {AF_INET, AF_INET6}) {
-    const char* set = family == AF_INET ? kSetAllow4 : kSetAllow6;
-    std::uint32_t id = family == AF_INET ? ids.allow4 : ids.allow6;
+  for (const auto& as : allow_sets) {
+    int family = as.family;
+    const char* set = as.name;
+    std::uint32_t id = as.id;
     std::uint8_t nfproto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
     rules.add(N, [&](nftnl_rule* r) {
       match_nfproto(r, nfproto);

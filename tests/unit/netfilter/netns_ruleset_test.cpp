@@ -129,6 +129,8 @@ Observations scenario() {
   cfg.nflog_group = 7;
   auto denies = effective_deny_cidrs(std::vector<std::string>{"198.51.100.200/32"});
   cfg.deny_cidrs = denies;
+  cfg.allow_cidrs = {*Cidr::parse("203.0.113.0/28"), *Cidr::parse("2001:db8:1::/64"),
+                     *Cidr::parse("10.9.0.0/16")};
   send_batch(nfd, build_ruleset_batch(cfg, 1));
   o["ruleset"] = "ok";
   int logfd = open_netfilter_socket();
@@ -174,6 +176,15 @@ Observations scenario() {
   o["denied_log"] = drain_nflog(logfd, 500);
   o["metadata"] = try_connect("169.254.169.254", 80);
 
+  // allow_cidrs: reachable on allowed ports without DNS; deny still wins.
+  o["cidr_in"] = try_connect("203.0.113.5", 443);
+  o["cidr_edge"] = try_connect("203.0.113.15", 8443);
+  o["cidr_out"] = try_connect("203.0.113.16", 443);
+  o["cidr_port"] = try_connect("203.0.113.5", 22);
+  o["cidr_v6"] = try_connect("2001:db8:1::77", 443);
+  o["cidr_denied"] = try_connect("10.9.1.1", 443);
+  drain_nflog(logfd, 100);
+
   // UDP to anything but DNS is rejected (QUIC falls back to TCP).
   {
     socklen_t len;
@@ -211,12 +222,12 @@ Observations scenario() {
   drain_nflog(logfd, 100);
 
   // Expiry, and the add/delete/add refresh.
-  add_allow(nfd, "203.0.113.9", std::chrono::milliseconds(400));
-  add_allow(nfd, "203.0.113.10", std::chrono::milliseconds(400));
-  add_allow(nfd, "203.0.113.10", std::chrono::seconds(60));  // refresh (also if it exists)
+  add_allow(nfd, "198.51.100.40", std::chrono::milliseconds(400));
+  add_allow(nfd, "198.51.100.41", std::chrono::milliseconds(400));
+  add_allow(nfd, "198.51.100.41", std::chrono::seconds(60));  // refresh (also if it exists)
   std::this_thread::sleep_for(std::chrono::milliseconds(900));
-  o["expired"] = try_connect("203.0.113.9", 443);
-  o["refreshed"] = try_connect("203.0.113.10", 443);
+  o["expired"] = try_connect("198.51.100.40", 443);
+  o["refreshed"] = try_connect("198.51.100.41", 443);
 
   // A nested user namespace (the sandboxed command) holds no CAP_NET_ADMIN
   // over this netns: the kernel refuses its batches.
@@ -317,6 +328,12 @@ TEST_CASE("ruleset in a user+net namespace filters connects, logs and redirects"
   CHECK(o["denied_log"].find("sbx-denied 6 10.1.2.3:443;") != std::string::npos);
   CHECK(o["denied_log"].find("sbx-denied 6 198.51.100.200:443;") != std::string::npos);
   CHECK(o["metadata"] == "ECONNREFUSED");
+  CHECK(o["cidr_in"] == "ok");
+  CHECK(o["cidr_edge"] == "ok");
+  CHECK(o["cidr_out"] == "ECONNREFUSED");
+  CHECK(o["cidr_port"] == "ECONNREFUSED");
+  CHECK(o["cidr_v6"] == "ok");
+  CHECK(o["cidr_denied"] == "ECONNREFUSED");
   // The first datagram is rejected by ICMP; the connected socket then reports it.
   // The first send is refused locally (EPERM, the packet was rejected in the
   // output hook) or the ICMP error arrives; either way nothing leaves.
