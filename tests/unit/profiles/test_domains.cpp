@@ -89,18 +89,32 @@ TEST_CASE("matcher refuses invalid patterns") {
   CHECK_THROWS_AS(DomainMatcher({"*"}, {}), ProfileError);
 }
 
-TEST_CASE("matcher is fast enough for a DNS filter") {
-  std::vector<std::string> allow;
-  for (int i = 0; i < 5000; ++i) allow.push_back("host" + std::to_string(i) + ".example.com");
-  allow.push_back("*.github.com");
-  DomainMatcher m(allow, {"*.ngrok.io"});
-  auto start = std::chrono::steady_clock::now();
-  int allowed = 0;
-  for (int i = 0; i < 100000; ++i) {
-    allowed += m.decide("a.b.c.api.github.com") == DomainDecision::allow;
-  }
-  auto elapsed = std::chrono::steady_clock::now() - start;
-  CHECK(allowed == 100000);
-  // ~10 µs per decision would already be far too slow for a resolver hot path.
-  CHECK(elapsed < std::chrono::seconds(1));
+TEST_CASE("matcher cost does not grow with the number of patterns") {
+  // A DNS filter decides on every query: decide() must be hash lookups, not
+  // a scan of the lists. Compare 10 patterns with 100000 (best of 3 runs
+  // each, so a loaded machine does not make the test flaky): a linear scan
+  // would be ~10000x slower, hashing about the same.
+  const auto matcher_with = [](int n) {
+    std::vector<std::string> allow;
+    for (int i = 0; i < n; ++i) allow.push_back("host" + std::to_string(i) + ".example.com");
+    allow.push_back("*.github.com");
+    return DomainMatcher(allow, {"*.ngrok.io"});
+  };
+  const auto best_time = [](const DomainMatcher& m) {
+    auto best = std::chrono::steady_clock::duration::max();
+    for (int run = 0; run < 3; ++run) {
+      auto start = std::chrono::steady_clock::now();
+      int allowed = 0;
+      for (int i = 0; i < 20000; ++i)
+        allowed += m.decide("a.b.c.api.github.com") == DomainDecision::allow;
+      auto elapsed = std::chrono::steady_clock::now() - start;
+      REQUIRE(allowed == 20000);
+      best = std::min(best, elapsed);
+    }
+    return best;
+  };
+  auto small = best_time(matcher_with(10));
+  auto large = best_time(matcher_with(100000));
+  INFO("10 patterns: " << small.count() << " ns, 100000 patterns: " << large.count() << " ns");
+  CHECK(large < small * 20);
 }
