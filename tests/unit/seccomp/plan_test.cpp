@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 #include <sbx/error.hpp>
 
@@ -224,4 +226,14 @@ TEST_CASE("syscall numbers include syscalls newer than libseccomp") {
   CHECK(syscall_name(110) == "getppid");
   CHECK(syscall_name(467) == "open_tree_attr");
   CHECK(syscall_name(9999) == "syscall_9999");
+}
+
+TEST_CASE("docs/seccomp.md lists every group") {
+  std::ifstream f(std::string(SBX_SOURCE_DIR) + "/docs/seccomp.md");
+  REQUIRE(f);
+  const std::string doc((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  for (const auto& g : groups()) {
+    INFO(g.name);
+    CHECK(doc.find("| `" + g.name + "` |") != std::string::npos);
+  }
 }
