@@ -6,6 +6,7 @@
 // work dir is writable except .git/hooks" and "/ is readable except ~/.ssh".
 // Those stay the job of the mount masks (mounts_plan.cpp); see
 // docs/filesystem.md.
+#include <dirent.h>
 #include <linux/landlock.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -60,6 +61,8 @@ std::string real_or_same(const std::string& p) {
   return ::realpath(p.c_str(), buf) != nullptr ? std::string(buf) : p;
 }
 
+constexpr std::size_t kMaxReadRules = 4096;
+
 }  // namespace
 
 struct LandlockPlanData {
@@ -74,6 +77,74 @@ struct LandlockPlanData {
   std::vector<Rule> rules;
   std::string status;
 };
+
+namespace {
+
+// Read access everywhere except the hidden paths. Landlock cannot subtract,
+// so instead of one rule on "/" every directory on the way to a hidden path
+// gets only READ_DIR (listing; inherited, harmless: the mask is empty) and
+// each of its other entries gets full read. Entries are listed now, on the
+// host; what appears later in such a directory is not readable (the mounts
+// still decide what exists). Falls back to "/" when that would take too many
+// rules.
+void add_readable_tree(LandlockPlanData& d, const Policy& policy, std::uint64_t read) {
+  std::vector<std::string> hidden;
+  for (const auto& p : policy.filesystem.deny_read) {
+    char buf[PATH_MAX];
+    if (p.empty() || p[0] != '/' || ::realpath(p.c_str(), buf) == nullptr) continue;
+    if (std::string(buf) != "/") hidden.emplace_back(buf);
+  }
+  auto within = [](const std::string& path, const std::string& root) {
+    return root == "/" || (path.compare(0, root.size(), root) == 0 &&
+                           (path.size() == root.size() || path[root.size()] == '/'));
+  };
+  std::vector<LandlockPlanData::Rule> rules;
+  bool overflow = false;
+  // Depth-first over the ancestors of hidden paths only.
+  std::vector<std::string> todo{"/"};
+  while (!todo.empty() && !overflow) {
+    std::string dir = todo.back();
+    todo.pop_back();
+    rules.push_back({dir, LANDLOCK_ACCESS_FS_READ_DIR});
+    DIR* dp = ::opendir(dir.c_str());
+    if (dp == nullptr) continue;
+    while (struct dirent* e = ::readdir(dp)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      std::string path = dir == "/" ? "/" + name : dir + "/" + name;
+      bool is_hidden = false, is_ancestor = false;
+      for (const auto& h : hidden) {
+        if (within(path, h))
+          is_hidden = true;
+        else if (within(h, path))
+          is_ancestor = true;
+      }
+      if (is_hidden) continue;
+      struct stat st {};
+      // A symlink's target is checked by its own path: no rule for the link.
+      if (::lstat(path.c_str(), &st) != 0 || S_ISLNK(st.st_mode)) continue;
+      if (is_ancestor && S_ISDIR(st.st_mode))
+        todo.push_back(path);
+      else
+        rules.push_back({path, read});
+      if (rules.size() > kMaxReadRules) overflow = true;
+    }
+    ::closedir(dp);
+  }
+  if (hidden.empty() || overflow) {
+    d.rules.push_back({"/", read});
+  } else {
+    for (auto& r : rules) d.rules.push_back(std::move(r));
+    // `visible` paths below a hidden one are readable again.
+    for (const auto& p : policy.filesystem.allow_read) {
+      char buf[PATH_MAX];
+      if (!p.empty() && p[0] == '/' && ::realpath(p.c_str(), buf) != nullptr)
+        d.rules.push_back({buf, read});
+    }
+  }
+}
+
+}  // namespace
 
 LandlockPlan::LandlockPlan() : data_(std::make_unique<LandlockPlanData>()) {}
 LandlockPlan::LandlockPlan(LandlockPlan&&) noexcept = default;
@@ -122,7 +193,7 @@ LandlockPlan prepare_landlock(const Policy& policy) {
   auto add = [&](const std::string& path, std::uint64_t access) {
     d.rules.push_back({path, access & all});
   };
-  add("/", kRead | kExec);
+  add_readable_tree(d, policy, kRead | kExec);
   add("/dev", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE | kTruncate | kIoctlDev);
   add("/proc", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE | kTruncate);
   add("/tmp", all);

@@ -379,3 +379,40 @@ TEST_CASE("sandbox: deny_read masks, allow_read re-exposes, deny_write survives 
   CHECK_FALSE(fs::exists(s.dir / "work/.git/hooks/pre-commit"));
   CHECK_FALSE(fs::exists(s.dir / "work/.claude"));  // placeholder removed
 }
+
+TEST_CASE("landlock mirrors hidden paths: no read below them, siblings readable",
+          "[mounts][landlock]") {
+  Policy probe;
+  LandlockPlan ll = prepare_landlock(probe);
+  if (landlock_status(ll).find("unavailable") != std::string::npos) {
+    WARN(landlock_status(ll));
+    return;
+  }
+  Scratch s;
+  fs::create_directories(s.dir / "work");
+  fs::create_directories(s.dir / "data/secret/pub");
+  std::ofstream(s.dir / "data/secret/key") << "KEY";
+  std::ofstream(s.dir / "data/secret/pub/readme") << "PUB";
+  std::ofstream(s.dir / "data/plain") << "PLAIN";
+  // The mounts hide nothing here: what is refused below is Landlock alone.
+  Policy p = policy_for(s.dir / "work");
+  Policy lp = p;
+  lp.filesystem.deny_read = {(s.dir / "data/secret").string()};
+  lp.filesystem.allow_read = {(s.dir / "data/secret/pub").string()};
+  lp.process.landlock = LandlockMode::required;
+  auto r = run_sandboxed(p,
+                         fmt::format(R"SH(
+    cat {0}/data/secret/key 2>/dev/null && echo "FAIL: hidden file readable"
+    [ "$(cat {0}/data/plain)" = PLAIN ] || echo "FAIL: sibling not readable"
+    [ "$(cat {0}/data/secret/pub/readme)" = PUB ] || echo "FAIL: visible path not readable"
+    ls / >/dev/null || echo "FAIL: cannot list /"
+    /bin/true || echo "FAIL: cannot execute"
+    echo done
+  )SH",
+                                     s.dir.string()),
+                         true, &lp);
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("FAIL") == std::string::npos);
+  CHECK(r.out.find("done") != std::string::npos);
+}
