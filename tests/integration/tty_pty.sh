@@ -68,4 +68,22 @@ OUT=$(pane)
 expect_out "GOT-INT" "^C in the terminal reaches the command"
 expect_out "RC=3" "and its exit status comes back"
 
+# The user's terminal is restored (raw mode off) however sbx ends: normal
+# exit, and SIGTERM to sbx while the command still runs.
+start_pane 120 30 "bash --norc --noprofile -i"
+tmux_ send-keys -t t "PS1='$ '" Enter
+tmux_ send-keys -t t "$SBX run --profile airgapped -- true; stty -a | grep -o -- '-*icanon' | sed 's/^/MODE1=/'" Enter
+wait_pane 'MODE1=-*icanon'
+OUT=$(pane)
+expect_out $'MODE1=icanon' "after a pty session the terminal is back in canonical mode"
+tmux_ send-keys -t t "$SBX run --profile airgapped -- sh -c 'echo READY; sleep 100' marker-$$; stty -a | grep -o -- '-*icanon' | sed 's/^/MODE2=/'" Enter
+wait_pane READY
+# -o: the oldest match is sbx; its clone, sandbox init, has the same command line.
+sbx_pid=$(pgrep -o -f "^$SBX run --profile airgapped -- sh -c echo READY; sleep 100 marker-$$")
+[[ -n $sbx_pid ]] || fail "cannot find the sbx process"
+kill -TERM "$sbx_pid"
+wait_pane 'MODE2=-*icanon'
+OUT=$(pane)
+expect_out $'MODE2=icanon' "after SIGTERM to sbx the terminal is back in canonical mode"
+
 done_testing
