@@ -50,23 +50,26 @@ expect_out "No space left on device" "writing past tmp_size fails with ENOSPC"
 expect_out "size 10[0-9]{5}$|size 104857[0-9]" "/tmp holds at most about 1 MiB"
 
 # Host IPC sockets. Create the ones we may (root: docker.sock, /run/user),
-# and an ssh agent socket outside /tmp.
-mksock() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$1"; }
+# and an ssh agent socket outside /tmp (one python3 start: it is slow here).
 A=$(mktemp -d /var/tmp/sbx-agent.XXXXXX)
 chmod 755 "$A"  # reachable by the sandbox user (a root caller's command is uid 65534)
 _SCRATCH_DIRS+=("$A")
-mksock "$A/agent.sock" || fail "cannot create the test agent socket"
+socks=("$A/agent.sock")
 created=()
+made_dirs=()
 if is_root; then
-  [[ -e /run/docker.sock ]] || { mksock /run/docker.sock && created+=(/run/docker.sock); }
-  if [[ ! -e /run/user/0/bus ]]; then
-    mkdir -p /run/user/0 && mksock /run/user/0/bus && created+=(/run/user/0/bus)
-  fi
-  if [[ ! -e /tmp/.X11-unix/X99 ]]; then
-    mkdir -p /tmp/.X11-unix && mksock /tmp/.X11-unix/X99 && created+=(/tmp/.X11-unix/X99)
-  fi
+  [[ -e /run/docker.sock ]] || created+=(/run/docker.sock)
+  [[ -d /run/user/0 ]] || { mkdir -p /run/user/0 && made_dirs+=(/run/user/0); }
+  [[ -e /run/user/0/bus ]] || created+=(/run/user/0/bus)
+  [[ -d /tmp/.X11-unix ]] || { mkdir -p /tmp/.X11-unix && made_dirs+=(/tmp/.X11-unix); }
+  [[ -e /tmp/.X11-unix/X99 ]] || created+=(/tmp/.X11-unix/X99)
 fi
-trap 'rm -f "${created[@]}"; _cleanup_scratch' EXIT
+socks+=("${created[@]}")
+python3 -c '
+import socket, sys
+for p in sys.argv[1:]:
+    socket.socket(socket.AF_UNIX).bind(p)' "${socks[@]}" || fail "cannot create the test sockets"
+trap 'rm -f "${created[@]}"; rmdir "${made_dirs[@]}" 2>/dev/null; _cleanup_scratch' EXIT
 run_sbx run --net none -- sh -c "
   [ -S /run/docker.sock ] && echo DOCKER
   [ -S /var/run/docker.sock ] && echo VARDOCKER
