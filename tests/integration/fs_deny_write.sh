@@ -72,4 +72,22 @@ expect_no_out "W[0-9]" "link cannot be replaced, target not writable, planted li
 [[ $(cat "$T/bashrc") == dotfile && -L $S/.bashrc ]] || fail "protected link or target changed on the host"
 [[ ! -e /etc/sbx-evil ]] || fail "/etc/sbx-evil appeared"
 pass "host copies unchanged"
+
+# The masks hold on their own: even with seccomp and Landlock off, the
+# command cannot unmount them, and a nested user+mount namespace only gets
+# locked copies (umount: EINVAL, remount rw: EPERM).
+if command -v unshare >/dev/null; then
+  L=$(scratch)
+  cd "$L" || fail "cd"
+  git init -q . || fail "git init"
+  printf 'extends = "standard"\n[process]\nseccomp = "none"\nlandlock = "off"\n' > "$L/.open.toml"
+  run_sbx run -p "$L/.open.toml" --net none --ro "$L/.git/hooks" -- sh -c '
+    umount -l .git/hooks 2>/dev/null && echo W1
+    unshare -Urm sh -c "echo NESTED; umount -l .git/hooks && echo W2; mount -o remount,rw,bind .git/hooks && echo W3; echo x > .git/hooks/x && echo W4" 2>/dev/null
+    echo end'
+  expect_out "end" "sandbox ran"
+  expect_out "NESTED" "the nested user+mount namespace was entered (the check is real)"
+  expect_no_out "W[0-9]" "protected path survives umount/remount attempts, also from a nested namespace"
+  [[ ! -e $L/.git/hooks/x ]] || fail "hook written on the host"
+fi
 done_testing
