@@ -122,6 +122,9 @@ struct DomainMatch {
 };
 // The policy's domain patterns (profiles' DomainMatcher adapts to this).
 using DomainLookup = std::function<DomainMatch(std::string_view name)>;
+// network.allow_domains / deny_domains through profiles::DomainMatcher, with
+// the wildcard zone reported. Throws profiles::ProfileError on a bad pattern.
+DomainLookup domain_lookup_for(const NetworkPolicy& network);
 
 // Exfiltration limits: tunnelling through allowed wildcards of user-creatable
 // zones (`*.github.io`) needs many unique, long names at a high rate.

@@ -164,3 +164,32 @@ TEST_CASE("NameMap keeps names per address until they expire", "[dns]") {
   m.expire(t + 41s);
   CHECK(m.size() == 0);
 }
+
+TEST_CASE("domain_lookup_for adapts the policy's patterns and reports wildcard zones", "[dns]") {
+  sbx::NetworkPolicy net;
+  net.allow_domains = {"good.test", "*.good.test", "*.api.good.test", "Example.ORG"};
+  net.deny_domains = {"evil.good.test"};
+  auto lookup = domain_lookup_for(net);
+  auto m = lookup("good.test");
+  CHECK(m.verdict == DomainVerdict::allow);
+  CHECK(m.wildcard_zone.empty());
+  m = lookup("www.good.test");
+  CHECK(m.verdict == DomainVerdict::allow);
+  CHECK(m.wildcard_zone == "good.test");
+  CHECK(lookup("x.api.good.test").wildcard_zone == "api.good.test");
+  CHECK(lookup("example.org").verdict == DomainVerdict::allow);
+  CHECK(lookup("evil.good.test").verdict == DomainVerdict::deny);
+  CHECK(lookup("other.test").verdict == DomainVerdict::unlisted);
+  CHECK(lookup("badgood.test").verdict == DomainVerdict::unlisted);
+
+  // Wired into the filter: unique names under *.good.test are capped.
+  FilterConfig c;
+  c.lookup = lookup;
+  c.limits.unique_names_per_wildcard_per_minute = 2;
+  DnsFilter f(c);
+  auto t = Clock::now();
+  CHECK(f.decide(q("a.good.test", qtype::A), t).action == Action::resolve);
+  CHECK(f.decide(q("b.good.test", qtype::A), t).action == Action::resolve);
+  CHECK(f.decide(q("c.good.test", qtype::A), t).reason == "wildcard_cap");
+  CHECK(f.decide(q("good.test", qtype::A), t).action == Action::resolve);
+}
