@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -13,11 +14,10 @@
 namespace sbx::profiles {
 namespace {
 
-// The Public Suffix List (Debian package `publicsuffix`), comments removed,
-// embedded at build time by profiles/embed.cmake.
-constexpr std::string_view kPublicSuffixList =
+// The Public Suffix List (Debian package `publicsuffix`) as three sorted
+// arrays, generated at build time by profiles/embed.cmake:
+// kPublicSuffix_rules, kPublicSuffix_wildcards, kPublicSuffix_exceptions.
 #include "sbx_public_suffix_list.inc"
-    ;
 
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
@@ -98,44 +98,12 @@ std::optional<std::string> canonical_name(std::string_view raw, std::string* pro
   return out;
 }
 
-struct PublicSuffixes {
-  std::unordered_set<std::string> rules;       // "co.uk"
-  std::unordered_set<std::string> wildcards;   // "*.ck" stored as "ck"
-  std::unordered_set<std::string> exceptions;  // "!www.ck" stored as "www.ck"
-};
-
-const PublicSuffixes& public_suffixes() {
-  static const PublicSuffixes list = [] {
-    PublicSuffixes psl;
-    std::string_view text = kPublicSuffixList;
-    while (!text.empty()) {
-      auto nl = text.find('\n');
-      std::string_view line = text.substr(0, nl);
-      text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-      if (auto ws = line.find_first_of(" \t\r"); ws != std::string_view::npos) {
-        line = line.substr(0, ws);
-      }
-      if (line.empty() || line.starts_with("//")) continue;
-      auto* target = &psl.rules;
-      if (line.starts_with("!")) {
-        target = &psl.exceptions;
-        line.remove_prefix(1);
-      } else if (line.starts_with("*.")) {
-        target = &psl.wildcards;
-        line.remove_prefix(2);
-      }
-      std::string rule(line);
-      if (!is_ascii(rule)) {
-        auto converted = idn_to_ascii(rule);
-        if (!converted) continue;  // a rule libidn2 rejects can match no valid name
-        rule = std::move(*converted);
-      }
-      ascii_lower(rule);
-      target->insert(std::move(rule));
-    }
-    return psl;
-  }();
-  return list;
+template <std::size_t N>
+bool listed(const std::string_view (&rules)[N], std::string_view name) {
+  // Binary search relies on embed.cmake's byte-wise sort; check it once.
+  static const bool sorted = std::is_sorted(std::begin(rules), std::end(rules));
+  if (!sorted) throw std::logic_error("profiles: embedded public suffix list is not sorted");
+  return std::binary_search(std::begin(rules), std::end(rules), name);
 }
 
 }  // namespace
@@ -144,11 +112,21 @@ bool is_public_suffix(std::string_view domain) {
   // The list's implicit default rule "*": every unlisted top-level label.
   auto dot = domain.find('.');
   if (dot == std::string_view::npos) return true;
-  const auto& psl = public_suffixes();
   std::string d(domain);
-  if (psl.exceptions.count(d)) return false;
-  if (psl.rules.count(d)) return true;
-  return psl.wildcards.count(std::string(domain.substr(dot + 1))) > 0;
+  std::string parent(domain.substr(dot + 1));
+  // IDN rules are kept in UTF-8, as in the list: compare the Unicode form.
+  if (d.find("xn--") != std::string::npos) {
+    char* out = nullptr;
+    if (idn2_to_unicode_8z8z(d.c_str(), &out, 0) == IDN2_OK) {
+      std::unique_ptr<char, decltype(&idn2_free)> guard(out, idn2_free);
+      d = out;
+      auto udot = d.find('.');
+      parent = udot == std::string::npos ? std::string() : d.substr(udot + 1);
+    }
+  }
+  if (listed(kPublicSuffix_exceptions, d)) return false;
+  if (listed(kPublicSuffix_rules, d)) return true;
+  return listed(kPublicSuffix_wildcards, parent);
 }
 
 std::string normalize_domain_pattern(std::string_view pattern, DomainList list) {
