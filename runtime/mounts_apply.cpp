@@ -80,6 +80,13 @@ int clone_host(const char* path, bool recursive, std::uint64_t attrs, ChildError
   int where = sys::openat2(AT_FDCWD, path, O_PATH | O_CLOEXEC | O_NOFOLLOW,
                            RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
   if (where < 0) return err.fail("open mount source", errno, path), -1;
+  // O_PATH|O_NOFOLLOW hands back a trailing symlink itself: the path was
+  // swapped after the supervisor resolved it. Refuse rather than guess.
+  struct stat st {};
+  if (::fstat(where, &st) != 0 || S_ISLNK(st.st_mode)) {
+    ::close(where);
+    return err.fail("mount source became a symlink", ELOOP, path), -1;
+  }
   int tree = sys::open_tree(
       where, "",
       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
@@ -260,6 +267,15 @@ bool apply_op(const MountPlanData& d, std::size_t i, int root, int staging, cons
     // so there is nothing to grant or to hide there.
     if (errno == EACCES) return true;
     return err.fail("open mount target", errno, what);
+  }
+  // Only the pin of a protected symlink mounts onto a link; any other target
+  // that is a link was swapped in after planning.
+  struct stat st {};
+  const bool link_pin =
+      op.kind == MountKind::empty_file || (op.kind == MountKind::bind_ro && op.source != op.target);
+  if (::fstat(target, &st) != 0 || (S_ISLNK(st.st_mode) && !link_pin)) {
+    ::close(target);
+    return err.fail("mount target became a symlink", ELOOP, what);
   }
   bool ok = true;
   int& slot = d.op_fds[i];

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "runtime/mount_plan.hpp"
@@ -66,9 +67,11 @@ struct Result {
 // Builds the sandbox the way runtime/launch.cpp does and runs `script` with
 // /bin/sh as the command.
 Result run_sandboxed(const Policy& policy, const std::string& script, bool landlock = false,
-                     const Policy* landlock_policy = nullptr) {
+                     const Policy* landlock_policy = nullptr,
+                     const std::function<void()>& after_prepare = {}) {
   Identity id = test_identity();
   MountPlan plan = prepare_mount_plan(policy, id);
+  if (after_prepare) after_prepare();
   LandlockPlan ll = prepare_landlock(landlock_policy != nullptr ? *landlock_policy : policy);
   int out[2], sync[2], go[2];
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -415,4 +418,31 @@ TEST_CASE("landlock mirrors hidden paths: no read below them, siblings readable"
   CHECK(r.status == 0);
   CHECK(r.out.find("FAIL") == std::string::npos);
   CHECK(r.out.find("done") != std::string::npos);
+}
+
+TEST_CASE("a path swapped for a symlink after planning cannot redirect a mount",
+          "[mounts][sandbox]") {
+  Scratch s;
+  fs::create_directories(s.dir / "work");
+  fs::create_directories(s.dir / "rw");
+  fs::create_directories(s.dir / "decoy");
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.allow_write = {(s.dir / "rw").string()};
+  // Between the supervisor's check and the mount, `rw` becomes a link to a
+  // directory that was never meant to be writable.
+  auto r = run_sandboxed(p, "echo x > " + (s.dir / "decoy/f").string() + " && echo WROTE", false,
+                         nullptr, [&] {
+                           fs::rename(s.dir / "rw", s.dir / "rw.old");
+                           fs::create_directory_symlink(s.dir / "decoy", s.dir / "rw");
+                         });
+  INFO(r.out);
+  if (::geteuid() == 0) {
+    // Root caller: the supervisor already holds the idmapped tree of the
+    // real directory (opened by fd before the swap); the decoy stays read-only.
+    CHECK(r.out.find("WROTE") == std::string::npos);
+  } else {
+    CHECK(r.status == 125);
+    CHECK(r.out.find("Too many levels of symbolic links") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(s.dir / "decoy/f"));
 }
