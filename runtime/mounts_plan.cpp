@@ -584,6 +584,9 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity) {
   planner.plan_writable();
   planner.plan_deny_read();
   for (const auto& p : policy.filesystem.allow_read) planner.plan_reexpose(p);
+  // A read-only work dir below /tmp (or an extra tmpfs) would not exist
+  // inside: show it read-only so the command can still start there.
+  if (!policy.filesystem.workdir_writable) planner.plan_reexpose(data.workdir);
   planner.plan_host_sockets();
   planner.plan_deny_write();
   plan_identity_files(identity, data.ops);

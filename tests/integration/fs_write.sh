@@ -46,6 +46,16 @@ expect_rc 0 "--rw path is writable"
 [[ $(cat "$R/f") == rw ]] || fail "--rw write not on the host"
 pass "--rw write reaches the host"
 
+# workdir_writable = false: the work dir (here below /tmp) is visible, read-only.
+V=$(scratch)
+echo data > "$V/in"
+printf 'extends = "standard"\n[filesystem]\nworkdir_writable = false\n' > "$R/ro.toml"
+OUT=$(cd "$V" && "$SBX" run -p "$R/ro.toml" --net none -- sh -c 'pwd; cat in; echo x > out' 2>&1)
+expect_out "$V$NL" "read-only work dir: the command starts there"
+expect_out "data" "read-only work dir: readable"
+expect_out "Read-only file system" "read-only work dir: not writable"
+[[ ! -e $V/out ]] || fail "file written to the read-only work dir"
+
 if is_root && id sbx-test >/dev/null 2>&1; then
   # Root caller, work dir owned by someone else: the command (not root) may
   # write, and the files belong to that owner.
