@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 namespace sbx::runtime {
 namespace {
@@ -44,7 +45,12 @@ std::vector<std::string> build_environment(const ProcessPolicy& process, const I
 
   std::vector<std::string> out;
   out.reserve(env.size());
-  for (const auto& [name, value] : env) out.push_back(name + "=" + value);
+  for (const auto& [name, value] : env) {
+    std::string item = name;
+    item += '=';
+    item += value;
+    out.push_back(std::move(item));
+  }
   return out;
 }
 
@@ -67,7 +73,9 @@ std::vector<std::string> exec_candidates(const std::string& argv0, const std::st
     auto colon = path.find(':', start);
     std::string dir = path.substr(start, colon == std::string::npos ? colon : colon - start);
     if (dir.empty()) dir = ".";
-    out.push_back(dir + (dir.back() == '/' ? "" : "/") + argv0);
+    if (dir.back() != '/') dir += '/';
+    dir += argv0;
+    out.push_back(std::move(dir));
     if (colon == std::string::npos) break;
     start = colon + 1;
   }

@@ -80,8 +80,10 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   plan.landlock = prepare_landlock(policy);
   plan.seccomp = seccomp::build_program(policy.process);
 
-  std::snprintf(plan.u2_uid_map, sizeof plan.u2_uid_map, "%u %u 1\n", identity.uid, identity.uid);
-  std::snprintf(plan.u2_gid_map, sizeof plan.u2_gid_map, "%u %u 1\n", identity.gid, identity.gid);
+  (void)std::snprintf(plan.u2_uid_map, sizeof plan.u2_uid_map, "%u %u 1\n", identity.uid,
+                      identity.uid);
+  (void)std::snprintf(plan.u2_gid_map, sizeof plan.u2_gid_map, "%u %u 1\n", identity.gid,
+                      identity.gid);
   plan.cap_last_cap = std::max<int>(static_cast<int>(cap_max_bits()) - 1, CAP_LAST_CAP);
 
   plan.use_pty = wants_pty(policy.process.tty, terminal);

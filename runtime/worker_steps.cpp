@@ -49,7 +49,7 @@ bool reset_signals(ChildError& err) {
   // SIG_IGN, so give the command a clean default state.
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    signal(sig, SIG_DFL);  // fails harmlessly for the reserved RT signals
+    (void)signal(sig, SIG_DFL);  // fails harmlessly for the reserved RT signals
   }
   sigset_t none;
   sigemptyset(&none);
