@@ -227,7 +227,8 @@ bool self_bind(int target_fd, std::uint64_t attrs, ChildError& err, const char* 
 }
 
 bool build_dev(int target_fd, const int* devices, ChildError& err) {
-  int dev = new_fs("tmpfs", 256 << 10, 0755, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, err, "/dev");
+  int dev = new_fs("tmpfs", 256 << 10, 0755,
+                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err, "/dev");
   if (dev < 0) return false;
   if (!attach(dev, target_fd, err, "/dev")) return close_fd(dev), false;
   bool ok = true;

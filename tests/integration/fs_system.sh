@@ -37,6 +37,14 @@ expect_out "(^|$NL)8$NL" "/dev/zero reads"
 expect_no_out "DEV_W|HOSTDEV" "/dev is read-only and holds no host devices"
 expect_out "SHM_OK" "/dev/shm is writable"
 
+# nosuid on every mount; nodev on every mount except the device binds and
+# the private devpts (whose nodes must open).
+run_sbx run --net none -- awk '$6 !~ /(^|,)nosuid(,|$)/ { print "SUID " $5 }
+  $6 !~ /(^|,)nodev(,|$)/ && $5 !~ "^/dev/(null|zero|full|random|urandom|tty|pts)$" { print "DEV " $5 }
+  END { print "checked " NR }' /proc/self/mountinfo
+expect_out "checked [1-9]" "mount table read"
+expect_no_out "SUID |DEV " "every mount is nosuid, and nodev except the /dev nodes"
+
 P=$(scratch)
 cat > "$P/small.toml" <<TOML
 extends = "standard"
