@@ -446,3 +446,36 @@ TEST_CASE("a path swapped for a symlink after planning cannot redirect a mount",
   }
   CHECK_FALSE(fs::exists(s.dir / "decoy/f"));
 }
+
+TEST_CASE("plan adds passwd/group entries only for ids the host lacks", "[mounts]") {
+  Scratch s;
+  Policy p = policy_for(s.dir);
+  Identity id = test_identity();
+  auto generated = [](const MountPlan& plan, const std::string& name) -> const MountOp* {
+    for (const auto& op : plan.data().ops)
+      if (op.kind == MountKind::generated && op.source == name) return &op;
+    return nullptr;
+  };
+  {
+    id.uid = 0;  // root has an entry on every host
+    id.gid = 0;
+    MountPlan plan = prepare_mount_plan(p, id);
+    CHECK(generated(plan, "passwd") == nullptr);
+    CHECK(generated(plan, "group") == nullptr);
+  }
+  id.uid = 43210;
+  id.gid = 43211;
+  id.user_name = "bad:name\nroot::0:0";  // must not inject fields or lines
+  id.home = "/home/x";
+  MountPlan plan = prepare_mount_plan(p, id);
+  const MountOp* pw = generated(plan, "passwd");
+  const MountOp* gr = generated(plan, "group");
+  REQUIRE(pw != nullptr);
+  REQUIRE(gr != nullptr);
+  CHECK(pw->generated_content.find("\nbadnameroot00:x:43210:43211:") != std::string::npos);
+  CHECK(pw->generated_content.find(":x:43210:43211:sbx sandbox user:/home/x:") !=
+        std::string::npos);
+  CHECK(pw->generated_content.find("\nroot::0:0") == std::string::npos);
+  CHECK(gr->generated_content.find(":x:43211:\n") != std::string::npos);
+  CHECK(pw->generated_content.rfind("root:", 0) == 0);  // the host's entries come first
+}
