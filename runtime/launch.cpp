@@ -142,6 +142,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
 RunResult run(const Policy& policy, const RunOptions& options) {
   using namespace runtime;
   reject_unsupported(policy);                                  // fail closed, exit 125
+  open_missing_stdio();                                        // channels never land on 0-2
   const Identity identity = resolve_identity(policy.process);  // never host root by default
   const HostTerminal terminal = inspect_host_terminal();
   const LaunchPlan plan =

@@ -1,5 +1,6 @@
 #include "runtime/plan.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/capability.h>
 #include <sys/resource.h>
@@ -56,6 +57,19 @@ void reject_unsupported(const Policy& policy) {
     throw Error(
         fmt::format("invalid hostname \"{}\" (1 to 64 characters)", policy.process.hostname),
         "set process.hostname to a short name");
+  }
+}
+
+void open_missing_stdio() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    // open() returns the lowest free fd, which is this one.
+    int opened = open("/dev/null", O_RDWR);
+    if (opened != fd) {
+      if (opened >= 0) close(opened);
+      throw Error(fmt::format("fd {} is closed and /dev/null cannot take its place", fd),
+                  "start sbx with stdin, stdout and stderr open");
+    }
   }
 }
 

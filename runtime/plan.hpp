@@ -17,6 +17,11 @@ void reject_unsupported(const Policy& policy);
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
                                const Identity& identity, const HostTerminal& terminal);
 
+// Opens /dev/null on any of fds 0-2 that is closed. Otherwise the sync
+// channels could land on 0-2, where the pty's dup2 would overwrite them, and
+// the command would open its first file as its stdin or stdout.
+void open_missing_stdio();
+
 // CLONE_NEW* flags for the sandbox: all of them, except the network
 // namespace in mode "host" (cgroup: see clone_sandbox).
 std::uint64_t sandbox_namespaces(const Policy& policy);

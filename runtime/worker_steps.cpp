@@ -42,6 +42,22 @@ bool dup_onto_stdio(int fd, ChildError& err) {
   return true;
 }
 
+// A closed fd 0-2 (or one the embedding program uses close-on-exec) would
+// make the command's first open() its stdin or stdout: give it /dev/null.
+bool null_for_missing_stdio(ChildError& err) {
+  for (int fd = 0; fd <= 2; ++fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) continue;
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0) return err.fail("open /dev/null", errno, "/dev/null");
+    bool ok = dup2(null_fd, fd) == fd;  // dup2 clears close-on-exec on fd
+    int saved = errno;
+    if (null_fd != fd) close(null_fd);
+    if (!ok) return err.fail("dup2 /dev/null", saved);
+  }
+  return true;
+}
+
 }  // namespace
 
 bool reset_signals(ChildError& err) {
@@ -78,7 +94,7 @@ bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err) {
   // A new session has no controlling terminal: TIOCSTI/TIOCLINUX on an
   // inherited host tty fail with EPERM (CVE-2017-5226, CVE-2016-7545).
   if (setsid() < 0) return err.fail("setsid", errno);
-  if (!plan.use_pty) return true;
+  if (!plan.use_pty) return null_for_missing_stdio(err);
   // A fresh pty of the sandbox's own devpts instance: the command never
   // holds the user's terminal; the supervisor relays bytes.
   int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);

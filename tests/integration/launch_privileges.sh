@@ -22,6 +22,10 @@ OUT=$(echo $OUT)
 [[ $OUT == "0 1 2" ]] || fail "fds inherited from sbx leak: '$OUT'"
 pass "fds open in sbx (7, 9) do not reach the command"
 exec 7<&- 9>&-
+OUT=$("$SBX" run --profile airgapped -- sh -c 'ls /proc/$$/fd; readlink /proc/$$/fd/0' 2>&1 <&-)
+OUT=$(echo $OUT)
+[[ $OUT == "0 1 2 /dev/null" ]] || fail "sbx started with stdin closed: command fds '$OUT'"
+pass "a closed stdin becomes /dev/null for the command"
 
 marker=$((200000 + RANDOM))
 sleep "$marker" &
