@@ -5,10 +5,10 @@
 # both see the same machine load), printed as a ratio sbx/bwrap.
 # Target: ratio <= 1.0. A benchmark, not a test: it never fails on the ratio.
 #
-#   bench/startup.sh [RUNS]        (SBX=path/to/sbx, default build/cli/sbx)
+#   bench/startup.sh [RUNS]        (SBX=path/to/sbx, default build/sbx)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-SBX=${SBX:-$here/build/cli/sbx}
+SBX=${SBX:-$here/build/sbx}
 runs=${1:-${RUNS:-100}}
 [[ -x $SBX ]] || { echo "startup.sh: no sbx at $SBX (build first or set SBX)" >&2; exit 2; }
 command -v bwrap >/dev/null || { echo "startup.sh: bwrap not installed (scripts/install-deps)" >&2; exit 2; }
