@@ -17,7 +17,7 @@ build=${SBX_BUILD_DIR:-$src/build-bench}
 n=${1:-10000000}
 rounds=${2:-3}
 
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target sbx_seccomp sbx-probe >/dev/null
 bin=$build/bench/seccomp_bench
 mkdir -p "$build/bench"
