@@ -63,9 +63,11 @@ Error user_namespace_error(const std::string& what, int error_number) {
         "them: sysctl -w kernel.unprivileged_userns_clone=1";
   } else if (error_number == EPERM) {
     fix =
-        "the kernel refused a user namespace: inside a container, run it with a seccomp profile "
-        "that allows unshare/clone of namespaces (or --privileged); in a chroot, user namespaces "
-        "are not allowed; check user.max_user_namespaces";
+        "the kernel refused a user namespace: inside a container or another sandbox (sbx "
+        "included), its seccomp filter forbids new namespaces — run sbx outside it, or give the "
+        "container a seccomp profile that allows them; a chroot cannot create user namespaces; "
+        "on Ubuntu check kernel.apparmor_restrict_unprivileged_userns, elsewhere "
+        "user.max_user_namespaces";
   } else {
     fix = "check that the kernel supports user namespaces (CONFIG_USER_NS)";
   }

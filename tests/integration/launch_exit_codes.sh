@@ -26,4 +26,13 @@ run_sbx run --profile airgapped --net filtered --allow-domain example.com -- tru
 expect_rc 125 "network mode filtered fails closed (not implemented yet)"
 expect_out "filtered" "the error names the network mode"
 
+# sbx inside sbx: the inner one cannot create namespaces (seccomp and the
+# nested user namespace forbid it); it must say so and exit 125, not run
+# the command unsandboxed.
+run_sbx run --profile airgapped -- "$SBX" run --profile airgapped -- sh -c 'echo RAN-UNSANDBOXED'
+expect_rc 125 "a sandbox that cannot be built is exit 125"
+expect_no_out "RAN-UNSANDBOXED" "the command did not run"
+expect_out "namespace" "the error names the namespace failure"
+expect_out "fix:" "and gives a fix"
+
 done_testing
