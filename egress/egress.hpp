@@ -4,6 +4,7 @@
 // SO_ORIGINAL_DST, and the splice() relay for the supervisor's epoll loop.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -49,16 +50,26 @@ enum class Inspection { tls, http, opaque };
 
 // Accumulates the bytes of one connection and re-runs the parser; the bytes
 // are kept to be sent upstream first once the connection is allowed.
+// A program that connects and sends nothing (or a byte a minute) must not
+// hold a proxy slot: the loop closes the connection once expired().
+inline constexpr std::chrono::milliseconds kPeekDeadline{5000};
+
 class Peeker {
  public:
-  explicit Peeker(Inspection kind, std::size_t cap = kPeekCap) : kind_(kind), cap_(cap) {}
+  explicit Peeker(Inspection kind, std::size_t cap = kPeekCap,
+                  std::chrono::milliseconds deadline = kPeekDeadline,
+                  dns::Clock::time_point start = dns::Clock::now())
+      : kind_(kind), cap_(cap), until_(start + deadline) {}
   PeekResult feed(std::span<const std::uint8_t> bytes);
+  bool expired(dns::Clock::time_point now) const { return now >= until_; }
+  dns::Clock::time_point deadline() const { return until_; }
   const std::vector<std::uint8_t>& buffered() const { return buffer_; }
   std::vector<std::uint8_t> take_buffered() { return std::move(buffer_); }
 
  private:
   Inspection kind_;
   std::size_t cap_;
+  dns::Clock::time_point until_;
   std::vector<std::uint8_t> buffer_;
 };
 

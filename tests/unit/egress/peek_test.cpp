@@ -236,3 +236,11 @@ TEST_CASE("parsers survive random and mutated input (smoke fuzz)", "[egress][fuz
     if (rh.status == PeekStatus::found) CHECK(!rh.name.empty());
   }
 }
+
+TEST_CASE("Peeker deadline", "[egress]") {
+  auto t0 = sbx::dns::Clock::now();
+  Peeker p(Inspection::tls, kPeekCap, std::chrono::milliseconds(5000), t0);
+  CHECK_FALSE(p.expired(t0 + std::chrono::milliseconds(4999)));
+  CHECK(p.expired(t0 + std::chrono::milliseconds(5000)));
+  CHECK(p.deadline() == t0 + std::chrono::milliseconds(5000));
+}

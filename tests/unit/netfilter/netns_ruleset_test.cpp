@@ -68,7 +68,8 @@ sockaddr_storage make_addr(const char* ip, std::uint16_t port, socklen_t& len) {
 int listen_on(const char* ip, std::uint16_t port, int type = SOCK_STREAM) {
   socklen_t len;
   auto ss = make_addr(ip, port, len);
-  int fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
+  // Non-blocking: a missing connection makes accept() fail the check, not hang.
+  int fd = socket(ss.ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;
@@ -214,10 +215,30 @@ Observations scenario() {
     close(u);
   }
 
+  // Drain connections queued by the checks above.
+  for (int l : {egress4, egress6}) {
+    int c;
+    pollfd p{l, POLLIN, 0};
+    while (poll(&p, 1, 0) == 1 && (c = accept4(l, nullptr, nullptr, SOCK_CLOEXEC)) >= 0) close(c);
+  }
   // IPv6 follows the same path.
   o["v6_unlisted"] = try_connect("2001:db8::5", 443);
   add_allow(nfd, "2001:db8::5", std::chrono::seconds(60));
   o["v6_allowed"] = try_connect("2001:db8::5", 443);
+  {
+    int c = accept4(egress6, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    sockaddr_in6 orig{};
+    socklen_t olen = sizeof orig;
+    constexpr int kIp6tSoOriginalDst = 80;  // <linux/netfilter_ipv6/ip6_tables.h>
+    if (c >= 0 && getsockopt(c, SOL_IPV6, kIp6tSoOriginalDst, &orig, &olen) == 0) {
+      char b[INET6_ADDRSTRLEN];
+      inet_ntop(AF_INET6, &orig.sin6_addr, b, sizeof b);
+      o["v6_original_dst"] = std::string(b) + ":" + std::to_string(ntohs(orig.sin6_port));
+    } else {
+      o["v6_original_dst"] = "none";
+    }
+    if (c >= 0) close(c);
+  }
   o["v6_ula"] = try_connect("fd00::2", 443);
   drain_nflog(logfd, 100);
 
@@ -343,6 +364,7 @@ TEST_CASE("ruleset in a user+net namespace filters connects, logs and redirects"
   CHECK(o["dns_redirect"] == "ok");
   CHECK(o["v6_unlisted"] == "ECONNREFUSED");
   CHECK(o["v6_allowed"] == "ok");
+  CHECK(o["v6_original_dst"] == "2001:db8::5:443");
   CHECK(o["v6_ula"] == "ECONNREFUSED");
   CHECK(o["expired"] == "ECONNREFUSED");
   CHECK(o["refreshed"] == "ok");
