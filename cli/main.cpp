@@ -27,7 +27,7 @@ Docs: docs/cli.md, docs/profiles.md, docs/domains.md
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int sbx_main(int argc, char** argv) {
   // Everything after the first "--" is the command to run, never sbx options.
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> command;
@@ -88,4 +88,16 @@ int main(int argc, char** argv) {
     }
   }
   return sbx::cli::report_usage_error("no sub-command given", "see 'sbx --help'");
+}
+
+int main(int argc, char** argv) {
+  try {
+    return sbx_main(argc, argv);
+  } catch (const sbx::Error& e) {
+    return sbx::cli::report_run_error(e);
+  } catch (const std::exception& e) {
+    // A bug or resource exhaustion in sbx itself: still exit 125, never 1.
+    return sbx::cli::report_usage_error(fmt::format("internal error: {}", e.what()),
+                                        "please report this with the command line");
+  }
 }

@@ -111,12 +111,12 @@ std::string_view type_name(const toml::node& node) {
 }
 
 [[noreturn]] void type_error(Context& c, const toml::node& node, std::string_view want,
-                             std::string example) {
+                             const std::string& example) {
   c.fail(node, fmt::format("expected {}, found {}", want, type_name(node)),
          fmt::format("write e.g. {} = {}", c.key, example));
 }
 
-std::string get_string(Context& c, const toml::node& node, std::string example = "\"...\"") {
+std::string get_string(Context& c, const toml::node& node, const std::string& example = "\"...\"") {
   if (!node.is_string()) type_error(c, node, "a string", example);
   return std::string(node.as_string()->get());
 }
@@ -127,7 +127,7 @@ bool get_bool(Context& c, const toml::node& node) {
 }
 
 // Calls each(element) for an array of strings.
-void for_each_string(Context& c, const toml::node& node, std::string example,
+void for_each_string(Context& c, const toml::node& node, const std::string& example,
                      const std::function<void(const std::string&, const toml::node&)>& each) {
   if (!node.is_array()) type_error(c, node, "an array of strings", "[" + example + "]");
   for (const toml::node& element : *node.as_array()) {
@@ -144,7 +144,8 @@ void append_unique(std::vector<T>& list, T value) {
 Apply string_list(std::function<std::vector<std::string>&(Policy&)> field,
                   std::function<std::string(Context&, const std::string&, const toml::node&)> parse,
                   std::string example) {
-  return [field, parse, example](Context& c, const toml::node& node) {
+  return [field = std::move(field), parse = std::move(parse), example = std::move(example)](
+             Context& c, const toml::node& node) {
     for_each_string(c, node, example, [&](const std::string& raw, const toml::node& element) {
       append_unique(field(c.policy), parse(c, raw, element));
     });
@@ -160,7 +161,7 @@ Apply path_list(std::function<std::vector<std::string>&(Policy&)> field) {
       "\"~/.cache\"");
 }
 
-Apply port_list(std::function<std::vector<std::uint16_t>&(Policy&)> field) {
+Apply port_list(const std::function<std::vector<std::uint16_t>&(Policy&)>& field) {
   return [field](Context& c, const toml::node& node) {
     if (!node.is_array()) type_error(c, node, "an array of port numbers", "[443]");
     for (const toml::node& element : *node.as_array()) {
@@ -175,6 +176,7 @@ template <typename E>
 Apply enum_key(std::function<E&(Policy&)> field, std::vector<std::pair<std::string, E>> values) {
   return [field, values](Context& c, const toml::node& node) {
     std::vector<std::string> names;
+    names.reserve(values.size());
     for (const auto& [name, value] : values) names.push_back(name);
     std::string all = fmt::format("\"{}\"", fmt::join(names, "\", \""));
     std::string text = get_string(c, node, "\"" + names.front() + "\"");
@@ -201,7 +203,8 @@ std::uint64_t get_size(Context& c, const toml::node& node) {
   return c.at(node, [&] { return parse_size(text); });
 }
 
-Apply optional_size(std::function<std::optional<std::uint64_t>&(Policy&)> field, bool allow_zero) {
+Apply optional_size(const std::function<std::optional<std::uint64_t>&(Policy&)>& field,
+                    bool allow_zero) {
   return [field, allow_zero](Context& c, const toml::node& node) {
     if (node.is_string() && node.as_string()->get() == "unlimited") {
       field(c.policy).reset();
@@ -224,7 +227,7 @@ std::chrono::milliseconds get_duration(Context& c, const toml::node& node) {
 }
 
 // rlimit: a count (or size for core/fsize) or "inherit" (leave the host's).
-Apply rlimit(std::function<std::optional<std::uint64_t>&(Policy&)> field, bool is_size) {
+Apply rlimit(const std::function<std::optional<std::uint64_t>&(Policy&)>& field, bool is_size) {
   return [field, is_size](Context& c, const toml::node& node) {
     if (node.is_string() && node.as_string()->get() == "inherit") {
       field(c.policy).reset();
@@ -264,7 +267,7 @@ void check_hostname(Context& c, const toml::node& node, const std::string& name)
 const std::vector<Section>& schema();
 const Section& section_named(std::string_view name);
 
-Apply subtable(std::string name);
+Apply subtable(const std::string& name);
 
 std::vector<Section> build_schema() {
   using P = Policy;
@@ -325,7 +328,7 @@ std::vector<Section> build_schema() {
                     if (!v.is_string()) type_error(c, v, "a string", example);
                     std::string val(v.as_string()->get());
                     if (k.str() == "path") {
-                      spec = val + spec;
+                      spec.insert(0, val);
                     } else if (k.str() == "size" || k.str() == "mode") {
                       spec += fmt::format(
                           "{}{}={}", spec.find(':') == std::string::npos ? ":" : ",", k.str(), val);
@@ -646,7 +649,7 @@ void apply_section(Context& c, const toml::table& table, const std::string& name
   }
 }
 
-Apply subtable(std::string name) {
+Apply subtable(const std::string& name) {
   return [name](Context& c, const toml::node& node) {
     if (!node.is_table()) {
       fail_at(c.origin, node.source(),
@@ -731,7 +734,8 @@ Policy load_profile_text(std::string_view text, std::string_view name, std::stri
                          const Environment& env, std::string_view dir) {
   Policy policy;
   Loader loader(env);
-  std::string id = origin.starts_with("builtin:") ? std::string(origin) : std::string(origin);
+  // Cycle detection compares canonical file paths (or "builtin:NAME").
+  std::string id(origin);
   if (!origin.starts_with("builtin:")) {
     std::error_code ec;
     auto canon = std::filesystem::weakly_canonical(std::string(origin), ec);
