@@ -62,7 +62,7 @@ struct LaunchPlan {
   char u2_gid_map[48] = {};
   int cap_last_cap = 40;
 
-  bool use_pty = false;
+  unsigned pty_stdio = 0;  // fds 0-2 (bits 0-2) that become the pty's slave; 0 = no pty
   bool have_winsize = false;
   struct winsize winsize {};
   bool have_termios = false;

@@ -100,7 +100,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
                       identity.gid);
   plan.cap_last_cap = std::max<int>(static_cast<int>(cap_max_bits()) - 1, CAP_LAST_CAP);
 
-  plan.use_pty = wants_pty(policy.process.tty, terminal);
+  plan.pty_stdio = pty_stdio_mask(policy.process.tty, terminal);
   plan.have_termios = terminal.have_termios;
   plan.termios = terminal.termios;
   plan.have_winsize = terminal.have_winsize;

@@ -229,13 +229,7 @@ class Loop {
       if (sig == SIGWINCH && pty_master_) {
         // The pty is ours: resizing its master makes the kernel send
         // SIGWINCH to the command's foreground process group.
-        struct winsize ws {};
-        for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
-          if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
-            ioctl(pty_master_.get(), TIOCSWINSZ, &ws);
-            break;
-          }
-        }
+        copy_window_size();
         continue;
       }
       // init forwards it to the command.
@@ -351,12 +345,12 @@ class Loop {
     pty_master_ = std::move(master);
     fcntl(pty_master_.get(), F_SETFL, fcntl(pty_master_.get(), F_GETFL) | O_NONBLOCK);
     watch(pty_master_.get(), kPtyMaster);
-    raw_mode_.enter(ctx_.terminal);
+    output_fd_ = pty_output_fd(ctx_.plan.pty_stdio);
     // Resizes between inspecting the terminal and now would be lost.
-    struct winsize ws {};
-    if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
-      ioctl(pty_master_.get(), TIOCSWINSZ, &ws);
-    }
+    copy_window_size();
+    if ((ctx_.plan.pty_stdio & 1u) == 0) return;  // the command reads our stdin itself
+    // Keys go to the command's pty as typed (^C included).
+    raw_mode_.enter(ctx_.terminal);
     struct epoll_event ev {};
     ev.events = EPOLLIN;
     ev.data.u32 = kStdin;
@@ -368,12 +362,22 @@ class Loop {
     }
   }
 
+  void copy_window_size() {
+    struct winsize ws {};
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+      if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
+        ioctl(pty_master_.get(), TIOCSWINSZ, &ws);
+        return;
+      }
+    }
+  }
+
   void relay_pty_output() {
     char buf[16384];
     for (;;) {
       ssize_t n = read(pty_master_.get(), buf, sizeof buf);
       if (n > 0) {
-        write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n));
+        if (output_fd_ >= 0) write_all(output_fd_, buf, static_cast<std::size_t>(n));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -454,6 +458,7 @@ class Loop {
   UniqueFd kill_timer_;
   UniqueFd cgroup_timer_;
   UniqueFd pty_master_;
+  int output_fd_ = STDOUT_FILENO;
   bool pty_closed_ = false;
   bool stdin_watched_ = false;
   bool stdin_eof_ = false;

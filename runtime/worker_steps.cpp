@@ -35,9 +35,11 @@ bool write_file(const char* path, const char* content, ChildError& err) {
   return true;
 }
 
-bool dup_onto_stdio(int fd, ChildError& err) {
+bool dup_onto_stdio(int fd, unsigned mask, ChildError& err) {
   for (int target = 0; target <= 2; ++target) {
-    if (dup2(fd, target) < 0) return err.fail("dup2 (pty slave)", errno);
+    if ((mask & (1u << target)) != 0 && dup2(fd, target) < 0) {
+      return err.fail("dup2 (pty slave)", errno);
+    }
   }
   return true;
 }
@@ -94,7 +96,7 @@ bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err) {
   // A new session has no controlling terminal: TIOCSTI/TIOCLINUX on an
   // inherited host tty fail with EPERM (CVE-2017-5226, CVE-2016-7545).
   if (setsid() < 0) return err.fail("setsid", errno);
-  if (!plan.use_pty) return null_for_missing_stdio(err);
+  if (plan.pty_stdio == 0) return null_for_missing_stdio(err);
   // A fresh pty of the sandbox's own devpts instance: the command never
   // holds the user's terminal; the supervisor relays bytes.
   int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -121,7 +123,9 @@ bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err) {
     ok = err.fail("ioctl(TIOCSWINSZ)", errno);
   }
   if (ok && ioctl(slave, TIOCSCTTY, 0) != 0) ok = err.fail("ioctl(TIOCSCTTY)", errno);
-  if (ok) ok = dup_onto_stdio(slave, err);
+  // Only the fds that were the user's terminal; pipes and files stay.
+  if (ok) ok = dup_onto_stdio(slave, plan.pty_stdio, err);
+  if (ok) ok = null_for_missing_stdio(err);
   if (ok) {
     Message message;
     message.kind = MessageKind::pty_master;

@@ -86,4 +86,13 @@ wait_pane 'MODE2=-*icanon'
 OUT=$(pane)
 expect_out $'MODE2=icanon' "after SIGTERM to sbx the terminal is back in canonical mode"
 
+# stdin and stderr a terminal, stdout a pipe: the terminal fds become the
+# sandbox's pty, the pipe stays a pipe and its bytes stay exact (no \r).
+start_pane 120 30 "$SBX run --profile airgapped -- sh -c 'tty; tty <&2 >&2; readlink /proc/self/fd/1; echo end' | od -c | tr -s ' ' | sed 's/^/OD /'; echo MIXED-DONE; sleep 30"
+wait_pane MIXED-DONE
+OUT=$(pane)
+expect_out "/dev/pts/[0-9]+" "stderr is the sandbox's pty"
+expect_no_out '\\r' "output through the pipe has no carriage returns"
+expect_out "p i p e :" "stdout stays the pipe sbx was given"
+
 done_testing

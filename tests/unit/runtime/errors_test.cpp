@@ -47,15 +47,22 @@ TEST_CASE("user namespace errors point at the sysctls", "[errors]") {
   CHECK(contains(sandbox_step_error(nested).fix(), "max_user_namespaces"));
 }
 
-TEST_CASE("a pty only for interactive sessions unless asked", "[terminal]") {
-  HostTerminal both;
-  both.stdin_is_tty = both.stdout_is_tty = true;
-  HostTerminal piped_out = both;
+TEST_CASE("every terminal fd becomes the pty, pipes stay", "[terminal]") {
+  HostTerminal all;
+  all.stdin_is_tty = all.stdout_is_tty = all.stderr_is_tty = true;
+  HostTerminal piped_out = all;
   piped_out.stdout_is_tty = false;
+  HostTerminal piped_in = all;
+  piped_in.stdin_is_tty = false;
   HostTerminal none;
-  CHECK(wants_pty(sbx::TtyMode::automatic, both));
-  CHECK_FALSE(wants_pty(sbx::TtyMode::automatic, piped_out));
-  CHECK_FALSE(wants_pty(sbx::TtyMode::automatic, none));
-  CHECK(wants_pty(sbx::TtyMode::always, none));
-  CHECK_FALSE(wants_pty(sbx::TtyMode::never, both));
+  CHECK(pty_stdio_mask(sbx::TtyMode::automatic, all) == 7);
+  CHECK(pty_stdio_mask(sbx::TtyMode::automatic, piped_out) == 5);  // stdout stays the pipe
+  CHECK(pty_stdio_mask(sbx::TtyMode::automatic, piped_in) == 6);
+  CHECK(pty_stdio_mask(sbx::TtyMode::automatic, none) == 0);
+  CHECK(pty_stdio_mask(sbx::TtyMode::always, none) == 7);
+  CHECK(pty_stdio_mask(sbx::TtyMode::always, piped_out) == 5);
+  CHECK(pty_stdio_mask(sbx::TtyMode::never, all) == 0);
+  CHECK(pty_output_fd(7) == 1);
+  CHECK(pty_output_fd(5) == 2);   // stdout piped: the pty's output is stderr's
+  CHECK(pty_output_fd(1) == -1);  // only stdin: echo must not corrupt piped output
 }
