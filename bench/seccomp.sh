@@ -29,8 +29,8 @@ echo "== filter cost (forked children, no sandbox)"
 "$bin" "$n" "$rounds"
 
 sbx=${SBX:-$build/cli/sbx}
-if cmake --build "$build" -j2 --target sbx >/dev/null 2>&1 && "$sbx" run --profile permissive -- true >/dev/null 2>&1; then
-  echo "== inside sbx sandboxes (sbx-probe loop, seconds measured inside)"
+if cmake --build "$build" -j2 --target sbx >/dev/null 2>&1 && "$sbx" run --net none --profile permissive -- true >/dev/null 2>&1; then
+  echo "== inside sbx sandboxes (sbx-probe loop, CPU time measured inside)"
   probe=$build/tests/sbx-probe
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
@@ -41,7 +41,7 @@ if cmake --build "$build" -j2 --target sbx >/dev/null 2>&1 && "$sbx" run --profi
     declare -A best=()
     for ((r = 0; r < rounds; r++)); do
       for mode in none strict; do
-        s=$("$sbx" run --profile "$tmp/$mode.toml" -- "$probe" loop "$what" "$n" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')
+        s=$("$sbx" run --net none --profile "$tmp/$mode.toml" -- "$probe" loop "$what" "$n" | sed -n 's/.* cpu_seconds=\([0-9.]*\).*/\1/p')
         if [[ -z ${best[$mode]:-} ]] || awk "BEGIN{exit !($s < ${best[$mode]})}"; then best[$mode]=$s; fi
       done
     done

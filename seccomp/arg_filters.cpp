@@ -109,7 +109,8 @@ ArgFilter make_socket_strict() {
 }  // namespace
 
 const std::vector<std::string>& filtered_syscalls() {
-  static const std::vector<std::string> names = {"clone", "ioctl", "personality", "socket"};
+  static const std::vector<std::string> names = {"clone", "ioctl", "personality", "socket",
+                                                 "socketpair"};
   return names;
 }
 
@@ -120,7 +121,10 @@ const ArgFilter& arg_filter(const std::string& syscall, SeccompMode mode) {
   if (syscall == "clone") return clone;
   if (syscall == "ioctl") return ioctl;
   if (syscall == "personality") return personality;
-  if (syscall == "socket") return mode == SeccompMode::strict ? socket_strict : socket_default;
+  // socketpair(family, type, protocol, sv) creates its sockets through the
+  // same per-family code before it can fail with EOPNOTSUPP: same rules.
+  if (syscall == "socket" || syscall == "socketpair")
+    return mode == SeccompMode::strict ? socket_strict : socket_default;
   throw Error("seccomp: no argument filter for " + syscall);
 }
 

@@ -233,6 +233,11 @@ TEST_CASE("socket: dangerous families denied (default), allow-list (strict)") {
     for (auto fam : U{AF_UNIX, AF_INET, AF_INET6})
       CHECK(run(*prog, "socket", {fam, SOCK_STREAM, 0}) == kAllow);
   }
+  for (const auto* prog : {&def, &strict}) {
+    CHECK(run(*prog, "socketpair", {AF_UNIX, SOCK_STREAM, 0}) == kAllow);
+    CHECK(run(*prog, "socketpair", {AF_ALG, SOCK_SEQPACKET, 0}) == kNotify);
+    CHECK(run(*prog, "socketpair", {AF_VSOCK | (1ULL << 32), SOCK_STREAM, 0}) == kNotify);
+  }
   // Families outside the strict allow-list.
   CHECK(run(def, "socket", {AF_BLUETOOTH, SOCK_STREAM, 0}) == kAllow);
   CHECK(run(strict, "socket", {AF_BLUETOOTH, SOCK_STREAM, 0}) == kNotify);

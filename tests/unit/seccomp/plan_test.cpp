@@ -83,7 +83,7 @@ TEST_CASE("default mode denies the Docker-like deny-list and allows the rest") {
   }
   for (const char* name : {"read", "openat", "execve", "getppid", "mmap", "statmount", "chown"})
     CHECK(plan.verdict(name) == Verdict::allow);
-  for (const char* name : {"clone", "ioctl", "socket", "personality"}) {
+  for (const char* name : {"clone", "ioctl", "socket", "socketpair", "personality"}) {
     INFO(name);
     CHECK(plan.verdict(name) == Verdict::filtered);
   }
@@ -144,7 +144,7 @@ TEST_CASE("strict mode is an allow-list that still denies the default deny-list"
     INFO(name);
     CHECK(plan.verdict(name) == Verdict::deny);
   }
-  for (const char* name : {"clone", "ioctl", "socket", "personality"})
+  for (const char* name : {"clone", "ioctl", "socket", "socketpair", "personality"})
     CHECK(plan.verdict(name) == Verdict::filtered);
   CHECK(plan.verdict("clone3") == Verdict::enosys);
 }
