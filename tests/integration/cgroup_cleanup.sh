@@ -10,7 +10,7 @@ groups_of_pid() { # the sandbox groups a live process is in
   awk -F: '{print $3}' "/proc/$1/cgroup" 2>/dev/null | grep '/sbx/' || true
 }
 
-run_sbx run --memory 64M --pids 64 -- true
+run_sbx run --net none --memory 64M --pids 64 -- true
 if [[ $OUT == *"NOT enforced"* ]]; then
   is_root || [[ ${SBX_EXPECT_CGROUP:-} == 1 ]] && fail "limits not enforced: $OUT"
   skip "no cgroup for this user here (the warning path is tested by cgroup_limits.sh)"
@@ -20,7 +20,7 @@ before=$(sbx_groups)
 
 # kill -9 of the command: sbx reports 137 and removes the group.
 marker="sbx-cleanup-$$-$RANDOM"
-"$SBX" run --memory 64M --pids 64 -- bash -c "exec -a $marker sleep 60" </dev/null >/dev/null 2>&1 &
+"$SBX" run --net none --memory 64M --pids 64 -- bash -c "exec -a $marker sleep 60" </dev/null >/dev/null 2>&1 &
 sbx_pid=$!
 for _ in $(seq 100); do pid=$(pgrep -f "^$marker" | head -1); [[ -n $pid ]] && break; sleep 0.1; done
 [[ -n ${pid:-} ]] || fail "the sandboxed command did not start"
@@ -38,14 +38,14 @@ pass "its group was removed"
 # kill -9 of the supervisor: the group stays behind (nobody can clean up)
 # until the next sbx start removes it as stale.
 marker="sbx-stale-$$-$RANDOM"
-"$SBX" run --pids 64 -- bash -c "exec -a $marker sleep 60" </dev/null >/dev/null 2>&1 &
+"$SBX" run --net none --pids 64 -- bash -c "exec -a $marker sleep 60" </dev/null >/dev/null 2>&1 &
 sbx_pid=$!
 for _ in $(seq 100); do pid=$(pgrep -f "^$marker" | head -1); [[ -n $pid ]] && break; sleep 0.1; done
 [[ -n ${pid:-} ]] || fail "the sandboxed command did not start"
 kill -9 "$sbx_pid"
 wait "$sbx_pid" 2>/dev/null
 sleep 0.5
-run_sbx run --pids 64 -- true
+run_sbx run --net none --pids 64 -- true
 expect_rc 0 "the next sandbox starts"
 sleep 0.5
 pgrep -f "^$marker" >/dev/null && fail "a sandbox outlived its killed supervisor and the next start"

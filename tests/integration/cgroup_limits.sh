@@ -8,7 +8,7 @@ source "$SBX_SOURCE_DIR/tests/lib.sh"
 enforced_expected() { is_root || [[ ${SBX_EXPECT_CGROUP:-} == 1 ]]; }
 
 # Probe: are limits enforced for this caller?
-run_sbx run --pids 32 -- true
+run_sbx run --net none --pids 32 -- true
 if [[ $OUT == *"NOT enforced"* ]]; then
   enforced_expected && fail "limits not enforced although they should be: $OUT"
   expect_rc 0 "unenforceable limits only warn (limits not required)"
@@ -21,19 +21,19 @@ expect_rc 0 "limits applied, command ran"
 
 # --memory 64M: a hog that wants 300 MB is OOM-killed; sbx exits 137 and
 # reports the OOM kill.
-run_sbx run --memory 64M -- bash -c 'a=$(head -c 300000000 /dev/zero | tr "\000" x); echo survived ${#a}'
+run_sbx run --net none --memory 64M -- bash -c 'a=$(head -c 300000000 /dev/zero | tr "\000" x); echo survived ${#a}'
 expect_rc 137 "memory hog under --memory 64M is killed (exit 137)"
 expect_no_out 'survived' "the hog did not complete"
 expect_out '[Oo][Oo][Mm]' "the OOM kill is reported"
 
 # A command within its memory limit is unaffected.
-run_sbx run --memory 64M -- bash -c 'a=$(head -c 8000000 /dev/zero | tr "\000" x); echo fine ${#a}'
+run_sbx run --net none --memory 64M -- bash -c 'a=$(head -c 8000000 /dev/zero | tr "\000" x); echo fine ${#a}'
 expect_rc 0 "8 MB under --memory 64M runs"
 expect_out 'fine 8000000' "and completes"
 
 # --pids 32: spawning stops before 32 processes (the sandbox's init and the
 # shell count too); the shell aborts on the failed fork and sbx returns.
-run_sbx run --pids 32 -- sh -c 'i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); echo "spawned $i"; done'
+run_sbx run --net none --pids 32 -- sh -c 'i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); echo "spawned $i"; done'
 last=$(grep -o 'spawned [0-9]*' <<<"$OUT" | tail -1 | cut -d' ' -f2)
 [[ -n $last && $last -lt 32 ]] || fail "--pids 32 let $last processes start. Output: $OUT"
 pass "--pids 32 stops process creation ($last started)"
@@ -41,7 +41,7 @@ pass "--pids 32 stops process creation ($last started)"
 # A real fork bomb: contained, sbx returns when the command ends, host fine.
 marker="sbx-bomb-$$-$RANDOM"
 start=$(date +%s)
-run_sbx run --pids 32 -- bash -c "exec -a $marker bash -c 'b() { b & b; }; b' & sleep 3; exit 0"
+run_sbx run --net none --pids 32 -- bash -c "exec -a $marker bash -c 'b() { b & b; }; b' & sleep 3; exit 0"
 elapsed=$(($(date +%s) - start))
 expect_rc 0 "sbx returns after the fork bomb's command ends"
 ((elapsed < 60)) || fail "sbx took ${elapsed}s to return"
@@ -49,11 +49,11 @@ pass "returned in ${elapsed}s"
 sleep 1
 if pgrep -f "$marker" >/dev/null; then fail "fork bomb processes survived on the host: $(pgrep -af "$marker" | head -3)"; fi
 pass "no fork bomb process left on the host"
-run_sbx run -- true
+run_sbx run --net none -- true
 expect_rc 0 "the host can still start sandboxes"
 
 # --cpus 0.5: a busy loop gets at most ~60% of one CPU over 3 s.
-run_sbx run --cpus 0.5 -- bash -c '
+run_sbx run --net none --cpus 0.5 -- bash -c '
   start=${EPOCHREALTIME/./}
   while (( ${EPOCHREALTIME/./} - start < 3000000 )); do :; done
   read -r -a s < /proc/self/stat; echo "ticks $(( s[13] + s[14] )) hz $(getconf CLK_TCK 2>/dev/null || echo 100)"'
