@@ -246,9 +246,9 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
     emit({q.name, q.type, d.reason, d.rcode, 0, {}, {}, d.report_limit});
     return true;
   }
-  upstream_->resolve(q.name, q.type, [this, q, start, max_response, reply](UpstreamResult r) {
-    finish(q, r, start, max_response, reply);
-  });
+  upstream_->resolve(q.name, q.type,
+                     [this, q, start, max_response, reply = std::move(reply)](
+                         const UpstreamResult& r) { finish(q, r, start, max_response, reply); });
   return true;
 }
 

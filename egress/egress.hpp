@@ -20,7 +20,7 @@ namespace sbx::egress {
 
 // Bytes the proxy reads before it must decide (ClientHellos with post-quantum
 // key shares are ~1.8 KiB; 16 KiB leaves room for large extensions).
-inline constexpr std::size_t kPeekCap = 16 * 1024;
+inline constexpr std::size_t kPeekCap = std::size_t{16} * 1024;
 
 enum class PeekStatus {
   need_more,       // valid so far, incomplete: read more (until cap or deadline)

@@ -163,7 +163,7 @@ bool parse_ip_packet(const std::uint8_t* p, std::size_t len, LoggedPacket& out) 
   std::size_t l4 = 0;
   if (version == 4) {
     if (len < 20) return false;
-    std::size_t ihl = (p[0] & 0x0f) * 4u;
+    std::size_t ihl = std::size_t{p[0] & 0x0fu} * 4;
     if (ihl < 20 || ihl > len) return false;
     out.protocol = p[9];
     out.source = IpAddress::from_v4_bytes(p + 12);
