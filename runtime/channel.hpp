@@ -22,6 +22,9 @@ enum class MessageKind : int {
   pty_master = 2,     // fd attached: the master of the worker's pty
   notify_fd = 3,      // fd attached: the seccomp user-notification listener
   worker_status = 4,  // value = raw wait status of the worker
+  // Network "filtered" (filtered_network.hpp), init -> supervisor:
+  net_socket = 5,        // fd attached; value = NetSocket role << 16 | port
+  net_sockets_done = 6,  // every socket sent; init waits for the ruleset
 };
 
 struct Message {

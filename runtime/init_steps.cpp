@@ -125,9 +125,18 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
   return true;
 }
 
-[[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd) {
+[[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd,
+                                          bool serve_sockets) {
   int worker_status = 0;
   for (;;) {
+    if (serve_sockets) {
+      // Also the supervisor's requests for sockets of the netns (--publish).
+      struct pollfd fds[2] = {{signal_fd, POLLIN, 0}, {control_fd, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) continue;  // EINTR
+      if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !serve_socket_request(control_fd))
+        serve_sockets = false;
+      if ((fds[0].revents & POLLIN) == 0) continue;
+    }
     struct signalfd_siginfo info {};
     ssize_t got = read(signal_fd, &info, sizeof info);
     if (got != static_cast<ssize_t>(sizeof info)) {

@@ -14,6 +14,7 @@
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/channel.hpp"
+#include "runtime/filtered_network.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/pidfd.hpp"
 #include "runtime/plan.hpp"
@@ -46,8 +47,8 @@ ChannelPair make_channel() {
 // Steps 3 and 4: one clone3 creates every namespace at once; the parent maps
 // the ids and only then releases the child, which until then waits on the
 // control channel (it has no usable uid before the maps exist).
-Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
-                      cgroups::SandboxCgroup& cgroup) {
+Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::SandboxCgroup& cgroup,
+                      FilteredNetwork* network) {
   ChannelPair control = make_channel();
   ChannelPair exec = make_channel();
   CloneOutcome child = clone_sandbox({sandbox_namespaces(policy), cgroup.clone_into_fd()});
@@ -75,6 +76,9 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
   if (write(sandbox.control.get(), &go, 1) != 1) {
     throw Error(fmt::format("cannot release the sandbox: {}", std::strerror(errno)));
   }
+  // Filtered network: init passes its netns sockets out and waits until the
+  // ruleset is loaded through them; a failure here kills init (~Sandbox).
+  if (network != nullptr) connect_filtered_network(sandbox.control.get(), *network);
   return sandbox;
 }
 
@@ -92,7 +96,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
             hide_from_command(err) &&  // non-dumpable: no ptrace, no /proc/1/fd
             (in_new_cgroupns || enter_cgroup_namespace(err)) &&
             set_hostname(plan, err) &&                   // uts namespace
-            set_up_network(plan, err) &&                 // lo up (none) / nothing (host)
+            set_up_network(plan, control_fd, err) &&     // lo (none); filter (filtered)
             apply_mount_plan(plan.mounts, err) &&        // new root, pivot_root, chdir
             leave_host_session(err) &&                   // out of the host's job control
             block_signals_for_reaping(&signal_fd, err);  // before fork: no SIGCHLD lost
@@ -111,7 +115,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan,
     _exit(kExitSbxError);
   }
   close(exec_fd);  // only the worker holds it now: its EOF is the worker's execve
-  reap_until_worker_exits(worker, signal_fd, control_fd);
+  reap_until_worker_exits(worker, signal_fd, control_fd, plan.serve_sockets);
 }
 
 // Pid 2: becomes the command (step 7). Each step takes away something the
@@ -149,9 +153,12 @@ RunResult run(const Policy& policy, const RunOptions& options) {
       prepare_launch_plan(policy, options, identity, terminal);  // all allocation
   cgroups::SandboxCgroup cgroup =                                // limits set before start
       cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), options.on_warning);
-  SignalRouting signals;                                  // before clone: none lost
-  Sandbox sandbox = start_sandbox(policy, plan, cgroup);  // clone3, maps, release
-  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals});
+  std::unique_ptr<FilteredNetwork> network;  // filtered: checked, publish ports bound
+  if (policy.network.mode == NetworkMode::filtered)
+    network = std::make_unique<FilteredNetwork>(policy, options);
+  SignalRouting signals;                                                 // before clone: none lost
+  Sandbox sandbox = start_sandbox(policy, plan, cgroup, network.get());  // clone3, maps, release
+  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get()});
 }
 
 }  // namespace sbx

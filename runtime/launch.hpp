@@ -52,6 +52,11 @@ struct LaunchPlan {
   // Network "none": a pre-built RTM_NEWLINK "lo up" request (libnl, built in
   // the supervisor); init only sends these bytes inside the new netns.
   std::vector<unsigned char> loopback_up_request;
+  // Network "filtered": `local default dev lo` for IPv4, then IPv6 (rtnetlink
+  // bytes), and the host_ports whose listeners init opens inside.
+  std::vector<std::vector<unsigned char>> route_requests;
+  std::vector<std::uint16_t> host_ports;
+  bool serve_sockets = false;  // --publish: init hands out sockets of the netns
 
   MountPlan mounts;
   LandlockPlan landlock;

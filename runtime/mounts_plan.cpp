@@ -25,6 +25,7 @@ namespace sbx::runtime {
 int make_idmapped_tree(const std::string& path, uid_t owner_uid, gid_t owner_gid, uid_t uid,
                        gid_t gid);
 void plan_identity_files(const Identity& identity, std::vector<MountOp>& ops);
+void plan_resolv_conf(const Policy& policy, std::vector<MountOp>& ops);  // mounts_network.cpp
 
 const char* to_string(MountKind kind) {
   switch (kind) {
@@ -590,6 +591,7 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity) {
   planner.plan_host_sockets();
   planner.plan_deny_write();
   plan_identity_files(identity, data.ops);
+  plan_resolv_conf(policy, data.ops);  // filtered network: the DNS filter is the resolver
   sort_mount_ops(data.ops);
   planner.mark_creatable();
   data.op_fds.assign(data.ops.size(), -1);

@@ -1,5 +1,10 @@
 // The sandbox's network namespace. Mode "none": loopback only, brought up
 // over rtnetlink (no `ip` binary runs at start). Mode "host": no namespace.
+// Mode "filtered": loopback, `local default dev lo` routes, and the sockets
+// the supervisor serves, created here inside the netns and passed out
+// (runtime/filtered_network.hpp). Everything after clone only sends bytes
+// built before it and makes system calls (async-signal-safe).
+#include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -10,10 +15,15 @@
 
 #include <sbx/error.hpp>
 
+#include <netinet/in.h>
+#include <poll.h>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
 
+#include "runtime/channel.hpp"
+#include "runtime/filtered_network.hpp"
 #include "runtime/sandbox_steps.hpp"
 
 namespace sbx::runtime {
@@ -26,8 +36,11 @@ struct Deleter {
 using LinkPtr = std::unique_ptr<rtnl_link, Deleter<rtnl_link, rtnl_link_put>>;
 using MsgPtr = std::unique_ptr<nl_msg, Deleter<nl_msg, nlmsg_free>>;
 
-bool bring_up_loopback(const LaunchPlan& plan, ChildError& err) {
-  const auto& request = plan.loopback_up_request;
+// Sends one prebuilt rtnetlink request that asks for an ACK and checks it.
+// `skip_errno`: an error code that means "not applicable here" (IPv6 routes
+// on a kernel without IPv6): *skipped is set instead of failing.
+bool netlink_request(const std::vector<unsigned char>& request, const char* what, ChildError& err,
+                     int skip_errno = 0, bool* skipped = nullptr) {
   int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (sock < 0) return err.fail("socket(NETLINK_ROUTE)", errno);
   struct sockaddr_nl kernel {};
@@ -36,7 +49,7 @@ bool bring_up_loopback(const LaunchPlan& plan, ChildError& err) {
              sizeof kernel) != static_cast<ssize_t>(request.size())) {
     int saved = errno;
     close(sock);
-    return err.fail("netlink send (lo up)", saved);
+    return err.fail("netlink send", saved, what);
   }
   // The request asks for an ACK: an nlmsgerr with error 0 means done.
   alignas(struct nlmsghdr) unsigned char reply[1024];
@@ -46,14 +59,129 @@ bool bring_up_loopback(const LaunchPlan& plan, ChildError& err) {
   } while (got < 0 && errno == EINTR);
   int saved = errno;
   close(sock);
-  if (got < 0) return err.fail("netlink recv (lo up)", saved);
+  if (got < 0) return err.fail("netlink recv", saved, what);
   auto* header = reinterpret_cast<struct nlmsghdr*>(reply);
   if (got < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(struct nlmsgerr))) ||
       header->nlmsg_type != NLMSG_ERROR) {
-    return err.fail("netlink (lo up)", EPROTO, "unexpected reply");
+    return err.fail("netlink", EPROTO, what);
   }
   const auto* ack = static_cast<const struct nlmsgerr*>(NLMSG_DATA(header));
-  if (ack->error != 0) return err.fail("set loopback up", -ack->error, "lo");
+  if (ack->error != 0 && skipped != nullptr && -ack->error == skip_errno) {
+    *skipped = true;
+    return true;
+  }
+  if (ack->error != 0) return err.fail("netlink", -ack->error, what);
+  return true;
+}
+
+bool bring_up_loopback(const LaunchPlan& plan, ChildError& err) {
+  return netlink_request(plan.loopback_up_request, "set loopback up", err);
+}
+
+bool send_socket(int control_fd, NetSocket role, std::uint16_t port, int fd, ChildError& err) {
+  Message message;
+  message.kind = MessageKind::net_socket;
+  message.value = (static_cast<int>(role) << 16) | port;
+  bool sent = send_message(control_fd, message, fd);
+  int saved = errno;
+  close(fd);
+  if (!sent) return err.fail("pass a network socket to the supervisor", saved);
+  return true;
+}
+
+// A socket bound inside the netns, passed out and closed here. IPv6 is
+// optional (a kernel booted without it): *skipped then, not a failure.
+bool make_and_send(int control_fd, NetSocket role, int family, int type, std::uint16_t port,
+                   ChildError& err, const char* what) {
+  int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 && family == AF_INET6 && errno == EAFNOSUPPORT) return true;
+  if (fd < 0) return err.fail("socket", errno, what);
+  int one = 1;
+  if (type == SOCK_STREAM) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rc;
+  if (family == AF_INET) {
+    struct sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  } else {
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_in6 a {};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    a.sin6_addr = in6addr_loopback;
+    rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    // lo has no ::1 when IPv6 is disabled by sysctl: no IPv6 then.
+    if (rc != 0 && errno == EADDRNOTAVAIL) {
+      close(fd);
+      return true;
+    }
+  }
+  if (rc == 0 && type == SOCK_STREAM) rc = listen(fd, SOMAXCONN);
+  if (rc != 0) {
+    int saved = errno;
+    close(fd);
+    return err.fail("bind", saved, what);
+  }
+  return send_socket(control_fd, role, port, fd, err);
+}
+
+bool open_netfilter_and_send(int control_fd, NetSocket role, ChildError& err) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) return err.fail("socket(NETLINK_NETFILTER)", errno, "nfnetlink");
+  // Error acks carry only the header, never the whole (large) batch.
+  int one = 1;
+  (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  return send_socket(control_fd, role, 0, fd, err);
+}
+
+// Filtered: routes, sockets out, then wait for the supervisor's ruleset.
+bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
+  if (!bring_up_loopback(plan, err)) return false;
+  // Every destination becomes local to the netns: any connect() passes the
+  // output hook (redirected or rejected at once) instead of ENETUNREACH.
+  for (std::size_t i = 0; i < plan.route_requests.size(); ++i) {
+    bool skipped = false;
+    if (!netlink_request(plan.route_requests[i],
+                         i == 0 ? "add route local default dev lo (IPv4)"
+                                : "add route local default dev lo (IPv6)",
+                         err, i == 0 ? 0 : EAFNOSUPPORT, &skipped))
+      return false;
+  }
+  if (!open_netfilter_and_send(control_fd, NetSocket::netfilter, err) ||
+      !open_netfilter_and_send(control_fd, NetSocket::nflog, err) ||
+      !make_and_send(control_fd, NetSocket::dns_udp4, AF_INET, SOCK_DGRAM, kFilterDnsPort, err,
+                     "127.0.0.1:53/udp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::dns_tcp4, AF_INET, SOCK_STREAM, kFilterDnsPort, err,
+                     "127.0.0.1:53/tcp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::dns_udp6, AF_INET6, SOCK_DGRAM, kFilterDnsPort, err,
+                     "[::1]:53/udp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::dns_tcp6, AF_INET6, SOCK_STREAM, kFilterDnsPort, err,
+                     "[::1]:53/tcp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::egress4, AF_INET, SOCK_STREAM, kEgressPort, err,
+                     "127.0.0.1:15001 (egress proxy)") ||
+      !make_and_send(control_fd, NetSocket::egress6, AF_INET6, SOCK_STREAM, kEgressPort, err,
+                     "[::1]:15001 (egress proxy)"))
+    return false;
+  for (std::uint16_t port : plan.host_ports) {
+    if (!make_and_send(control_fd, NetSocket::host_port, AF_INET, SOCK_STREAM, port, err,
+                       "127.0.0.1 (host_ports)"))
+      return false;
+  }
+  Message done;
+  done.kind = MessageKind::net_sockets_done;
+  if (!send_message(control_fd, done)) return err.fail("network sockets done", errno);
+  // The supervisor loads the ruleset through the passed socket and binds
+  // NFLOG; the command must not start before that.
+  char go = 0;
+  ssize_t got;
+  do {
+    got = read(control_fd, &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got == 0) _exit(kExitSbxError);  // the supervisor gave up (it reports why)
+  if (got != 1 || go != kNetworkReady)
+    return err.fail("wait for the ruleset", got < 0 ? errno : EPROTO);
   return true;
 }
 
@@ -81,7 +209,34 @@ std::vector<unsigned char> build_loopback_up_request() {
   return {bytes, bytes + header->nlmsg_len};
 }
 
-bool set_up_network(const LaunchPlan& plan, ChildError& err) {
+std::vector<unsigned char> build_local_default_route_request(int family) {
+  // `ip route add local default dev lo table local` (-4 / -6), by hand: a
+  // header, an rtmsg and one RTA_OIF attribute.
+  struct {
+    struct nlmsghdr header;
+    struct rtmsg rtm;
+    struct rtattr oif_attr;
+    std::uint32_t oif;
+  } request{};
+  static_assert(sizeof request == NLMSG_LENGTH(sizeof(struct rtmsg)) + RTA_LENGTH(4));
+  request.header.nlmsg_len = sizeof request;
+  request.header.nlmsg_type = RTM_NEWROUTE;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  request.header.nlmsg_seq = 2;
+  request.rtm.rtm_family = static_cast<unsigned char>(family);
+  request.rtm.rtm_dst_len = 0;
+  request.rtm.rtm_table = RT_TABLE_LOCAL;
+  request.rtm.rtm_protocol = RTPROT_BOOT;
+  request.rtm.rtm_scope = RT_SCOPE_HOST;
+  request.rtm.rtm_type = RTN_LOCAL;
+  request.oif_attr.rta_len = RTA_LENGTH(4);
+  request.oif_attr.rta_type = RTA_OIF;
+  request.oif = 1;  // lo is ifindex 1 in a new netns
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&request);
+  return {bytes, bytes + sizeof request};
+}
+
+bool set_up_network(const LaunchPlan& plan, int control_fd, ChildError& err) {
   switch (plan.network) {
     case NetworkMode::host:
       return true;  // no netns: the host's network, by the user's choice
@@ -89,9 +244,26 @@ bool set_up_network(const LaunchPlan& plan, ChildError& err) {
       // A netns starts with lo down: without this even 127.0.0.1 fails.
       return bring_up_loopback(plan, err);
     case NetworkMode::filtered:
-      break;  // refused before clone; never run a command unfiltered
+      return set_up_filtered(plan, control_fd, err);
   }
-  return err.fail("network", ENOSYS, "network mode filtered is not implemented");
+  return err.fail("network", EINVAL, "unknown network mode");
+}
+
+bool serve_socket_request(int control_fd) {
+  char request = 0;
+  ssize_t got = recv(control_fd, &request, 1, MSG_DONTWAIT);
+  if (got < 0) return errno == EINTR || errno == EAGAIN;
+  if (got == 0) return false;  // supervisor gone: PDEATHSIG follows
+  if (request != kSocketRequest) return true;
+  // An unconnected TCP socket of the sandbox netns: the supervisor connects
+  // it to 127.0.0.1:SANDBOX_PORT (connect works from any process and netns).
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  Message message;
+  message.kind = MessageKind::net_socket;
+  message.value = static_cast<int>(NetSocket::sandbox_conn) << 16;
+  (void)send_message(control_fd, message, fd);  // fd -1: the supervisor resets the client
+  if (fd >= 0) close(fd);
+  return true;
 }
 
 }  // namespace sbx::runtime

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/capability.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -49,10 +50,6 @@ CStringArray::CStringArray(std::vector<std::string> items) : items_(std::move(it
 }
 
 void reject_unsupported(const Policy& policy) {
-  if (policy.network.mode == NetworkMode::filtered) {
-    throw Error("network mode \"filtered\" is not implemented yet in this sbx",
-                "use --net none (no network) or --net host (unfiltered host network)");
-  }
   if (policy.process.hostname.empty() || policy.process.hostname.size() > 64) {
     throw Error(
         fmt::format("invalid hostname \"{}\" (1 to 64 characters)", policy.process.hostname),
@@ -88,7 +85,13 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   plan.identity = identity;
   plan.network = policy.network.mode;
   plan.hostname = policy.process.hostname;
-  if (plan.network == NetworkMode::none) plan.loopback_up_request = build_loopback_up_request();
+  if (plan.network != NetworkMode::host) plan.loopback_up_request = build_loopback_up_request();
+  if (plan.network == NetworkMode::filtered) {
+    plan.route_requests.push_back(build_local_default_route_request(AF_INET));
+    plan.route_requests.push_back(build_local_default_route_request(AF_INET6));
+    plan.host_ports = policy.network.host_ports;
+    plan.serve_sockets = !policy.network.publish.empty();
+  }
 
   plan.mounts = prepare_mount_plan(policy, identity);
   plan.landlock = prepare_landlock(policy);

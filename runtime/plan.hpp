@@ -10,8 +10,7 @@
 
 namespace sbx::runtime {
 
-// Throws sbx::Error for a policy the launcher cannot honour (e.g. network
-// mode "filtered" before it exists: never run a command unfiltered).
+// Throws sbx::Error for a policy the launcher cannot honour.
 void reject_unsupported(const Policy& policy);
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,

@@ -23,13 +23,22 @@ bool set_hostname(const LaunchPlan& plan, ChildError& err);
 bool leave_host_session(ChildError& err);
 bool block_signals_for_reaping(int* signal_fd, ChildError& err);
 // Reaps every child, forwards signals to the worker, sends the worker's wait
-// status to the supervisor and exits with its exit code.
-[[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd);
+// status to the supervisor and exits with its exit code. serve_sockets:
+// also answers the supervisor's socket requests (network "filtered" with
+// --publish: init passes out TCP sockets of the sandbox netns).
+[[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd,
+                                          bool serve_sockets = false);
 
 // ---- network, network.cpp
-// Supervisor, before clone: the netlink request that sets lo up (libnl).
+// Supervisor, before clone: the netlink request that sets lo up (libnl) and
+// the `local default dev lo` route (AF_INET / AF_INET6).
 std::vector<unsigned char> build_loopback_up_request();
-bool set_up_network(const LaunchPlan& plan, ChildError& err);
+std::vector<unsigned char> build_local_default_route_request(int family);
+// Filtered mode passes sockets out over control_fd and waits for the ruleset.
+bool set_up_network(const LaunchPlan& plan, int control_fd, ChildError& err);
+// Init's reaper: one socket request from the supervisor (publish). False
+// when the control channel is closed.
+bool serve_socket_request(int control_fd);
 
 // ---- worker, worker_steps.cpp
 bool reset_signals(ChildError& err);

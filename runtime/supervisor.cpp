@@ -20,6 +20,7 @@
 
 #include "runtime/channel.hpp"
 #include "runtime/exit_status.hpp"
+#include "runtime/filtered_network.hpp"
 #include "runtime/pidfd.hpp"
 #include "seccomp/seccomp.hpp"
 
@@ -47,6 +48,7 @@ enum Tag : std::uint32_t {
   kTimeout,
   kKillAfter,
   kCgroupPoll,
+  kNetwork,
 };
 
 UniqueFd make_timer() {
@@ -113,6 +115,8 @@ class Loop {
                 std::chrono::milliseconds(500));
       watch(cgroup_timer_.get(), kCgroupPoll);
     }
+
+    if (ctx_.network != nullptr) watch(ctx_.network->fd(), kNetwork);
 
     while (!init_exited_) {
       struct epoll_event events[16];
@@ -212,6 +216,9 @@ class Loop {
         }
         break;
       }
+      case kNetwork:
+        ctx_.network->on_ready();
+        break;
       default:
         break;
     }
@@ -293,7 +300,13 @@ class Loop {
       Message message;
       int fd = -1;
       int rc = receive_message(sandbox_.control.get(), message, &fd);
-      if (fd >= 0) close(fd);  // init never passes fds
+      if (rc == 1 && message.kind == MessageKind::net_socket && ctx_.network != nullptr) {
+        // A socket of the sandbox netns asked for by the network (--publish).
+        ctx_.network->add_socket(static_cast<NetSocket>(message.value >> 16),
+                                 static_cast<std::uint16_t>(message.value & 0xffff), UniqueFd(fd));
+        continue;
+      }
+      if (fd >= 0) close(fd);  // nothing else carries fds
       if (rc == 1) {
         if (message.kind == MessageKind::worker_status) worker_status_ = message.value;
         if (message.kind == MessageKind::failure && !launch_error_) launch_error_ = message.error;

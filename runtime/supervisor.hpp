@@ -18,6 +18,8 @@
 
 namespace sbx::runtime {
 
+class FilteredNetwork;
+
 // Blocks the signals sbx forwards (and SIGCHLD, SIGPIPE) in the calling
 // thread and reads them from a signalfd; restores the old mask on
 // destruction, after discarding what is still pending. Created before clone
@@ -56,6 +58,7 @@ struct SuperviseContext {
   const HostTerminal& terminal;
   cgroups::SandboxCgroup& cgroup;
   const SignalRouting& signals;
+  FilteredNetwork* network = nullptr;  // network "filtered": DNS filter, proxy, NFLOG
 };
 
 // Runs the loop until init exits. Throws sbx::Error when the sandbox failed

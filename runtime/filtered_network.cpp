@@ -1,0 +1,743 @@
+// The supervisor's side of network mode "filtered": it owns the sockets init
+// created inside the sandbox netns and serves them from one epoll set (nested
+// in the supervisor's loop):
+//  - the ruleset (netfilter/), loaded through the passed NETLINK_NETFILTER
+//    socket before the command starts;
+//  - the DNS filter (dnsproxy::DnsService) on 127.0.0.1:53 / [::1]:53;
+//  - the egress proxy: accept the redirected connection, SO_ORIGINAL_DST,
+//    peek SNI / Host, check, connect out from the host netns, splice relay;
+//  - NFLOG -> net_blocked events;
+//  - --publish (host 127.0.0.1:H -> sandbox 127.0.0.1:S through a socket init
+//    creates in the netns on request) and host_ports (a listener inside on
+//    127.0.0.1:N -> host 127.0.0.1:N).
+#include "runtime/filtered_network.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "dnsproxy/dnsproxy.hpp"
+#include "egress/egress.hpp"
+#include "netfilter/netfilter.hpp"
+#include "runtime/channel.hpp"
+#include "runtime/supervisor.hpp"
+
+namespace sbx::runtime {
+namespace {
+
+using dns::Clock;
+using namespace std::chrono_literals;
+
+constexpr auto kConnectTimeout = 10s;
+constexpr auto kHandOverTimeout = 10s;
+
+std::string errno_name(int e) {
+  const char* name = strerrorname_np(e);
+  return name != nullptr ? name : fmt::format("errno {}", e);
+}
+
+// Linux before 6.12 keeps the old expiry when an element is re-added
+// (commit 4201f3938914): refresh with add, delete, add then.
+bool kernel_needs_refresh() {
+  struct utsname u {};
+  if (uname(&u) != 0) return true;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return true;
+  return major < 6 || (major == 6 && minor < 12);
+}
+
+// A default IPv6 route on the host (not via lo): else AAAA answers would make
+// clients try addresses they cannot reach, so the filter answers NODATA.
+bool host_has_ipv6_route() {
+  std::ifstream in("/proc/net/ipv6_route");
+  std::string dest, dest_len, src, src_len, next, metric, refs, use, flags, dev;
+  while (in >> dest >> dest_len >> src >> src_len >> next >> metric >> refs >> use >> flags >>
+         dev) {
+    if (dest == std::string(32, '0') && dest_len == "00" && dev != "lo") return true;
+  }
+  return false;
+}
+
+std::string type_name(std::uint16_t type) {
+  switch (type) {
+    case dns::qtype::A:
+      return "A";
+    case dns::qtype::AAAA:
+      return "AAAA";
+    case dns::qtype::CNAME:
+      return "CNAME";
+    case dns::qtype::HTTPS:
+      return "HTTPS";
+    case dns::qtype::SVCB:
+      return "SVCB";
+    case dns::qtype::ANY:
+      return "ANY";
+    default:
+      return std::to_string(type);
+  }
+}
+
+std::string protocol_name(std::uint8_t p) {
+  switch (p) {
+    case IPPROTO_TCP:
+      return "tcp";
+    case IPPROTO_UDP:
+      return "udp";
+    case IPPROTO_ICMP:
+      return "icmp";
+    case IPPROTO_ICMPV6:
+      return "icmpv6";
+    default:
+      return std::to_string(p);
+  }
+}
+
+std::vector<net::Cidr> parse_cidrs(const std::vector<std::string>& texts, const char* key) {
+  std::vector<net::Cidr> out;
+  for (const auto& t : texts) {
+    auto c = net::Cidr::parse(t);
+    if (!c) {
+      throw Error(fmt::format("network.{}: '{}' is not a CIDR", key, t),
+                  "write ADDRESS/PREFIX with the host bits clear, e.g. 203.0.113.0/24");
+    }
+    out.push_back(*c);
+  }
+  return out;
+}
+
+socklen_t to_sockaddr(const net::IpAddress& a, std::uint16_t port, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  if (a.family == AF_INET6) {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&out);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    std::memcpy(&s->sin6_addr, a.bytes.data(), 16);
+    return sizeof *s;
+  }
+  auto* s = reinterpret_cast<sockaddr_in*>(&out);
+  s->sin_family = AF_INET;
+  s->sin_port = htons(port);
+  std::memcpy(&s->sin_addr, a.bytes.data(), 4);
+  return sizeof *s;
+}
+
+}  // namespace
+
+struct FilteredNetwork::Impl {
+  enum class FdKind { timer, nflog, egress_listener, publish_listener, host_port_listener };
+
+  struct Conn {
+    enum class Kind { egress, publish, host_port } kind = Kind::egress;
+    enum class State { peeking, waiting_socket, connecting, relaying } state = State::peeking;
+    UniqueFd client, upstream;
+    egress::Destination dest;  // egress: original destination; else where we connect
+    std::unique_ptr<egress::Peeker> peeker;
+    std::vector<std::uint8_t> prefix;
+    std::unique_ptr<egress::SpliceRelay> relay;
+    Clock::time_point started = Clock::now();
+    Clock::time_point deadline = Clock::time_point::max();
+    std::string name, reason;
+  };
+
+  const Policy& policy;
+  EventSink on_event;
+  UniqueFd epoll, timer;
+  UniqueFd netfilter, nflog;
+  std::vector<UniqueFd> dns_udp, dns_tcp;
+  std::map<int, UniqueFd> owned_listeners;      // egress + host-port listeners (inside)
+  std::map<int, std::uint16_t> host_port_of;    // listener fd -> N
+  std::map<int, std::uint16_t> publish_target;  // host listener fd -> sandbox port
+  std::map<int, FdKind> kinds;
+  std::set<int> dns_fds;
+  std::map<int, std::shared_ptr<Conn>> conns;        // client and upstream fds
+  std::deque<std::shared_ptr<Conn>> waiting_socket;  // publish: asked init for a socket
+  std::unique_ptr<dns::DnsService> dns;
+  egress::EgressPolicy egress;
+  dns::DomainLookup lookup;
+  std::vector<net::Cidr> deny, allow_cidrs;
+  int control_fd = -1;
+  bool started = false;
+
+  Impl(const Policy& p, const RunOptions& options) : policy(p), on_event(options.on_event) {}
+
+  void emit(const char* type, nlohmann::json data) {
+    if (!on_event) return;
+    Event e;
+    e.type = type;
+    e.data = std::move(data);
+    on_event(e);
+  }
+
+  // ---- epoll bookkeeping
+  void ctl(int op, int fd, std::uint32_t events) {
+    struct epoll_event ev {};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll.get(), op, fd, &ev) != 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
+      epoll_ctl(epoll.get(), EPOLL_CTL_MOD, fd, &ev);
+  }
+  void add(int fd, std::uint32_t events) { ctl(EPOLL_CTL_ADD, fd, events); }
+  void mod(int fd, std::uint32_t events) { ctl(EPOLL_CTL_MOD, fd, events); }
+  void del(int fd) { epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
+  void dns_watch(int fd, bool readable, bool writable) {
+    if (!readable && !writable) {
+      del(fd);
+      dns_fds.erase(fd);
+      return;
+    }
+    dns_fds.insert(fd);
+    add(fd, (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u));
+  }
+
+  // ---- start
+  void start() {
+    if (!netfilter || !nflog || dns_udp.empty() || owned_listeners.empty()) {
+      throw Error("the sandbox did not pass its network sockets",
+                  "this is a bug in sbx; run with --net none meanwhile");
+    }
+    net::RulesetConfig rules;
+    rules.nflog_group = kNflogGroup;
+    rules.dns_port = kFilterDnsPort;
+    rules.egress_port = kEgressPort;
+    rules.allow_ports = policy.network.allow_ports;
+    rules.deny_cidrs = deny;
+    rules.allow_cidrs = allow_cidrs;
+    try {
+      net::send_batch(netfilter.get(), net::build_ruleset_batch(rules, 1));
+    } catch (const Error& e) {
+      throw Error(fmt::format("cannot load the sandbox's nftables ruleset: {}", e.what()),
+                  "network \"filtered\" needs nf_tables usable in a user namespace (kernel "
+                  "options NF_TABLES, NFT_NAT, NFT_REJECT, NFT_LOG, NETFILTER_NETLINK_LOG, "
+                  "NF_CONNTRACK; the modules loaded; not disabled by a hardening sysctl); "
+                  "or run with --net none or --net host");
+    }
+    try {
+      net::nflog_bind(nflog.get(), kNflogGroup);
+    } catch (const Error& e) {
+      throw Error(fmt::format("cannot read blocked packets (NFLOG): {}", e.what()),
+                  "the kernel needs nfnetlink_log (NETFILTER_NETLINK_LOG); or run with "
+                  "--net none or --net host");
+    }
+    kinds[nflog.get()] = FdKind::nflog;
+    add(nflog.get(), EPOLLIN);
+
+    dns::ServiceConfig cfg;
+    cfg.filter.lookup = lookup;
+    cfg.filter.refusal = policy.network.dns_refusal;
+    cfg.filter.host_has_ipv6 = host_has_ipv6_route();
+    cfg.upstream.servers = policy.network.dns_upstream;
+    cfg.deny = deny;
+    cfg.netfilter_fd = netfilter.get();
+    cfg.refresh_elements = kernel_needs_refresh();
+    dns = std::make_unique<dns::DnsService>(
+        cfg, [this](int fd, bool r, bool w) { dns_watch(fd, r, w); },
+        [this](const dns::QueryEvent& q) { on_query(q); });
+    for (auto& fd : dns_udp) dns->add_udp_socket(fd.get());
+    for (auto& fd : dns_tcp) dns->add_tcp_listener(fd.get());
+
+    for (auto& [fd, owned] : owned_listeners) add(fd, EPOLLIN);  // egress, host ports, publish
+    started = true;
+  }
+
+  // ---- events from the DNS filter and NFLOG
+  void on_query(const dns::QueryEvent& q) {
+    nlohmann::json d;
+    d["name"] = q.name;
+    d["qtype"] = type_name(q.type);
+    d["verdict"] = q.verdict;
+    d["rcode"] = std::string(dns::to_string(q.rcode));
+    d["answers"] = q.answers;
+    if (!q.dropped.empty()) {
+      auto& dropped = d["dropped"] = nlohmann::json::array();
+      for (const auto& a : q.dropped) dropped.push_back(a.str());
+    }
+    d["latency_us"] = q.latency.count();
+    if (q.limit_first_report) d["limit_first_report"] = true;
+    emit("dns", std::move(d));
+  }
+
+  void on_nflog() {
+    std::vector<std::uint8_t> buf(1 << 16);
+    for (;;) {
+      ssize_t n = recv(nflog.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == ENOBUFS) continue;  // events lost under a flood; keep reading
+      if (n <= 0) return;
+      for (const auto& p : net::parse_nflog({buf.data(), static_cast<std::size_t>(n)})) {
+        nlohmann::json d;
+        d["protocol"] = protocol_name(p.protocol);
+        d["address"] = p.destination.str();
+        if (p.destination_port != 0) d["port"] = p.destination_port;
+        std::string prefix = p.prefix;
+        while (!prefix.empty() && prefix.back() == ' ') prefix.pop_back();
+        d["reason"] = prefix == "sbx-denied" ? "denied_range" : "not_allowed";
+        auto names =
+            dns ? dns->names().names(p.destination, Clock::now()) : std::vector<std::string>{};
+        if (!names.empty()) d["names"] = names;
+        emit("net_blocked", std::move(d));
+      }
+    }
+  }
+
+  // ---- connections
+  void connection_event(const Conn& c, bool allowed, const std::string& reason,
+                        const std::string& error = {}) {
+    nlohmann::json d;
+    const char* kind = c.kind == Conn::Kind::egress    ? "egress"
+                       : c.kind == Conn::Kind::publish ? "publish"
+                                                       : "host_port";
+    d["kind"] = kind;
+    if (!c.name.empty()) d["name"] = c.name;
+    d["address"] = c.dest.address.str();
+    d["port"] = c.dest.port;
+    d["allowed"] = allowed;
+    d["verdict"] = reason;
+    if (!error.empty()) d["error"] = error;
+    if (c.relay) {
+      d["bytes_up"] = c.relay->bytes_up();
+      d["bytes_down"] = c.relay->bytes_down();
+    }
+    d["duration_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started).count();
+    emit("net_connect", std::move(d));
+  }
+
+  void forget(Conn& c) {
+    for (int fd : {c.client.get(), c.upstream.get()}) {
+      if (fd < 0) continue;
+      del(fd);
+      conns.erase(fd);
+    }
+    if (c.relay) {
+      del(c.relay->client_fd());
+      del(c.relay->upstream_fd());
+      conns.erase(c.relay->client_fd());
+      conns.erase(c.relay->upstream_fd());
+    }
+  }
+
+  // Refused or failed before relaying: the sandbox side sees a reset.
+  void refuse(const std::shared_ptr<Conn>& c, const std::string& reason,
+              const std::string& error = {}) {
+    forget(*c);
+    c->deadline = Clock::time_point::max();
+    connection_event(*c, false, reason, error);
+    if (c->client) egress::close_with_reset(c->client.release());
+    c->upstream.reset();
+  }
+
+  void accept_egress(int listener) {
+    for (;;) {
+      int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      auto c = std::make_shared<Conn>();
+      c->client.reset(fd);
+      auto dest = egress::original_destination(fd);
+      if (!dest) {
+        refuse(c, "no_original_destination");
+        continue;
+      }
+      c->dest = *dest;
+      auto early = egress::check_connection(egress, *dest, nullptr);
+      if (!early.allowed && early.reason != "not_inspected") {
+        c->name = early.name;
+        refuse(c, early.reason);
+        continue;
+      }
+      if (early.allowed) {  // opaque port: the address is all there is to check
+        c->name = early.name;
+        c->reason = early.reason;
+        conns[fd] = c;
+        connect_upstream(c);
+        continue;
+      }
+      c->peeker = std::make_unique<egress::Peeker>(egress::inspection_for(egress, dest->port));
+      c->deadline = c->peeker->deadline();
+      conns[fd] = c;
+      add(fd, EPOLLIN);
+    }
+  }
+
+  void on_peek(const std::shared_ptr<Conn>& c) {
+    std::uint8_t buf[4096];
+    ssize_t n = recv(c->client.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      refuse(c, "incomplete", n < 0 ? errno_name(errno) : "closed before a name was sent");
+      return;
+    }
+    auto res = c->peeker->feed({buf, static_cast<std::size_t>(n)});
+    if (res.status == egress::PeekStatus::need_more) return;
+    auto verdict = egress::check_connection(egress, c->dest, &res);
+    c->name = verdict.name.empty() ? res.name : verdict.name;
+    if (!verdict.allowed) {
+      refuse(c, verdict.reason, res.error);
+      return;
+    }
+    c->reason = verdict.reason;
+    c->prefix = c->peeker->take_buffered();
+    c->peeker.reset();
+    del(c->client.get());
+    connect_upstream(c);
+  }
+
+  // Non-blocking connect from the supervisor's netns (the host's for egress
+  // and host ports; for publish the socket came from the sandbox netns).
+  void connect_upstream(const std::shared_ptr<Conn>& c, UniqueFd sock = {}) {
+    sockaddr_storage sa{};
+    socklen_t len = to_sockaddr(c->dest.address, c->dest.port, sa);
+    if (!sock) sock.reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!sock) {
+      refuse(c, "upstream_failed", errno_name(errno));
+      return;
+    }
+    int rc = connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), len);
+    if (rc != 0 && errno != EINPROGRESS) {
+      refuse(c, "upstream_failed", errno_name(errno));
+      return;
+    }
+    c->upstream = std::move(sock);
+    conns[c->upstream.get()] = c;
+    if (rc == 0) {
+      start_relay(c);
+      return;
+    }
+    c->state = Conn::State::connecting;
+    c->deadline = Clock::now() + kConnectTimeout;
+    add(c->upstream.get(), EPOLLOUT);
+  }
+
+  void on_connected(const std::shared_ptr<Conn>& c) {
+    int error = 0;
+    socklen_t len = sizeof error;
+    getsockopt(c->upstream.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+    if (error != 0) {
+      refuse(c, "upstream_failed", errno_name(error));
+      return;
+    }
+    start_relay(c);
+  }
+
+  void start_relay(const std::shared_ptr<Conn>& c) {
+    del(c->client.get());
+    del(c->upstream.get());
+    int client = c->client.release();
+    int upstream = c->upstream.release();
+    c->relay = std::make_unique<egress::SpliceRelay>(client, upstream, std::move(c->prefix));
+    c->state = Conn::State::relaying;
+    c->deadline = Clock::time_point::max();
+    conns[client] = c;
+    conns[upstream] = c;
+    add(client, 0);
+    add(upstream, 0);
+    pump(c);
+  }
+
+  void pump(const std::shared_ptr<Conn>& c) {
+    if (!c->relay->pump()) {
+      forget(*c);
+      connection_event(*c, true, c->reason.empty() ? "allowed" : c->reason, c->relay->error());
+      c->relay.reset();  // closes both sides
+      return;
+    }
+    for (int fd : {c->relay->client_fd(), c->relay->upstream_fd()}) mod(fd, c->relay->interest(fd));
+  }
+
+  void accept_host_port(int listener) {
+    for (;;) {
+      int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      auto c = std::make_shared<Conn>();
+      c->kind = Conn::Kind::host_port;
+      c->client.reset(fd);
+      c->dest = {net::IpAddress::v4(127, 0, 0, 1), host_port_of[listener]};
+      c->reason = "host_port";
+      conns[fd] = c;
+      connect_upstream(c);
+    }
+  }
+
+  void accept_publish(int listener) {
+    for (;;) {
+      int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      auto c = std::make_shared<Conn>();
+      c->kind = Conn::Kind::publish;
+      c->client.reset(fd);
+      c->dest = {net::IpAddress::v4(127, 0, 0, 1), publish_target[listener]};
+      c->reason = "publish";
+      c->state = Conn::State::waiting_socket;
+      c->deadline = Clock::now() + kConnectTimeout;
+      // init creates an unconnected socket in the sandbox netns for us.
+      const char request = kSocketRequest;
+      if (control_fd < 0 || send(control_fd, &request, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+        refuse(c, "sandbox_unreachable", errno_name(errno));
+        continue;
+      }
+      conns[fd] = c;
+      waiting_socket.push_back(c);
+    }
+  }
+
+  void on_sandbox_socket(UniqueFd fd) {
+    while (!waiting_socket.empty()) {
+      auto c = waiting_socket.front();
+      waiting_socket.pop_front();
+      if (c->state != Conn::State::waiting_socket || !c->client) continue;  // timed out
+      if (!fd) {
+        refuse(c, "sandbox_unreachable", "init could not create a socket");
+        return;
+      }
+      connect_upstream(c, std::move(fd));
+      return;
+    }
+  }
+
+  // ---- timers
+  void expire() {
+    auto now = Clock::now();
+    std::vector<std::shared_ptr<Conn>> late;
+    for (auto& [fd, c] : conns)
+      if (c->deadline <= now && c->state != Conn::State::relaying) late.push_back(c);
+    for (auto& c : late) {
+      if (!c->client) continue;  // already handled through its other fd
+      refuse(c, c->state == Conn::State::peeking ? "incomplete" : "upstream_failed",
+             c->state == Conn::State::peeking ? "no name within the peek deadline" : "timed out");
+    }
+    if (dns) dns->names().expire(now);
+  }
+
+  void rearm_timer() {
+    auto now = Clock::now();
+    Clock::time_point next = Clock::time_point::max();
+    if (dns) {
+      if (auto t = dns->next_timeout()) next = now + *t;
+    }
+    for (auto& [fd, c] : conns) next = std::min(next, c->deadline);
+    struct itimerspec spec {};
+    if (next != Clock::time_point::max()) {
+      auto ms = std::max<std::int64_t>(
+          1, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1);
+      spec.it_value.tv_sec = ms / 1000;
+      spec.it_value.tv_nsec = (ms % 1000) * 1'000'000;
+    }
+    timerfd_settime(timer.get(), 0, &spec, nullptr);
+  }
+
+  void on_ready() {
+    struct epoll_event events[32];
+    int n = epoll_wait(epoll.get(), events, 32, 0);
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      std::uint32_t ev = events[i].events;
+      if (auto k = kinds.find(fd); k != kinds.end()) {
+        switch (k->second) {
+          case FdKind::timer: {
+            std::uint64_t ticks;
+            (void)!read(fd, &ticks, sizeof ticks);
+            if (dns) dns->on_timeout();
+            expire();
+            break;
+          }
+          case FdKind::nflog:
+            on_nflog();
+            break;
+          case FdKind::egress_listener:
+            accept_egress(fd);
+            break;
+          case FdKind::publish_listener:
+            accept_publish(fd);
+            break;
+          case FdKind::host_port_listener:
+            accept_host_port(fd);
+            break;
+        }
+        continue;
+      }
+      if (auto it = conns.find(fd); it != conns.end()) {
+        auto c = it->second;  // keeps it alive while handled
+        switch (c->state) {
+          case Conn::State::peeking:
+            on_peek(c);
+            break;
+          case Conn::State::connecting:
+            if (fd == c->upstream.get()) on_connected(c);
+            break;
+          case Conn::State::relaying:
+            pump(c);
+            break;
+          case Conn::State::waiting_socket:
+            break;
+        }
+        continue;
+      }
+      if (dns && dns_fds.count(fd) != 0) {
+        dns->on_ready(fd, (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0, (ev & EPOLLOUT) != 0);
+      }
+    }
+    rearm_timer();
+  }
+};
+
+FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options)
+    : impl_(std::make_unique<Impl>(policy, options)) {
+  Impl& m = *impl_;
+  const NetworkPolicy& net = policy.network;
+  m.deny = net::effective_deny_cidrs(net.deny_cidrs);
+  m.allow_cidrs = parse_cidrs(net.allow_cidrs, "allow_cidrs");
+  m.lookup = dns::domain_lookup_for(net);
+  m.egress.allow_ports = net.allow_ports;
+  m.egress.opaque_ports = net.opaque_ports;
+  m.egress.allow_cidrs = m.allow_cidrs;
+  m.egress.deny_cidrs = m.deny;
+  m.egress.names = m.lookup;
+  m.egress.resolved_names = [&m](const net::IpAddress& a) {
+    return m.dns ? m.dns->names().names(a, Clock::now()) : std::vector<std::string>{};
+  };
+  for (const auto& u : net.dns_upstream) {
+    if (u.empty())
+      throw Error("network.dns_upstream: empty entry", "write IP, IP:PORT or [IPv6]:PORT");
+  }
+
+  m.epoll.reset(epoll_create1(EPOLL_CLOEXEC));
+  m.timer.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!m.epoll || !m.timer)
+    throw Error(fmt::format("epoll/timerfd for the network: {}", std::strerror(errno)));
+  m.kinds[m.timer.get()] = Impl::FdKind::timer;
+  m.add(m.timer.get(), EPOLLIN);
+
+  // --publish: bound now, so a busy port fails before anything starts.
+  for (const auto& p : net.publish) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_storage sa{};
+    socklen_t len = to_sockaddr(net::IpAddress::v4(127, 0, 0, 1), p.host_port, sa);
+    if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 ||
+        listen(fd.get(), SOMAXCONN) != 0) {
+      throw Error(fmt::format("cannot publish port {}: 127.0.0.1:{}: {}", p.sandbox_port,
+                              p.host_port, std::strerror(errno)),
+                  "choose a free host port (--publish HOST:SANDBOX)");
+    }
+    m.publish_target[fd.get()] = p.sandbox_port;
+    m.kinds[fd.get()] = Impl::FdKind::publish_listener;
+    m.owned_listeners[fd.get()] = std::move(fd);
+  }
+}
+
+FilteredNetwork::~FilteredNetwork() {
+  // Relays and pending connections close their fds; the DNS service first
+  // (its c-ares callbacks reference the maps).
+  if (impl_) {
+    impl_->dns.reset();
+    impl_->waiting_socket.clear();
+    impl_->conns.clear();
+  }
+}
+
+void FilteredNetwork::add_socket(NetSocket role, std::uint16_t port, UniqueFd fd) {
+  Impl& m = *impl_;
+  switch (role) {
+    case NetSocket::netfilter:
+      m.netfilter = std::move(fd);
+      break;
+    case NetSocket::nflog:
+      m.nflog = std::move(fd);
+      break;
+    case NetSocket::dns_udp4:
+    case NetSocket::dns_udp6:
+      m.dns_udp.push_back(std::move(fd));
+      break;
+    case NetSocket::dns_tcp4:
+    case NetSocket::dns_tcp6:
+      m.dns_tcp.push_back(std::move(fd));
+      break;
+    case NetSocket::egress4:
+    case NetSocket::egress6:
+      m.kinds[fd.get()] = Impl::FdKind::egress_listener;
+      m.owned_listeners[fd.get()] = std::move(fd);
+      break;
+    case NetSocket::host_port:
+      m.kinds[fd.get()] = Impl::FdKind::host_port_listener;
+      m.host_port_of[fd.get()] = port;
+      m.owned_listeners[fd.get()] = std::move(fd);
+      break;
+    case NetSocket::sandbox_conn:
+      m.on_sandbox_socket(std::move(fd));
+      m.rearm_timer();
+      break;
+  }
+}
+
+void FilteredNetwork::start(int control_fd) {
+  impl_->control_fd = control_fd;
+  impl_->start();
+}
+
+int FilteredNetwork::fd() const {
+  return impl_->epoll.get();
+}
+
+void FilteredNetwork::on_ready() {
+  impl_->on_ready();
+}
+
+void connect_filtered_network(int control_fd, FilteredNetwork& network) {
+  auto until = Clock::now() + kHandOverTimeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) {
+      throw Error("the sandbox did not set up its network within 10 s",
+                  "this is a bug in sbx; run with --net none meanwhile");
+    }
+    struct pollfd p {
+      control_fd, POLLIN, 0
+    };
+    int r = poll(&p, 1, static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    Message message;
+    int fd = -1;
+    int rc = receive_message(control_fd, message, &fd);
+    if (rc < 0 && errno == EAGAIN) continue;
+    if (rc <= 0) {
+      // init died before the command ran without telling why.
+      throw Error("the sandbox exited while setting up its network",
+                  "run with -v; this is a bug in sbx if no other error is shown");
+    }
+    if (message.kind == MessageKind::failure) {
+      if (fd >= 0) close(fd);
+      throw sandbox_step_error(message.error);
+    }
+    if (message.kind == MessageKind::net_socket) {
+      network.add_socket(static_cast<NetSocket>(message.value >> 16),
+                         static_cast<std::uint16_t>(message.value & 0xffff), UniqueFd(fd));
+      continue;
+    }
+    if (fd >= 0) close(fd);
+    if (message.kind == MessageKind::net_sockets_done) break;
+  }
+  network.start(control_fd);
+  const char go = kNetworkReady;
+  if (write(control_fd, &go, 1) != 1) {
+    throw Error(fmt::format("cannot release the sandbox's network: {}", std::strerror(errno)));
+  }
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,79 @@
+// Network mode "filtered", both sides of clone (docs/network.md).
+//
+// Sandbox init (pid 1, all capabilities of U1, which owns the netns) brings
+// lo up, adds `local default dev lo` (IPv4 + IPv6), creates the sockets the
+// supervisor needs INSIDE the netns and passes them out over the control
+// channel (SCM_RIGHTS): two NETLINK_NETFILTER sockets (ruleset + set updates,
+// NFLOG), the DNS filter's UDP+TCP sockets on 127.0.0.1:53 and [::1]:53, the
+// egress listeners on 127.0.0.1:15001 and [::1]:15001, and one listener per
+// host_ports entry on 127.0.0.1:N. It then waits until the supervisor has
+// loaded the ruleset (through the passed socket) before it goes on, so the
+// command never runs unfiltered.
+//
+// The supervisor (FilteredNetwork) serves all of them from its epoll loop:
+// DNS filter, egress proxy, NFLOG events, --publish and host ports.
+#pragma once
+
+#include <sbx/sbx.hpp>
+
+#include <cstdint>
+#include <memory>
+
+#include "runtime/unique_fd.hpp"
+
+namespace sbx::runtime {
+
+// What a socket passed out by init is for (Message::value = role << 16 | port).
+enum class NetSocket : int {
+  netfilter = 1,  // NETLINK_NETFILTER: ruleset, allow-set updates
+  nflog = 2,      // NETLINK_NETFILTER: NFLOG group of blocked packets
+  dns_udp4 = 3,
+  dns_tcp4 = 4,
+  dns_udp6 = 5,
+  dns_tcp6 = 6,
+  egress4 = 7,
+  egress6 = 8,
+  host_port = 9,      // listener on 127.0.0.1:port inside -> host 127.0.0.1:port
+  sandbox_conn = 10,  // an unconnected TCP socket of the netns (for --publish)
+};
+
+inline constexpr std::uint16_t kFilterDnsPort = 53;
+inline constexpr std::uint16_t kEgressPort = 15001;
+inline constexpr std::uint16_t kNflogGroup = 7;
+// Bytes on the control channel, supervisor -> init.
+inline constexpr char kNetworkReady = 'N';   // ruleset loaded: go on
+inline constexpr char kSocketRequest = 'S';  // pass out one TCP socket (publish)
+
+class FilteredNetwork;
+
+// Supervisor, right after releasing init: receives init's sockets over the
+// control channel, loads the ruleset and starts the services (start()), then
+// lets init go on. Throws sbx::Error (init's own failure, or the filter's).
+void connect_filtered_network(int control_fd, FilteredNetwork& network);
+
+class FilteredNetwork {
+ public:
+  // Before clone: checks the policy's network part (CIDRs, upstreams, domain
+  // patterns) and opens the host-side --publish listeners. Throws sbx::Error.
+  FilteredNetwork(const Policy& policy, const RunOptions& options);
+  ~FilteredNetwork();
+  FilteredNetwork(const FilteredNetwork&) = delete;
+  FilteredNetwork& operator=(const FilteredNetwork&) = delete;
+
+  // A socket init passed out.
+  void add_socket(NetSocket role, std::uint16_t port, UniqueFd fd);
+  // After init passed every socket: loads the ruleset into the sandbox netns
+  // (acked), binds NFLOG, starts the DNS filter and the proxy. Throws
+  // sbx::Error with cause and fix (e.g. no nf_tables). `control_fd` is used
+  // later to ask init for sockets of the netns (--publish).
+  void start(int control_fd);
+  // Level-triggered epoll fd for the supervisor's loop; call on_ready().
+  int fd() const;
+  void on_ready();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sbx::runtime
