@@ -16,5 +16,6 @@ using Command = std::function<int()>;
 Command add_run(CLI::App& app, const std::vector<std::string>& command);
 Command add_profile(CLI::App& app);
 Command add_version(CLI::App& app);
+Command add_completion(CLI::App& app);  // completion_cmd.cpp
 
 }  // namespace sbx::cli

@@ -44,6 +44,7 @@ static int sbx_main(int argc, char** argv) {
       sbx::cli::add_run(app, command),
       sbx::cli::add_profile(app),
       sbx::cli::add_version(app),
+      sbx::cli::add_completion(app),
   };
   // Name the sub-command problem plainly (CLI11 would only say one is required).
   if (args.empty()) {
@@ -51,7 +52,7 @@ static int sbx_main(int argc, char** argv) {
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
   if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
-      args.front() != "version") {
+      args.front() != "version" && args.front() != "completion") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
