@@ -55,6 +55,7 @@ struct LaunchPlan {
   // Network "filtered": `local default dev lo` for IPv4, then IPv6 (rtnetlink
   // bytes), and the host_ports whose listeners init opens inside.
   std::vector<std::vector<unsigned char>> route_requests;
+  std::vector<unsigned char> address_request;  // 127.0.0.2/32 on lo (AI_ADDRCONFIG)
   std::vector<std::uint16_t> host_ports;
   bool serve_sockets = false;  // --publish: init hands out sockets of the netns
 

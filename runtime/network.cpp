@@ -141,6 +141,11 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
   if (!bring_up_loopback(plan, err)) return false;
   // Every destination becomes local to the netns: any connect() passes the
   // output hook (redirected or rejected at once) instead of ENETUNREACH.
+  // 127.0.0.2 on lo: glibc's getaddrinfo(AI_ADDRCONFIG) (getent ahosts,
+  // Node's dns.lookup, ...) returns nothing for IPv4 when 127.0.0.1 is the
+  // only address; any other address counts. It is loopback: reaching it is
+  // reaching the sandbox itself.
+  if (!netlink_request(plan.address_request, "add address 127.0.0.2/32 dev lo", err)) return false;
   for (std::size_t i = 0; i < plan.route_requests.size(); ++i) {
     bool skipped = false;
     if (!netlink_request(plan.route_requests[i],
@@ -232,6 +237,35 @@ std::vector<unsigned char> build_local_default_route_request(int family) {
   request.oif_attr.rta_len = RTA_LENGTH(4);
   request.oif_attr.rta_type = RTA_OIF;
   request.oif = 1;  // lo is ifindex 1 in a new netns
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&request);
+  return {bytes, bytes + sizeof request};
+}
+
+std::vector<unsigned char> build_sandbox_address_request() {
+  // `ip addr add 127.0.0.2/32 dev lo`: ifaddrmsg + IFA_LOCAL + IFA_ADDRESS.
+  struct {
+    struct nlmsghdr header;
+    struct ifaddrmsg ifa;
+    struct rtattr local_attr;
+    std::uint32_t local;
+    struct rtattr address_attr;
+    std::uint32_t address;
+  } request{};
+  static_assert(sizeof request == NLMSG_LENGTH(sizeof(struct ifaddrmsg)) + 2 * RTA_LENGTH(4));
+  request.header.nlmsg_len = sizeof request;
+  request.header.nlmsg_type = RTM_NEWADDR;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  request.header.nlmsg_seq = 3;
+  request.ifa.ifa_family = AF_INET;
+  request.ifa.ifa_prefixlen = 32;
+  request.ifa.ifa_scope = RT_SCOPE_HOST;
+  request.ifa.ifa_index = 1;
+  request.local_attr.rta_len = RTA_LENGTH(4);
+  request.local_attr.rta_type = IFA_LOCAL;
+  request.local = htonl(0x7f000002);
+  request.address_attr.rta_len = RTA_LENGTH(4);
+  request.address_attr.rta_type = IFA_ADDRESS;
+  request.address = htonl(0x7f000002);
   const auto* bytes = reinterpret_cast<const unsigned char*>(&request);
   return {bytes, bytes + sizeof request};
 }

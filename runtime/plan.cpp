@@ -89,6 +89,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   if (plan.network == NetworkMode::filtered) {
     plan.route_requests.push_back(build_local_default_route_request(AF_INET));
     plan.route_requests.push_back(build_local_default_route_request(AF_INET6));
+    plan.address_request = build_sandbox_address_request();
     plan.host_ports = policy.network.host_ports;
     plan.serve_sockets = !policy.network.publish.empty();
   }

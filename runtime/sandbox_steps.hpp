@@ -34,6 +34,7 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err);
 // the `local default dev lo` route (AF_INET / AF_INET6).
 std::vector<unsigned char> build_loopback_up_request();
 std::vector<unsigned char> build_local_default_route_request(int family);
+std::vector<unsigned char> build_sandbox_address_request();  // 127.0.0.2/32 on lo
 // Filtered mode passes sockets out over control_fd and waits for the ruleset.
 bool set_up_network(const LaunchPlan& plan, int control_fd, ChildError& err);
 // Init's reaper: one socket request from the supervisor (publish). False
