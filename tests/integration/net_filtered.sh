@@ -72,8 +72,9 @@ expect_out "udp failed" "UDP to an allowed address (port 7) fails"
 net_fixture_log_since "$mark" | grep -q "^echo [^ ]* udp" && fail "UDP reached the echo server"
 pass "UDP never reached the fake internet"
 
-if command -v nft >/dev/null; then
-  run_sbx "${P[@]}" -- nft list ruleset
+nft=$(command -v nft || echo /usr/sbin/nft)
+if [[ -x $nft ]]; then
+  run_sbx "${P[@]}" -- "$nft" list ruleset
   [[ $RC -ne 0 ]] || fail "nft list ruleset works inside: $OUT"
   expect_out "Operation not permitted" "nft list ruleset inside fails (no CAP_NET_ADMIN over the netns)"
 fi

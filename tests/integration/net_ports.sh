@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# network.mode = "filtered": host_ports (the sandbox reaches the host's
+# 127.0.0.1:N and nothing else on the host) and publish (host 127.0.0.1:H
+# reaches a server inside on S). Loopback only; no fake internet needed.
+source "$SBX_SOURCE_DIR/tests/lib.sh"
+py=/usr/bin/python3
+[[ -x $py ]] || skip "needs /usr/bin/python3"
+D=$(scratch)
+cd "$D" || fail "cd $D"
+
+free() { ! "$py" -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=1)" "$1" 2>/dev/null; }
+pick() {  # the acceptance port if free, else a free one
+  if free "$1"; then echo "$1"; else "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; fi
+}
+HP=$(pick 5432)
+OTHER=$(pick 5433)
+PUB=$(pick 8080)
+
+# Two host servers on loopback: each answers its own port number.
+"$py" -c '
+import socket, sys, threading
+def serve(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.sendall(str(port).encode()); c.close()
+for p in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+open("servers.ready", "w").close()
+threading.Event().wait()' "$HP" "$OTHER" &
+servers=$!
+trap 'kill $servers 2>/dev/null; _cleanup_scratch' EXIT
+for _ in $(seq 50); do [[ -e servers.ready ]] && break; sleep 0.1; done
+[[ -e servers.ready ]] || fail "host test servers did not start"
+
+cat >"$D/ports.toml" <<EOF2
+extends = "base"
+[network]
+mode = "filtered"
+host_ports = [$HP]
+publish = ["$PUB:8000"]
+EOF2
+
+client='import socket, sys, errno
+for port in sys.argv[1:]:
+    try:
+        s = socket.create_connection(("127.0.0.1", int(port)), timeout=3)
+        print(port, "got", s.recv(16).decode())
+    except OSError as e:
+        print(port, "error", errno.errorcode.get(e.errno, e.errno))'
+run_sbx run --profile "$D/ports.toml" -v -- "$py" -c "$client" "$HP" "$OTHER"
+expect_rc 0 "host port client ran"
+expect_out "$HP got $HP" "host_ports: the sandbox reaches the host's 127.0.0.1:$HP"
+expect_out "$OTHER error ECONNREFUSED" "and not the host's 127.0.0.1:$OTHER"
+expect_out 'event net_connect .*"kind":"host_port"' "the host-port connection is an event"
+
+# publish: a server inside on 127.0.0.1:8000, reached from the host.
+server='import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 8000)); s.listen(1)
+c, _ = s.accept(); c.sendall(b"hello from the sandbox " + c.recv(64)); c.close()'
+"$SBX" run --profile "$D/ports.toml" -- "$py" -c "$server" >sbx.out 2>&1 </dev/null &
+sbx_pid=$!
+got=$("$py" -c '
+import socket, sys, time
+for _ in range(100):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+        s.sendall(b"ping"); d = s.recv(64)
+        if d: print(d.decode()); break
+    except OSError:
+        pass
+    time.sleep(0.1)' "$PUB")
+wait "$sbx_pid"
+rc=$?
+[[ $got == "hello from the sandbox ping" ]] || fail "publish $PUB:8000: got '$got' (sbx: $(cat sbx.out))"
+pass "publish: host 127.0.0.1:$PUB reaches the server inside on 8000"
+[[ $rc -eq 0 ]] || fail "sandbox with the published server exited $rc: $(cat sbx.out)"
+pass "the sandboxed server exited cleanly"
+
+"$py" -c "import socket; socket.create_connection(('127.0.0.1', $PUB), timeout=1)" 2>/dev/null &&
+  fail "127.0.0.1:$PUB still accepts after the sandbox ended"
+pass "the published port closes with the sandbox"
+
+done_testing
