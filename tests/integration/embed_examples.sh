@@ -23,7 +23,11 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 OUT=$(pkg-config --cflags --libs sbx 2>&1)
 RC=$?
 expect_rc 0 "pkg-config finds sbx.pc in the prefix"
-expect_out "^-I$prefix/include -L$prefix/lib -lsbx" "flags name the prefix only"
+expect_out "^-I[^ ]+ -L[^ ]+ -lsbx" "flags: -I, -L, -lsbx"
+[[ $(realpath "$(pkg-config --variable=includedir sbx)") == "$prefix/include" &&
+  $(realpath "$(pkg-config --variable=libdir sbx)") == "$prefix/lib" ]] ||
+  fail "sbx.pc does not point into the prefix: $OUT"
+pass "sbx.pc is relocatable: it points into the prefix it was installed to"
 expect_no_out "$SBX_SOURCE_DIR|$SBX_BUILD_DIR" "flags do not name the source or build tree"
 
 # The events each example must print: the denied mount, and the command's
