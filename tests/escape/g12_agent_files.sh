@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Group 12: agent-file protections of `strict` (the only profile that
+# claims them). Threat: the sandboxed agent writes a file that the user's
+# own tools execute later OUTSIDE the sandbox: a git hook, git config
+# (core.hooksPath, core.fsmonitor, aliases), a shell rc file, a Claude Code
+# command. Each payload is `touch $M/ran-NAME` with $M a host directory the
+# sandbox cannot see (under the host's /tmp): a file in $M can only come from
+# a payload executed on the host. After the sandbox, the test runs git on
+# the host as the user would (status, commit, with hooks) and asserts $M is
+# empty. Redirections that only affect git inside the sandbox (git -c,
+# GIT_CONFIG_GLOBAL pointing into the work dir) are harmless by themselves;
+# what is enforced is that nothing the host's git reads by default changes.
+source "$SBX_SOURCE_DIR/tests/escape/common.bash"
+command -v git >/dev/null || skip "needs git"
+
+M=$(scratch)   # payload marker dir: invisible inside (private /tmp)
+payload() { printf '#!/bin/sh\ntouch %s/ran-%s\n' "$M" "$1"; }
+hostgit() { # git as the user would run it on the host, with a clean global config
+  env -i HOME="$FAKEHOME" PATH=/usr/bin:/bin GIT_CONFIG_NOSYSTEM=1 \
+    git -c user.name=u -c user.email=u@example.org "$@"
+}
+FAKEHOME=$(scratch)
+
+# --- A: an existing repository with hooks dir, config, rc file, commands ---
+W=$(scratch)
+cd "$W" || fail "cd"
+git init -q . && echo hi >README && git add README &&
+  git -c user.name=u -c user.email=u@example.org commit -qm init || fail "git init on the host"
+echo "# rc" >.bashrc
+mkdir -p .claude/commands && echo "# cmd" >.claude/commands/review.md
+payload hook >"$W/hook.sh" && chmod 755 "$W/hook.sh"
+gcsum=$(cat ~/.gitconfig 2>/dev/null | sha256sum)
+esc_args strict
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  M=$0
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t hook_write sh -c "cp hook.sh .git/hooks/pre-commit"
+  t hook_chmod chmod 755 .git/hooks
+  t hook_rm_dir sh -c "rm -rf .git/hooks"
+  t hook_rename sh -c "mv .git/hooks .git/hooks.old"
+  t config_append sh -c "printf \"[core]\\n\\thooksPath = $PWD/evilhooks\\n\" >> .git/config"
+  t git_config git config core.hooksPath "$PWD/evilhooks"
+  t git_config_fsmon git config core.fsmonitor "touch $M/ran-fsmonitor"
+  t git_config_env env GIT_CONFIG=.git/config git config core.hooksPath "$PWD/evilhooks"
+  t git_config_global git config --global core.hooksPath "$PWD/evilhooks"
+  t git_rename sh -c "mv .git .git.old"
+  t bashrc_append sh -c "echo \"touch $M/ran-bashrc\" >> .bashrc"
+  t bashrc_replace sh -c "echo x > b && mv b .bashrc"
+  t bashrc_rm rm -f .bashrc
+  t claude_cmd sh -c "echo evil > .claude/commands/evil.md"
+  t claude_cmd_edit sh -c "echo evil >> .claude/commands/review.md"
+  t claude_rename sh -c "mv .claude .claude.old"
+  t claude_settings sh -c "echo {} > .claude/settings.json"
+  t mcp sh -c "echo {} > .mcp.json"
+  t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
+  t gitmodules sh -c "echo x > .gitmodules"
+  # Harmless inside, allowed: a private global config in the work dir.
+  t private_global env GIT_CONFIG_GLOBAL=$PWD/gc git config --global core.hooksPath "$PWD/evilhooks"
+  t commit git -c user.name=a -c user.email=a@b commit -q --allow-empty -m inside
+  ' "$M" 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict: attempts ran"
+for l in hook_write hook_chmod hook_rm_dir hook_rename config_append git_config git_config_fsmon \
+         git_config_env git_config_global git_rename bashrc_append bashrc_replace bashrc_rm \
+         claude_cmd claude_cmd_edit claude_rename claude_settings mcp vscode gitmodules; do
+  expect_res "$l" "rc[1-9][0-9]*" "strict: $l is refused"
+done
+expect_res private_global rc0 "strict: a private GIT_CONFIG_GLOBAL in the work dir works (harmless: the host never reads it)"
+expect_res commit rc0 "strict: git commit still works inside"
+[[ ! -e .git/hooks/pre-commit && ! -e .claude/commands/evil.md && -d .git && -d .claude ]] ||
+  fail "strict: a protected file appeared or moved on the host: $(ls -A . .git/hooks .claude/commands)"
+[[ $(cat .bashrc) == "# rc" && $(cat .claude/commands/review.md) == "# cmd" ]] || fail "strict: .bashrc or a command changed on the host"
+! grep -q evilhooks .git/config || fail "strict: .git/config changed on the host"
+[[ $(cat ~/.gitconfig 2>/dev/null | sha256sum) == "$gcsum" ]] || fail "strict: ~/.gitconfig changed on the host"
+pass "strict: hooks, config, .bashrc, commands and ~/.gitconfig are unchanged on the host"
+echo change >>README
+hostgit status >/dev/null 2>&1
+hostgit commit -qam "host commit" >/dev/null 2>&1 || fail "host commit failed"
+[[ -z $(ls -A "$M") ]] || fail "strict: attacker content ran on the host: $(ls -A "$M")"
+pass "strict: git status and commit on the host run nothing the sandbox planted"
+
+# --- B: no .git at start: git init inside must not create one -------------
+N=$(scratch)
+cd "$N" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t init git init -q .
+  t mkdir_hooks mkdir -p .git/hooks
+  t hook sh -c "echo evil > .git/hooks/pre-commit"
+  t rm_placeholder sh -c "rm -rf .git"
+  t bashrc sh -c "echo evil > .bashrc"
+  t claude sh -c "mkdir -p .claude/commands && echo evil > .claude/commands/x.md"
+  t ok sh -c "echo fine > notes.txt"' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (no .git): attempts ran"
+for l in init mkdir_hooks hook rm_placeholder bashrc claude; do
+  expect_res "$l" "rc[1-9][0-9]*" "strict (no .git): $l is refused"
+done
+expect_res ok rc0 "strict (no .git): ordinary files are writable"
+[[ ! -e $N/.git && ! -e $N/.bashrc && ! -e $N/.claude/commands/x.md ]] ||
+  fail "strict (no .git): left on the host: $(ls -A "$N")"
+pass "strict (no .git): no .git, .bashrc or command on the host after the run"
+
+# --- C: redirection through files strict does not list ---------------------
+# .git/commondir makes git read config AND hooks from another directory
+# (it is how linked worktrees share one repository). The sandbox may write
+# it, since .git itself must stay writable for commits; then the user's next
+# `git status` on the host runs the planted core.fsmonitor.
+C=$(scratch)
+cd "$C" || fail "cd"
+git init -q . && echo hi >README && git add README &&
+  git -c user.name=u -c user.email=u@example.org commit -qm init || fail "git init on the host"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  M=$0
+  mkdir -p evil && cp -r .git/objects .git/refs .git/HEAD evil/ 2>/dev/null
+  printf "[core]\n\trepositoryformatversion = 0\n\tfsmonitor = \"touch $M/ran-commondir; false\"\n" > evil/config
+  echo ../evil > .git/commondir 2>/dev/null; echo "commondir=rc$?"' "$M" 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (commondir): attempt ran"
+echo change >>README
+hostgit status >/dev/null 2>&1
+[[ -z $(ls -A "$M") ]] || fail "strict: the sandbox wrote .git/commondir ($(result commondir)) and the host's next 'git status' executed its payload ($(ls -A "$M")). Fix: profiles/strict.toml read_only must cover .git/commondir (and other files that redirect git's config: .git/config.worktree, .git/modules), or protect all of .git except objects/, refs/, logs/, index, HEAD"
+pass "strict: .git/commondir redirection does not make the host's git run planted code"
+esc_done "12 (agent files)"
