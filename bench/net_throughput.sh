@@ -115,7 +115,8 @@ slirp_run() {  # CMD... inside a fresh netns served by slirp4netns
 pasta_run() {  # CMD... inside a fresh netns served by pasta
   # No port forwarding in either direction; the namespace reaches the host's
   # routes through pasta's sockets (as slirp4netns does).
-  pasta --quiet --config-net -t none -u none -T none -U none -- "$@"
+  # As root pasta would switch to nobody and fail to map users: --runas 0.
+  pasta --quiet --runas 0 --config-net -t none -u none -T none -U none -- "$@" 2> >(grep -v -e syslog -e ping_group_range >&2)
 }
 sbx_run() { "$SBX" run --profile "$work/net.toml" --allow-cidr "$SBXNET_A/32" -- "$@"; }
 
