@@ -13,6 +13,22 @@ ESC_PY=$SBX_SOURCE_DIR/tests/escape/esc.py
 PY=/usr/bin/python3
 [[ -x $PY ]] || skip "the escape suite needs /usr/bin/python3"
 ESC_PROFILES=(standard strict airgapped permissive)
+# lib.sh's scratch() records its directory from inside $(...), a subshell,
+# so the EXIT trap never sees it and every scratch dir stays in /tmp. Here
+# the list lives in a file, so `D=$(scratch)` is cleaned up too.
+ESC_SCRATCH_LIST=$(mktemp "${TMPDIR:-/tmp}/sbx-escape-scratch.XXXXXX")
+scratch() {
+  local d
+  d=$(mktemp -d "${TMPDIR:-/tmp}/sbx-test.XXXXXX") || fail "mktemp"
+  chmod 755 "$d"
+  echo "$d" >>"$ESC_SCRATCH_LIST"
+  echo "$d"
+}
+_cleanup_scratch() {
+  local d
+  while read -r d; do [[ -n $d ]] && rm -rf "$d" 2>/dev/null; done <"$ESC_SCRATCH_LIST"
+  rm -f "$ESC_SCRATCH_LIST"
+}
 # Prefix of every process name and sandbox name the suite creates, so that
 # zz_leftovers.sh (and each test) can look for survivors on the host.
 ESC_MARK=sbx-escape
