@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -137,5 +138,44 @@ std::chrono::seconds parse_age(const std::string& text);
 nlohmann::json summarize(const std::vector<nlohmann::json>& records, std::size_t top = 10);
 // One line of the human table for a record: "TIME TYPE SANDBOX DETAIL".
 std::string describe(const nlohmann::json& record);
+
+}  // namespace sbx::audit
+
+namespace sbx::audit {
+
+// Everything `sbx run` records about one run: the sandbox_start event, every
+// runtime event (through sink()), sandbox_exit, and the run report. Used
+// from the supervisor thread only (EventSink callbacks run there).
+class RunRecorder {
+ public:
+  // Opens the audit log: policy.audit.log, else the default path. An explicit
+  // log that cannot be opened throws sbx::Error (fail closed: the user asked
+  // for a trail); the default one only warns. Warns when the log lies inside
+  // a path the sandbox may write.
+  RunRecorder(const Policy& policy, const std::string& policy_text, std::vector<std::string> argv,
+              WarningSink warn, const std::function<const char*(const char*)>& getenv_fn);
+  ~RunRecorder();
+
+  const SandboxIdentity& identity() const { return who_; }
+  std::string log_path() const;  // empty when not logging
+  void record(const Event& event);
+  EventSink sink();
+  void start();
+  // Writes sandbox_exit; returns the run report (also when none was asked).
+  nlohmann::json finish(const RunResult& result, const std::string& error = {});
+
+ private:
+  Policy policy_;
+  std::string policy_text_;
+  std::vector<std::string> argv_;
+  WarningSink warn_;
+  SandboxIdentity who_;
+  std::unique_ptr<LogWriter> log_;
+  RunReport report_;
+  std::uint64_t seq_ = 0;
+};
+
+// Writes the report to path (0644, replaced atomically). Throws sbx::Error.
+void write_report(const std::string& path, const nlohmann::json& report);
 
 }  // namespace sbx::audit

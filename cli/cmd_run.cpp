@@ -1,4 +1,6 @@
 // sbx run [options] -- COMMAND [ARGS...]
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <fmt/format.h>
@@ -6,6 +8,7 @@
 
 #include <sbx/sbx.hpp>
 
+#include "audit/audit.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "profiles/profiles.hpp"
@@ -87,22 +90,49 @@ int run(RunState& s) {
                      profiles::to_string(policy.network.mode), words));
   }
 
+  // The audit trail (log + report) is opened before the sandbox exists: a
+  // log that was asked for and cannot be written stops the run (exit 125).
+  std::unique_ptr<audit::RunRecorder> recorder;
+  try {
+    recorder = std::make_unique<audit::RunRecorder>(
+        policy, profiles::to_toml(policy), s.command, [](const std::string& w) { warn(w); },
+        [](const char* k) -> const char* { return std::getenv(k); });
+  } catch (const sbx::Error& e) {
+    return report_usage_error(e);
+  }
+
   RunOptions options;
   options.argv = s.command;
   options.on_warning = [](const std::string& w) { warn(w); };
-  if (s.verbose > 0) {
-    options.on_event = [](const Event& e) {
-      note(fmt::format("event {} {}", e.type, e.data.dump()));
-    };
-  }
+  options.on_event = [&recorder, verbose = s.verbose](const Event& e) {
+    recorder->record(e);
+    if (verbose > 0) note(fmt::format("event {} {}", e.type, e.data.dump()));
+  };
+  const auto write_report = [&](const nlohmann::json& report) {
+    if (policy.audit.report.empty()) return;
+    if (policy.audit.report == "-") {
+      fmt::print(stderr, "{}\n", report.dump(2));
+      return;
+    }
+    try {
+      audit::write_report(policy.audit.report, report);
+    } catch (const sbx::Error& e) {
+      warn(fmt::format("{} ({})", e.what(), e.fix()));
+    }
+  };
+  recorder->start();
   try {
     RunResult result = sbx::run(policy, options);
+    write_report(recorder->finish(result));
     if (s.verbose > 0) {
       note(fmt::format("exit {} after {} ms{}", result.exit_code, result.duration.count(),
                        result.timed_out ? " (timed out)" : ""));
     }
     return result.exit_code;
   } catch (const sbx::Error& e) {
+    RunResult failed;
+    failed.exit_code = kExitSbxError;
+    write_report(recorder->finish(failed, e.what()));
     return report_run_error(e);
   }
 }

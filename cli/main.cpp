@@ -27,6 +27,10 @@ Docs: docs/cli.md, docs/profiles.md, docs/domains.md
 
 }  // namespace
 
+namespace sbx::cli {
+Command add_audit(CLI::App& app);  // audit_cmd.cpp
+}  // namespace sbx::cli
+
 static int sbx_main(int argc, char** argv) {
   // Everything after the first "--" is the command to run, never sbx options.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -41,10 +45,8 @@ static int sbx_main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("sbx ") + SBX_VERSION);
   std::vector<sbx::cli::Command> commands = {
-      sbx::cli::add_run(app, command),
-      sbx::cli::add_profile(app),
-      sbx::cli::add_version(app),
-      sbx::cli::add_completion(app),
+      sbx::cli::add_run(app, command), sbx::cli::add_profile(app),    sbx::cli::add_version(app),
+      sbx::cli::add_audit(app),        sbx::cli::add_completion(app),
   };
   // Name the sub-command problem plainly (CLI11 would only say one is required).
   if (args.empty()) {
@@ -52,7 +54,7 @@ static int sbx_main(int argc, char** argv) {
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
   if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
-      args.front() != "version" && args.front() != "completion") {
+      args.front() != "audit" && args.front() != "version" && args.front() != "completion") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
