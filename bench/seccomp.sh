@@ -28,7 +28,7 @@ g++ -std=c++20 -O2 -I "$src/include" -I "$src" "$here/seccomp_bench.cpp" \
 echo "== filter cost (forked children, no sandbox)"
 "$bin" "$n" "$rounds"
 
-sbx=${SBX:-$build/cli/sbx}
+sbx=${SBX:-$build/sbx}
 if cmake --build "$build" -j2 --target sbx >/dev/null 2>&1 && "$sbx" run --net none --profile permissive -- true >/dev/null 2>&1; then
   echo "== inside sbx sandboxes (sbx-probe loop, CPU time measured inside)"
   probe=$build/tests/sbx-probe
