@@ -406,6 +406,31 @@ std::vector<Section> build_schema() {
             enum_key<DnsRefusal>(
                 [](P & p) -> auto& { return p.network.dns_refusal; },
                 {{"refused", DnsRefusal::refused}, {"nxdomain", DnsRefusal::nxdomain}})},
+           {"dns_min_ttl",
+            [](Context& c, const toml::node& n) {
+              auto d = get_duration(c, n);
+              if (d < std::chrono::seconds(1) || d > std::chrono::hours(1) || d.count() % 1000)
+                c.fail(n, fmt::format("invalid dns_min_ttl '{}'", format_duration(d)),
+                       "use whole seconds from \"1s\" to \"1h\" (default \"30s\")");
+              c.policy.network.dns_min_ttl = d;
+            }},
+           {"dns_ttl_grace",
+            [](Context& c, const toml::node& n) {
+              auto d = get_duration(c, n);
+              if (d > std::chrono::hours(1) || d.count() % 1000)
+                c.fail(n, fmt::format("invalid dns_ttl_grace '{}'", format_duration(d)),
+                       "use whole seconds from \"0s\" to \"1h\" (default \"10s\")");
+              c.policy.network.dns_ttl_grace = d;
+            }},
+           {"dns_query_rate",
+            [](Context& c, const toml::node& n) {
+              if (!n.is_integer()) type_error(c, n, "an integer (queries per second)", "200");
+              std::int64_t v = n.as_integer()->get();
+              if (v < 1 || v > 1'000'000)
+                c.fail(n, fmt::format("invalid dns_query_rate {}", v),
+                       "use 1 to 1000000 queries per second (default 200)");
+              c.policy.network.dns_query_rate = static_cast<std::uint32_t>(v);
+            }},
            {"publish",
             [](Context& c, const toml::node& n) {
               for_each_string(c, n, "\"8080:3000\"",

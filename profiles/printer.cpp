@@ -113,6 +113,9 @@ std::string to_toml(const Policy& p) {
   w.ports("opaque_ports", net.opaque_ports);
   w.strings("dns_upstream", net.dns_upstream);
   w.str("dns_refusal", to_string(net.dns_refusal));
+  w.raw("dns_min_ttl", quote(format_duration(net.dns_min_ttl)));
+  w.raw("dns_ttl_grace", quote(format_duration(net.dns_ttl_grace)));
+  w.raw("dns_query_rate", std::to_string(net.dns_query_rate));
   w.list("publish", net.publish, [](const PublishedPort& pp) {
     return quote(fmt::format("{}:{}", pp.host_port, pp.sandbox_port));
   });
@@ -199,6 +202,9 @@ nlohmann::json to_json(const Policy& p) {
         {"opaque_ports", net.opaque_ports},
         {"dns_upstream", net.dns_upstream},
         {"dns_refusal", to_string(net.dns_refusal)},
+        {"dns_min_ttl", format_duration(net.dns_min_ttl)},
+        {"dns_ttl_grace", format_duration(net.dns_ttl_grace)},
+        {"dns_query_rate", net.dns_query_rate},
         {"publish", publish},
         {"host_ports", net.host_ports}}},
       {"process",

@@ -241,6 +241,10 @@ struct FilteredNetwork::Impl {
     cfg.filter.lookup = lookup;
     cfg.filter.refusal = policy.network.dns_refusal;
     cfg.filter.host_has_ipv6 = host_has_ipv6_route();
+    cfg.filter.limits.queries_per_second = policy.network.dns_query_rate;
+    cfg.filter.limits.burst = 2.0 * policy.network.dns_query_rate;
+    cfg.ttl.min = std::chrono::duration_cast<std::chrono::seconds>(policy.network.dns_min_ttl);
+    cfg.ttl.grace = std::chrono::duration_cast<std::chrono::seconds>(policy.network.dns_ttl_grace);
     cfg.upstream.servers = policy.network.dns_upstream;
     cfg.deny = deny;
     cfg.netfilter_fd = netfilter.get();

@@ -61,6 +61,13 @@ struct NetworkPolicy {
   std::vector<std::uint16_t> opaque_ports;  // checked by address only (no SNI/Host peek)
   std::vector<std::string> dns_upstream;    // "ip" or "ip:port"; empty = host resolv.conf
   DnsRefusal dns_refusal = DnsRefusal::refused;
+  // DNS filter tuning (tests and benchmarks; the defaults are the secure
+  // ones). An allowed address stays in the allow-set for clamp(TTL,
+  // dns_min_ttl, 1 h) + dns_ttl_grace; whole seconds.
+  std::chrono::milliseconds dns_min_ttl{30'000};
+  std::chrono::milliseconds dns_ttl_grace{10'000};
+  // Per-sandbox query rate limit (token bucket, burst = 2 x rate).
+  std::uint32_t dns_query_rate = 200;
   std::vector<PublishedPort> publish;     // host 127.0.0.1:host_port -> sandbox_port
   std::vector<std::uint16_t> host_ports;  // sandbox may reach host 127.0.0.1:N
   bool operator==(const NetworkPolicy&) const = default;
