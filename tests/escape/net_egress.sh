@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Group 10: network escapes, against the fake internet (tests/net), for the
+# profiles with a network promise: standard and strict (network "filtered":
+# only allowed names, through the DNS filter and the egress proxy) and
+# airgapped (no network at all). permissive uses the host network and claims
+# no network filtering; it is included only for the host's abstract unix
+# sockets, which Landlock scopes. Each attempt asserts the errno inside AND
+# that nothing reached the fake internet's servers (their request log).
+source "$SBX_SOURCE_DIR/tests/escape/common.bash"
+source "$SBX_SOURCE_DIR/tests/net/fixture.sh"
+if ((ESC_FILTERED == 0)); then
+  OUT=$("$SBX" run -p airgapped --net filtered -- true 2>&1 </dev/null)
+  skip "network mode filtered is not available in this build: $OUT"
+fi
+NETPY=$SBX_SOURCE_DIR/tests/escape/net.py
+A=$SBXNET_A B=$SBXNET_B
+
+# A host loopback service and a host abstract socket that must stay out of
+# reach (no --host-port), each logging whoever connects.
+H=$(scratch)
+"$PY" - "$H" <<'PY' &
+import os, socket, sys, threading
+d = sys.argv[1]
+tcp = socket.socket(); tcp.bind(("127.0.0.1", 0)); tcp.listen(8)
+ab = socket.socket(socket.AF_UNIX); ab.bind("\0sbx-escape-abstract-%d" % os.getpid()); ab.listen(8)
+open(d + "/port.tmp", "w").write("%d %d\n" % (tcp.getsockname()[1], os.getpid()))
+os.rename(d + "/port.tmp", d + "/port")
+def serve(s, tag):
+    while True:
+        c, _ = s.accept(); open(d + "/hit-" + tag, "a").write("x\n"); c.close()
+threading.Thread(target=serve, args=(ab, "abstract"), daemon=True).start()
+serve(tcp, "loopback")
+PY
+listener=$!
+_net_cleanup() { kill "$listener" 2>/dev/null; _cleanup_scratch; }
+trap _net_cleanup EXIT
+for _ in $(seq 50); do [[ -s $H/port ]] && break; sleep 0.1; done
+read -r hport hpid <"$H/port" || fail "host listener did not start"
+abstract="sbx-escape-abstract-$hpid"
+# After our EXIT trap: net_fixture_up chains its teardown before it.
+net_fixture_up
+rc=$?
+[[ $rc -eq 77 ]] && skip "fake internet unavailable: $SBXNET_WHY"
+[[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
+
+# standard and strict with the fake internet's DNS as upstream and its
+# good.test allowed (lists append to the profile's own).
+for p in standard strict; do
+  esc_args "$p"
+  printf 'extends = "%s"\n[network]\ndns_upstream = ["%s"]\nallow_domains = ["good.test"]\n' \
+    "${PA[1]}" "$SBXNET_DNS" >"$ESC_CONF/$p-net.toml"
+done
+
+attempts=(
+  raw_ip:tcp:$B,443 raw_ip_80:tcp:$B,80 ipv6:tcp:2001:db8::10,443 v4mapped:tcp:::ffff:$B,443
+  udp:udp:$A,7 quic:udp:$A,443 dns_direct:dns:$SBXNET_DNS,sbx-escape-direct-$$.test
+  dot:tcp:$A,853 doh_sni:tls:$A,443,dns.google
+  sni_allowed_to_other:tls:$B,443,good.test sni_other_to_allowed:tls:$A,443,evil.test
+  metadata:tcp:169.254.169.254,80 metadata6:tcp:fd00:ec2::254,80
+  host_loopback:tcp:127.0.0.1,$hport host_veth:tcp:$SBXNET_HOST_SIDE,$hport
+  abstract:abstract:$abstract
+  docker:unix:/var/run/docker.sock dbus:unix:/run/dbus/system_bus_socket
+)
+for p in standard strict airgapped; do
+  W=$(scratch)
+  cd "$W" || fail "cd"
+  if [[ $p == airgapped ]]; then PA=(-p airgapped); else PA=(-p "$ESC_CONF/$p-net.toml"); fi
+  mark=$(net_fixture_mark)
+  tunnel="c2VjcmV0LXRva2VuLWV4ZmlsdHJhdGlvbi1hdHRlbXB0.sbx-escape-$$.good.test"
+  OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+    T=$0
+    getent hosts good.test >/dev/null 2>&1; echo "resolve_allowed=rc$?"
+    getent hosts evil.test >/dev/null 2>&1; echo "resolve_denied=rc$?"
+    getent hosts "$T" >/dev/null 2>&1; echo "tunnel=rc$?"
+    if command -v dig >/dev/null; then
+      dig +time=2 +tries=1 @'"$SBXNET_DNS"' evil.test >/dev/null 2>&1
+      dig +time=2 +tries=1 +tcp @'"$SBXNET_DNS"' evil.test >/dev/null 2>&1
+      dig +time=2 +tries=1 @'"$SBXNET_DNS"' "$T" TXT >/dev/null 2>&1
+    fi
+    ping -c1 -W1 '"$A"' >/dev/null 2>&1; echo "icmp=rc$?"
+    ip link set lo down 2>/dev/null; echo "ip_link=rc$?"
+    ip route add 203.0.113.0/24 dev lo 2>/dev/null; echo "ip_route=rc$?"
+    nft flush ruleset 2>/dev/null; echo "nft_flush=rc$?"
+    nft add table inet sbxescape 2>/dev/null; echo "nft_add=rc$?"
+    exec "$@"' "$tunnel" "$PY" "$NETPY" "${attempts[@]}" 2>&1 </dev/null)
+  RC=$?
+  log=$(net_fixture_log_since "$mark")
+  expect_rc 0 "$p: attempts ran"
+  if [[ $p != airgapped ]]; then
+    expect_res resolve_allowed rc0 "$p: an allowed name resolves (the filter is live: the checks are real)"
+  fi
+  expect_res resolve_denied "rc[1-9][0-9]*" "$p: a name outside the allowlist does not resolve"
+  expect_res tunnel "rc[1-9][0-9]*" "$p: a DNS-tunnelling name below an allowed domain does not resolve"
+  grep -q "^dns [^ ]* evil.test" <<<"$log" && fail "$p: the upstream DNS saw evil.test (filter bypassed). Log: $log"
+  pass "$p: the real DNS server never saw evil.test (UDP, TCP, direct @server)"
+  grep -q "sbx-escape-$$" <<<"$log" && fail "$p: the tunnelled name reached the upstream DNS. Log: $log"
+  pass "$p: the tunnelled name never reached the upstream DNS"
+  expect_res icmp "rc[1-9][0-9]*" "$p: ICMP echo to a fake-internet host fails"
+  expect_res raw_ip "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: raw-IP TCP to a non-allowed host:443 fails"
+  expect_res raw_ip_80 "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: raw-IP TCP to a non-allowed host:80 fails"
+  ms=$(result raw_ip_ms)
+  ((ms < 1000)) || fail "$p: raw-IP refusal took ${ms} ms (should fail fast)"
+  pass "$p: the refusal is fast (${ms} ms)"
+  expect_res ipv6 "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL" "$p: an IPv6 literal fails"
+  expect_res v4mapped "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL" "$p: an IPv4-mapped IPv6 address fails"
+  expect_res udp "timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: UDP to the echo server gets no reply"
+  expect_res quic "timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: UDP/443 (QUIC) gets no reply"
+  # DNS to any server is answered by sbx's filter (redirected), never by it.
+  expect_res dns_direct "ok rcode=[1-9][0-9]* answers=0|timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: a query sent straight to another resolver gets no answer"
+  grep -q "sbx-escape-direct-$$" <<<"$log" && fail "$p: a query sent straight to the resolver reached it. Log: $log"
+  pass "$p: the direct query never reached the real resolver"
+  expect_res dot "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: DoT (853) to an allowed address fails"
+  expect_res doh_sni "reset|tls-error|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EPIPE" "$p: DoH with SNI dns.google to an allowed address fails"
+  expect_res sni_allowed_to_other "reset|tls-error|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ECONNRESET" "$p: SNI good.test to a non-allowed address fails"
+  expect_res sni_other_to_allowed "reset|tls-error|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EPIPE" "$p: SNI evil.test to the allowed address fails"
+  grep -Eq "^tls [^ ]* (dns.google|evil.test)" <<<"$log" && fail "$p: a TLS hello with a refused SNI reached a server. Log: $log"
+  grep -Eq "^(tls|http|echo|banner) $B " <<<"$log" && fail "$p: the non-allowed host $B was reached. Log: $log"
+  grep -Eq "^echo [^ ]* udp" <<<"$log" && fail "$p: UDP reached the echo server. Log: $log"
+  pass "$p: the fake internet logged no refused SNI, no contact with $B and no UDP"
+  expect_res metadata "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: 169.254.169.254 (cloud metadata) fails"
+  expect_res metadata6 "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL" "$p: fd00:ec2::254 fails"
+  expect_res host_loopback "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: the host's 127.0.0.1:$hport is not reachable"
+  expect_res host_veth "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: the host's own address on the veth is not reachable"
+  expect_res abstract "ECONNREFUSED|EPERM|ENOENT" "$p: the host's abstract unix socket is not reachable"
+  expect_res docker "ENOENT|EACCES" "$p: no docker.sock"
+  expect_res dbus "ENOENT|EACCES" "$p: no system D-Bus socket"
+  expect_res ip_link "rc[1-9][0-9]*" "$p: ip link set lo down fails"
+  expect_res ip_route "rc[1-9][0-9]*" "$p: ip route add fails"
+  expect_res nft_flush "rc[1-9][0-9]*" "$p: nft flush ruleset fails"
+  expect_res nft_add "rc[1-9][0-9]*" "$p: nft add table fails"
+  [[ ! -e $H/hit-loopback && ! -e $H/hit-abstract ]] || fail "$p: a host service got a connection: $(ls "$H")"
+  pass "$p: the host's loopback service and abstract socket saw no connection"
+  cd / || fail "cd /"
+done
+
+# permissive: host network by design, but the host's abstract sockets are
+# scoped away by Landlock (ABI 6) -- docs/filesystem.md.
+if [[ $(cat /sys/kernel/security/landlock/abi_version 2>/dev/null || echo 6) -ge 6 ]]; then
+  OUT=$("$SBX" run -p permissive -- "$PY" "$NETPY" "abstract:abstract:$abstract" 2>&1 </dev/null)
+  RC=$?
+  expect_rc 0 "permissive: attempt ran"
+  expect_res abstract "EPERM|ECONNREFUSED" "permissive (host network): the host's abstract unix socket is refused"
+  [[ ! -e $H/hit-abstract ]] || fail "permissive: the host's abstract socket got a connection"
+  pass "permissive: the host's abstract socket saw no connection"
+fi
+esc_done "10 (network)"
