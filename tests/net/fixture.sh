@@ -156,7 +156,9 @@ _sbxnet_build() {
     --host "$SBXNET_A" --host "$SBXNET_A2" --host "$SBXNET_B" --dns-addr "$SBXNET_DNS" \
     "${zones[@]}" --cert "$SBXNET_CERT" --key "$SBXNET_DIR/key.pem" \
     --log "$SBXNET_LOG" --ready "$SBXNET_DIR/ready" \
-    >"$SBXNET_DIR/servers.out" 2>&1 </dev/null &
+    >"$SBXNET_DIR/servers.out" 2>&1 </dev/null {SBXNET_LOCK_FD}>&- &
+  # (The servers must not inherit the lock fd: an orphan of a killed run would
+  # hold the lock and make every later fixture wait.)
   SBXNET_SERVERS_PID=$!
   local i
   for ((i = 0; i < 100; i++)); do
