@@ -33,6 +33,10 @@ _cleanup_scratch() {
 # zz_leftovers.sh (and each test) can look for survivors on the host.
 ESC_MARK=sbx-escape
 ESC_CONF=$(scratch)
+# Never run a sandbox with the caller's cwd as its work dir (ctest's is the
+# build tree: strict would put placeholders there, and the test user cannot
+# write it). Tests that need their own work dir cd into another scratch dir.
+cd "$(scratch)" || fail "cd to a scratch work dir"
 
 # standard and strict use network mode "filtered". If this build refuses it
 # (it did until the filtered network landed), those profiles run with
