@@ -11,7 +11,7 @@ victim_cmd=(bash -c "exec -a $ESC_MARK-victim-$$ sleep 300")
 if is_root; then victim_cmd=(setpriv --reuid=65534 --regid=65534 --clear-groups "${victim_cmd[@]}"); fi
 
 victim=""
-_g8_cleanup() { [[ -n $victim ]] && pkill -f "^$ESC_MARK-victim-$$" 2>/dev/null; _cleanup_scratch; }
+_g8_cleanup() { [[ -n $victim ]] && kill "$victim" 2>/dev/null; _cleanup_scratch; }
 trap _g8_cleanup EXIT
 for p in "${ESC_PROFILES[@]}"; do
   "${victim_cmd[@]}" </dev/null >/dev/null 2>&1 &

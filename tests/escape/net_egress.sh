@@ -136,6 +136,7 @@ done
 # permissive: host network by design, but the host's abstract sockets are
 # scoped away by Landlock (ABI 6) -- docs/filesystem.md.
 if [[ $(cat /sys/kernel/security/landlock/abi_version 2>/dev/null || echo 6) -ge 6 ]]; then
+  cd "$(scratch)" || fail "cd"
   OUT=$("$SBX" run -p permissive -- "$PY" "$NETPY" "abstract:abstract:$abstract" 2>&1 </dev/null)
   RC=$?
   expect_rc 0 "permissive: attempt ran"
