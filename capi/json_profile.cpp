@@ -81,7 +81,9 @@ std::string inline_value(const json& v, const std::string& path) {
       for (const auto& [key, item] : v.items()) {
         out += first ? " " : ", ";
         first = false;
-        out += quote(key) + " = " + inline_value(item, path + "." + key);
+        out += quote(key);
+        out += " = ";
+        out += inline_value(item, fmt::format("{}.{}", path, key));
       }
       return out + (first ? "}" : " }");
     }
@@ -97,7 +99,8 @@ void write_table(const json& table, const std::vector<std::string>& path, std::s
   for (const auto& p : path) dotted += (dotted.empty() ? "" : ".") + p;
   for (const auto& [key, v] : table.items()) {
     if (v.is_object()) continue;
-    out += quote(key) + " = " + inline_value(v, dotted.empty() ? key : dotted + "." + key) + "\n";
+    out += fmt::format("{} = {}\n", quote(key),
+                       inline_value(v, dotted.empty() ? key : fmt::format("{}.{}", dotted, key)));
   }
   for (const auto& [key, v] : table.items()) {
     if (!v.is_object()) continue;

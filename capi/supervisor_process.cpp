@@ -200,7 +200,7 @@ bool place_fds(const SupervisorSetup& setup) {
 void reset_signals() {
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    signal(sig, SIG_DFL);
+    (void)signal(sig, SIG_DFL);  // EINVAL for the few numbers glibc reserves
   }
   sigset_t none;
   sigemptyset(&none);

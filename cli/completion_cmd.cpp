@@ -270,7 +270,7 @@ std::string zsh_script(const std::vector<CommandInfo>& commands) {
     if (!c.subcommands.empty()) {
       functions += "  if [[ $state == sub ]]; then\n    case $words[1] in\n";
       for (const auto& s : c.subcommands) {
-        std::string sub_fn = fn + "_" + s;
+        std::string sub_fn = fmt::format("{}_{}", fn, s);
         if (c.path.empty()) sub_fn = "_sbx_cmd" + s;
         functions += fmt::format("      {}) {} ;;\n", s, sub_fn);
       }
