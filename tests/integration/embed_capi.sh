@@ -289,13 +289,14 @@ cat >"$tmp/orphan.c" <<'EOF'
 #include <stdio.h>
 #include <unistd.h>
 #include <sbx/sbx.h>
-int main(void) {
+int main(int argc, char **argv) {
+  (void)argc;
   sbx_policy *p = sbx_policy_new();
   if (sbx_policy_load_profile(p, "airgapped") != 0) return 2;
   sbx_run *r = sbx_run_new();
   sbx_run_set_stdio(r, -1, -1, -1);
-  const char *argv[] = {"sleep", "1234.5", NULL};
-  if (sbx_run_start(r, p, argv) != 0) return 3;
+  const char *cmd[] = {"sleep", argv[1], NULL};
+  if (sbx_run_start(r, p, cmd) != 0) return 3;
   printf("%d\n", (int)sbx_run_pid(r));
   fflush(stdout);
   pause();
@@ -306,13 +307,18 @@ OUT=$(cc -std=c11 -I"$SBX_SOURCE_DIR/include" -o "$tmp/orphan" "$tmp/orphan.c" -
   -Wl,-rpath,"$lib" 2>&1)
 RC=$?
 expect_rc 0 "the orphan test program builds"
-"$tmp/orphan" >"$tmp/orphan.out" &
+# A duration unique to this test run names the sandboxed sleep.
+nap="1000.$$"
+"$tmp/orphan" "$nap" >"$tmp/orphan.out" &
 caller=$!
 for _ in $(seq 50); do [[ -s $tmp/orphan.out ]] && break; sleep 0.1; done
 sup=$(cat "$tmp/orphan.out")
 [[ $sup =~ ^[0-9]+$ ]] || fail "no supervisor pid from the orphan program"
 sleep 0.5
 kill -0 "$sup" 2>/dev/null || fail "the supervisor is not running"
+for _ in $(seq 50); do pgrep -x -f "sleep $nap" >/dev/null && break; sleep 0.1; done
+pgrep -x -f "sleep $nap" >/dev/null || fail "the sandboxed sleep $nap is not visible (the check below would prove nothing)"
+pass "the sandboxed command runs (visible from the host)"
 kill -9 "$caller"
 wait "$caller" 2>/dev/null
 gone=0
@@ -322,8 +328,8 @@ for _ in $(seq 100); do
 done
 ((gone)) || { kill -9 "$sup" 2>/dev/null; fail "the supervisor outlived its caller"; }
 pass "the supervisor stops when the embedding process dies"
-for _ in $(seq 100); do pgrep -x -f "sleep 1234.5" >/dev/null || break; sleep 0.1; done
-OUT=$(pgrep -a -x -f "sleep 1234.5")
+for _ in $(seq 100); do pgrep -x -f "sleep $nap" >/dev/null || break; sleep 0.1; done
+OUT=$(pgrep -a -x -f "sleep $nap")
 [[ -z $OUT ]] || fail "the sandboxed command survived its caller: $OUT"
 pass "no sandboxed process survives"
 
