@@ -7,7 +7,7 @@
 source "$SBX_SOURCE_DIR/tests/escape/common.bash"
 [[ -n ${SBX_PROBE:-} && -x ${SBX_PROBE:-} ]] || skip "SBX_PROBE (tests/probe) not built"
 
-victim_cmd=(bash -c "exec -a $ESC_MARK-victim-$$ sleep 300")
+victim_cmd=(bash -c "exec -a $ESC_MARK-victim-$$ sleep 60")
 if is_root; then victim_cmd=(setpriv --reuid=65534 --regid=65534 --clear-groups "${victim_cmd[@]}"); fi
 
 victim=""

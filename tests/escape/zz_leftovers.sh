@@ -11,7 +11,7 @@ source "$SBX_SOURCE_DIR/tests/escape/common.bash"
 
 snap_tmp() { # sbx-owned temp/state paths (the tests' own scratch dirs excluded)
   ls -d /tmp/sbx* /var/tmp/sbx* /dev/shm/sbx* /run/sbx* "${XDG_RUNTIME_DIR:-/nonexistent}"/sbx* 2>/dev/null |
-    grep -Ev '^/tmp/sbx-test\.|^/tmp/sbx-escape-scratch\.|^/run/sbxnet|^/tmp/sbx-netbench' | sort
+    grep -Ev '^/tmp/sbx-test\.|^/var/tmp/sbx-escape\.|^/tmp/sbx-escape-scratch\.|^/run/sbxnet|^/tmp/sbx-netbench' | sort
 }
 sbx_mounts() { grep -E 'sbx|/tmp/sbx-test\.' /proc/self/mountinfo | grep -v 'sbxnet-' || true; }
 # cgroup dirs "<id>@<pid>.<start>" under an "sbx" parent whose supervisor is dead.
@@ -79,7 +79,8 @@ dead=$(dead_groups)
 pass "no sbx cgroup of a dead supervisor is left"
 [[ $(ls /run/netns 2>/dev/null | sort) == "$netns_before" ]] || fail "named netns changed: $(ls /run/netns)"
 pass "no named network namespace was left"
-[[ $(snap_tmp) == "$tmp_before" ]] || fail "sbx temp/state files appeared: $(diff <(echo "$tmp_before") <(snap_tmp))"
+new_tmp=$(comm -13 <(echo "$tmp_before") <(snap_tmp))
+[[ -z $new_tmp ]] || fail "sbx temp/state files appeared: $new_tmp"
 pass "no sbx temp or state file appeared (/tmp, /var/tmp, /dev/shm, /run, XDG_RUNTIME_DIR)"
 # Placeholders of strict's protected paths: removed after runs that ended
 # normally, by signal or by the time limit. (After kill -9 of sbx they stay
