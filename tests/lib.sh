@@ -13,16 +13,22 @@ skip() { echo "SKIP: $*"; exit 77; }
 pass() { TESTS_PASSED=$((TESTS_PASSED + 1)); echo "ok $TESTS_PASSED - $*"; }
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
-# A fresh scratch directory owned by the current user, removed at exit.
+# A fresh scratch directory owned by the current user. Every scratch dir lives
+# under one per-script root made here (not in the caller's $(...) subshell,
+# whose variables are lost), and the root is removed at exit.
+_SCRATCH_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/sbx-test.XXXXXX")
+chmod 755 "$_SCRATCH_ROOT"
 scratch() {
   local d
-  d=$(mktemp -d "${TMPDIR:-/tmp}/sbx-test.XXXXXX")
+  d=$(mktemp -d "$_SCRATCH_ROOT/s.XXXXXX")
   chmod 755 "$d"
-  _SCRATCH_DIRS+=("$d")
   echo "$d"
 }
-_SCRATCH_DIRS=()
-_cleanup_scratch() { local d; for d in "${_SCRATCH_DIRS[@]}"; do rm -rf "$d" 2>/dev/null; done; }
+_SCRATCH_DIRS=()  # extra dirs a test made itself and wants removed at exit
+_cleanup_scratch() {
+  local d
+  for d in "$_SCRATCH_ROOT" "${_SCRATCH_DIRS[@]}"; do rm -rf "$d" 2>/dev/null; done
+}
 trap _cleanup_scratch EXIT
 
 # run_sbx ARGS...: runs sbx, captures stdout+stderr in $OUT and status in $RC.

@@ -28,6 +28,7 @@ _cleanup_scratch() {
   local d
   while read -r d; do [[ -n $d ]] && rm -rf "$d" 2>/dev/null; done <"$ESC_SCRATCH_LIST"
   rm -f "$ESC_SCRATCH_LIST"
+  rm -rf "${_SCRATCH_ROOT:-}" 2>/dev/null
 }
 # Prefix of every process name and sandbox name the suite creates, so that
 # zz_leftovers.sh (and each test) can look for survivors on the host.

@@ -91,10 +91,10 @@ done
 # the runtime hide sbx's own state and data dirs) does not hide the results
 # above.
 for p in "${ESC_PROFILES[@]}"; do
-  [[ ${audit_read[$p]} =~ ^(ENOENT|EACCES)\ /\ (ok\ entries=0|EACCES)$ ]] ||
+  [[ ${audit_read[$p]} =~ ^(ENOENT|EACCES)\ /\ (ok\ entries=0|EACCES|ENOENT)$ ]] ||
     fail "$p: the audit log dir $AUDIT_DIR is readable inside (read canary / list: ${audit_read[$p]}): the sandbox can read the records of the user's other sandboxes. Fix: hide ~/.local/state/sbx (profiles/base.toml hidden, or runtime/mounts_plan.cpp always hides sbx's own state dir)"
   pass "$p: the audit log dir is hidden (${audit_read[$p]})"
-  [[ ${store_read[$p]} =~ ^(ENOENT|EACCES)\ /\ (ok\ entries=0|EACCES)$ ]] ||
+  [[ ${store_read[$p]} =~ ^(ENOENT|EACCES)\ /\ (ok\ entries=0|EACCES|ENOENT)$ ]] ||
     fail "$p: the secrets store $STORE is readable inside (read canary / list: ${store_read[$p]}). Fix: hide ~/.local/share/sbx/secrets (profiles/base.toml hidden, or runtime always hides sbx's secrets store)"
   pass "$p: the secrets store is hidden (${store_read[$p]})"
 done
