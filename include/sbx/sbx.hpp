@@ -2,6 +2,7 @@
 // status and resource usage. The `sbx` CLI uses only this API.
 #pragma once
 
+#include <sbx/control.hpp>
 #include <sbx/error.hpp>
 #include <sbx/events.hpp>
 #include <sbx/policy.hpp>
@@ -32,6 +33,9 @@ struct RunOptions {
   std::vector<std::string> argv;  // command and arguments; argv[0] looked up in PATH inside
   EventSink on_event;             // may be empty
   WarningSink on_warning;         // may be empty
+  // Live control (sbx ps/stop/network, docs/control.md): served from the
+  // supervisor's loop while the sandbox runs; may be null. Not owned.
+  LiveController* controller = nullptr;
 };
 
 // Runs argv in a sandbox built from policy and waits for it. Throws sbx::Error
