@@ -1,0 +1,123 @@
+// The client side: one request to a sandbox's control socket; signal and
+// duration parsing for sbx stop/kill.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "control/control.hpp"
+#include "control/internal.hpp"
+
+namespace sbx::control {
+
+nlohmann::json request(const std::string& name, const nlohmann::json& req,
+                       std::chrono::milliseconds timeout) {
+  if (!valid_name(name)) {
+    throw Error(fmt::format("invalid sandbox name '{}'", name), "see sbx ps for the names");
+  }
+  const std::string base = state_base(false);
+  auto live = find_live(base, name);
+  if (!live) {
+    throw Error(fmt::format("no running sandbox named '{}' (under {})", name, base),
+                "see sbx ps for the running sandboxes");
+  }
+  const std::string path = socket_path(live->dir);
+  struct sockaddr_un sa {};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) throw Error("control socket path too long");
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  UniqueFdLite fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0 || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    throw Error(
+        fmt::format("cannot reach sandbox '{}' at {}: {}", name, path, std::strerror(errno)),
+        "it may have just ended; see sbx ps");
+  }
+  const std::string text = req.dump();
+  if (::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
+    throw Error(fmt::format("cannot send to sandbox '{}': {}", name, std::strerror(errno)));
+  struct pollfd p {
+    fd.get(), POLLIN, 0
+  };
+  int r;
+  do {
+    r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0) {
+    throw Error(fmt::format("sandbox '{}' did not answer within {} ms", name, timeout.count()),
+                "its sbx may be stuck; sbx kill NAME or kill its sbx process");
+  }
+  std::string buf(1 << 20, '\0');
+  ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+  if (n <= 0) {
+    throw Error(fmt::format("sandbox '{}' closed the connection without an answer", name),
+                "it may have just ended; see sbx ps");
+  }
+  buf.resize(static_cast<std::size_t>(n));
+  auto j = nlohmann::json::parse(buf, nullptr, false);
+  if (!j.is_object()) throw Error(fmt::format("sandbox '{}' sent a malformed answer", name));
+  if (!j.value("ok", false)) {
+    throw Error(fmt::format("sandbox '{}': {}", name, j.value("error", std::string("refused"))),
+                j.value("fix", std::string()));
+  }
+  return j;
+}
+
+std::optional<int> parse_signal(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  if (std::all_of(text.begin(), text.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    if (text.size() > 3) return std::nullopt;
+    int n = std::stoi(text);
+    if (n <= 0 || n >= NSIG) return std::nullopt;
+    return n;
+  }
+  std::string up;
+  for (char c : text) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (up.starts_with("SIG")) up.erase(0, 3);
+  for (int s = 1; s < NSIG; ++s) {
+    const char* abbrev = sigabbrev_np(s);
+    if (abbrev != nullptr && up == abbrev) return s;
+  }
+  return std::nullopt;
+}
+
+std::chrono::milliseconds parse_duration(const std::string& text) {
+  using namespace std::chrono;
+  milliseconds total{0};
+  std::size_t i = 0;
+  const auto bad = [&]() {
+    return Error(fmt::format("bad duration '{}'", text), "write e.g. 10s, 500ms, 2m, 1m30s");
+  };
+  if (text.empty()) throw bad();
+  while (i < text.size()) {
+    std::size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    if (j == i || j - i > 9) throw bad();
+    const long long n = std::stoll(text.substr(i, j - i));
+    std::size_t k = j;
+    while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
+    const std::string unit = text.substr(j, k - j);
+    if (unit == "ms") {
+      total += milliseconds(n);
+    } else if (unit == "s" || (unit.empty() && k == text.size() && i == 0)) {
+      total += seconds(n);
+    } else if (unit == "m") {
+      total += minutes(n);
+    } else if (unit == "h") {
+      total += hours(n);
+    } else {
+      throw bad();
+    }
+    i = k;
+  }
+  return total;
+}
+
+}  // namespace sbx::control

@@ -1,0 +1,45 @@
+// Private helpers of the control module.
+#pragma once
+
+#include <unistd.h>
+
+#include <string>
+
+namespace sbx::control {
+
+// A minimal owning fd (the module does not depend on runtime/).
+class UniqueFdLite {
+ public:
+  explicit UniqueFdLite(int fd = -1) : fd_(fd) {}
+  ~UniqueFdLite() { reset(); }
+  UniqueFdLite(UniqueFdLite&& o) noexcept : fd_(o.release()) {}
+  UniqueFdLite& operator=(UniqueFdLite&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  UniqueFdLite(const UniqueFdLite&) = delete;
+  UniqueFdLite& operator=(const UniqueFdLite&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// True when the lock file in dir_fd can be taken (its owner is gone).
+bool lock_is_free(int dir_fd);
+// Unlinks every entry of a state dir (files only).
+void remove_dir_contents(int dir_fd);
+
+// The socket path of a state dir; must fit sockaddr_un.sun_path.
+std::string socket_path(const std::string& dir);
+
+}  // namespace sbx::control

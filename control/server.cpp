@@ -1,0 +1,433 @@
+// The control socket of a running sandbox: claims the name, builds the state
+// dir, and answers requests from the supervisor's loop (docs/control.md).
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "control/control.hpp"
+#include "control/internal.hpp"
+
+namespace sbx::control {
+
+std::string socket_path(const std::string& dir) {
+  return dir + "/" + kSocketFile;
+}
+
+namespace {
+
+constexpr int kMaxClients = 16;
+constexpr std::size_t kMaxRequest = 64 * 1024;
+
+std::string random_suffix() {
+  unsigned char b[6];
+  if (::getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) {
+    return fmt::format("{}", ::getpid());
+  }
+  std::string s;
+  for (unsigned char c : b) s += fmt::format("{:02x}", c);
+  return s;
+}
+
+void write_file_at(int dir_fd, const char* name, const std::string& text) {
+  const std::string tmp = fmt::format("{}.tmp", name);
+  int fd =
+      ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) throw Error(fmt::format("cannot write {}: {}", name, std::strerror(errno)));
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok || ::renameat(dir_fd, tmp.c_str(), dir_fd, name) != 0) {
+    (void)::unlinkat(dir_fd, tmp.c_str(), 0);
+    throw Error(fmt::format("cannot write {}: {}", name, std::strerror(errno)));
+  }
+}
+
+// The user namespace of a process, as the inode of /proc/PID/ns/user.
+// 0 when it cannot be read (gone, or not ours to inspect).
+ino_t user_namespace_of(const std::string& pid) {
+  struct stat st {};
+  if (::stat(fmt::format("/proc/{}/ns/user", pid).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+}  // namespace
+
+struct ControlServer::Impl {
+  Options options;
+  std::string dir;
+  std::string base;
+  UniqueFdLite dir_fd, lock, listener, epoll, grace_timer;
+  std::map<int, UniqueFdLite> clients;
+  RunningSandbox* sandbox = nullptr;
+  bool ended = false;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  ino_t own_userns = 0;
+
+  void emit(nlohmann::json data) {
+    if (!options.on_event) return;
+    Event e;
+    e.type = "control";
+    e.data = std::move(data);
+    options.on_event(e);
+  }
+
+  void epoll_add(int fd) {
+    struct epoll_event ev {};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      throw Error(fmt::format("epoll_ctl (control): {}", std::strerror(errno)));
+    }
+  }
+
+  // Builds the complete dir under a temporary name, then renames it to the
+  // sandbox's name: a reader never sees a half-made one, and the rename
+  // fails when the name is taken.
+  void claim() {
+    const SandboxInfo& info = options.info;
+    if (!valid_name(info.name)) {
+      throw Error(fmt::format("invalid sandbox name '{}'", info.name),
+                  "use up to 64 letters, digits, '-', '_' and '.' (not starting with '.')");
+    }
+    for (int attempt = 0;; ++attempt) {
+      base = state_base(true);
+      const std::string tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());
+      if (::mkdir(tmp.c_str(), 0700) != 0) {
+        if (errno == ENOENT && attempt < 5) continue;  // base removed by a finishing sbx
+        throw Error(fmt::format("cannot create the state dir {}: {}", tmp, std::strerror(errno)),
+                    "check the permissions of " + base);
+      }
+      dir_fd.reset(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+      lock.reset(
+          ::openat(dir_fd.get(), kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (dir_fd.get() < 0 || lock.get() < 0 || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        if (dir_fd.get() >= 0) remove_dir_contents(dir_fd.get());
+        ::rmdir(tmp.c_str());
+        throw Error(fmt::format("cannot lock the state dir {}: {}", tmp, std::strerror(err)));
+      }
+      make_socket(tmp);
+      write_file_at(dir_fd.get(), kStateFile, info.to_json().dump(2) + "\n");
+      dir = base + "/" + info.name;
+      if (::rename(tmp.c_str(), dir.c_str()) == 0) return;
+      const int err = errno;
+      remove_dir_contents(dir_fd.get());
+      ::rmdir(tmp.c_str());
+      listener.reset();
+      lock.reset();
+      dir_fd.reset();
+      if (err != ENOTEMPTY && err != EEXIST) {
+        throw Error(fmt::format("cannot create the state dir {}: {}", dir, std::strerror(err)),
+                    "check the permissions of " + base);
+      }
+      if (is_live(dir)) {
+        auto live = find_live(base, info.name);
+        std::string pid = live ? live->state.value("sbx_pid", nlohmann::json(0)).dump() : "?";
+        throw Error(
+            fmt::format("a sandbox named '{}' is already running (sbx pid {})", info.name, pid),
+            fmt::format("choose another --name, or stop it: sbx stop {}", info.name));
+      }
+      if (attempt >= 5) {
+        throw Error(
+            fmt::format("cannot claim the sandbox name '{}' ({} is in the way)", info.name, dir),
+            fmt::format("remove {}", dir));
+      }
+      clean_stale(base);  // its sbx died: remove the leftover and retry
+    }
+  }
+
+  void make_socket(const std::string& tmp_dir) {
+    // Bound under the temporary name; the rename keeps the socket's inode,
+    // which is what connect() finds.
+    const std::string path = socket_path(tmp_dir);
+    const std::string final_path = socket_path(base + "/" + options.info.name);
+    struct sockaddr_un sa {};
+    sa.sun_family = AF_UNIX;
+    if (std::max(path.size(), final_path.size()) >= sizeof sa.sun_path) {
+      remove_dir_contents(dir_fd.get());
+      ::rmdir(tmp_dir.c_str());
+      throw Error(
+          fmt::format("the control socket path {} is too long for a unix socket", final_path),
+          "use a shorter --name or a shorter XDG_RUNTIME_DIR");
+    }
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    listener.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    // umask 077 around bind: the socket file is created 0600 at once.
+    const mode_t old = ::umask(077);
+    const bool bound = listener.get() >= 0 &&
+                       ::bind(listener.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    ::umask(old);
+    if (!bound || ::chmod(path.c_str(), 0600) != 0 || ::listen(listener.get(), kMaxClients) != 0) {
+      const int err = errno;
+      remove_dir_contents(dir_fd.get());
+      ::rmdir(tmp_dir.c_str());
+      throw Error(fmt::format("cannot create the control socket {}: {}", path, std::strerror(err)));
+    }
+  }
+
+  void remove_state() {
+    if (dir_fd.get() < 0) return;
+    remove_dir_contents(dir_fd.get());
+    (void)::rmdir(dir.c_str());
+    // The base too when no other sandbox of this user runs (fails otherwise).
+    (void)::rmdir(base.c_str());
+    dir_fd.reset();
+    lock.reset();  // last: until here the dir counts as live
+  }
+
+  // ---- serving
+
+  void accept_clients() {
+    for (;;) {
+      int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      UniqueFdLite client(fd);
+      std::string why;
+      if (!peer_allowed(fd, why)) {
+        reply(fd, {{"ok", false}, {"error", why}});
+        continue;
+      }
+      if (clients.size() >= static_cast<std::size_t>(kMaxClients)) {
+        reply(fd, {{"ok", false}, {"error", "too many control connections"}});
+        continue;
+      }
+      epoll_add(fd);
+      clients.emplace(fd, std::move(client));
+    }
+  }
+
+  // Same uid or root, and in sbx's own user namespace: the sandbox's
+  // processes run as the same uid (mapped) but in their own user
+  // namespaces, and must never steer their own sandbox.
+  bool peer_allowed(int fd, std::string& why) {
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      why = fmt::format("SO_PEERCRED: {}", std::strerror(errno));
+      return false;
+    }
+    if (cred.uid != ::geteuid() && cred.uid != 0) {
+      why = fmt::format("uid {} may not control a sandbox of uid {}", cred.uid, ::geteuid());
+      return false;
+    }
+    const ino_t peer_ns = user_namespace_of(std::to_string(cred.pid));
+    if (own_userns == 0 || peer_ns != own_userns) {
+      why = "the peer is not in sbx's user namespace (a sandboxed process?)";
+      return false;
+    }
+    return true;
+  }
+
+  void reply(int fd, const nlohmann::json& j) {
+    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  void serve(int fd) {
+    std::string buf(kMaxRequest, '\0');
+    ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    nlohmann::json answer;
+    if (n <= 0) {
+      // closed without a request
+    } else if (static_cast<std::size_t>(n) > buf.size()) {
+      reply(fd, {{"ok", false}, {"error", "request too large"}});
+    } else {
+      buf.resize(static_cast<std::size_t>(n));
+      auto req = nlohmann::json::parse(buf, nullptr, false);
+      struct ucred cred {};
+      socklen_t len = sizeof cred;
+      ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+      try {
+        if (!req.is_object()) throw Error("the request is not a JSON object");
+        answer = handle(req, cred);
+        answer["ok"] = true;
+      } catch (const Error& e) {
+        answer = {{"ok", false}, {"error", e.what()}, {"fix", e.fix()}};
+      } catch (const std::exception& e) {
+        answer = {{"ok", false}, {"error", e.what()}};
+      }
+      reply(fd, answer);
+    }
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    clients.erase(fd);
+  }
+
+  RunningSandbox& running() {
+    if (sandbox == nullptr) {
+      throw Error(ended ? "the sandbox has ended" : "the sandbox is not running yet",
+                  "retry in a moment");
+    }
+    return *sandbox;
+  }
+
+  nlohmann::json status() {
+    nlohmann::json j = options.info.to_json();
+    j["uptime_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count();
+    j["running"] = sandbox != nullptr;
+    if (sandbox != nullptr) j["usage"] = sandbox->usage();
+    if (options.status_extra) {
+      for (auto& [k, v] : options.status_extra().items()) j[k] = v;
+    }
+    return j;
+  }
+
+  nlohmann::json handle(const nlohmann::json& req, const struct ucred& peer) {
+    const std::string op = req.value("op", std::string());
+    nlohmann::json who = {{"peer_uid", peer.uid}, {"peer_pid", peer.pid}};
+    if (op == "status") return status();
+    if (op == "stop") {
+      const auto grace_ms = req.value("grace_ms", std::int64_t{10000});
+      if (grace_ms < 0) throw Error("negative grace");
+      RunningSandbox& s = running();
+      nlohmann::json ev = who;
+      ev["action"] = "stop";
+      ev["grace_ms"] = grace_ms;
+      emit(ev);
+      // Polite first; SIGCONT so a stopped command sees the SIGTERM now.
+      s.signal(SIGTERM);
+      s.signal(SIGCONT);
+      struct itimerspec spec {};
+      const auto ms = std::max<std::int64_t>(grace_ms, 1);
+      spec.it_value.tv_sec = ms / 1000;
+      spec.it_value.tv_nsec = (ms % 1000) * 1'000'000;
+      ::timerfd_settime(grace_timer.get(), 0, &spec, nullptr);
+      return {{"signal", SIGTERM}, {"grace_ms", grace_ms}};
+    }
+    if (op == "kill") {
+      const int sig = req.value("signal", SIGKILL);
+      if (sig <= 0 || sig >= NSIG) throw Error(fmt::format("bad signal {}", sig));
+      RunningSandbox& s = running();
+      nlohmann::json ev = who;
+      ev["action"] = "kill";
+      ev["signal"] = sig;
+      emit(ev);
+      if (sig == SIGKILL) {
+        s.kill_all();
+      } else if (!s.signal(sig)) {
+        throw Error("the sandbox has ended");
+      }
+      return {{"signal", sig}};
+    }
+    if (op == "network_show") return running().network();
+    if (op == "network") {
+      NetworkChange change;
+      const std::string action = req.value("action", std::string());
+      if (action != "allow" && action != "deny") throw Error("action must be allow or deny");
+      change.action =
+          action == "allow" ? NetworkChange::Action::allow : NetworkChange::Action::deny;
+      change.domain = req.value("domain", std::string());
+      change.cidr = req.value("cidr", std::string());
+      if (change.domain.empty() == change.cidr.empty())
+        throw Error("give exactly one of --domain or --cidr");
+      nlohmann::json ev = who;
+      ev["action"] = "network_" + action;
+      if (!change.domain.empty()) ev["domain"] = change.domain;
+      if (!change.cidr.empty()) ev["cidr"] = change.cidr;
+      nlohmann::json result;
+      try {
+        result = running().change_network(change);
+      } catch (const Error& e) {
+        ev["applied"] = false;
+        ev["error"] = e.what();
+        emit(ev);
+        throw;
+      }
+      ev["applied"] = true;
+      if (result.contains("removed_addresses"))
+        ev["removed_addresses"] = result["removed_addresses"];
+      emit(ev);
+      return result;
+    }
+    throw Error(fmt::format("unknown request '{}'", op),
+                "use status, stop, kill, network_show or network");
+  }
+
+  void on_grace_expired() {
+    std::uint64_t ticks;
+    if (::read(grace_timer.get(), &ticks, sizeof ticks) <= 0) return;
+    if (sandbox == nullptr) return;
+    emit({{"action", "stop_kill"}, {"signal", SIGKILL}});
+    sandbox->kill_all();
+  }
+};
+
+ControlServer::ControlServer(Options options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = std::move(options);
+  m.own_userns = user_namespace_of("self");
+  m.epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+  m.grace_timer.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (m.epoll.get() < 0 || m.grace_timer.get() < 0) {
+    throw Error(fmt::format("epoll/timerfd (control): {}", std::strerror(errno)));
+  }
+  m.base = state_base(true);
+  clean_stale(m.base);  // also what kill -9'd sbx processes left behind
+  m.claim();
+  dir_ = m.dir;
+  try {
+    m.epoll_add(m.listener.get());
+    m.epoll_add(m.grace_timer.get());
+  } catch (...) {
+    m.remove_state();
+    throw;
+  }
+}
+
+ControlServer::~ControlServer() {
+  impl_->clients.clear();
+  impl_->listener.reset();
+  impl_->remove_state();
+}
+
+int ControlServer::fd() const {
+  return impl_->epoll.get();
+}
+
+void ControlServer::attach(RunningSandbox* sandbox) {
+  Impl& m = *impl_;
+  m.sandbox = sandbox;
+  if (sandbox == nullptr) {
+    m.ended = true;
+    return;
+  }
+  m.options.info.init_pid = sandbox->init_pid();
+  try {
+    write_file_at(m.dir_fd.get(), kStateFile, m.options.info.to_json().dump(2) + "\n");
+  } catch (const Error& e) {
+    if (m.options.warn) m.options.warn(e.what());
+  }
+}
+
+void ControlServer::on_ready() {
+  Impl& m = *impl_;
+  struct epoll_event events[16];
+  int n = ::epoll_wait(m.epoll.get(), events, 16, 0);
+  for (int i = 0; i < n; ++i) {
+    const int fd = events[i].data.fd;
+    if (fd == m.listener.get()) {
+      m.accept_clients();
+    } else if (fd == m.grace_timer.get()) {
+      m.on_grace_expired();
+    } else if (m.clients.count(fd) != 0) {
+      m.serve(fd);
+    }
+  }
+}
+
+}  // namespace sbx::control

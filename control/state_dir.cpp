@@ -1,0 +1,208 @@
+// State directories of running sandboxes: where they live, which are alive
+// (their sbx holds the flock), and the cleaning of stale ones.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "control/control.hpp"
+#include "control/internal.hpp"
+
+namespace sbx::control {
+namespace {
+
+// The base must be ours alone: another user who could write it could plant
+// a socket under a sandbox's name, or read the states.
+void check_private_dir(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    throw Error(fmt::format("cannot inspect {}: {}", path, std::strerror(errno)),
+                "check the directory or set XDG_RUNTIME_DIR");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    throw Error(fmt::format("{} is not a directory (a symlink or a file)", path),
+                fmt::format("remove {} or set XDG_RUNTIME_DIR", path));
+  }
+  if (st.st_uid != ::geteuid()) {
+    throw Error(
+        fmt::format("{} belongs to uid {}, not to you (uid {})", path, st.st_uid, ::geteuid()),
+        fmt::format("remove {} (someone else created it) or set XDG_RUNTIME_DIR", path));
+  }
+  if ((st.st_mode & 077) != 0) {
+    throw Error(
+        fmt::format("{} is accessible to other users (mode {:o})", path, st.st_mode & 07777),
+        fmt::format("chmod 700 {}", path));
+  }
+}
+
+void make_private_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw Error(fmt::format("cannot create {}: {}", path, std::strerror(errno)),
+                "set XDG_RUNTIME_DIR to a writable private directory");
+  }
+  check_private_dir(path);
+}
+
+}  // namespace
+
+bool valid_name(const std::string& name) {
+  return !name.empty() && name.size() <= 64 && name.front() != '.' &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+         });
+}
+
+std::string state_base(bool create) {
+  std::string base;
+  if (::geteuid() == 0) {
+    base = "/run/sbx";
+  } else if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
+    // XDG_RUNTIME_DIR is the user's own (0700, logind); sbx/ inside it too.
+    base = std::string(xdg) + "/sbx";
+  } else {
+    // No runtime dir (su, cron, setpriv): a private dir in /tmp, checked to
+    // be ours and 0700 because anyone can create names in /tmp.
+    base = fmt::format("/tmp/sbx-{}", ::geteuid());
+  }
+  if (create) {
+    make_private_dir(base);
+  } else {
+    struct stat st {};
+    if (::lstat(base.c_str(), &st) != 0) return base;  // nothing runs
+    check_private_dir(base);
+  }
+  return base;
+}
+
+nlohmann::json SandboxInfo::to_json() const {
+  nlohmann::json j;
+  j["name"] = name;
+  j["id"] = id;
+  j["profile"] = profile;
+  j["audit_log"] = audit_log;
+  j["sbx_pid"] = sbx_pid;
+  j["init_pid"] = init_pid;
+  j["started"] =
+      std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count();
+  return j;
+}
+
+bool lock_is_free(int dir_fd) {
+  UniqueFdLite lock(::openat(dir_fd, kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  if (lock.get() < 0) return errno == ENOENT;  // never locked (or removed): not live
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) == 0) return true;
+  return false;
+}
+
+bool is_live(const std::string& dir) {
+  UniqueFdLite d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (d.get() < 0) return false;
+  return !lock_is_free(d.get());
+}
+
+void remove_dir_contents(int dir_fd) {
+  int dup = ::dup(dir_fd);
+  if (dup < 0) return;
+  DIR* dir = ::fdopendir(dup);
+  if (dir == nullptr) {
+    ::close(dup);
+    return;
+  }
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+      names.emplace_back(e->d_name);
+  }
+  ::closedir(dir);
+  for (const auto& n : names) {
+    // A state dir holds files only; anything else is not ours to remove.
+    (void)::unlinkat(dir_fd, n.c_str(), 0);
+  }
+}
+
+int clean_stale(const std::string& base) {
+  DIR* dir = ::opendir(base.c_str());
+  if (dir == nullptr) return 0;
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+      names.emplace_back(e->d_name);
+  }
+  ::closedir(dir);
+  int removed = 0;
+  for (const auto& n : names) {
+    const std::string path = base + "/" + n;
+    UniqueFdLite d(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (d.get() < 0) continue;
+    UniqueFdLite lock(::openat(d.get(), kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (lock.get() >= 0) {
+      // Held: alive. Taken: its sbx died; we keep it while removing, so no
+      // second cleaner works on the same directory at the same time.
+      if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    } else {
+      // No lock file: a creation interrupted before the lock existed (a
+      // temporary name; a complete dir always has its lock). Give a
+      // creation in progress a moment.
+      struct stat st {};
+      if (::fstat(d.get(), &st) != 0 || std::time(nullptr) - st.st_mtime < 10) continue;
+    }
+    remove_dir_contents(d.get());
+    // rmdir by name: if the name meanwhile belongs to a new, complete
+    // sandbox dir, that one is not empty and rmdir fails (ENOTEMPTY).
+    if (::rmdir(path.c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
+namespace {
+
+nlohmann::json read_state(const std::string& dir) {
+  std::ifstream in(dir + "/" + kStateFile);
+  if (!in) return nlohmann::json::object();
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+}  // namespace
+
+std::vector<LiveEntry> list_live(const std::string& base) {
+  clean_stale(base);
+  std::vector<LiveEntry> out;
+  DIR* dir = ::opendir(base.c_str());
+  if (dir == nullptr) return out;
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    const std::string path = base + "/" + n;
+    if (!valid_name(n) || !is_live(path)) continue;
+    out.push_back({n, path, read_state(path)});
+  }
+  return out;
+}
+
+std::optional<LiveEntry> find_live(const std::string& base, const std::string& name) {
+  if (!valid_name(name)) return std::nullopt;
+  clean_stale(base);
+  const std::string path = base + "/" + name;
+  if (!is_live(path)) return std::nullopt;
+  return LiveEntry{name, path, read_state(path)};
+}
+
+}  // namespace sbx::control
