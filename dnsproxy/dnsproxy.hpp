@@ -126,6 +126,30 @@ using DomainLookup = std::function<DomainMatch(std::string_view name)>;
 // the wildcard zone reported. Throws profiles::ProfileError on a bad pattern.
 DomainLookup domain_lookup_for(const NetworkPolicy& network);
 
+// Live changes to the policy's domain lists (sbx network allow/deny NAME
+// --domain, docs/control.md), consulted before the policy's own patterns:
+// an overlay deny beats everything; an overlay allow admits a name the
+// policy leaves unlisted. The caller keeps a policy deny (it refuses the
+// change). Not thread-safe: used from the supervisor's thread.
+class DomainOverlay {
+ public:
+  // Normalise the pattern (throws profiles::ProfileError when invalid) and
+  // return it; allow() drops it from the denied list and vice versa.
+  std::string allow(std::string_view pattern);
+  std::string deny(std::string_view pattern);
+  // allow or deny when the overlay decides, unlisted when it has no opinion.
+  DomainMatch decide(std::string_view name) const;
+  const std::vector<std::string>& allowed() const { return allow_; }
+  const std::vector<std::string>& denied() const { return deny_; }
+
+ private:
+  void rebuild();
+  std::vector<std::string> allow_, deny_;
+  DomainLookup lookup_;
+};
+// `base` with `overlay` consulted first (the overlay may change later).
+DomainLookup with_overlay(DomainLookup base, std::shared_ptr<const DomainOverlay> overlay);
+
 // Exfiltration limits: tunnelling through allowed wildcards of user-creatable
 // zones (`*.github.io`) needs many unique, long names at a high rate.
 struct ExfiltrationLimits {
@@ -242,6 +266,10 @@ class NameMap {
                    Clock::time_point now) const;
   // Drops expired entries; call from a timer.
   void expire(Clock::time_point now);
+  // Every address with its names still valid at `now` (sbx network show,
+  // and a live deny finding the addresses a name resolved to).
+  std::vector<std::pair<net::IpAddress, std::vector<std::string>>> entries(
+      Clock::time_point now) const;
   std::size_t size() const { return entries_.size(); }
 
  private:

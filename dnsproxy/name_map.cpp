@@ -37,4 +37,16 @@ void NameMap::expire(Clock::time_point now) {
   }
 }
 
+std::vector<std::pair<net::IpAddress, std::vector<std::string>>> NameMap::entries(
+    Clock::time_point now) const {
+  std::vector<std::pair<net::IpAddress, std::vector<std::string>>> out;
+  for (const auto& [address, names] : entries_) {
+    std::vector<std::string> valid;
+    for (const auto& [name, expires] : names)
+      if (expires > now) valid.push_back(name);
+    if (!valid.empty()) out.emplace_back(address, std::move(valid));
+  }
+  return out;
+}
+
 }  // namespace sbx::dns
