@@ -113,6 +113,10 @@ Batch build_allow_batch(const std::string& table, std::span<const AllowElement> 
                         std::uint32_t seq, bool refresh = true);
 Batch build_delete_allow_batch(const std::string& table, std::span<const IpAddress> addresses,
                                std::uint32_t seq);
+// Replaces the contents of allowc4/allowc6 (network.allow_cidrs) in one
+// transaction: live allow/deny of a range (sbx network allow NAME --cidr).
+Batch build_replace_allow_cidrs_batch(const std::string& table, std::span<const Cidr> cidrs,
+                                     std::uint32_t seq);
 
 // Sends the batch over a NETLINK_NETFILTER socket and waits until the kernel
 // acknowledged every message (the transaction is committed then: an element

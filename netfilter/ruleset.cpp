@@ -272,6 +272,7 @@ void add_interval_elements(BatchWriter& w, const std::string& table, const char*
     merged.push_back(r);
   }
   auto s = make_set(table, name, id);
+  if (id == 0) nftnl_set_unset(s.get(), NFTNL_SET_ID);  // an existing set, found by name
   for (auto& [first, last] : merged) {
     auto* start = nftnl_set_elem_alloc();
     nftnl_set_elem_set(start, NFTNL_SET_ELEM_KEY, first.data(), static_cast<std::uint32_t>(len));
@@ -532,6 +533,23 @@ Batch build_delete_allow_batch(const std::string& table, std::span<const IpAddre
   BatchWriter w(seq);
   append_elements(w, table, kSetAllow4, elements, AF_INET, NFT_MSG_DELSETELEM, false);
   append_elements(w, table, kSetAllow6, elements, AF_INET6, NFT_MSG_DELSETELEM, false);
+  return w.finish();
+}
+
+Batch build_replace_allow_cidrs_batch(const std::string& table, std::span<const Cidr> cidrs,
+                                     std::uint32_t seq) {
+  BatchWriter w(seq);
+  for (const char* set : {kSetAllowCidr4, kSetAllowCidr6}) {
+    // DELSETELEM without elements flushes the set (Linux >= 4.10); the new
+    // ranges follow in the same transaction, so no address is ever between.
+    auto s = make_set(table, set, 0);
+    nftnl_set_unset(s.get(), NFTNL_SET_ID);
+    auto* nlh = w.start(NFT_MSG_DELSETELEM, NFPROTO_INET, 0);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    w.append();
+  }
+  add_interval_elements(w, table, kSetAllowCidr4, 0, cidrs, AF_INET);
+  add_interval_elements(w, table, kSetAllowCidr6, 0, cidrs, AF_INET6);
   return w.finish();
 }
 
