@@ -34,6 +34,7 @@
 #include "dnsproxy/dnsproxy.hpp"
 #include "egress/egress.hpp"
 #include "netfilter/netfilter.hpp"
+#include "profiles/profiles.hpp"
 #include "runtime/channel.hpp"
 #include "runtime/supervisor.hpp"
 
@@ -168,7 +169,11 @@ struct FilteredNetwork::Impl {
   std::deque<std::shared_ptr<Conn>> waiting_socket;  // publish: asked init for a socket
   std::unique_ptr<dns::DnsService> dns;
   egress::EgressPolicy egress;
-  dns::DomainLookup lookup;
+  dns::DomainLookup lookup;  // the policy's patterns behind the live overlay
+  dns::DomainLookup base_lookup;
+  std::shared_ptr<dns::DomainOverlay> overlay = std::make_shared<dns::DomainOverlay>();
+  std::vector<net::Cidr> live_allow_cidrs, live_deny_cidrs;  // sbx network allow/deny
+  std::uint32_t control_seq = 1u << 28;
   std::vector<net::Cidr> deny, allow_cidrs;
   int control_fd = -1;
   bool started = false;
@@ -605,14 +610,20 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
   const NetworkPolicy& net = policy.network;
   m.deny = net::effective_deny_cidrs(net.deny_cidrs);
   m.allow_cidrs = parse_cidrs(net.allow_cidrs, "allow_cidrs");
-  m.lookup = dns::domain_lookup_for(net);
+  m.base_lookup = dns::domain_lookup_for(net);
+  m.lookup = dns::with_overlay(m.base_lookup, m.overlay);  // live changes (control.cpp)
   m.egress.allow_ports = net.allow_ports;
   m.egress.opaque_ports = net.opaque_ports;
   m.egress.allow_cidrs = m.allow_cidrs;
   m.egress.deny_cidrs = m.deny;
   m.egress.names = m.lookup;
   m.egress.resolved_names = [&m](const net::IpAddress& a) {
-    return m.dns ? m.dns->names().names(a, Clock::now()) : std::vector<std::string>{};
+    auto names = m.dns ? m.dns->names().names(a, Clock::now()) : std::vector<std::string>{};
+    // A name denied live no longer vouches for its addresses.
+    std::erase_if(names, [&m](const std::string& n) {
+      return m.overlay->decide(n).verdict == dns::DomainVerdict::deny;
+    });
+    return names;
   };
   for (const auto& u : net.dns_upstream) {
     if (u.empty())
@@ -700,6 +711,131 @@ int FilteredNetwork::fd() const {
 
 void FilteredNetwork::on_ready() {
   impl_->on_ready();
+}
+
+// ---- live control (sbx network show/allow/deny, docs/control.md)
+
+namespace {
+
+nlohmann::json cidr_strings(const std::vector<net::Cidr>& cidrs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : cidrs) out.push_back(c.str());
+  return out;
+}
+
+bool overlaps(const net::Cidr& a, const net::Cidr& b) {
+  return a.address.family == b.address.family && (a.contains(b.address) || b.contains(a.address));
+}
+
+}  // namespace
+
+nlohmann::json FilteredNetwork::describe() const {
+  const Impl& m = *impl_;
+  const NetworkPolicy& net = m.policy.network;
+  nlohmann::json j;
+  j["mode"] = "filtered";
+  j["allow_domains"] = net.allow_domains;
+  j["deny_domains"] = net.deny_domains;
+  j["allow_cidrs"] = cidr_strings(m.egress.allow_cidrs);
+  j["deny_cidrs"] = cidr_strings(m.egress.deny_cidrs);
+  j["allow_ports"] = net.allow_ports;
+  j["overlay"] = {{"allow_domains", m.overlay->allowed()},
+                  {"deny_domains", m.overlay->denied()},
+                  {"allow_cidrs", cidr_strings(m.live_allow_cidrs)},
+                  {"deny_cidrs", cidr_strings(m.live_deny_cidrs)}};
+  // What the DNS filter put into allow4/allow6 and is still valid.
+  nlohmann::json resolved = nlohmann::json::array();
+  if (m.dns) {
+    for (const auto& [address, names] : m.dns->names().entries(Clock::now()))
+      resolved.push_back({{"address", address.str()}, {"names", names}});
+  }
+  j["resolved"] = resolved;
+  return j;
+}
+
+nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
+  Impl& m = *impl_;
+  if (!m.started) throw Error("the sandbox's network is not up yet", "retry in a moment");
+  const bool allow = c.action == NetworkChange::Action::allow;
+  nlohmann::json out;
+  if (!c.domain.empty()) {
+    if (allow) {
+      auto n = profiles::normalize_domain_pattern(c.domain, profiles::DomainList::allow);
+      const std::string probe = n.starts_with("*.") ? n.substr(2) : n;
+      if (m.base_lookup(probe).verdict == dns::DomainVerdict::deny) {
+        throw Error(fmt::format("{} is denied by the profile (network.deny_domains)", n),
+                    "a live allow does not override the profile's deny; change the profile");
+      }
+      out["domain"] = m.overlay->allow(n);
+    } else {
+      out["domain"] = m.overlay->deny(c.domain);
+    }
+  } else {
+    auto cidr = net::Cidr::parse(c.cidr);
+    if (!cidr) {
+      throw Error(fmt::format("'{}' is not a CIDR", c.cidr),
+                  "write ADDRESS/PREFIX with the host bits clear, e.g. 203.0.113.0/24");
+    }
+    if (allow) {
+      for (const auto& d : m.deny) {
+        if (overlaps(*cidr, d)) {
+          throw Error(fmt::format("{} overlaps the denied range {}", cidr->str(), d.str()),
+                      "denied ranges (private, loopback, metadata, network.deny_cidrs) stay "
+                      "denied; allow a public range");
+        }
+      }
+      std::erase(m.live_deny_cidrs, *cidr);
+      std::erase(m.egress.deny_cidrs, *cidr);
+      if (std::find(m.allow_cidrs.begin(), m.allow_cidrs.end(), *cidr) == m.allow_cidrs.end()) {
+        m.allow_cidrs.push_back(*cidr);
+        m.live_allow_cidrs.push_back(*cidr);
+      }
+    } else {
+      // Ranges inside the denied one go; a wider allowed range stays in the
+      // set, and the egress proxy (deny checked first) refuses the rest.
+      std::erase_if(m.allow_cidrs, [&](const net::Cidr& a) {
+        return a.address.family == cidr->address.family && a.prefix >= cidr->prefix &&
+               cidr->contains(a.address);
+      });
+      std::erase_if(m.live_allow_cidrs, [&](const net::Cidr& a) {
+        return std::find(m.allow_cidrs.begin(), m.allow_cidrs.end(), a) == m.allow_cidrs.end();
+      });
+      if (std::find(m.live_deny_cidrs.begin(), m.live_deny_cidrs.end(), *cidr) ==
+          m.live_deny_cidrs.end()) {
+        m.live_deny_cidrs.push_back(*cidr);
+        m.egress.deny_cidrs.push_back(*cidr);
+      }
+    }
+    m.egress.allow_cidrs = m.allow_cidrs;
+    net::send_batch(m.netfilter.get(), net::build_replace_allow_cidrs_batch(
+                                           net::RulesetConfig{}.table, m.allow_cidrs,
+                                           m.control_seq += 16));
+    out["cidr"] = cidr->str();
+  }
+  if (!allow && m.dns) {
+    // Addresses left without an allowed name (or inside a denied range)
+    // leave allow4/allow6 now, not when their DNS TTL runs out.
+    nlohmann::json removed = nlohmann::json::array();
+    for (const auto& [address, names] : m.dns->names().entries(Clock::now())) {
+      bool keep = !net::in_any(m.egress.deny_cidrs, address) &&
+                  std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+                    return m.lookup(n).verdict == dns::DomainVerdict::allow;
+                  });
+      if (keep) continue;
+      try {  // one per batch: an element that already timed out fails alone
+        const net::IpAddress one[] = {address};
+        net::send_batch(m.netfilter.get(),
+                        net::build_delete_allow_batch(net::RulesetConfig{}.table, one,
+                                                      m.control_seq += 16));
+        removed.push_back(address.str());
+      } catch (const Error&) {
+        // ENOENT: the element expired already
+      }
+    }
+    out["removed_addresses"] = removed;
+  }
+  out["action"] = allow ? "allow" : "deny";
+  return out;
 }
 
 void connect_filtered_network(int control_fd, FilteredNetwork& network) {

@@ -71,6 +71,12 @@ class FilteredNetwork {
   int fd() const;
   void on_ready();
 
+  // Live control (docs/control.md): the network policy in force with its
+  // live changes and the resolved addresses; and a change, applied at once
+  // (DNS filter overlay, allowc/allow sets, egress proxy). Throws sbx::Error.
+  nlohmann::json describe() const;
+  nlohmann::json change(const NetworkChange& change);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
