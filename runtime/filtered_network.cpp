@@ -807,9 +807,9 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
       }
     }
     m.egress.allow_cidrs = m.allow_cidrs;
-    net::send_batch(m.netfilter.get(), net::build_replace_allow_cidrs_batch(
-                                           net::RulesetConfig{}.table, m.allow_cidrs,
-                                           m.control_seq += 16));
+    net::send_batch(m.netfilter.get(),
+                    net::build_replace_allow_cidrs_batch(net::RulesetConfig{}.table, m.allow_cidrs,
+                                                         m.control_seq += 16));
     out["cidr"] = cidr->str();
   }
   if (!allow && m.dns) {
@@ -824,9 +824,8 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
       if (keep) continue;
       try {  // one per batch: an element that already timed out fails alone
         const net::IpAddress one[] = {address};
-        net::send_batch(m.netfilter.get(),
-                        net::build_delete_allow_batch(net::RulesetConfig{}.table, one,
-                                                      m.control_seq += 16));
+        net::send_batch(m.netfilter.get(), net::build_delete_allow_batch(net::RulesetConfig{}.table,
+                                                                         one, m.control_seq += 16));
         removed.push_back(address.str());
       } catch (const Error&) {
         // ENOENT: the element expired already
