@@ -21,6 +21,7 @@
 #include "runtime/channel.hpp"
 #include "runtime/exit_status.hpp"
 #include "runtime/filtered_network.hpp"
+#include "runtime/live_sandbox.hpp"
 #include "runtime/pidfd.hpp"
 #include "seccomp/seccomp.hpp"
 
@@ -49,6 +50,7 @@ enum Tag : std::uint32_t {
   kKillAfter,
   kCgroupPoll,
   kNetwork,
+  kLiveControl,
 };
 
 UniqueFd make_timer() {
@@ -117,6 +119,8 @@ class Loop {
     }
 
     if (ctx_.network != nullptr) watch(ctx_.network->fd(), kNetwork);
+    LiveSandbox live(sandbox_, ctx_);  // sbx ps/stop/network while the loop runs
+    if (ctx_.options.controller != nullptr) watch(ctx_.options.controller->fd(), kLiveControl);
 
     while (!init_exited_) {
       struct epoll_event events[16];
@@ -218,6 +222,9 @@ class Loop {
       }
       case kNetwork:
         ctx_.network->on_ready();
+        break;
+      case kLiveControl:
+        ctx_.options.controller->on_ready();
         break;
       default:
         break;
