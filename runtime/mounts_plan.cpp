@@ -485,7 +485,8 @@ struct Planner {
                                            "/run/libvirt",
                                            "/run/lxd",
                                            "/var/lib/lxd/unix.socket",
-                                           "/run/incus"};
+                                           "/run/incus",
+                                           "/run/sbx"};  // control sockets (docs/control.md)
     if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
       candidates.push_back(agent);
       std::string dir = parent_of(agent);
