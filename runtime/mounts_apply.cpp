@@ -389,7 +389,7 @@ bool build_root(const MountPlanData& d, int* devices, int& rootfs, int& staging,
   for (const auto& op : d.ops)
     if (op.kind == MountKind::generated &&
         !write_file(staging, op.source.c_str(), op.generated_content.data(),
-                    op.generated_content.size(), 0644, err))
+                    op.generated_content.size(), op.file_mode, err))
       return false;
   if (sys::move_mount(rootfs, "", staging, "root", MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return err.fail("move_mount new root", errno);

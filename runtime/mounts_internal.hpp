@@ -43,6 +43,7 @@ struct MountOp {
   std::uint64_t size_bytes = 0;   // tmpfs size
   std::uint32_t mode = 0755;      // tmpfs root mode
   std::string generated_content;  // for `generated`
+  std::uint32_t file_mode = 0644;  // for `generated`: the file's mode (secrets: 0400)
   int depth() const;
 };
 

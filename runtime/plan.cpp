@@ -12,6 +12,7 @@
 
 #include "runtime/environment.hpp"
 #include "runtime/sandbox_steps.hpp"
+#include "runtime/secret_mounts.hpp"
 
 extern char** environ;
 
@@ -96,6 +97,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
 
   plan.mounts = prepare_mount_plan(policy, identity);
   plan.landlock = prepare_landlock(policy);
+  plan_secret_mounts(options.secrets, plan.mounts);  // --secret: /run/secrets
   plan.seccomp = seccomp::build_program(policy.process);
 
   (void)std::snprintf(plan.u2_uid_map, sizeof plan.u2_uid_map, "%u %u 1\n", identity.uid,
@@ -120,6 +122,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   plan.exec_paths = CStringArray(exec_candidates(options.argv[0], env_value(env, "PATH")));
   plan.envp = CStringArray(std::move(env));
   plan.argv = CStringArray(options.argv);
+  add_secret_environment(options.secrets, env);  // --secret NAME:VAR
   return plan;
 }
 

@@ -29,6 +29,17 @@ struct RunResult {
   ResourceUsage usage;
 };
 
+// A secret for the command (`sbx run --secret`, docs/secrets.md): the file
+// /run/secrets/NAME (tmpfs, mode 0400, the command's uid) and, when `env` is
+// not empty, that environment variable of the command. The value reaches the
+// sandbox through the prepared plan only: never argv, sbx's own environment,
+// the audit log or the report.
+struct Secret {
+  std::string name;   // file name below /run/secrets
+  std::string env;    // variable to set inside, or empty
+  std::string value;  // the bytes
+};
+
 struct RunOptions {
   std::vector<std::string> argv;  // command and arguments; argv[0] looked up in PATH inside
   EventSink on_event;             // may be empty
@@ -36,6 +47,7 @@ struct RunOptions {
   // Live control (sbx ps/stop/network, docs/control.md): served from the
   // supervisor's loop while the sandbox runs; may be null. Not owned.
   LiveController* controller = nullptr;
+  std::vector<Secret> secrets;  // exposed under /run/secrets (may be empty)
 };
 
 // Runs argv in a sandbox built from policy and waits for it. Throws sbx::Error
