@@ -119,10 +119,10 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   add_rlimit(plan, options, RLIMIT_FSIZE, "fsize", limits.fsize);
 
   std::vector<std::string> env = build_environment(policy.process, identity, environ);
+  add_secret_environment(options.secrets, env);  // --secret NAME:VAR
   plan.exec_paths = CStringArray(exec_candidates(options.argv[0], env_value(env, "PATH")));
   plan.envp = CStringArray(std::move(env));
   plan.argv = CStringArray(options.argv);
-  add_secret_environment(options.secrets, env);  // --secret NAME:VAR
   return plan;
 }
 
