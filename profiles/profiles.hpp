@@ -204,6 +204,30 @@ std::vector<std::string> validate(const Policy& policy);
 Policy resolve(std::string_view name_or_file, const Overrides& overrides, const Environment& env,
                std::vector<std::string>* warnings = nullptr);
 
+// ---------------------------------------------------------- settings import
+// Anthropic sandbox-runtime's ~/.srt-settings.json and the `sandbox` section
+// of Claude Code's settings.json (docs/settings-import.md).
+
+struct SettingsImport {
+  std::string format;                    // "srt" or "claude-settings"
+  std::vector<std::string> mapped;       // "network.allowedDomains -> network.allow_domains"
+  std::vector<std::string> unsupported;  // "KEY: why it is not applied"
+};
+// Applies the settings onto `policy` (lists append, like a profile layer).
+// Throws ProfileError for invalid JSON or values, and for restricting entries
+// sbx cannot express (a denyRead glob): dropping them would weaken the
+// sandbox. Entries that would only widen it and have no equivalent are
+// returned in `unsupported` and not applied.
+SettingsImport import_sandbox_settings(std::string_view json_text, std::string_view origin,
+                                       Policy& policy, const Environment& env);
+SettingsImport import_sandbox_settings_file(const std::string& path, Policy& policy,
+                                            const Environment& env);
+// load_profile + import + apply_overrides + validate. Unsupported settings
+// become one warning, or a ProfileError when strict_import.
+Policy resolve_with_settings(std::string_view name_or_file, const std::string& settings_path,
+                             bool strict_import, const Overrides& overrides,
+                             const Environment& env, std::vector<std::string>* warnings);
+
 // --------------------------------------------------------------- printing
 
 // A complete, stand-alone profile (no extends; every key written). Parsing it
