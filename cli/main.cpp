@@ -29,6 +29,8 @@ Docs: docs/cli.md, docs/profiles.md, docs/domains.md
 
 namespace sbx::cli {
 Command add_audit(CLI::App& app);  // audit_cmd.cpp
+Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
+Command add_check(CLI::App& app);  // cmd_check.cpp
 }  // namespace sbx::cli
 
 static int sbx_main(int argc, char** argv) {
@@ -47,6 +49,8 @@ static int sbx_main(int argc, char** argv) {
   std::vector<sbx::cli::Command> commands = {
       sbx::cli::add_run(app, command), sbx::cli::add_profile(app),    sbx::cli::add_version(app),
       sbx::cli::add_audit(app),        sbx::cli::add_completion(app),
+      sbx::cli::add_live_control(app),
+      sbx::cli::add_check(app),
   };
   // Name the sub-command problem plainly (CLI11 would only say one is required).
   if (args.empty()) {
@@ -54,7 +58,10 @@ static int sbx_main(int argc, char** argv) {
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
   if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
-      args.front() != "audit" && args.front() != "version" && args.front() != "completion") {
+      args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
+      args.front() != "network" &&
+      args.front() != "audit" && args.front() != "version" && args.front() != "completion" &&
+      args.front() != "check") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
                                         "use sbx run|profile|version, see 'sbx --help'");
   }

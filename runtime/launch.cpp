@@ -15,6 +15,7 @@
 #include "cgroups/cgroups.hpp"
 #include "runtime/channel.hpp"
 #include "runtime/filtered_network.hpp"
+#include "runtime/git_guard.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/pidfd.hpp"
 #include "runtime/plan.hpp"
@@ -157,6 +158,9 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   if (policy.network.mode == NetworkMode::filtered)
     network = std::make_unique<FilteredNetwork>(policy, options);
   SignalRouting signals;                                                 // before clone: none lost
+  // strict: git redirection files snapshotted now, checked (and reverted)
+  // by its destructor once the sandbox is gone (git_guard.hpp).
+  const GitGuard git_guard(policy, options);
   Sandbox sandbox = start_sandbox(policy, plan, cgroup, network.get());  // clone3, maps, release
   return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get()});
 }

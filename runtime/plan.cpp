@@ -12,7 +12,9 @@
 
 #include "runtime/environment.hpp"
 #include "runtime/sandbox_steps.hpp"
+#include "runtime/startup_trace.hpp"
 #include "runtime/secret_mounts.hpp"
+#include "runtime/test_hooks.hpp"
 
 extern char** environ;
 
@@ -95,10 +97,16 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
     plan.serve_sockets = !policy.network.publish.empty();
   }
 
+  startup_trace::mark("plan: begin");
   plan.mounts = prepare_mount_plan(policy, identity);
-  plan.landlock = prepare_landlock(policy);
+  startup_trace::mark("plan: mount plan");
   plan_secret_mounts(options.secrets, plan.mounts);  // --secret: /run/secrets
+  plan.landlock = prepare_landlock(policy);
+  startup_trace::mark("plan: landlock");
   plan.seccomp = seccomp::build_program(policy.process);
+  startup_trace::mark("plan: seccomp program");
+  // Null except in the test-only sbx-test-hooks executable (test_hooks.hpp).
+  if (test_hooks::break_protections) test_hooks::break_protections(plan, options.on_warning);
 
   (void)std::snprintf(plan.u2_uid_map, sizeof plan.u2_uid_map, "%u %u 1\n", identity.uid,
                       identity.uid);

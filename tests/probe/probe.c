@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -32,6 +33,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -356,6 +358,107 @@ static int op_read_file(const char* path) {
   return report(0, detail);
 }
 
+static int op_list_dir(const char* path) {
+  DIR* d = opendir(path);
+  if (!d) return report(-1, NULL);
+  long n = 0;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  char detail[64];
+  snprintf(detail, sizeof detail, "entries=%ld", n);
+  return report(0, detail);
+}
+
+static int op_limits(void) {
+  static const struct {
+    int resource;
+    const char* name;
+  } limits[] = {{RLIMIT_CORE, "core"},
+                {RLIMIT_NOFILE, "nofile"},
+                {RLIMIT_NPROC, "nproc"},
+                {RLIMIT_FSIZE, "fsize"}};
+  char detail[256] = "";
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    struct rlimit rl;
+    if (getrlimit(limits[i].resource, &rl) != 0) return report(-1, NULL);
+    size_t used = strlen(detail);
+    if (rl.rlim_max == RLIM_INFINITY)
+      snprintf(detail + used, sizeof detail - used, "%s%s=unlimited", used ? " " : "",
+               limits[i].name);
+    else
+      snprintf(detail + used, sizeof detail - used, "%s%s=%llu", used ? " " : "", limits[i].name,
+               (unsigned long long)rl.rlim_max);
+  }
+  return report(0, detail);
+}
+
+/* One DNS query (type A, recursion desired) over UDP to SERVER:53; prints
+ * the answer's rcode and answer count, or the errno (ETIMEDOUT after 3 s).
+ * Used by `sbx check` to see that a query to ANY resolver is answered by
+ * the sandbox's DNS filter (a refused or NXDOMAIN answer), never sent out. */
+static int op_dns(const char* server, const char* name) {
+  unsigned char q[512];
+  size_t n = 0;
+  const unsigned char header[12] = {0x5b, 0x78, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  memcpy(q, header, sizeof header);
+  n = sizeof header;
+  const char* label = name;
+  while (*label) {
+    const char* dot = strchr(label, '.');
+    size_t len = dot ? (size_t)(dot - label) : strlen(label);
+    if (len == 0 || len > 63 || n + len + 6 > sizeof q) {
+      fprintf(stderr, "dns: bad name\n");
+      return EXIT_USAGE;
+    }
+    q[n++] = (unsigned char)len;
+    memcpy(q + n, label, len);
+    n += len;
+    label += len + (dot ? 1 : 0);
+  }
+  const unsigned char tail[5] = {0, 0, 1, 0, 1}; /* root, type A, class IN */
+  memcpy(q + n, tail, sizeof tail);
+  n += sizeof tail;
+
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  struct sockaddr_in* in4 = (struct sockaddr_in*)&ss;
+  struct sockaddr_in6* in6 = (struct sockaddr_in6*)&ss;
+  if (inet_pton(AF_INET, server, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(53);
+    len = sizeof *in4;
+  } else if (inet_pton(AF_INET6, server, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(53);
+    len = sizeof *in6;
+  } else {
+    fprintf(stderr, "dns: SERVER must be an IPv4 or IPv6 literal\n");
+    return EXIT_USAGE;
+  }
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return report(-1, NULL);
+  if (connect(fd, (struct sockaddr*)&ss, len) != 0 || send(fd, q, n, 0) < 0)
+    return report(-1, NULL);
+  struct pollfd p = {fd, POLLIN, 0};
+  if (poll(&p, 1, 3000) == 0) {
+    errno = ETIMEDOUT;
+    return report(-1, NULL);
+  }
+  unsigned char r[1500];
+  long got = recv(fd, r, sizeof r, 0);
+  if (got < 0) return report(-1, NULL);
+  if (got < 12 || r[0] != q[0] || r[1] != q[1]) {
+    printf("setup: dns: malformed answer\n");
+    return EXIT_SETUP;
+  }
+  char detail[64];
+  snprintf(detail, sizeof detail, "rcode=%d answers=%d", r[3] & 0x0f, (r[6] << 8) | r[7]);
+  return report(0, detail);
+}
+
 /* ---- benchmark loops ---- */
 
 static double clock_s(clockid_t id) {
@@ -399,17 +502,82 @@ static int usage(void) {
       "processes: ptrace-attach PID process_vm_readv PID getpid\n"
       "sockets: socket-alg socket-alg-high socket-vsock socket-packet socket-key\n"
       "         socket-netlink-route socket-netlink-audit raw-socket socket FAMILY TYPE PROTO\n"
-      "network: connect HOST PORT, udp HOST PORT, resolve NAME\n"
+      "network: connect HOST PORT, udp HOST PORT, resolve NAME, dns SERVER NAME\n"
       "abi: int80 x32 syscall NR [ARGS...]\n"
-      "files: caps write-file PATH read-file PATH\n"
+      "files: caps limits write-file PATH read-file PATH list-dir PATH\n"
+      "many: batch LABEL OP [ARGS...] [; LABEL OP [ARGS...]]...\n"
       "bench: loop getppid|openat N\n",
       stderr);
   return EXIT_USAGE;
 }
 
+static int run_op(int argc, char** argv);
+static int op_batch(int argc, char** argv);
+
 int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   if (argc < 2) return usage();
+  if (strcmp(argv[1], "batch") == 0) return op_batch(argc - 2, argv + 2);
+  return run_op(argc, argv);
+}
+
+/* batch LABEL OP [ARGS...] [; LABEL OP [ARGS...]]...: runs each operation in
+ * its own child (so a SIGSYS kills only that attempt) and prints one line
+ * per attempt: "LABEL<TAB>exit=N<TAB>ms=T<TAB>OUTPUT" or with "signal=N" (T: its
+ * wall time in milliseconds).
+ * Each attempt has 10 s; `sbx check` runs all its probes in one sandbox. */
+static int op_batch(int argc, char** argv) {
+  int i = 0;
+  while (i < argc) {
+    int end = i;
+    while (end < argc && strcmp(argv[end], ";") != 0) end++;
+    if (end - i < 2) {
+      fprintf(stderr, "batch: each attempt needs LABEL OP\n");
+      return EXIT_USAGE;
+    }
+    const char* label = argv[i];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return setup_failed("pipe");
+    pid_t pid = fork();
+    if (pid < 0) return setup_failed("fork");
+    if (pid == 0) {
+      close(pipefd[0]);
+      dup2(pipefd[1], STDOUT_FILENO);
+      close(pipefd[1]);
+      alarm(10);
+      argv[end] = NULL;
+      /* run_op sees argv[0] = LABEL (its program name) and argv[1] = OP */
+      _exit(run_op(end - i, argv + i));
+    }
+    close(pipefd[1]);
+    char out[512];
+    size_t used = 0;
+    long n;
+    while ((n = read(pipefd[0], out + used, sizeof out - 1 - used)) > 0) {
+      used += (size_t)n;
+      if (used == sizeof out - 1) break;
+    }
+    close(pipefd[0]);
+    out[used] = 0;
+    for (size_t k = 0; k < used; k++)
+      if (out[k] == '\n' || out[k] == '\t') out[k] = (k + 1 == used) ? 0 : ' ';
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (WIFSIGNALED(status))
+      printf("%s\tsignal=%d\tms=%ld\t%s\n", label, WTERMSIG(status), ms, out);
+    else
+      printf("%s\texit=%d\tms=%ld\t%s\n", label, WEXITSTATUS(status), ms, out);
+    i = end + 1;
+  }
+  return EXIT_OK;
+}
+
+static int run_op(int argc, char** argv) {
   const char* op = argv[1];
   const char* a1 = argc > 2 ? argv[2] : NULL;
   const char* a2 = argc > 3 ? argv[3] : NULL;
@@ -584,6 +752,15 @@ int main(int argc, char** argv) {
   if (IS("read-file")) {
     NEED(1);
     return op_read_file(a1);
+  }
+  if (IS("list-dir")) {
+    NEED(1);
+    return op_list_dir(a1);
+  }
+  if (IS("limits")) return op_limits();
+  if (IS("dns")) {
+    NEED(2);
+    return op_dns(a1, a2);
   }
   if (IS("loop")) {
     NEED(2);

@@ -1,0 +1,55 @@
+// GitGuard: the files through which a sandbox could make git run code on
+// the HOST later, checked on the host at the end of every run of a profile
+// that write-protects .git/hooks or .git/config (strict).
+//
+// Why not a read-only mount: .git itself must stay writable (commits write
+// index.lock, objects, refs in it), and a read-only entry for a file that
+// does not exist yet becomes an empty placeholder, which for .git/commondir
+// breaks git. So the files that redirect git elsewhere are compared with a
+// snapshot taken before the sandbox starts, and every new or changed one is
+// moved aside (NAME.sbx-quarantine-TIME: git never reads it) and the
+// original put back, with a "violation" event and a warning:
+//   .git itself when it is a gitfile ("gitdir: ..."), .git/commondir,
+//   .git/config.worktree, .git/worktrees/*/
+//   {commondir,gitdir,config.worktree}, .git/modules/** (config, hooks),
+//   and for every gitlink (submodule) in .git/index: PATH/.git (a gitfile,
+//   or the config and hooks of a nested git dir): a gitlink added to the
+//   index makes `git status` run git inside PATH with PATH's config.
+// (.git/config and .git/hooks are the profile's read-only mounts already.)
+// docs/filesystem.md ("Git redirection") says what it covers and what not.
+#pragma once
+
+#include <sbx/sbx.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sbx::runtime {
+
+class GitGuard {
+ public:
+  // Snapshots the repositories whose hooks/config the policy protects.
+  GitGuard(const Policy& policy, const RunOptions& options);
+  // Compares, quarantines, restores, reports. Never throws.
+  ~GitGuard();
+  GitGuard(const GitGuard&) = delete;
+  GitGuard& operator=(const GitGuard&) = delete;
+
+  struct FileState {
+    bool is_dir = false;
+    std::string content;  // file bytes or "symlink:TARGET"
+  };
+  using Snapshot = std::map<std::string, FileState>;
+
+  // The redirection surface of the work tree `top` (its .git), as it is now.
+  static Snapshot snapshot(const std::string& top);
+
+ private:
+  void check_and_revert() noexcept;
+  const RunOptions& options_;
+  std::vector<std::string> tops_;  // work trees whose .git is guarded
+  std::vector<Snapshot> before_;
+};
+
+}  // namespace sbx::runtime

@@ -1,0 +1,9 @@
+// Null in every shipped binary: see test_hooks.hpp.
+#include "runtime/test_hooks.hpp"
+
+namespace sbx::runtime::test_hooks {
+
+BreakProtections break_protections = nullptr;
+ActiveBreakage active_breakage = nullptr;
+
+}  // namespace sbx::runtime::test_hooks

@@ -1,0 +1,55 @@
+// The test-only breakage switch, linked ONLY into the sbx-test-hooks
+// executable (check/CMakeLists.txt), never into sbx or libsbx.
+//
+//   SBX_TEST_BREAK=seccomp sbx-test-hooks run ...   no seccomp filter at all
+//
+// tests/integration/check_breakage.sh uses it to show that the escape
+// suite's seccomp assertions and the seccomp rows of `sbx check` fail when
+// the filter is missing. Every sandbox it weakens says so on stderr.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/launch.hpp"
+#include "runtime/test_hooks.hpp"
+
+namespace {
+
+const char* requested_breakage() {
+  const char* value = std::getenv("SBX_TEST_BREAK");
+  if (value == nullptr || std::strcmp(value, "seccomp") != 0) return "";
+  return "seccomp";
+}
+
+void break_protections(sbx::runtime::LaunchPlan& plan, const sbx::WarningSink& warn) {
+  const char* what = requested_breakage();
+  if (std::strcmp(what, "seccomp") != 0) {
+    if (const char* v = std::getenv("SBX_TEST_BREAK"); v != nullptr && *v != '\0') {
+      std::fprintf(stderr, "sbx-test-hooks: SBX_TEST_BREAK=%s is not a known breakage (seccomp)\n",
+                   v);
+      std::exit(125);
+    }
+    return;
+  }
+  plan.seccomp.instructions.clear();
+  plan.seccomp.fallback_instructions.clear();
+  plan.seccomp.uses_notify = false;
+  const char* loud =
+      "TEST BUILD: SBX_TEST_BREAK=seccomp: this sandbox has NO seccomp filter "
+      "(sbx-test-hooks is a test binary; never use it for real work)";
+  std::fprintf(stderr, "sbx-test-hooks: WARNING: %s\n", loud);
+  if (warn) warn(loud);
+}
+
+const char* active_breakage() {
+  return requested_breakage();
+}
+
+// Installed before main(): this file exists only in sbx-test-hooks.
+[[maybe_unused]] const bool installed = [] {
+  sbx::runtime::test_hooks::break_protections = &break_protections;
+  sbx::runtime::test_hooks::active_breakage = &active_breakage;
+  return true;
+}();
+
+}  // namespace
