@@ -10,6 +10,7 @@
 
 #include "audit/audit.hpp"
 #include "cli/commands.hpp"
+#include "cli/live_control.hpp"
 #include "cli/output.hpp"
 #include "profiles/profiles.hpp"
 
@@ -105,9 +106,19 @@ int run(RunState& s) {
   options.argv = s.command;
   options.on_warning = [](const std::string& w) { warn(w); };
   options.on_event = [&recorder, verbose = s.verbose](const Event& e) {
-    recorder->record(e);
+    const auto record = recorder->record(e);
     if (verbose > 0) note(fmt::format("event {} {}", e.type, e.data.dump()));
+    if (verbose > 0 && audit::is_blocked(record)) show_blocked(record);
   };
+  // Live control (sbx ps/stop/network, docs/control.md): the name is claimed
+  // before the sandbox exists; a live sandbox of the same name stops this run.
+  std::unique_ptr<control::ControlServer> controller;
+  try {
+    controller = start_control(policy, *recorder, options.on_event);
+  } catch (const sbx::Error& e) {
+    return report_usage_error(e);
+  }
+  options.controller = controller.get();
   const auto write_report = [&](const nlohmann::json& report) {
     if (policy.audit.report.empty()) return;
     if (policy.audit.report == "-") {
@@ -174,6 +185,10 @@ Command add_run(CLI::App& app, const std::vector<std::string>& command) {
   many("--allow-cidr", o.allow_cidrs, "CIDR", "Allow an address range: 203.0.113.0/24");
   many("--deny-cidr", o.deny_cidrs, "CIDR", "Deny an address range");
   many("--allow-port", o.allow_ports, "PORT", "Allow a TCP port on allowed hosts");
+  many("--publish", o.publish, "HOST_PORT:SANDBOX_PORT",
+       "Let the host's 127.0.0.1:HOST_PORT reach a server inside on SANDBOX_PORT");
+  many("--host-port", o.host_ports, "PORT",
+       "Let the sandbox reach the host's 127.0.0.1:PORT (nothing else on the host)");
   many("--rw", o.writable, "PATH", "Make a path writable");
   many("--ro", o.read_only, "PATH", "Keep a path read-only, even inside a writable one");
   many("--hide", o.hidden, "PATH", "Hide a path: empty directory / unreadable file");

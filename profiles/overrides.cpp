@@ -83,6 +83,22 @@ void apply_overrides(Policy& p, const Overrides& o, const Environment& env) {
     append_unique(p.network.allow_ports,
                   for_flag("--allow-port", port, [&] { return parse_port(port); }));
   }
+  for (const auto& spec : o.publish) {
+    append_unique(p.network.publish,
+                  for_flag("--publish", spec, [&] { return parse_publish(spec); }));
+  }
+  for (const auto& port : o.host_ports) {
+    append_unique(p.network.host_ports,
+                  for_flag("--host-port", port, [&] { return parse_port(port); }));
+  }
+  if ((!o.publish.empty() || !o.host_ports.empty()) && p.network.mode != NetworkMode::filtered) {
+    // none has no network to publish into; host shares the host's ports, so
+    // there is nothing to forward. Failing beats silently doing nothing.
+    throw ProfileError(
+        fmt::format("{} needs network mode \"filtered\" (this run uses \"{}\")",
+                    o.publish.empty() ? "--host-port" : "--publish", to_string(p.network.mode)),
+        "add --net filtered");
+  }
   for (const auto& path : o.writable) {
     append_unique(p.filesystem.allow_write,
                   for_flag("--rw", path, [&] { return cli_path(path, env); }));
@@ -198,6 +214,31 @@ std::vector<std::string> validate(const Policy& p) {
     if (std::find(net.allow_ports.begin(), net.allow_ports.end(), port) == net.allow_ports.end()) {
       throw ProfileError(fmt::format("network.opaque_ports: port {} is not in allow_ports", port),
                          fmt::format("add it to allow_ports (or --allow-port {})", port));
+    }
+  }
+  // Inside the sandbox netns sbx itself listens on 127.0.0.1:53 (DNS filter)
+  // and :15001 (egress proxy, runtime/filtered_network.hpp).
+  const auto sbx_port = [](std::uint16_t port) { return port == 53 || port == 15001; };
+  for (std::uint16_t port : net.host_ports) {
+    if (sbx_port(port)) {
+      throw ProfileError(
+          fmt::format("network.host_ports: port {} is used inside the sandbox by sbx ({})", port,
+                      port == 53 ? "DNS filter" : "egress proxy"),
+          "forward another host port (--host-port N with N not 53 or 15001)");
+    }
+  }
+  std::set<std::uint16_t> published;
+  for (const auto& pp : net.publish) {
+    if (sbx_port(pp.sandbox_port)) {
+      throw ProfileError(
+          fmt::format("network.publish: sandbox port {} is sbx's own {} inside the sandbox",
+                      pp.sandbox_port, pp.sandbox_port == 53 ? "DNS filter" : "egress proxy"),
+          "let the server inside listen on another port and publish that one");
+    }
+    if (!published.insert(pp.host_port).second) {
+      throw ProfileError(
+          fmt::format("network.publish: host port {} is published twice", pp.host_port),
+          "give each --publish its own HOST_PORT");
     }
   }
   // Patterns in a Policy built by hand (library users) get the same checks.

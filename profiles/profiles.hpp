@@ -186,6 +186,7 @@ Policy load_profile(std::string_view name_or_file, const Environment& env);
 struct Overrides {
   std::optional<std::string> network;  // --net
   std::vector<std::string> allow_domains, deny_domains, allow_cidrs, deny_cidrs, allow_ports;
+  std::vector<std::string> publish, host_ports;  // --publish HOST:SANDBOX, --host-port N
   std::vector<std::string> writable, read_only, hidden, tmpfs;  // --rw --ro --hide --tmpfs
   std::optional<std::string> memory, cpus, pids, timeout, kill_after;
   std::vector<std::string> env_set;   // --env K=V
