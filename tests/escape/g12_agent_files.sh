@@ -101,11 +101,12 @@ expect_res ok rc0 "strict (no .git): ordinary files are writable"
   fail "strict (no .git): left on the host: $(ls -A "$N")"
 pass "strict (no .git): no .git, .bashrc or command on the host after the run"
 
-# --- C: redirection through files strict does not list ---------------------
+# --- C: redirection through files git reads besides config and hooks -----
 # .git/commondir makes git read config AND hooks from another directory
-# (it is how linked worktrees share one repository). The sandbox may write
-# it, since .git itself must stay writable for commits; then the user's next
-# `git status` on the host runs the planted core.fsmonitor.
+# (it is how linked worktrees share one repository). .git must stay
+# writable for commits and a read-only placeholder would break git, so the
+# supervisor snapshots these files before the run and moves new or changed
+# ones aside at exit (runtime/git_guard.cpp, docs/filesystem.md).
 C=$(scratch)
 cd "$C" || fail "cd"
 git init -q . && echo hi >README && git add README &&
@@ -114,22 +115,47 @@ OUT=$("$SBX" run "${PA[@]}" -- sh -c '
   M=$0
   mkdir -p evil && cp -r .git/objects .git/refs .git/HEAD evil/ 2>/dev/null
   printf "[core]\n\trepositoryformatversion = 0\n\tfsmonitor = \"touch $M/ran-commondir; false\"\n" > evil/config
-  echo ../evil > .git/commondir 2>/dev/null; echo "commondir=rc$?"' "$M" 2>&1 </dev/null)
+  echo ../evil > .git/commondir 2>/dev/null; echo "commondir=rc$?"
+  printf "[core]\n\tfsmonitor = \"touch $M/ran-worktreeconfig; false\"\n" > .git/config.worktree 2>/dev/null
+  echo "worktreeconfig=rc$?"' "$M" 2>&1 </dev/null)
 RC=$?
 expect_rc 0 "strict (commondir): attempt ran"
+[[ ! -e .git/commondir ]] || fail "strict: .git/commondir is still there after the run: $(cat .git/commondir)"
+pass "strict: .git/commondir written inside ($(result commondir)) is gone from the host after the run"
+ls .git/commondir.sbx-quarantine-* >/dev/null 2>&1 || fail "strict: the planted .git/commondir was not kept in quarantine: $(ls -A .git)"
+pass "strict: the planted .git/commondir is kept aside as .git/commondir.sbx-quarantine-* for inspection"
+[[ ! -e .git/config.worktree ]] || fail "strict: .git/config.worktree is still there after the run"
+pass "strict: .git/config.worktree written inside is gone from the host"
+expect_out "created [^ ]*/\.git/commondir.*moved to" "strict: sbx warns about the planted .git/commondir with the fix"
 echo change >>README
 hostgit status >/dev/null 2>&1
-# OPEN FINDING (not yet fixed, see the issue note): this escape currently
-# succeeds. It is reported loudly on every run instead of failing the suite;
-# set SBX_STRICT_FINDINGS=1 to make it fail. The fix cannot be a read_only
-# entry: a missing deny_write file gets an empty placeholder on the host, and
-# an empty .git/commondir breaks git itself. Planned fix: the supervisor
-# records git redirection files (.git/commondir, config.worktree) at start and
-# quarantines new ones at exit, plus a violation event.
-if [[ -n $(ls -A "$M") && -z ${SBX_STRICT_FINDINGS:-} ]]; then
-  echo "OPEN FINDING: strict: .git/commondir written inside made the host's git run planted code"
-  esc_done "12 (agent files)"
-fi
-[[ -z $(ls -A "$M") ]] || fail "strict: the sandbox wrote .git/commondir ($(result commondir)) and the host's next 'git status' executed its payload ($(ls -A "$M")). Fix: profiles/strict.toml read_only must cover .git/commondir (and other files that redirect git's config: .git/config.worktree, .git/modules), or protect all of .git except objects/, refs/, logs/, index, HEAD"
+[[ -z $(ls -A "$M") ]] || fail "strict: the host's 'git status' ran code planted through .git/commondir: $(ls -A "$M")"
 pass "strict: .git/commondir redirection does not make the host's git run planted code"
+
+# --- D: a submodule (gitlink) added to the index ----------------------------
+# The index must stay writable. A gitlink entry plus PATH/.git pointing to a
+# git dir with a planted core.fsmonitor makes the host's `git status` run
+# git in PATH, which runs the payload (tried by hand: git 2.39).
+D=$(scratch)
+cd "$D" || fail "cd"
+git init -q . && echo hi >README && git add README &&
+  git -c user.name=u -c user.email=u@example.org commit -qm init || fail "git init on the host"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  M=$0
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t evil_init git init -q evil
+  t evil_config git -C evil config core.fsmonitor "touch $M/ran-gitlink; false"
+  mkdir -p sub && echo "gitdir: $PWD/evil/.git" > sub/.git
+  t gitlink git update-index --add --cacheinfo "160000,$(git rev-parse HEAD),sub"
+  mkdir -p sub2/.git && cp -r evil/.git/. sub2/.git/
+  t gitlink_dir git update-index --add --cacheinfo "160000,$(git rev-parse HEAD),sub2"' "$M" 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (gitlink): attempts ran"
+expect_res gitlink rc0 "strict (gitlink): the index stays writable (commits must work)"
+[[ ! -e sub/.git && ! -e sub2/.git ]] || fail "strict: sub/.git or sub2/.git is still there after the run: $(ls -A sub sub2)"
+pass "strict (gitlink): the gitfile and nested git dir of the new gitlinks are quarantined"
+hostgit status >/dev/null 2>&1
+[[ -z $(ls -A "$M") ]] || fail "strict: the host's 'git status' ran code planted through a gitlink: $(ls -A "$M")"
+pass "strict (gitlink): the host's git status runs nothing planted through a new submodule"
+cd "$C" || fail "cd"
 esc_done "12 (agent files)"
