@@ -15,6 +15,12 @@
 #include "profiles/profiles.hpp"
 
 namespace sbx::cli {
+
+// --secret (cmd_secrets.cpp): the values from the secrets store.
+std::vector<Secret> load_run_secrets(const std::vector<std::string>& specs);
+// Adds the secrets store to the hidden paths when the profile does not hide it.
+void hide_secrets_store(Policy& policy);
+
 namespace {
 
 constexpr const char* kRunExamples = R"(
@@ -39,6 +45,9 @@ struct RunState {
   bool tty = false;
   bool no_tty = false;
   bool dry_run = false;
+  std::vector<std::string> secrets;  // --secret NAME[:VAR]
+  std::string settings;              // --settings FILE (srt / Claude Code sandbox settings)
+  bool strict_import = false;
   int verbose = 0;
 };
 
@@ -71,9 +80,18 @@ int run(RunState& s) {
 
   Policy policy;
   std::vector<std::string> warnings;
+  std::vector<Secret> secrets;
   try {
-    policy =
-        profiles::resolve(profile, s.overrides, profiles::Environment::from_process(), &warnings);
+    const auto env = profiles::Environment::from_process();
+    // --settings layers an srt / Claude Code file on the profile (default
+    // "base" then: the file says what is allowed, docs/settings-import.md).
+    policy = s.settings.empty()
+                 ? profiles::resolve(profile, s.overrides, env, &warnings)
+                 : profiles::resolve_with_settings(s.profile.empty() ? "base" : s.profile,
+                                                   s.settings, s.strict_import, s.overrides, env,
+                                                   &warnings);
+    secrets = load_run_secrets(s.secrets);
+    hide_secrets_store(policy);
   } catch (const sbx::Error& e) {
     return report_usage_error(e);
   }
@@ -104,6 +122,7 @@ int run(RunState& s) {
 
   RunOptions options;
   options.argv = s.command;
+  options.secrets = std::move(secrets);  // values: never argv, env, log or report
   options.on_warning = [](const std::string& w) { warn(w); };
   options.on_event = [&recorder, verbose = s.verbose](const Event& e) {
     const auto record = recorder->record(e);
@@ -204,6 +223,12 @@ Command add_run(CLI::App& app, const std::vector<std::string>& command) {
   one("--audit-log", o.audit_log, "FILE", "Write the JSONL audit log here");
   one("--report", o.report, "FILE", "Write a JSON run report here (- = stderr)");
   one("--user", o.user, "UID[:GID]", "Identity inside the sandbox");
+  many("--secret", s->secrets, "NAME[:VAR]",
+       "Expose a stored secret as /run/secrets/NAME (and variable VAR): sbx secrets add");
+  run_cmd->add_option("--settings", s->settings, "Import srt / Claude Code sandbox settings (JSON)")
+      ->type_name("FILE");
+  run_cmd->add_flag("--strict-import", s->strict_import,
+                    "With --settings: settings without an sbx equivalent are errors");
   run_cmd->add_flag("--tty", s->tty, "Always give the command a terminal (pty)");
   run_cmd->add_flag("--no-tty", s->no_tty, "Never give the command a terminal");
   run_cmd->add_flag("--dry-run", s->dry_run, "Print the resolved policy as TOML and exit");

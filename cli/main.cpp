@@ -31,6 +31,7 @@ namespace sbx::cli {
 Command add_audit(CLI::App& app);  // audit_cmd.cpp
 Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
 Command add_check(CLI::App& app);  // cmd_check.cpp
+Command add_secrets(CLI::App& app);  // cmd_secrets.cpp
 }  // namespace sbx::cli
 
 static int sbx_main(int argc, char** argv) {
@@ -50,7 +51,7 @@ static int sbx_main(int argc, char** argv) {
       sbx::cli::add_run(app, command), sbx::cli::add_profile(app),    sbx::cli::add_version(app),
       sbx::cli::add_audit(app),        sbx::cli::add_completion(app),
       sbx::cli::add_live_control(app),
-      sbx::cli::add_check(app),
+      sbx::cli::add_check(app), sbx::cli::add_secrets(app),
   };
   // Name the sub-command problem plainly (CLI11 would only say one is required).
   if (args.empty()) {
@@ -61,7 +62,7 @@ static int sbx_main(int argc, char** argv) {
       args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
       args.front() != "network" &&
       args.front() != "audit" && args.front() != "version" && args.front() != "completion" &&
-      args.front() != "check") {
+      args.front() != "check" && args.front() != "secrets") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
