@@ -251,6 +251,81 @@ std::vector<std::uint8_t> build_answer_response(const Query& query, const Upstre
                                                 std::size_t max_size);
 
 // ---------------------------------------------------------------------------
+// Allow-set element lifetimes and the answer cache.
+
+// The allow4/allow6 elements the filter added and the earliest moment each
+// can expire (send time + timeout: the kernel's clock starts later). An
+// element is never shortened: a second name with a short TTL resolving to an
+// address must not cut the life of an element that an earlier, longer answer
+// (already in a client's cache, or in ours) relies on. The timeout is replaced
+// on refresh (add, delete, add before 6.12; a plain re-add after), so the
+// caller must send timeout_for(), not the answer's own timeout.
+class ElementLifetimes {
+ public:
+  // The timeout to send so the element lives at least `wanted` from `now`
+  // and no shorter than it already does.
+  std::chrono::milliseconds timeout_for(const net::IpAddress& address,
+                                        std::chrono::milliseconds wanted,
+                                        Clock::time_point now) const;
+  // The kernel acknowledged `address` with `timeout`; `sent` is when the
+  // batch was sent (before the ack).
+  void added(const net::IpAddress& address, std::chrono::milliseconds timeout,
+             Clock::time_point sent);
+  // Lower bound of the element's expiry; nullopt when not (known to be) in the set.
+  std::optional<Clock::time_point> expires(const net::IpAddress& address) const;
+  // The element was deleted (live deny): forget it.
+  void forget(const net::IpAddress& address);
+  void expire(Clock::time_point now);
+  std::size_t size() const { return expiry_.size(); }
+
+ private:
+  std::map<net::IpAddress, Clock::time_point> expiry_;
+};
+
+// Negative-caching TTL of an upstream NXDOMAIN/NODATA answer (RFC 2308):
+// min(SOA record TTL, SOA MINIMUM) of the authority section's SOA; nullopt
+// without one (then the answer is not cached). Bounds-checked like the rest.
+std::optional<std::uint32_t> negative_ttl(std::span<const std::uint8_t> answer);
+
+// Until when a usable upstream answer received at `received` may be served
+// from the cache: positive answers while their smallest client TTL runs and
+// at least `margin` before any of their allow-set elements can expire (a
+// cached address must never outlive its element); negative answers for
+// min(negative TTL, ttl.max). nullopt: do not cache (SERVFAIL, unknown
+// element, no SOA, TTL 0).
+std::optional<Clock::time_point> cache_valid_until(
+    const UpstreamAnswer& answer, Clock::time_point received, const ElementLifetimes& elements,
+    const TtlPolicy& ttl, std::optional<std::uint32_t> negative, std::chrono::milliseconds margin);
+
+// Per-sandbox cache of upstream answers keyed by (normalised name, type).
+// Only answers the policy allowed are ever stored or looked up: the caller
+// decides every query first (policy, limits), so a live deny or a rate limit
+// is never bypassed by a hit.
+class AnswerCache {
+ public:
+  explicit AnswerCache(std::size_t capacity = 4096) : capacity_(capacity) {}
+  void store(const std::string& name, std::uint16_t type, const UpstreamAnswer& answer,
+             Clock::time_point received, Clock::time_point valid_until);
+  // The answer with client TTLs lowered by the time it spent here (and never
+  // beyond valid_until); nullptr when absent or stale. The pointer is valid
+  // until the next store/clear.
+  const UpstreamAnswer* lookup(const std::string& name, std::uint16_t type, Clock::time_point now);
+  void clear() { entries_.clear(); }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    UpstreamAnswer answer;  // as received (client TTLs at `received`)
+    UpstreamAnswer served;  // scratch: TTLs adjusted for the last lookup
+    Clock::time_point received, valid_until;
+  };
+  static std::string key(const std::string& name, std::uint16_t type);
+  std::size_t capacity_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::string scratch_key_;
+};
+
+// ---------------------------------------------------------------------------
 // Name map: address -> names it was resolved from, until the set element
 // expires. The egress proxy's second gate (the SNI/Host must be a name that
 // resolved to the address) and the events ("blocked 203.0.113.9 (evil.test)").
@@ -336,6 +411,7 @@ struct QueryEvent {
   std::vector<net::IpAddress> dropped;  // rebinding addresses removed
   std::chrono::microseconds latency{0};
   bool limit_first_report = false;
+  bool cached = false;  // answered from the answer cache
 };
 
 struct ServiceConfig {
@@ -348,6 +424,10 @@ struct ServiceConfig {
   // add, delete, add: needed before Linux 6.12 to refresh a timeout.
   bool refresh_elements = true;
   NameLimits parse_limits;
+  // Answer cache (0 = off). A hit is served only while every address's
+  // allow-set element outlives the client TTL by cache_margin.
+  std::size_t cache_capacity = 4096;
+  std::chrono::milliseconds cache_margin{1000};
 };
 
 class DnsService {
@@ -380,6 +460,10 @@ class DnsService {
 
   UpstreamResolver& upstream() { return *upstream_; }
   NameMap& names() { return names_; }
+  AnswerCache& cache() { return cache_; }
+  // The allow sets changed behind the filter's back (live deny removed
+  // `addresses`): cached answers may name them, so the cache is emptied.
+  void forget_addresses(std::span<const net::IpAddress> addresses);
   DnsFilter& filter() { return filter_; }
   std::size_t tcp_connections() const { return tcp_.size(); }
 
@@ -409,6 +493,8 @@ class DnsService {
   ServiceConfig config_;
   DnsFilter filter_;
   NameMap names_;
+  ElementLifetimes elements_;
+  AnswerCache cache_;
   EventCallback events_;
   UpstreamResolver::SocketWatch watch_;
   std::uint32_t seq_ = 1u << 20;

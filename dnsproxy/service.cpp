@@ -16,6 +16,7 @@ DnsService::DnsService(ServiceConfig config, UpstreamResolver::SocketWatch watch
                        EventCallback events)
     : config_(std::move(config)),
       filter_(config_.filter),
+      cache_(config_.cache_capacity),
       events_(std::move(events)),
       watch_(std::move(watch)),
       upstream_(
@@ -33,6 +34,11 @@ DnsService::~DnsService() {
   // find their TCP connections still open, which are closed right after.
   upstream_.reset();
   while (!tcp_.empty()) close_tcp(tcp_.begin()->first);
+}
+
+void DnsService::forget_addresses(std::span<const net::IpAddress> addresses) {
+  for (const auto& a : addresses) elements_.forget(a);
+  cache_.clear();
 }
 
 void DnsService::add_udp_socket(int fd) {
@@ -72,6 +78,7 @@ std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
 void DnsService::on_timeout() {
   upstream_->process_timeouts();
   auto now = Clock::now();
+  elements_.expire(now);
   std::vector<std::uint64_t> idle;
   for (const auto& entry : tcp_) {
     if (entry.second.in_flight == 0 && now - entry.second.last_active >= kTcpIdle) {
@@ -224,7 +231,7 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
     if (events_) events_(e);
   };
   if (parsed.status == ParseStatus::drop) {
-    emit({"", 0, "dropped: " + parsed.error, Rcode::noerror, 0, {}, {}, false});
+    emit({"", 0, "dropped: " + parsed.error, Rcode::noerror, 0, {}, {}, false, false});
     return false;
   }
   if (parsed.status == ParseStatus::error) {
@@ -236,6 +243,7 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
           0,
           {},
           {},
+          false,
           false});
     return true;
   }
@@ -243,7 +251,13 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
   Decision d = filter_.decide(q, start);
   if (d.action == Action::answer) {
     reply(build_response(q, d.rcode, {}, UINT32_MAX, max_response));
-    emit({q.name, q.type, d.reason, d.rcode, 0, {}, {}, d.report_limit});
+    emit({q.name, q.type, d.reason, d.rcode, 0, {}, {}, d.report_limit, false});
+    return true;
+  }
+  // Decided first, cached second: a hit never skips the policy or the limits.
+  if (const UpstreamAnswer* hit = cache_.lookup(q.name, q.type, start)) {
+    reply(build_answer_response(q, *hit, max_response));
+    emit({q.name, q.type, "allowed", hit->rcode, hit->addresses.size(), {}, {}, false, true});
     return true;
   }
   upstream_->resolve(q.name, q.type,
@@ -265,9 +279,14 @@ void DnsService::finish(const Query& q, const UpstreamResult& r, Clock::time_poi
     a.error = "upstream: " + r.error;
   }
   e.dropped = a.dropped;
+  auto received = Clock::now();
   if (a.usable && !a.addresses.empty()) {
     std::vector<net::AllowElement> elements;
-    for (const auto& addr : a.addresses) elements.push_back({addr.address, addr.set_timeout});
+    for (const auto& addr : a.addresses) {
+      // Never shorter than the element already lives (see ElementLifetimes).
+      elements.push_back(
+          {addr.address, elements_.timeout_for(addr.address, addr.set_timeout, received)});
+    }
     try {
       // Blocks for the kernel's ack (microseconds): the element is live
       // before the client can learn the address.
@@ -279,8 +298,19 @@ void DnsService::finish(const Query& q, const UpstreamResult& r, Clock::time_poi
       a.error = std::string("allow-set update failed: ") + err.what();
     }
     if (a.usable) {
-      auto now = Clock::now();
-      for (const auto& addr : a.addresses) names_.add(addr.address, q.name, now + addr.set_timeout);
+      for (const auto& el : elements) {
+        elements_.added(el.address, el.timeout, received);
+        names_.add(el.address, q.name, received + el.timeout);
+      }
+    }
+  }
+  if (elements_.size() > 4 * config_.cache_capacity + 1024) elements_.expire(received);
+  if (a.usable && config_.cache_capacity > 0) {
+    auto neg = a.rcode != Rcode::noerror || a.addresses.empty() ? negative_ttl(r.answer)
+                                                                : std::optional<std::uint32_t>{};
+    if (auto until =
+            cache_valid_until(a, received, elements_, config_.ttl, neg, config_.cache_margin)) {
+      cache_.store(q.name, q.type, a, received, *until);
     }
   }
   auto out = build_answer_response(q, a, max_response);

@@ -37,6 +37,7 @@ struct Harness {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   std::set<int> fds;
   std::vector<QueryEvent> events;
+  std::map<std::string, int> upstream_queries;
   std::unique_ptr<DnsService> service;
   std::uint16_t udp_port = 0, tcp_port = 0, upstream_port = 0;
   int udp, tcp, upstream;
@@ -47,7 +48,8 @@ struct Harness {
     upstream = bound(SOCK_DGRAM, upstream_port);  // answers good.test below
     ServiceConfig cfg;
     cfg.filter.lookup = [](std::string_view n) -> DomainMatch {
-      return {n == "good.test" ? DomainVerdict::allow : DomainVerdict::unlisted, ""};
+      return {n == "good.test" || n == "nx.test" ? DomainVerdict::allow : DomainVerdict::unlisted,
+              ""};
     };
     cfg.upstream.servers = {"127.0.0.1:" + std::to_string(upstream_port)};
     cfg.netfilter_fd = -1;  // no netns: every set update fails
@@ -86,6 +88,18 @@ struct Harness {
     while ((n = recvfrom(upstream, buf, sizeof buf, MSG_DONTWAIT,
                          reinterpret_cast<sockaddr*>(&from), &flen)) > 0) {
       auto p = parse_query({buf, static_cast<std::size_t>(n)});
+      ++upstream_queries[p.query.name];
+      if (p.query.name == "nx.test") {  // NXDOMAIN with an SOA: negative TTL min(120, 30)
+        dnstest::Bytes m;
+        m.header(p.query.id, 0x8183, 1, 0, 1, 0).name("nx.test").u16(p.query.type).u16(1);
+        m.u8(0).u16(6).u16(1).u32(120);  // root SOA, TTL 120
+        dnstest::Bytes rd;
+        rd.name("ns.test").name("host.test").u32(1).u32(3600).u32(600).u32(86400).u32(30);
+        m.u16(static_cast<std::uint16_t>(rd.v.size()))
+            .v.insert(m.v.end(), rd.v.begin(), rd.v.end());
+        sendto(upstream, m.v.data(), m.v.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
+        continue;
+      }
       Record r;
       r.name = p.query.name;
       r.type = qtype::A;
@@ -207,4 +221,49 @@ TEST_CASE("DnsService over TCP: framing, pipelining, garbage closes", "[dns][ser
   char b;
   CHECK(recv(c, &b, 1, MSG_DONTWAIT) == 0);  // EOF
   close(c);
+}
+
+TEST_CASE("DnsService answer cache: negative answers cached by SOA, failures never",
+          "[dns][service][cache]") {
+  Harness h;
+  int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(h.udp_port);
+  std::map<int, int> rcodes;
+  auto ask = [&](const char* name, std::uint16_t id) {
+    auto q = dnstest::query(name, qtype::A, false, id);
+    sendto(c, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    h.spin(150ms);
+    std::uint8_t buf[1500];
+    ssize_t n;
+    while ((n = recv(c, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+      rcodes[(buf[0] << 8) | buf[1]] = buf[3] & 0x0f;
+  };
+  ask("nx.test", 1);
+  ask("nx.test", 2);
+  ask("NX.test", 3);  // normalised name: the same entry
+  ask("good.test", 4);
+  ask("good.test", 5);
+  ask("evil.test", 6);
+  ask("evil.test", 7);
+  close(c);
+  CHECK(rcodes[1] == 3);
+  CHECK(rcodes[2] == 3);
+  CHECK(rcodes[3] == 3);
+  CHECK(h.upstream_queries["nx.test"] == 1);  // the 2nd and 3rd came from the cache
+  // good.test: the set update fails here (no netns), so SERVFAIL is never
+  // cached and each query goes upstream again.
+  CHECK(rcodes[4] == 2);
+  CHECK(rcodes[5] == 2);
+  CHECK(h.upstream_queries["good.test"] == 2);
+  // Refusals are local answers: never upstream, never cached.
+  CHECK(rcodes[6] == 5);
+  CHECK(rcodes[7] == 5);
+  CHECK(h.upstream_queries.count("evil.test") == 0);
+  int cached = 0;
+  for (const auto& e : h.events) cached += e.cached ? 1 : 0;
+  CHECK(cached == 2);
+  CHECK(h.service->cache().size() == 1);
 }

@@ -251,6 +251,9 @@ class Supervisor {
     cfg.filter.limits.burst = 100000;
     cfg.upstream.servers = {"127.0.0.1:5300"};
     cfg.netfilter_fd = netfilter_fd;
+    // The race loop deletes elements behind the filter's back (sbx itself
+    // calls forget_addresses then): every resolve must re-add the element.
+    cfg.cache_capacity = 0;
     service_ = std::make_unique<dns::DnsService>(
         cfg, [this](int fd, bool r, bool w) { watch(fd, r, w); },
         [this](const dns::QueryEvent& e) {
