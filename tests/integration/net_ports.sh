@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# network.mode = "filtered": host_ports (the sandbox reaches the host's
-# 127.0.0.1:N and nothing else on the host) and publish (host 127.0.0.1:H
-# reaches a server inside on S). Loopback only; no fake internet needed.
+# network.mode = "filtered": --host-port N / host_ports (the sandbox reaches
+# the host's 127.0.0.1:N and nothing else on the host) and --publish H:S /
+# publish (host 127.0.0.1:H reaches a server inside on S), with the flags as
+# issue 6's acceptance states them. Loopback only; no fake internet needed.
 source "$SBX_SOURCE_DIR/tests/lib.sh"
 py=/usr/bin/python3
 [[ -x $py ]] || skip "needs /usr/bin/python3"
@@ -33,14 +34,6 @@ trap 'kill $servers 2>/dev/null; _cleanup_scratch' EXIT
 for _ in $(seq 50); do [[ -e servers.ready ]] && break; sleep 0.1; done
 [[ -e servers.ready ]] || fail "host test servers did not start"
 
-cat >"$D/ports.toml" <<EOF2
-extends = "base"
-[network]
-mode = "filtered"
-host_ports = [$HP]
-publish = ["$PUB:8000"]
-EOF2
-
 client='import socket, sys, errno
 for port in sys.argv[1:]:
     try:
@@ -48,18 +41,44 @@ for port in sys.argv[1:]:
         print(port, "got", s.recv(16).decode())
     except OSError as e:
         print(port, "error", errno.errorcode.get(e.errno, e.errno))'
-run_sbx run --profile "$D/ports.toml" -v -- "$py" -c "$client" "$HP" "$OTHER"
+# The acceptance, with the command-line flag: --host-port 5432 reaches the
+# host's 127.0.0.1:5432 and not 127.0.0.1:5433.
+run_sbx run --net filtered --host-port "$HP" -v -- "$py" -c "$client" "$HP" "$OTHER"
 expect_rc 0 "host port client ran"
-expect_out "$HP got $HP" "host_ports: the sandbox reaches the host's 127.0.0.1:$HP"
+expect_out "$HP got $HP" "--host-port $HP: the sandbox reaches the host's 127.0.0.1:$HP"
 expect_out "$OTHER error ECONNREFUSED" "and not the host's 127.0.0.1:$OTHER"
 expect_out 'event net_connect .*"kind":"host_port"' "the host-port connection is an event"
 
-# publish: a server inside on 127.0.0.1:8000, reached from the host.
+# Without the flag the host's port is not reachable at all.
+run_sbx run --net filtered -- "$py" -c "$client" "$HP"
+expect_rc 0 "client without --host-port ran"
+expect_out "$HP error (ECONNREFUSED|EHOSTUNREACH)" "without --host-port the host's 127.0.0.1:$HP is closed"
+
+# The profile key does the same (network.host_ports).
+cat >"$D/ports.toml" <<EOF2
+extends = "base"
+[network]
+mode = "filtered"
+host_ports = [$HP]
+EOF2
+run_sbx run --profile "$D/ports.toml" -- "$py" -c "$client" "$HP" "$OTHER"
+expect_rc 0 "host_ports profile client ran"
+expect_out "$HP got $HP" "network.host_ports = [$HP] reaches the host's 127.0.0.1:$HP"
+expect_out "$OTHER error ECONNREFUSED" "and not 127.0.0.1:$OTHER"
+
+# A busy host port for --publish fails before anything runs.
+run_sbx run --net filtered --publish "$HP:8000" -- true
+expect_rc 125 "--publish on a busy host port is sbx's error"
+expect_out "cannot publish port 8000: 127.0.0.1:$HP: Address already in use" "and says which port"
+expect_out "fix: choose a free host port" "and the fix"
+
+# The acceptance, with the flag: --publish 8080:8000 exposes a server started
+# inside the sandbox on 127.0.0.1:8000 to the host's 127.0.0.1:8080.
 server='import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 8000)); s.listen(1)
 c, _ = s.accept(); c.sendall(b"hello from the sandbox " + c.recv(64)); c.close()'
-"$SBX" run --profile "$D/ports.toml" -- "$py" -c "$server" >sbx.out 2>&1 </dev/null &
+"$SBX" run --net filtered --publish "$PUB:8000" -- "$py" -c "$server" >sbx.out 2>&1 </dev/null &
 sbx_pid=$!
 got=$("$py" -c '
 import socket, sys, time
@@ -74,7 +93,7 @@ for _ in range(100):
 wait "$sbx_pid"
 rc=$?
 [[ $got == "hello from the sandbox ping" ]] || fail "publish $PUB:8000: got '$got' (sbx: $(cat sbx.out))"
-pass "publish: host 127.0.0.1:$PUB reaches the server inside on 8000"
+pass "--publish $PUB:8000: host 127.0.0.1:$PUB reaches the server inside on 8000"
 [[ $rc -eq 0 ]] || fail "sandbox with the published server exited $rc: $(cat sbx.out)"
 pass "the sandboxed server exited cleanly"
 

@@ -14,6 +14,8 @@
 #   sbxh<id> 198.51.100.1/24  <--veth-->  sbxn<id> 198.51.100.2/24
 #   route 203.0.113.0/24 via .2          lo: 198.51.100.10 (A), .20 (A2), .53 (DNS),
 #                                            203.0.113.10 (B); NO default route
+#   IPv6: 2001:db8:1::1/64 <--veth--> 2001:db8:1::2/64; route 2001:db8:100::/48
+#   via ::2; lo: 2001:db8:100::10 (A6), 2001:db8:100::53 (DNS6)
 #
 # Servers (servers.py) on A, A2 and B: HTTP 80, TLS 443 (cert for *.test names,
 # CA = the cert itself: $SBXNET_CERT), TCP echo 7, UDP echo 7, banner 22; DNS
@@ -28,11 +30,21 @@ SBXNET_A=198.51.100.10
 SBXNET_A2=198.51.100.20
 SBXNET_B=203.0.113.10
 SBXNET_DNS=198.51.100.53
+# IPv6 (documentation range 2001:db8::/32): the veth pair 2001:db8:1::/64,
+# hosts in 2001:db8:100::/48 on the netns's lo. Added by net_fixture_ipv6
+# (also to a shared fixture that was built before IPv6 existed).
+SBXNET_RANGE6_LINK=2001:db8:1::/64
+SBXNET_RANGE6=2001:db8:100::/48
+SBXNET_HOST_SIDE6=2001:db8:1::1
+SBXNET_NS_SIDE6=2001:db8:1::2
+SBXNET_A6=2001:db8:100::10
+SBXNET_DNS6=2001:db8:100::53
 SBXNET_LOCK=/run/sbxnet.lock
 SBXNET_SHARED_DIR=/run/sbxnet-shared
 _SBXNET_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 _SBXNET_PY=/usr/bin/python3  # Debian's, not a user's pyenv shim: same for every user
 export SBXNET_RANGE_A SBXNET_RANGE_B SBXNET_HOST_SIDE SBXNET_NS_SIDE SBXNET_A SBXNET_A2 SBXNET_B SBXNET_DNS
+export SBXNET_RANGE6_LINK SBXNET_RANGE6 SBXNET_HOST_SIDE6 SBXNET_NS_SIDE6 SBXNET_A6 SBXNET_DNS6
 
 _sbxnet_export() {
   export SBXNET_ID SBXNET_NS SBXNET_DIR SBXNET_LOG SBXNET_CERT SBXNET_HOST_IF SBXNET_OWNED
@@ -169,6 +181,8 @@ _sbxnet_build() {
   done
   [[ -e $SBXNET_DIR/ready ]] || { _sbxnet_fail "servers.py not ready after 10 s"; return 1; }
   chmod 644 "$SBXNET_DIR/ready"
+  # IPv6 where the host has it; IPv4 tests do not depend on it.
+  if [[ -e /proc/net/if_inet6 ]]; then net_fixture_ipv6 || echo "net fixture: no IPv6: $SBXNET_WHY" >&2; fi
   if [[ $mode == shared ]]; then
     cat >"$SBXNET_DIR/env" <<EOF
 SBXNET_ID=$SBXNET_ID
@@ -206,6 +220,59 @@ _sbxnet_destroy() {
   return 0
 }
 
+# --- IPv6 --------------------------------------------------------------------
+
+# Runs a command without the fixture lock fd (when this shell holds it).
+_sbxnet_no_lock() {
+  if [[ -n ${SBXNET_LOCK_FD:-} ]]; then "$@" {SBXNET_LOCK_FD}>&-; else "$@"; fi
+}
+
+# True when the fixture serves IPv6 (its second servers.py is ready).
+net_fixture_has_ipv6() { [[ -e $SBXNET_DIR/ready6 ]]; }
+
+# Adds IPv6 to the fixture in place (idempotent; IPv4 users are not
+# disturbed): addresses on the veth pair and the netns's lo, a route for
+# 2001:db8:100::/48 on the host, and a second servers.py on A6 (HTTP, TLS,
+# echo, banner) and DNS6 (same zone). Root only; 0 when ready, else 77 with
+# $SBXNET_WHY.
+net_fixture_ipv6() {
+  SBXNET_WHY=""
+  net_fixture_has_ipv6 && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    SBXNET_WHY="the fake internet has no IPv6 yet (as root: tests/net/fixture.sh ipv6-shared)"
+    return 77
+  fi
+  [[ -e /proc/net/if_inet6 ]] || { SBXNET_WHY="IPv6 is disabled on this host"; return 77; }
+  local r
+  # Never shadow a real route: the documentation ranges must be unused.
+  r=$(ip -6 route show to match "${SBXNET_A6}" | grep -v '^default' | grep -v " dev $SBXNET_HOST_IF" || true)
+  [[ -z $r ]] || { _sbxnet_fail "$SBXNET_RANGE6 is already routed on this host: $r"; return 1; }
+  local nsx=(ip netns exec "$SBXNET_NS") ns_if=sbxn$SBXNET_ID
+  ip -6 addr replace "$SBXNET_HOST_SIDE6/64" dev "$SBXNET_HOST_IF" nodad
+  "${nsx[@]}" ip -6 addr replace "$SBXNET_NS_SIDE6/64" dev "$ns_if" nodad
+  "${nsx[@]}" ip -6 addr replace "$SBXNET_A6/128" dev lo
+  "${nsx[@]}" ip -6 addr replace "$SBXNET_DNS6/128" dev lo
+  ip -6 route replace "$SBXNET_RANGE6" via "$SBXNET_NS_SIDE6" dev "$SBXNET_HOST_IF"
+  local zones=(--zone "$_SBXNET_HERE/zone.txt")
+  [[ -n ${SBXNET_ZONE_EXTRA:-} ]] && zones+=(--zone "$SBXNET_ZONE_EXTRA")
+  # (Like the IPv4 servers, these must not inherit the fixture lock.)
+  _sbxnet_no_lock "${nsx[@]}" "$_SBXNET_PY" "$_SBXNET_HERE/servers.py" \
+    --host "$SBXNET_A6" --dns-addr "$SBXNET_DNS6" "${zones[@]}" \
+    --cert "$SBXNET_CERT" --key "$SBXNET_DIR/key.pem" \
+    --log "$SBXNET_LOG" --ready "$SBXNET_DIR/ready6" \
+    >"$SBXNET_DIR/servers6.out" 2>&1 </dev/null &
+  local pid=$! i
+  for ((i = 0; i < 100; i++)); do
+    [[ -e $SBXNET_DIR/ready6 ]] && break
+    kill -0 "$pid" 2>/dev/null ||
+      { _sbxnet_fail "servers.py (IPv6) exited: $(cat "$SBXNET_DIR/servers6.out")"; return 1; }
+    sleep 0.1
+  done
+  [[ -e $SBXNET_DIR/ready6 ]] || { _sbxnet_fail "servers.py (IPv6) not ready after 10 s"; return 1; }
+  chmod 644 "$SBXNET_DIR/ready6"
+  return 0
+}
+
 # --- helpers for tests -------------------------------------------------------
 
 # Run a command inside the fake internet (root only).
@@ -234,12 +301,21 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
       _sbxnet_destroy
       echo "fake internet down"
       ;;
+    ipv6-shared)
+      # Adds IPv6 to a running shared fixture without taking it down.
+      [[ $(id -u) -eq 0 ]] || { echo "ipv6-shared needs root" >&2; exit 1; }
+      [[ -r $SBXNET_SHARED_DIR/env ]] || { echo "no shared fixture (up-shared first)" >&2; exit 1; }
+      # shellcheck disable=SC1091
+      source "$SBXNET_SHARED_DIR/env"
+      net_fixture_ipv6 || { echo "net fixture: $SBXNET_WHY" >&2; exit 1; }
+      echo "fake internet: IPv6 up ($SBXNET_A6, DNS $SBXNET_DNS6)"
+      ;;
     status)
       ip netns list | grep '^sbxnet-' || echo "no fixture namespace"
       [[ -r $SBXNET_SHARED_DIR/env ]] && cat "$SBXNET_SHARED_DIR/env"
       ;;
     *)
-      echo "usage: $0 up-shared | down-shared | status   (or source it: net_fixture_up)" >&2
+      echo "usage: $0 up-shared | ipv6-shared | down-shared | status   (or source it: net_fixture_up)" >&2
       exit 2
       ;;
   esac

@@ -245,6 +245,15 @@ class DnsTcp(socketserver.BaseRequestHandler):
             self.request.sendall(struct.pack(">H", len(out)) + out)
 
 
+def v6(cls):
+    """The same server class for an IPv6 address (socketserver defaults to IPv4)."""
+    return type(cls.__name__ + "6", (cls,), {"address_family": socket.AF_INET6})
+
+
+def family(cls, host):
+    return v6(cls) if ":" in host else cls
+
+
 def serve(server):
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
@@ -266,14 +275,14 @@ def main():
     zone = load_zone(a.zone)
     ctx = make_tls_context(a.cert, a.key)
     for host in a.host:
-        serve(Threaded((host, 80), Http))
-        serve(TlsServer((host, 443), Http, ctx))
-        serve(Threaded((host, 7), TcpEcho))
-        serve(ThreadedUDP((host, 7), UdpEcho))
-        serve(Threaded((host, 22), Banner))
-    udp = ThreadedUDP((a.dns_addr, 53), DnsUdp)
+        serve(family(Threaded, host)((host, 80), Http))
+        serve(family(TlsServer, host)((host, 443), Http, ctx))
+        serve(family(Threaded, host)((host, 7), TcpEcho))
+        serve(family(ThreadedUDP, host)((host, 7), UdpEcho))
+        serve(family(Threaded, host)((host, 22), Banner))
+    udp = family(ThreadedUDP, a.dns_addr)((a.dns_addr, 53), DnsUdp)
     udp.zone = zone
-    tcp = Threaded((a.dns_addr, 53), DnsTcp)
+    tcp = family(Threaded, a.dns_addr)((a.dns_addr, 53), DnsTcp)
     tcp.zone = zone
     serve(udp)
     serve(tcp)
