@@ -67,9 +67,10 @@ static int sbx_main(int argc, char** argv) {
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
   if (args.front() == "profile" && args.size() > 1 && !args[1].starts_with("-") &&
-      args[1] != "list" && args[1] != "show" && args[1] != "validate") {
+      args[1] != "list" && args[1] != "show" && args[1] != "validate" &&
+      args[1] != "import") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command 'profile {}'", args[1]),
-                                        "use sbx profile list|show|validate");
+                                        "use sbx profile list|show|validate|import");
   }
   try {
     // CLI11 wants the arguments in reverse order in a vector.
