@@ -421,7 +421,8 @@ struct ServiceConfig {
   std::vector<net::Cidr> deny = net::always_denied_cidrs();  // rebinding filter
   std::string table = "sbx";
   int netfilter_fd = -1;  // NETLINK_NETFILTER socket of the sandbox netns
-  // add, delete, add: needed before Linux 6.12 to refresh a timeout.
+  // add, delete, add: needed before Linux 6.12 to refresh a timeout (and
+  // sbx's plain re-add did not refresh on 6.18 either: tests/vm/nft_refresh.cpp).
   bool refresh_elements = true;
   NameLimits parse_limits;
   // Answer cache (0 = off). A hit is served only while every address's

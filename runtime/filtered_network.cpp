@@ -18,7 +18,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -50,16 +49,6 @@ constexpr auto kHandOverTimeout = 10s;
 std::string errno_name(int e) {
   const char* name = strerrorname_np(e);
   return name != nullptr ? name : fmt::format("errno {}", e);
-}
-
-// Linux before 6.12 keeps the old expiry when an element is re-added
-// (commit 4201f3938914): refresh with add, delete, add then.
-bool kernel_needs_refresh() {
-  struct utsname u {};
-  if (uname(&u) != 0) return true;
-  int major = 0, minor = 0;
-  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return true;
-  return major < 6 || (major == 6 && minor < 12);
 }
 
 // A default IPv6 route on the host (not via lo): else AAAA answers would make
@@ -253,7 +242,10 @@ struct FilteredNetwork::Impl {
     cfg.upstream.servers = policy.network.dns_upstream;
     cfg.deny = deny;
     cfg.netfilter_fd = netfilter.get();
-    cfg.refresh_elements = kernel_needs_refresh();
+    // Always add, delete, add: before 6.12 a re-add keeps the old expiry
+    // (commit 4201f3938914), and sbx's plain re-add (no expiration attribute)
+    // did not refresh on 6.18 either (tests/vm/nft_refresh.cpp reports it).
+    cfg.refresh_elements = true;
     dns = std::make_unique<dns::DnsService>(
         cfg, [this](int fd, bool r, bool w) { dns_watch(fd, r, w); },
         [this](const dns::QueryEvent& q) { on_query(q); });
@@ -816,6 +808,7 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
     // Addresses left without an allowed name (or inside a denied range)
     // leave allow4/allow6 now, not when their DNS TTL runs out.
     nlohmann::json removed = nlohmann::json::array();
+    std::vector<net::IpAddress> gone;
     for (const auto& [address, names] : m.dns->names().entries(Clock::now())) {
       bool keep = !net::in_any(m.egress.deny_cidrs, address) &&
                   std::any_of(names.begin(), names.end(), [&](const std::string& n) {
@@ -827,10 +820,13 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
         net::send_batch(m.netfilter.get(), net::build_delete_allow_batch(net::RulesetConfig{}.table,
                                                                          one, m.control_seq += 16));
         removed.push_back(address.str());
+        gone.push_back(address);
       } catch (const Error&) {
         // ENOENT: the element expired already
       }
     }
+    // Cached answers may name removed addresses: never serve them again.
+    m.dns->forget_addresses(gone);
     out["removed_addresses"] = removed;
   }
   out["action"] = allow ? "allow" : "deny";
