@@ -282,7 +282,8 @@ struct ControlServer::Impl {
     j["running"] = sandbox != nullptr;
     if (sandbox != nullptr) j["usage"] = sandbox->usage();
     if (options.status_extra) {
-      for (auto& [k, v] : options.status_extra().items()) j[k] = v;
+      const nlohmann::json extra = options.status_extra();  // items() must not outlive it
+      for (auto& [k, v] : extra.items()) j[k] = v;
     }
     return j;
   }
