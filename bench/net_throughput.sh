@@ -129,7 +129,7 @@ run_one() {  # NAME RUNNER...
   [[ $name == loopback ]] && target=127.0.0.1
   tput[$name]=$("$@" iperf3 -c "$target" -p $port -t "$secs" -J 2>"$work/$name.err" | gbps)
   if [[ $name != loopback ]]; then
-    lat[$name]=$("$@" "$py" "$work/lat.py" "$SBXNET_A" "$connects" 2>>"$work/$name.err")
+    lat[$name]=$("$@" "$py" -c "$(cat "$work/lat.py")" "$SBXNET_A" "$connects" 2>>"$work/$name.err")
   else
     lat[$name]="-"
   fi
