@@ -47,7 +47,7 @@ nlohmann::json to_record(const Event& event, const SandboxIdentity& who, AuditLe
                          std::uint64_t seq);
 // True when the record is an attempt that the policy refused.
 bool is_blocked(const nlohmann::json& record);
-// "dns", "net", "syscall", "limit", "exec" (sandbox_start/exec/sandbox_exit).
+// "dns", "net", "syscall", "limit", "control", "exec" (sandbox_start/exec/sandbox_exit).
 std::string category_of(const nlohmann::json& record);
 
 // The sandbox_start and sandbox_exit events (the CLI has what they need).
@@ -106,6 +106,7 @@ class RunReport {
   nlohmann::json finish(const SandboxIdentity& who, const Policy& policy,
                         const RunResult& result) const;
   const std::map<std::string, std::uint64_t>& counts() const { return counts_; }
+  std::uint64_t blocked() const { return blocked_; }
 
  private:
   std::map<std::string, std::uint64_t> counts_;
@@ -126,7 +127,7 @@ struct ReadResult {
 ReadResult read_log(const std::string& path, bool with_rotated);
 
 struct Filter {
-  std::optional<std::string> category;  // dns|net|syscall|limit|exec
+  std::optional<std::string> category;  // dns|net|syscall|limit|control|exec
   std::optional<std::chrono::system_clock::time_point> since;
   bool blocked_only = false;
   bool matches(const nlohmann::json& record) const;
@@ -158,7 +159,9 @@ class RunRecorder {
 
   const SandboxIdentity& identity() const { return who_; }
   std::string log_path() const;  // empty when not logging
-  void record(const Event& event);
+  // Returns the record as logged (for live display).
+  nlohmann::json record(const Event& event);
+  std::uint64_t blocked() const { return report_.blocked(); }
   EventSink sink();
   void start();
   // Writes sandbox_exit; returns the run report (also when none was asked).

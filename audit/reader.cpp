@@ -188,6 +188,11 @@ std::string describe(const nlohmann::json& r) {
                          str(r, "signal"), str(r, "duration_ms"), str(r, "peak_memory_bytes", "0"));
   } else if (type == "exec") {
     detail = str(r, "path", "-");
+  } else if (type == "control") {
+    detail = str(r, "action");
+    for (const char* k : {"domain", "cidr", "signal", "grace_ms", "peer_uid"})
+      if (r.contains(k)) detail += fmt::format(" {}={}", k, str(r, k));
+    if (r.contains("applied") && !r.value("applied", true)) detail += " REFUSED " + str(r, "error");
   }
   return fmt::format("{:<27} {:<15} {:<20} {}{}", str(r, "time"), type, str(r, "sandbox"),
                      is_blocked(r) ? "BLOCKED " : "", detail);

@@ -16,8 +16,9 @@ namespace {
 
 // Fields that carry names or paths: dropped at level "minimal" so a log can
 // be shared without revealing what was looked up or which files were used.
-const std::set<std::string> kNameFields = {"name",   "names", "comm",    "argv",    "path", "cwd",
-                                           "cgroup", "user",  "profile", "dropped", "error"};
+const std::set<std::string> kNameFields = {"name",    "names",   "comm",   "argv",
+                                           "path",    "cwd",     "cgroup", "user",
+                                           "profile", "dropped", "error",  "domain"};
 
 // Fields only worth their size at level "verbose".
 const std::set<std::string> kVerboseFields = {"args", "nr", "pid"};
@@ -30,9 +31,9 @@ const std::set<std::string> kEnvelope = {"v",          "time",    "seq",    "typ
 const std::set<std::string> kDnsBlocked = {"denied",     "unlisted",     "any",       "class",
                                            "rate_limit", "wildcard_cap", "label_cap", "name_cap"};
 
-const std::set<std::string> kTypes = {"sandbox_start", "exec",        "dns",
-                                      "net_connect",   "net_blocked", "syscall_denied",
-                                      "limit",         "violation",   "sandbox_exit"};
+const std::set<std::string> kTypes = {"sandbox_start", "exec",           "dns",   "net_connect",
+                                      "net_blocked",   "syscall_denied", "limit", "violation",
+                                      "sandbox_exit",  "control"};
 
 std::string sanitize(const std::string& in) {
   std::string out;
@@ -160,6 +161,7 @@ std::string category_of(const nlohmann::json& record) {
   if (type == "violation")
     return record.value("kind", std::string()).starts_with("syscall") ? "syscall" : "violation";
   if (type == "limit") return "limit";
+  if (type == "control") return "control";
   return "exec";  // sandbox_start, exec, sandbox_exit
 }
 

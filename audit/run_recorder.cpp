@@ -85,10 +85,11 @@ std::string RunRecorder::log_path() const {
   return log_ ? log_->path() : std::string();
 }
 
-void RunRecorder::record(const Event& event) {
+nlohmann::json RunRecorder::record(const Event& event) {
   auto r = to_record(event, who_, policy_.audit.level, ++seq_);
   report_.add(r);
   if (log_) log_->append(r);
+  return r;
 }
 
 EventSink RunRecorder::sink() {

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Live control of a running sandbox (docs/control.md, issue 8 acceptance):
+# sbx ps lists it; late.test is refused until `sbx network allow NAME
+# --domain late.test`, after which a lookup + connect succeeds without a
+# restart, and `sbx network deny` refuses it again; the changes are audit
+# events; a second sandbox of the same name is refused; `sbx audit -f NAME`
+# follows the log and ends with the sandbox; `sbx stop NAME` ends it and its
+# own sbx exits 143; its state dir is gone; a kill -9'd sbx's stale state is
+# cleaned by the next sbx ps; a sandboxed process cannot use a control socket.
+source "$SBX_SOURCE_DIR/tests/lib.sh"
+source "$SBX_SOURCE_DIR/tests/net/fixture.sh"
+py=/usr/bin/python3
+[[ -x $py ]] || skip "needs /usr/bin/python3"
+command -v curl >/dev/null || skip "needs curl"
+net_fixture_up
+rc=$?
+[[ $rc -eq 77 ]] && skip "$SBXNET_WHY"
+[[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
+
+if is_root; then base=/run/sbx
+elif [[ ${XDG_RUNTIME_DIR:-} == /* ]]; then base=$XDG_RUNTIME_DIR/sbx
+else base=/tmp/sbx-$(id -u); fi
+
+D=$(scratch)
+cd "$D" || fail "cd $D"
+mkdir -p "$D/logs" "$D/x"
+chmod 777 "$D/x"
+cp "$SBXNET_CERT" "$D/ca.pem"
+cat >"$D/net.toml" <<EOF
+extends = "base"
+[network]
+mode = "filtered"
+allow_ports = [443]
+allow_domains = ["good.test"]
+dns_upstream = ["$SBXNET_DNS"]
+EOF
+name="ctl-$$"
+log=$D/logs/audit.jsonl
+sbx_pid=""
+cleanup_sandbox() { [[ -n $sbx_pid ]] && kill -9 "$sbx_pid" 2>/dev/null; }
+trap 'cleanup_sandbox; _cleanup_scratch' EXIT
+
+# The sandbox: try late.test (refused), wait for "go", try again (allowed
+# now), wait for "go2", try again (denied again), then sleep until stopped.
+# Results go to files in the work dir ($D/x is writable inside).
+try='curl -4 -sS --max-time 5 --cacert ca.pem -o /dev/null -w "%{http_code}" https://late.test/ 2>&1; echo " rc=$?"'
+script="
+  $try >x/before
+  while [ ! -e x/go ]; do sleep 0.05; done
+  $try >x/after
+  while [ ! -e x/go2 ]; do sleep 0.05; done
+  $try >x/after_deny
+  exec sleep 300"
+"$SBX" run -p "$D/net.toml" --rw "$D/x" --name "$name" --audit-log "$log" -- sh -c "$script" \
+  >"$D/run.out" 2>&1 </dev/null &
+sbx_pid=$!
+for _ in $(seq 200); do [[ -s $D/x/before ]] && break; sleep 0.05; done
+[[ -s $D/x/before ]] || fail "the sandbox did not start: $(cat "$D/run.out")"
+[[ $(cat "$D/x/before") != *"rc=0"* ]] || fail "late.test reachable before the allow: $(cat "$D/x/before")"
+pass "late.test is refused before the change ($(cat "$D/x/before"))"
+
+# --- sbx ps
+run_sbx ps
+expect_rc 0 "sbx ps"
+expect_out "$name +$sbx_pid +[0-9]+ +[^ ]*net.toml" "sbx ps lists the sandbox with its sbx pid and profile"
+run_sbx ps --json
+expect_rc 0 "sbx ps --json"
+echo "$OUT" | "$py" -c "
+import json, sys
+rows = [r for r in json.load(sys.stdin) if r['name'] == '$name']
+assert len(rows) == 1, rows
+r = rows[0]
+assert r['sbx_pid'] == $sbx_pid and r['init_pid'] > 1 and r['running'], r
+assert r['audit_log'] == '$log', r
+assert r['usage']['memory_bytes'] > 0 and r['usage']['pids'] >= 2, r
+assert r['blocked'] >= 1, r   # the refused late.test query
+assert r['uptime_ms'] >= 0, r
+" || fail "sbx ps --json: $OUT"
+pass "sbx ps --json: pids, audit log, memory, blocked count"
+[[ -d $base/$name && $(stat -c %a "$base/$name") == 700 ]] || fail "state dir $base/$name (mode 700)"
+[[ $(stat -c %a "$base/$name/control.sock") == 600 ]] || fail "control socket mode $(stat -c %a "$base/$name/control.sock")"
+pass "state dir 0700, control socket 0600"
+
+# --- names are unique among running sandboxes
+run_sbx run --net none --name "$name" -- true
+expect_rc 125 "a second sandbox with the same name is refused"
+expect_out "already running" "and the error says why"
+
+# --- network show / allow
+run_sbx network show "$name" --json
+expect_rc 0 "sbx network show"
+expect_out '"mode": "filtered"' "shows the mode"
+run_sbx network allow "$name" --domain late.test
+expect_rc 0 "sbx network allow NAME --domain late.test"
+run_sbx network show "$name" --json
+echo "$OUT" | "$py" -c "
+import json, sys
+j = json.load(sys.stdin)
+assert j['overlay']['allow_domains'] == ['late.test'], j['overlay']
+assert 'good.test' in j['allow_domains'], j
+" || fail "network show after allow: $OUT"
+pass "network show lists the live allow"
+touch "$D/x/go"
+for _ in $(seq 200); do [[ -s $D/x/after ]] && break; sleep 0.05; done
+[[ $(cat "$D/x/after" 2>/dev/null) == "200 rc=0" ]] || fail "late.test after the allow: $(cat "$D/x/after" 2>/dev/null)"
+pass "after the allow, a lookup + HTTPS connect to late.test succeeds without restart"
+run_sbx network show "$name"
+expect_out '198\.51\.100\.10 +late\.test' "the resolved address is listed in the allow sets"
+
+# --- deny again
+run_sbx network deny "$name" --domain late.test
+expect_rc 0 "sbx network deny NAME --domain late.test"
+touch "$D/x/go2"
+for _ in $(seq 200); do [[ -s $D/x/after_deny ]] && break; sleep 0.05; done
+[[ -s $D/x/after_deny && $(cat "$D/x/after_deny") != *"rc=0"* ]] ||
+  fail "late.test still reachable after the deny: $(cat "$D/x/after_deny" 2>/dev/null)"
+pass "after the deny, late.test is refused again ($(cat "$D/x/after_deny"))"
+
+# bad requests are refused with a reason
+run_sbx network allow "$name" --cidr 10.0.0.0/8
+expect_rc 125 "allowing a private range is refused"
+expect_out "overlaps the denied range" "with the reason"
+run_sbx network allow "$name" --cidr 203.0.113.0/24
+expect_rc 0 "allowing a public range"
+run_sbx network allow "$name"
+expect_rc 125 "allow without --domain/--cidr is a usage error"
+run_sbx network allow no-such-sandbox-$$ --domain x.test
+expect_rc 125 "an unknown sandbox name"
+expect_out "no running sandbox" "is named as such"
+
+# --- a process inside a sandbox cannot use a control socket, even one made
+# visible to it (--rw of the state base): the user namespace check refuses.
+inside='
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("connect failed", e.errno); sys.exit(0)
+s.send(json.dumps({"op": "network", "action": "allow", "domain": "evil.test"}).encode())
+print("reply", s.recv(65536).decode())'
+run_sbx run --net none --rw "$base" -- "$py" -c "$inside" "$base/$name/control.sock"
+expect_rc 0 "the probe ran inside"
+expect_out 'reply .*"ok":false.*user namespace' "the control socket refuses a sandboxed peer"
+run_sbx network show "$name" --json
+expect_no_out 'evil\.test' "and nothing was changed"
+run_sbx run --net none -- "$py" -c "$inside" "$base/$name/control.sock"
+expect_out 'connect failed' "without --rw the state dir is not even visible inside"
+
+# --- audit -f follows until the sandbox ends
+"$SBX" audit -f "$name" --json >"$D/follow.out" 2>&1 &
+follow_pid=$!
+sleep 0.5
+# --- stop: SIGTERM, the sandbox's sbx exits 143
+run_sbx stop "$name" --grace 5s
+expect_rc 0 "sbx stop NAME"
+wait "$sbx_pid"
+rc=$?
+sbx_pid=""
+[[ $rc -eq 143 ]] || fail "the stopped sandbox's sbx exited $rc, want 143: $(cat "$D/run.out")"
+pass "the stopped sandbox's own sbx exited 143"
+for _ in $(seq 100); do kill -0 "$follow_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$follow_pid" 2>/dev/null && { kill "$follow_pid"; fail "sbx audit -f did not end with the sandbox"; }
+wait "$follow_pid" || fail "sbx audit -f failed: $(cat "$D/follow.out")"
+pass "sbx audit -f ended when the sandbox did"
+grep -q '"type":"sandbox_exit"' "$D/follow.out" || fail "audit -f missed sandbox_exit: $(tail -3 "$D/follow.out")"
+grep -q '"action":"stop"' "$D/follow.out" || fail "audit -f missed the stop event"
+pass "audit -f printed the stop event and sandbox_exit"
+[[ ! -e $base/$name ]] || fail "state dir $base/$name left behind"
+pass "the state dir is removed at exit"
+
+# --- the log: control events, schema
+OUT=$("$py" "$SBX_SOURCE_DIR/tests/integration/audit_validate.py" "$SBX_SOURCE_DIR/docs/audit.schema.json" "$log" 2>&1) ||
+  fail "schema: $OUT"
+pass "the log validates ($OUT)"
+OUT=$("$py" - "$log" <<'EOF' 2>&1
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ctl = [r for r in recs if r["type"] == "control"]
+acts = [(r["action"], r.get("domain", r.get("cidr")), r.get("applied")) for r in ctl]
+want = [("network_allow", "late.test", True), ("network_deny", "late.test", True),
+        ("network_allow", "10.0.0.0/8", False), ("network_allow", "203.0.113.0/24", True),
+        ("stop", None, None)]
+assert acts == want, acts
+assert all(r["peer_uid"] >= 0 and r["blocked"] is False for r in ctl), ctl
+late = [r for r in recs if r["type"] == "dns" and r.get("name") == "late.test"]
+assert [r["verdict"] for r in late] == ["unlisted", "allowed", "denied"], [(r["verdict"], r["qtype"]) for r in late]
+conn = [r for r in recs if r["type"] == "net_connect" and r.get("name") == "late.test"]
+assert len(conn) == 1 and conn[0]["allowed"], conn
+end = recs[-1]
+assert end["type"] == "sandbox_exit" and end["exit_code"] == 143 and end["signal"] == 15, end
+print("ok")
+EOF
+) || fail "log contents: $OUT"
+pass "the log records allow/deny/refused/stop as control events, the three late.test verdicts, one connection, exit 143"
+
+# --- kill -9 of sbx leaves a stale state dir; the next sbx ps cleans it
+"$SBX" run --net none --name "$name-k" -- sleep 300 >/dev/null 2>&1 </dev/null &
+kpid=$!
+for _ in $(seq 100); do [[ -S $base/$name-k/control.sock ]] && break; sleep 0.05; done
+[[ -S $base/$name-k/control.sock ]] || fail "second sandbox did not start"
+run_sbx kill "$name-k" --signal USR1
+expect_rc 0 "sbx kill --signal USR1 is delivered"
+wait "$kpid"
+rc=$?
+[[ $rc -eq 138 ]] || fail "sleep killed by SIGUSR1: sbx exited $rc, want 138"
+pass "sbx kill --signal USR1: the command died of SIGUSR1 (138)"
+"$SBX" run --net none --name "$name-k" -- sleep 300 >/dev/null 2>&1 </dev/null &
+kpid=$!
+for _ in $(seq 100); do [[ -S $base/$name-k/control.sock ]] && break; sleep 0.05; done
+kill -9 "$kpid"
+wait "$kpid" 2>/dev/null
+[[ -d $base/$name-k ]] || fail "expected a stale state dir after kill -9"
+pass "kill -9 of sbx leaves its state dir"
+run_sbx ps
+expect_rc 0 "sbx ps after a kill -9"
+expect_no_out "$name-k" "the dead sandbox is not listed"
+[[ ! -e $base/$name-k ]] || fail "stale state dir not cleaned: $(ls -la "$base/$name-k")"
+pass "the stale state dir was cleaned by sbx ps"
+run_sbx kill "$name-k"
+expect_rc 125 "sbx kill of a dead sandbox fails"
+
+done_testing
