@@ -30,6 +30,7 @@ Docs: docs/cli.md, docs/profiles.md, docs/domains.md
 namespace sbx::cli {
 Command add_audit(CLI::App& app);  // audit_cmd.cpp
 Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
+Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
 Command add_check(CLI::App& app);  // cmd_check.cpp
 Command add_secrets(CLI::App& app);  // cmd_secrets.cpp
 }  // namespace sbx::cli
@@ -51,6 +52,7 @@ static int sbx_main(int argc, char** argv) {
       sbx::cli::add_run(app, command), sbx::cli::add_profile(app),    sbx::cli::add_version(app),
       sbx::cli::add_audit(app),        sbx::cli::add_completion(app),
       sbx::cli::add_live_control(app),
+      sbx::cli::add_live_control(app),
       sbx::cli::add_check(app), sbx::cli::add_secrets(app),
   };
   // Name the sub-command problem plainly (CLI11 would only say one is required).
@@ -59,6 +61,8 @@ static int sbx_main(int argc, char** argv) {
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
   if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
+      args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
+      args.front() != "network" &&
       args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
       args.front() != "network" &&
       args.front() != "audit" && args.front() != "version" && args.front() != "completion" &&
