@@ -30,7 +30,6 @@ Docs: docs/cli.md, docs/profiles.md, docs/domains.md
 namespace sbx::cli {
 Command add_audit(CLI::App& app);  // audit_cmd.cpp
 Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
-Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
 Command add_check(CLI::App& app);  // cmd_check.cpp
 Command add_secrets(CLI::App& app);  // cmd_secrets.cpp
 }  // namespace sbx::cli
@@ -51,7 +50,6 @@ static int sbx_main(int argc, char** argv) {
   std::vector<sbx::cli::Command> commands = {
       sbx::cli::add_run(app, command), sbx::cli::add_profile(app),    sbx::cli::add_version(app),
       sbx::cli::add_audit(app),        sbx::cli::add_completion(app),
-      sbx::cli::add_live_control(app),
       sbx::cli::add_live_control(app),
       sbx::cli::add_check(app), sbx::cli::add_secrets(app),
   };
