@@ -61,8 +61,6 @@ static int sbx_main(int argc, char** argv) {
   if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
       args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
       args.front() != "network" &&
-      args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
-      args.front() != "network" &&
       args.front() != "audit" && args.front() != "version" && args.front() != "completion" &&
       args.front() != "check" && args.front() != "secrets") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
