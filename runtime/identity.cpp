@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "runtime/startup_trace.hpp"
+
 namespace sbx::runtime {
 namespace {
 
@@ -115,6 +117,7 @@ Identity resolve_identity(const ProcessPolicy& process, const IdentitySource& so
 }
 
 Identity resolve_identity(const ProcessPolicy& process) {
+  startup_trace::mark("run: policy resolved, identity next");
   IdentitySource source;
   source.real_uid = getuid();
   source.effective_uid = geteuid();

@@ -16,6 +16,7 @@
 #include "runtime/channel.hpp"
 #include "runtime/exit_status.hpp"
 #include "runtime/sandbox_steps.hpp"
+#include "runtime/startup_trace.hpp"
 
 namespace sbx::runtime {
 namespace {
@@ -67,6 +68,7 @@ bool wait_for_release(int control_fd, ChildError& err) {
   } while (got < 0 && errno == EINTR);
   if (got == 0) _exit(kExitSbxError);  // supervisor gone (or gave up): nothing to report to
   if (got != 1) return err.fail("wait for the supervisor", errno);
+  startup_trace::mark("init: released");
   return true;
 }
 

@@ -24,6 +24,7 @@
 #include "runtime/mount_plan.hpp"
 #include "runtime/mounts_internal.hpp"
 #include "runtime/mounts_syscalls.hpp"
+#include "runtime/startup_trace.hpp"
 
 namespace sbx::runtime {
 
@@ -416,7 +417,9 @@ bool apply_mount_plan(const MountPlan& plan, ChildError& err) {
   int devices[kDeviceCount];
   for (int& fd : devices) fd = -1;
   int rootfs = -1, staging = -1, root = -1;
+  startup_trace::mark("init: mounts begin");
   bool ok = build_root(d, devices, rootfs, staging, root, err);
+  startup_trace::mark("init: mounts done (pivot_root)");
   for (int& fd : devices) close_fd(fd);
   for (int& fd : d.op_fds) close_fd(fd);
   for (int fd : d.owned_fds) ::close(fd);

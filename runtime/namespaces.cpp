@@ -12,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "runtime/startup_trace.hpp"
+
 namespace sbx::runtime {
 namespace {
 
@@ -53,10 +55,16 @@ Error user_namespace_error(const std::string& what, int error_number) {
         "sysctl -w user.max_user_namespaces=15000",
         max_ns.empty() ? "?" : max_ns);
   } else if (apparmor == "1") {
+    // Ubuntu 23.10+: the profile sbx ships (packaging/apparmor/sbx) grants
+    // `userns,` to /usr/bin/sbx only; the .deb installs and loads it.
     fix =
         "AppArmor restricts unprivileged user namespaces "
-        "(kernel.apparmor_restrict_unprivileged_userns=1); allow sbx with an AppArmor profile "
-        "granting `userns,`, or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0";
+        "(kernel.apparmor_restrict_unprivileged_userns=1); install the profile shipped with sbx "
+        "(packaging/apparmor/sbx; the .deb installs it as /etc/apparmor.d/sbx): sudo install -m "
+        "644 packaging/apparmor/sbx /etc/apparmor.d/sbx && sudo apparmor_parser -r "
+        "/etc/apparmor.d/sbx (it grants `userns,` to /usr/bin/sbx only; edit the path if sbx is "
+        "elsewhere), or allow all programs: sudo sysctl -w "
+        "kernel.apparmor_restrict_unprivileged_userns=0";
   } else if (debian == "0") {
     fix =
         "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0); enable "
@@ -92,8 +100,10 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     }
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
+    startup_trace::mark("clone3");
     long pid = raw_clone3(&args);
     if (pid == 0) {
+      startup_trace::mark("init: running");
       out.pid = 0;
       out.into_cgroup = try_cgroup;
       out.new_cgroupns = try_cgroup;
@@ -131,13 +141,17 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
 }
 
 pid_t fork_in_sandbox() {
-  return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  startup_trace::mark("init: fork worker");
+  auto pid = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid == 0) startup_trace::mark("worker: running");
+  return pid;
 }
 
 void write_id_maps(pid_t child, const Identity& identity) {
   if (!identity.started_as_root) write_proc_file(child, "setgroups", "deny");
   write_proc_file(child, "gid_map", fmt::format("{} {} 1\n", identity.gid, identity.gid));
   write_proc_file(child, "uid_map", fmt::format("{} {} 1\n", identity.uid, identity.uid));
+  startup_trace::mark("id maps written");
 }
 
 }  // namespace sbx::runtime

@@ -19,6 +19,7 @@
 #include "runtime/channel.hpp"
 #include "runtime/exit_status.hpp"
 #include "runtime/sandbox_steps.hpp"
+#include "runtime/startup_trace.hpp"
 
 namespace sbx::runtime {
 namespace {
@@ -89,7 +90,9 @@ bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err) {
   // gid map additionally requires setgroups=deny (CVE-2014-8989).
   if (!write_file("/proc/self/setgroups", "deny", err)) return false;
   if (!write_file("/proc/self/gid_map", plan.u2_gid_map, err)) return false;
-  return write_file("/proc/self/uid_map", plan.u2_uid_map, err);
+  bool ok = write_file("/proc/self/uid_map", plan.u2_uid_map, err);
+  startup_trace::mark("worker: nested user namespace");
+  return ok;
 }
 
 bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err) {
@@ -193,6 +196,7 @@ bool install_seccomp_last(const LaunchPlan& plan, int exec_fd, ChildError& err) 
   // Last before execve, so the filter need not allow the privilege-dropping
   // calls above. Only sendmsg, close and execve follow.
   int listener = -1;
+  startup_trace::mark("worker: landlock done, seccomp next");
   if (!seccomp::install(plan.seccomp, &listener, err)) return false;
   if (listener < 0) return true;
   Message message;
@@ -207,6 +211,7 @@ bool install_seccomp_last(const LaunchPlan& plan, int exec_fd, ChildError& err) 
 [[noreturn]] void exec_command(const LaunchPlan& plan, int exec_fd) {
   // execvp's rules with the PATH walk precomputed: ENOENT-like errors move
   // on to the next directory, EACCES is remembered, anything else stops.
+  startup_trace::mark("worker: execve");
   int error_number = ENOENT;
   bool saw_eacces = false;
   for (std::size_t i = 0; i < plan.exec_paths.size(); ++i) {
