@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/host_paths.hpp"
 #include "runtime/mount_plan.hpp"
 
 namespace sbx::runtime {
@@ -57,8 +58,7 @@ std::uint64_t handled_for_abi(int abi) {
 }
 
 std::string real_or_same(const std::string& p) {
-  char buf[PATH_MAX];
-  return ::realpath(p.c_str(), buf) != nullptr ? std::string(buf) : p;
+  return existing_real_path(p).value_or(p);
 }
 
 constexpr std::size_t kMaxReadRules = 4096;
@@ -90,9 +90,9 @@ namespace {
 void add_readable_tree(LandlockPlanData& d, const Policy& policy, std::uint64_t read) {
   std::vector<std::string> hidden;
   for (const auto& p : policy.filesystem.deny_read) {
-    char buf[PATH_MAX];
-    if (p.empty() || p[0] != '/' || ::realpath(p.c_str(), buf) == nullptr) continue;
-    if (std::string(buf) != "/") hidden.emplace_back(buf);
+    if (p.empty() || p[0] != '/') continue;
+    auto real = existing_real_path(p);
+    if (real && *real != "/") hidden.push_back(std::move(*real));
   }
   auto within = [](const std::string& path, const std::string& root) {
     return root == "/" || (path.compare(0, root.size(), root) == 0 &&
@@ -137,9 +137,8 @@ void add_readable_tree(LandlockPlanData& d, const Policy& policy, std::uint64_t 
     for (auto& r : rules) d.rules.push_back(std::move(r));
     // `visible` paths below a hidden one are readable again.
     for (const auto& p : policy.filesystem.allow_read) {
-      char buf[PATH_MAX];
-      if (!p.empty() && p[0] == '/' && ::realpath(p.c_str(), buf) != nullptr)
-        d.rules.push_back({buf, read});
+      if (p.empty() || p[0] != '/') continue;
+      if (auto real = existing_real_path(p)) d.rules.push_back({std::move(*real), read});
     }
   }
 }

@@ -22,6 +22,7 @@
 #include <fstream>
 #include <string>
 
+#include "runtime/mounts_idmap.hpp"
 #include "runtime/mounts_syscalls.hpp"
 
 namespace sbx::runtime {
@@ -47,46 +48,39 @@ void write_map(pid_t pid, const char* file, const std::string& line) {
   ::close(fd);
 }
 
-// A user namespace whose only mapping is owner -> command id. Created by a
-// short-lived child that unshares and waits; we keep its ns fd.
+// The helper exists only to own the new user namespace: it returns at once.
+// Its credentials (and with them the namespace) live on until it is reaped,
+// so the maps are written and the namespace opened without any handshake.
+int helper_returns_at_once(void*) {
+  return 0;
+}
+
+// A user namespace whose only mapping is owner -> command id. CLONE_VM: the
+// helper shares our memory instead of copying the page tables (a fork of
+// the supervisor costs a page-table copy plus a copy-on-write fault on every
+// page either side touches next). It runs nothing but a return on its own
+// small stack, so sharing is safe; exit signal 0 and __WALL keep an
+// embedding program's SIGCHLD handler away from it.
 int idmap_userns(uid_t owner_uid, gid_t owner_gid, uid_t uid, gid_t gid) {
-  int ready[2], hold[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(hold, O_CLOEXEC) != 0)
-    throw Error(fmt::format("pipe: {}", std::strerror(errno)));
-  pid_t pid = ::fork();
-  if (pid < 0) throw Error(fmt::format("fork: {}", std::strerror(errno)));
-  if (pid == 0) {
-    // Async-signal-safe only: the parent may have threads.
-    ::close(ready[0]);
-    ::close(hold[1]);
-    char c = ::unshare(CLONE_NEWUSER) == 0 ? 'o' : 'e';
-    (void)!::write(ready[1], &c, 1);
-    (void)!::read(hold[0], &c, 1);
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  ::close(hold[0]);
-  char c = 0;
-  bool ok = ::read(ready[0], &c, 1) == 1 && c == 'o';
-  ::close(ready[0]);
+  alignas(16) char stack[1024];  // lives until the helper is reaped below
+  pid_t pid =
+      ::clone(helper_returns_at_once, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM, nullptr);
+  if (pid < 0)
+    throw Error(fmt::format("cannot create a user namespace for the idmapped work dir: {}",
+                            std::strerror(errno)));
   int ns = -1;
   std::string failure;
-  if (ok) {
-    try {
-      // uid_map: "<id on disk> <id the command sees> 1".
-      write_map(pid, "uid_map", fmt::format("{} {} 1\n", owner_uid, uid));
-      write_map(pid, "gid_map", fmt::format("{} {} 1\n", owner_gid, gid));
-      ns = ::open(fmt::format("/proc/{}/ns/user", pid).c_str(), O_RDONLY | O_CLOEXEC);
-      if (ns < 0) failure = fmt::format("open ns/user: {}", std::strerror(errno));
-    } catch (const Error& e) {
-      failure = e.what();
-    }
-  } else {
-    failure = "unshare(CLONE_NEWUSER) failed in the idmap helper";
+  try {
+    // uid_map: "<id on disk> <id the command sees> 1".
+    write_map(pid, "uid_map", fmt::format("{} {} 1\n", owner_uid, uid));
+    write_map(pid, "gid_map", fmt::format("{} {} 1\n", owner_gid, gid));
+    ns = ::open(fmt::format("/proc/{}/ns/user", pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0) failure = fmt::format("open ns/user: {}", std::strerror(errno));
+  } catch (const Error& e) {
+    failure = e.what();
   }
-  ::close(hold[1]);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (::waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
   }
   if (ns < 0) throw Error("cannot build the idmapped work dir: " + failure);
   return ns;
@@ -111,8 +105,17 @@ std::string fs_name(int fd) {
 
 }  // namespace
 
+int IdmapNamespaces::get(uid_t owner_uid, gid_t owner_gid, uid_t uid, gid_t gid) {
+  for (const auto& e : entries_)
+    if (e.owner_uid == owner_uid && e.owner_gid == owner_gid && e.uid == uid && e.gid == gid)
+      return e.ns.get();
+  entries_.push_back(
+      {owner_uid, owner_gid, uid, gid, UniqueFd(idmap_userns(owner_uid, owner_gid, uid, gid))});
+  return entries_.back().ns.get();
+}
+
 int make_idmapped_tree(const std::string& path, uid_t owner_uid, gid_t owner_gid, uid_t uid,
-                       gid_t gid) {
+                       gid_t gid, IdmapNamespaces& namespaces) {
   // Resolve without symlinks: the path was canonicalised a moment ago, so a
   // symlink here means it was swapped under us.
   Fd where{sys::openat2(AT_FDCWD, path.c_str(), O_PATH | O_CLOEXEC,
@@ -126,10 +129,9 @@ int make_idmapped_tree(const std::string& path, uid_t owner_uid, gid_t owner_gid
   if (tree.fd < 0)
     throw Error(fmt::format("open_tree({}): {}", path, std::strerror(errno)),
                 "sbx needs Linux >= 5.12 for a root caller's work dir");
-  Fd ns{idmap_userns(owner_uid, owner_gid, uid, gid)};
   struct mount_attr attr {};
   attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-  attr.userns_fd = static_cast<std::uint64_t>(ns.fd);
+  attr.userns_fd = static_cast<std::uint64_t>(namespaces.get(owner_uid, owner_gid, uid, gid));
   attr.propagation = MS_PRIVATE;
   if (sys::mount_setattr(tree.fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) != 0) {
     int e = errno;

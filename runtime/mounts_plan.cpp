@@ -16,14 +16,14 @@
 #include <optional>
 #include <set>
 
+#include "runtime/host_paths.hpp"
 #include "runtime/mount_plan.hpp"
+#include "runtime/mounts_idmap.hpp"
 #include "runtime/mounts_internal.hpp"
 
 namespace sbx::runtime {
 
-// Defined in mounts_idmap.cpp / mounts_identity.cpp.
-int make_idmapped_tree(const std::string& path, uid_t owner_uid, gid_t owner_gid, uid_t uid,
-                       gid_t gid);
+// Defined in mounts_identity.cpp.
 void plan_identity_files(const Identity& identity, std::vector<MountOp>& ops);
 void plan_resolv_conf(const Policy& policy, std::vector<MountOp>& ops);  // mounts_network.cpp
 
@@ -117,9 +117,7 @@ int kind_rank(MountKind kind) {
 }
 
 std::optional<std::string> real_path(const std::string& path) {
-  char buf[PATH_MAX];
-  if (::realpath(path.c_str(), buf) == nullptr) return std::nullopt;
-  return std::string(buf);
+  return existing_real_path(path);
 }
 
 std::string parent_of(const std::string& path) {
@@ -156,6 +154,7 @@ struct Planner {
   std::vector<std::string> masked_dirs;            // host dirs replaced by an empty tmpfs
   std::vector<std::string> fresh_dirs = {"/tmp"};  // sandbox tmpfs: host content invisible
   std::set<std::string> pinned;
+  IdmapNamespaces idmap_namespaces;  // one per distinct owner mapping
 
   void add(MountOp op) { data.ops.push_back(std::move(op)); }
 
@@ -235,8 +234,8 @@ struct Planner {
   void maybe_idmap(MountOp& op, const struct stat& st) {
     if (!identity.started_as_root) return;
     if (st.st_uid == identity.uid && st.st_gid == identity.gid) return;
-    op.prepared_fd =
-        make_idmapped_tree(op.source, st.st_uid, st.st_gid, identity.uid, identity.gid);
+    op.prepared_fd = make_idmapped_tree(op.source, st.st_uid, st.st_gid, identity.uid, identity.gid,
+                                        idmap_namespaces);
     data.owned_fds.push_back(op.prepared_fd);
   }
 
