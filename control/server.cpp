@@ -71,6 +71,7 @@ struct ControlServer::Impl {
   std::string base;
   UniqueFdLite dir_fd, lock, listener, epoll, grace_timer;
   std::map<int, UniqueFdLite> clients;
+  std::map<int, std::string> refused;  // client fd -> why (answered once it has asked)
   RunningSandbox* sandbox = nullptr;
   bool ended = false;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -195,15 +196,14 @@ struct ControlServer::Impl {
       int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) return;
       UniqueFdLite client(fd);
-      std::string why;
-      if (!peer_allowed(fd, why)) {
-        reply(fd, {{"ok", false}, {"error", why}});
-        continue;
-      }
       if (clients.size() >= static_cast<std::size_t>(kMaxClients)) {
         reply(fd, {{"ok", false}, {"error", "too many control connections"}});
         continue;
       }
+      // A refused peer still gets its answer, after its request (closing
+      // on an unread request would reset the connection, losing the reason).
+      std::string why;
+      if (!peer_allowed(fd, why)) refused[fd] = why;
       epoll_add(fd);
       clients.emplace(fd, std::move(client));
     }
@@ -243,6 +243,8 @@ struct ControlServer::Impl {
     nlohmann::json answer;
     if (n <= 0) {
       // closed without a request
+    } else if (auto r = refused.find(fd); r != refused.end()) {
+      reply(fd, {{"ok", false}, {"error", r->second}});
     } else if (static_cast<std::size_t>(n) > buf.size()) {
       reply(fd, {{"ok", false}, {"error", "request too large"}});
     } else {
@@ -263,6 +265,7 @@ struct ControlServer::Impl {
       reply(fd, answer);
     }
     ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    refused.erase(fd);
     clients.erase(fd);
   }
 
