@@ -12,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "runtime/startup_trace.hpp"
+
 namespace sbx::runtime {
 namespace {
 
@@ -98,8 +100,10 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     }
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
+    startup_trace::mark("clone3");
     long pid = raw_clone3(&args);
     if (pid == 0) {
+      startup_trace::mark("init: running");
       out.pid = 0;
       out.into_cgroup = try_cgroup;
       out.new_cgroupns = try_cgroup;
@@ -137,13 +141,17 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
 }
 
 pid_t fork_in_sandbox() {
-  return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  startup_trace::mark("init: fork worker");
+  auto pid = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid == 0) startup_trace::mark("worker: running");
+  return pid;
 }
 
 void write_id_maps(pid_t child, const Identity& identity) {
   if (!identity.started_as_root) write_proc_file(child, "setgroups", "deny");
   write_proc_file(child, "gid_map", fmt::format("{} {} 1\n", identity.gid, identity.gid));
   write_proc_file(child, "uid_map", fmt::format("{} {} 1\n", identity.uid, identity.uid));
+  startup_trace::mark("id maps written");
 }
 
 }  // namespace sbx::runtime
