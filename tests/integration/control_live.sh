@@ -30,7 +30,7 @@ cat >"$D/net.toml" <<EOF
 extends = "base"
 [network]
 mode = "filtered"
-allow_ports = [443]
+allow_ports = [80]
 allow_domains = ["good.test"]
 dns_upstream = ["$SBXNET_DNS"]
 EOF
@@ -43,13 +43,15 @@ trap 'cleanup_sandbox; _cleanup_scratch' EXIT
 # The sandbox: try late.test (refused), wait for "go", try again (allowed
 # now), wait for "go2", try again (denied again), then sleep until stopped.
 # Results go to files in the work dir ($D/x is writable inside).
-try='curl -4 -sS --max-time 5 --cacert ca.pem -o /dev/null -w "%{http_code}" https://late.test/ 2>&1; echo " rc=$?"'
+# (HTTP: the fixture's certificate does not name late.test; the egress proxy
+# checks the Host header on port 80 as it checks the SNI on 443.)
+try='curl -4 -sS --max-time 5 -o /dev/null -w "%{http_code}" http://late.test/ 2>&1; echo " rc=$?"'
 script="
-  $try >x/before
+  { $try; } >x/before
   while [ ! -e x/go ]; do sleep 0.05; done
-  $try >x/after
+  { $try; } >x/after
   while [ ! -e x/go2 ]; do sleep 0.05; done
-  $try >x/after_deny
+  { $try; } >x/after_deny
   exec sleep 300"
 "$SBX" run -p "$D/net.toml" --rw "$D/x" --name "$name" --audit-log "$log" -- sh -c "$script" \
   >"$D/run.out" 2>&1 </dev/null &
@@ -103,7 +105,7 @@ pass "network show lists the live allow"
 touch "$D/x/go"
 for _ in $(seq 200); do [[ -s $D/x/after ]] && break; sleep 0.05; done
 [[ $(cat "$D/x/after" 2>/dev/null) == "200 rc=0" ]] || fail "late.test after the allow: $(cat "$D/x/after" 2>/dev/null)"
-pass "after the allow, a lookup + HTTPS connect to late.test succeeds without restart"
+pass "after the allow, a lookup + HTTP connect to late.test succeeds without restart"
 run_sbx network show "$name"
 expect_out '198\.51\.100\.10 +late\.test' "the resolved address is listed in the allow sets"
 
@@ -137,11 +139,14 @@ try:
     s.connect(sys.argv[1])
 except OSError as e:
     print("connect failed", e.errno); sys.exit(0)
-s.send(json.dumps({"op": "network", "action": "allow", "domain": "evil.test"}).encode())
+try:  # the server may answer (refusal) and close before the request is sent
+    s.send(json.dumps({"op": "network", "action": "allow", "domain": "evil.test"}).encode())
+except OSError:
+    pass
 print("reply", s.recv(65536).decode())'
 run_sbx run --net none --rw "$base" -- "$py" -c "$inside" "$base/$name/control.sock"
 expect_rc 0 "the probe ran inside"
-expect_out 'reply .*"ok":false.*user namespace' "the control socket refuses a sandboxed peer"
+expect_out 'reply .*(user namespace|may not control).*"ok":false' "the control socket refuses a sandboxed peer (uid or user namespace)"
 run_sbx network show "$name" --json
 expect_no_out 'evil\.test' "and nothing was changed"
 run_sbx run --net none -- "$py" -c "$inside" "$base/$name/control.sock"
@@ -184,7 +189,9 @@ want = [("network_allow", "late.test", True), ("network_deny", "late.test", True
 assert acts == want, acts
 assert all(r["peer_uid"] >= 0 and r["blocked"] is False for r in ctl), ctl
 late = [r for r in recs if r["type"] == "dns" and r.get("name") == "late.test"]
-assert [r["verdict"] for r in late] == ["unlisted", "allowed", "denied"], [(r["verdict"], r["qtype"]) for r in late]
+# (the resolver retries a REFUSED query: collapse repeats)
+seq = [v for i, v in enumerate(r["verdict"] for r in late) if i == 0 or late[i - 1]["verdict"] != v]
+assert seq == ["unlisted", "allowed", "denied"], [(r["verdict"], r["qtype"]) for r in late]
 conn = [r for r in recs if r["type"] == "net_connect" and r.get("name") == "late.test"]
 assert len(conn) == 1 and conn[0]["allowed"], conn
 end = recs[-1]
