@@ -30,6 +30,9 @@ mode = "filtered"
 allow_ports = [443]
 allow_domains = ["good.test"]
 dns_upstream = ["$SBXNET_DNS"]
+# NXDOMAIN is final for the resolver; REFUSED would make it retry (and the
+# one attempt would be two queries).
+dns_refusal = "nxdomain"
 EOF
 log=$D/logs/audit.jsonl
 
