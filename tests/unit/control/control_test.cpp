@@ -135,7 +135,7 @@ TEST_CASE("stale state of a dead owner is cleaned, a live one is kept") {
 }
 
 TEST_CASE("a base dir that is not private is refused") {
-  if (::geteuid() == 0) SKIP("root uses /run/sbx");
+  if (::geteuid() == 0) return;  // root always uses /run/sbx
   PrivateRuntimeDir rt;
   std::filesystem::create_directory(rt.dir + "/sbx");
   ::chmod((rt.dir + "/sbx").c_str(), 0755);
