@@ -1,9 +1,11 @@
 // Domain patterns (docs/domains.md): normalisation, the public-suffix check
 // for allow-list wildcards, and the compiled DomainMatcher used by the DNS
 // filter and the egress proxy.
+#include <dlfcn.h>
 #include <idn2.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 
@@ -15,9 +17,27 @@ namespace sbx::profiles {
 namespace {
 
 // The Public Suffix List (Debian package `publicsuffix`) as three sorted
-// arrays, generated at build time by profiles/embed.cmake:
-// kPublicSuffix_rules, kPublicSuffix_wildcards, kPublicSuffix_exceptions.
+// lists, generated at build time by profiles/embed.cmake: for each of
+// rules, wildcards and exceptions a NUL-separated kPublicSuffix_<kind>_text
+// and its kPublicSuffix_<kind>_offsets (one past the last entry included).
 #include "sbx_public_suffix_list.inc"
+
+// One embedded list: entry i is text[offsets[i] .. offsets[i + 1] - 1).
+struct SuffixList {
+  const char* text;
+  const std::uint32_t* offsets;
+  std::size_t size;
+
+  std::string_view operator[](std::size_t i) const {
+    return {text + offsets[i], offsets[i + 1] - offsets[i] - 1};
+  }
+};
+
+template <std::size_t N, std::size_t M>
+constexpr SuffixList suffix_list(const char (&text)[N], const std::uint32_t (&offsets)[M]) {
+  static_assert(M >= 1);
+  return {text, offsets, M - 1};
+}
 
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
@@ -30,15 +50,46 @@ void ascii_lower(std::string& s) {
   }
 }
 
+// libidn2 is loaded on first use, not at start-up: only names with non-ASCII
+// or punycode labels need it, and loading it (with libunistring) costs every
+// sbx run time in the dynamic loader. Same library, same calls.
+struct Idn2 {
+  decltype(&idn2_to_ascii_8z) to_ascii_8z = nullptr;
+  decltype(&idn2_to_unicode_8z8z) to_unicode_8z8z = nullptr;
+  decltype(&idn2_free) free = nullptr;
+};
+
+const Idn2& idn2() {
+  static const Idn2 lib = [] {
+    Idn2 l;
+    void* handle = ::dlopen("libidn2.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr)
+      throw ProfileError(fmt::format("cannot load libidn2 for an internationalised domain "
+                                     "name: {}",
+                                     ::dlerror()),
+                         "install libidn2 (Debian: libidn2-0)");
+    l.to_ascii_8z = reinterpret_cast<decltype(l.to_ascii_8z)>(::dlsym(handle, "idn2_to_ascii_8z"));
+    l.to_unicode_8z8z =
+        reinterpret_cast<decltype(l.to_unicode_8z8z)>(::dlsym(handle, "idn2_to_unicode_8z8z"));
+    l.free = reinterpret_cast<decltype(l.free)>(::dlsym(handle, "idn2_free"));
+    if (l.to_ascii_8z == nullptr || l.to_unicode_8z8z == nullptr || l.free == nullptr)
+      throw ProfileError("libidn2.so.0 lacks idn2_to_ascii_8z/idn2_to_unicode_8z8z/idn2_free",
+                         "install libidn2 >= 2.0 (Debian: libidn2-0)");
+    return l;
+  }();
+  return lib;
+}
+
 // UTS #46 non-transitional processing (IDNA2008 as browsers do it): maps
 // case and compatibility forms, then encodes each label in punycode
 // (RFC 3492). Returns nullopt when the name is not a valid IDN.
 std::optional<std::string> idn_to_ascii(std::string_view name) {
   std::string in(name);
   char* out = nullptr;
-  int rc = idn2_to_ascii_8z(in.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  const Idn2& lib = idn2();
+  int rc = lib.to_ascii_8z(in.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
   if (rc != IDN2_OK) return std::nullopt;
-  std::unique_ptr<char, decltype(&idn2_free)> guard(out, idn2_free);
+  std::unique_ptr<char, decltype(lib.free)> guard(out, lib.free);
   std::string result(out);
   ascii_lower(result);
   return result;
@@ -98,12 +149,22 @@ std::optional<std::string> canonical_name(std::string_view raw, std::string* pro
   return out;
 }
 
-template <std::size_t N>
-bool listed(const std::string_view (&rules)[N], std::string_view name) {
-  // Binary search relies on embed.cmake's byte-wise sort; check it once.
-  static const bool sorted = std::is_sorted(std::begin(rules), std::end(rules));
-  if (!sorted) throw std::logic_error("profiles: embedded public suffix list is not sorted");
-  return std::binary_search(std::begin(rules), std::end(rules), name);
+bool sorted(const SuffixList& rules) {
+  for (std::size_t i = 1; i < rules.size; ++i)
+    if (rules[i] < rules[i - 1]) return false;
+  return true;
+}
+
+bool listed(const SuffixList& rules, std::string_view name) {
+  std::size_t lo = 0, hi = rules.size;
+  while (lo < hi) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    if (rules[mid] < name)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < rules.size && rules[lo] == name;
 }
 
 }  // namespace
@@ -117,16 +178,26 @@ bool is_public_suffix(std::string_view domain) {
   // IDN rules are kept in UTF-8, as in the list: compare the Unicode form.
   if (d.find("xn--") != std::string::npos) {
     char* out = nullptr;
-    if (idn2_to_unicode_8z8z(d.c_str(), &out, 0) == IDN2_OK) {
-      std::unique_ptr<char, decltype(&idn2_free)> guard(out, idn2_free);
+    const Idn2& lib = idn2();
+    if (lib.to_unicode_8z8z(d.c_str(), &out, 0) == IDN2_OK) {
+      std::unique_ptr<char, decltype(lib.free)> guard(out, lib.free);
       d = out;
       auto udot = d.find('.');
       parent = udot == std::string::npos ? std::string() : d.substr(udot + 1);
     }
   }
-  if (listed(kPublicSuffix_exceptions, d)) return false;
-  if (listed(kPublicSuffix_rules, d)) return true;
-  return listed(kPublicSuffix_wildcards, parent);
+  static const SuffixList exceptions =
+      suffix_list(kPublicSuffix_exceptions_text, kPublicSuffix_exceptions_offsets);
+  static const SuffixList rules =
+      suffix_list(kPublicSuffix_rules_text, kPublicSuffix_rules_offsets);
+  static const SuffixList wildcards =
+      suffix_list(kPublicSuffix_wildcards_text, kPublicSuffix_wildcards_offsets);
+  // Binary search relies on embed.cmake's byte-wise sort; check it once.
+  static const bool lists_sorted = sorted(exceptions) && sorted(rules) && sorted(wildcards);
+  if (!lists_sorted) throw std::logic_error("profiles: embedded public suffix list is not sorted");
+  if (listed(exceptions, d)) return false;
+  if (listed(rules, d)) return true;
+  return listed(wildcards, parent);
 }
 
 std::string normalize_domain_pattern(std::string_view pattern, DomainList list) {
