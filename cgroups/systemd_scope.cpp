@@ -13,6 +13,7 @@
 #include "cgroups/backend.hpp"
 
 #ifdef SBX_HAVE_LIBSYSTEMD
+#include <dlfcn.h>
 #include <systemd/sd-bus.h>
 #endif
 
@@ -21,11 +22,57 @@ namespace sbx::cgroups {
 #ifdef SBX_HAVE_LIBSYSTEMD
 namespace {
 
+// libsystemd (with libgcrypt, liblzma, libzstd, liblz4, libcap) is loaded
+// only when a scope is needed: linked, the dynamic loader would map and
+// relocate those six libraries at every sbx start for a rare fallback.
+struct SdBus {
+  decltype(&sd_bus_open_user) open_user = nullptr;
+  decltype(&sd_bus_flush_close_unref) flush_close_unref = nullptr;
+  decltype(&sd_bus_message_new_method_call) message_new_method_call = nullptr;
+  decltype(&sd_bus_message_append) message_append = nullptr;
+  decltype(&sd_bus_message_open_container) message_open_container = nullptr;
+  decltype(&sd_bus_message_close_container) message_close_container = nullptr;
+  decltype(&sd_bus_message_unref) message_unref = nullptr;
+  decltype(&sd_bus_call) call = nullptr;
+  decltype(&sd_bus_error_free) error_free = nullptr;
+  std::string failure;  // why it could not be loaded, or empty
+};
+
+template <typename F>
+bool load_symbol(void* handle, const char* name, F& out) {
+  out = reinterpret_cast<F>(::dlsym(handle, name));
+  return out != nullptr;
+}
+
+const SdBus& sd_bus_library() {
+  static const SdBus lib = [] {
+    SdBus l;
+    void* h = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* e = ::dlerror();
+      l.failure = fmt::format("cannot load libsystemd.so.0 ({})", e ? e : "unknown error");
+      return l;
+    }
+    bool ok = load_symbol(h, "sd_bus_open_user", l.open_user) &&
+              load_symbol(h, "sd_bus_flush_close_unref", l.flush_close_unref) &&
+              load_symbol(h, "sd_bus_message_new_method_call", l.message_new_method_call) &&
+              load_symbol(h, "sd_bus_message_append", l.message_append) &&
+              load_symbol(h, "sd_bus_message_open_container", l.message_open_container) &&
+              load_symbol(h, "sd_bus_message_close_container", l.message_close_container) &&
+              load_symbol(h, "sd_bus_message_unref", l.message_unref) &&
+              load_symbol(h, "sd_bus_call", l.call) &&
+              load_symbol(h, "sd_bus_error_free", l.error_free);
+    if (!ok) l.failure = "libsystemd.so.0 lacks the sd-bus calls sbx needs";
+    return l;
+  }();
+  return lib;
+}
+
 struct BusDeleter {
-  void operator()(sd_bus* b) const { sd_bus_flush_close_unref(b); }
+  void operator()(sd_bus* b) const { sd_bus_library().flush_close_unref(b); }
 };
 struct MessageDeleter {
-  void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
+  void operator()(sd_bus_message* m) const { sd_bus_library().message_unref(m); }
 };
 
 // Unit names allow [A-Za-z0-9:_.\-]; '@' would make it an instance name.
@@ -46,8 +93,14 @@ bool in_unit(const std::string& unit) {
 }  // namespace
 
 bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& why) {
+  const SdBus& sd = sd_bus_library();
+  if (!sd.failure.empty()) {
+    why.push_back(
+        fmt::format("no systemd user manager reachable to delegate a cgroup: {}", sd.failure));
+    return false;
+  }
   sd_bus* raw = nullptr;
-  int r = sd_bus_open_user(&raw);
+  int r = sd.open_user(&raw);
   std::unique_ptr<sd_bus, BusDeleter> bus(raw);
   if (r < 0) {
     // ENOMEDIUM: neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set.
@@ -58,38 +111,37 @@ bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& 
   }
   std::string unit = scope_unit_name(name);
   sd_bus_message* m_raw = nullptr;
-  r = sd_bus_message_new_method_call(bus.get(), &m_raw, "org.freedesktop.systemd1",
-                                     "/org/freedesktop/systemd1",
-                                     "org.freedesktop.systemd1.Manager", "StartTransientUnit");
+  r = sd.message_new_method_call(bus.get(), &m_raw, "org.freedesktop.systemd1",
+                                 "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                                 "StartTransientUnit");
   std::unique_ptr<sd_bus_message, MessageDeleter> msg(m_raw);
-  if (r >= 0) r = sd_bus_message_append(msg.get(), "ss", unit.c_str(), "fail");
-  if (r >= 0) r = sd_bus_message_open_container(msg.get(), 'a', "(sv)");
+  if (r >= 0) r = sd.message_append(msg.get(), "ss", unit.c_str(), "fail");
+  if (r >= 0) r = sd.message_open_container(msg.get(), 'a', "(sv)");
   if (r >= 0)
-    r = sd_bus_message_append(msg.get(), "(sv)", "Description", "s", "sbx sandbox supervisor");
+    r = sd.message_append(msg.get(), "(sv)", "Description", "s", "sbx sandbox supervisor");
   if (r >= 0)
-    r = sd_bus_message_append(msg.get(), "(sv)", "PIDs", "au", 1,
-                              static_cast<std::uint32_t>(::getpid()));
+    r = sd.message_append(msg.get(), "(sv)", "PIDs", "au", 1,
+                          static_cast<std::uint32_t>(::getpid()));
   // Delegate=yes: systemd leaves the subtree below the scope to us.
-  if (r >= 0) r = sd_bus_message_append(msg.get(), "(sv)", "Delegate", "b", 1);
-  if (r >= 0)
-    r = sd_bus_message_append(msg.get(), "(sv)", "CollectMode", "s", "inactive-or-failed");
-  if (r >= 0) r = sd_bus_message_close_container(msg.get());
-  if (r >= 0) r = sd_bus_message_append(msg.get(), "a(sa(sv))", 0);
+  if (r >= 0) r = sd.message_append(msg.get(), "(sv)", "Delegate", "b", 1);
+  if (r >= 0) r = sd.message_append(msg.get(), "(sv)", "CollectMode", "s", "inactive-or-failed");
+  if (r >= 0) r = sd.message_close_container(msg.get());
+  if (r >= 0) r = sd.message_append(msg.get(), "a(sa(sv))", 0);
   if (r < 0) {
     why.push_back(fmt::format("building the systemd StartTransientUnit call: {}", errno_text(-r)));
     return false;
   }
   sd_bus_error error = SD_BUS_ERROR_NULL;
   sd_bus_message* reply = nullptr;
-  r = sd_bus_call(bus.get(), msg.get(), 0, &error, &reply);
-  sd_bus_message_unref(reply);
+  r = sd.call(bus.get(), msg.get(), 0, &error, &reply);
+  sd.message_unref(reply);
   if (r < 0) {
     why.push_back(fmt::format("systemd refused the delegated scope {}: {}", unit,
                               error.message ? error.message : errno_text(-r)));
-    sd_bus_error_free(&error);
+    sd.error_free(&error);
     return false;
   }
-  sd_bus_error_free(&error);
+  sd.error_free(&error);
   // The call returns when the job is queued; the move follows shortly.
   for (int i = 0; i < 200; ++i) {
     if (in_unit(unit)) return true;
