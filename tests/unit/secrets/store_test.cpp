@@ -69,7 +69,7 @@ TEST_CASE("store location: XDG_DATA_HOME, else HOME") {
   CHECK(sbx::secrets::default_store_dir(get) == "/data/sbx/secrets");
 }
 
-TEST_CASE("add, read, list, remove; modes 0700/0600") {
+TEST_CASE("add, read, list, remove, with modes 0700 and 0600") {
   TempDir tmp;
   Store store((tmp.path / "a" / "secrets").string());
   CHECK(store.list().empty());
