@@ -129,7 +129,7 @@ TEST_CASE("srt network keys without equivalent are reported") {
                        "network.strictAllowlist"));
 }
 
-TEST_CASE("srt filesystem.denyRead -> hidden; a glob is an error (fail closed)") {
+TEST_CASE("srt filesystem.denyRead -> hidden, a glob is an error (fail closed)") {
   auto r = import_json(R"({"filesystem":{"denyRead":["~/.ssh","secrets","/etc/shadow"],
                                           "allowWrite":["."],"denyWrite":[]}})");
   CHECK(has(r.policy.filesystem.deny_read, "/home/u/.ssh"));
@@ -142,7 +142,7 @@ TEST_CASE("srt filesystem.denyRead -> hidden; a glob is an error (fail closed)")
   CHECK(has(lit.policy.filesystem.deny_read, "/srv/a*b"));
 }
 
-TEST_CASE("srt filesystem.allowRead -> visible; a glob is reported, not applied") {
+TEST_CASE("srt filesystem.allowRead -> visible, a glob is reported, not applied") {
   auto r = import_json(R"({"filesystem":{"denyRead":["~/.ssh"],
                                           "allowRead":["~/.ssh/known_hosts","~/x/*"]}})");
   CHECK(has(r.policy.filesystem.allow_read, "/home/u/.ssh/known_hosts"));
@@ -150,7 +150,7 @@ TEST_CASE("srt filesystem.allowRead -> visible; a glob is reported, not applied"
   CHECK(reported(r.report, "filesystem.allowRead"));
 }
 
-TEST_CASE("srt filesystem.allowWrite: writes denied unless listed; . is the work dir") {
+TEST_CASE("srt filesystem.allowWrite: writes denied unless listed, . is the work dir") {
   auto none = import_json(R"({"filesystem":{"allowWrite":[]}})");
   CHECK_FALSE(none.policy.filesystem.workdir_writable);
   auto r = import_json(R"({"filesystem":{"allowWrite":[".","/var/cache/x","//abs/y"]}})");
@@ -164,7 +164,7 @@ TEST_CASE("srt filesystem.allowWrite: writes denied unless listed; . is the work
   CHECK(has(r.policy.filesystem.deny_write, "/work/proj/.claude/commands"));
 }
 
-TEST_CASE("srt filesystem.denyWrite -> read_only; a glob is an error") {
+TEST_CASE("srt filesystem.denyWrite -> read_only, a glob is an error") {
   auto r = import_json(R"({"filesystem":{"allowWrite":["."],"denyWrite":["./dist"]}})");
   CHECK(has(r.policy.filesystem.deny_write, "/work/proj/dist"));
   CHECK(import_error(R"({"filesystem":{"denyWrite":["*.lock"]}})") != "no error");
@@ -223,7 +223,7 @@ TEST_CASE("invalid settings refuse to run") {
   CHECK(import_error(R"({"filesystem":{"denyRead":[{"path":"/x","glob":true}]}})") != "no error");
 }
 
-TEST_CASE("import on strict keeps strict's protections; the result round-trips as TOML") {
+TEST_CASE("import on strict keeps strict's protections, the result round-trips as TOML") {
   auto r = import_on("strict", R"({"network":{"allowedDomains":["example.com"]},
                                     "filesystem":{"allowWrite":["."],"denyRead":["~/.x"]}})");
   CHECK(has(r.policy.network.allow_domains, "api.anthropic.com"));
