@@ -43,7 +43,7 @@ TEST_CASE("secret names: file-name safe, validated") {
   CHECK_NOTHROW(sbx::secrets::check_name(std::string(64, 'a')));
 }
 
-TEST_CASE("--secret NAME[:ENVVAR]") {
+TEST_CASE("secret requests: NAME or NAME:ENVVAR") {
   using sbx::secrets::Request;
   CHECK(sbx::secrets::parse_request("api") == Request{"api", ""});
   CHECK(sbx::secrets::parse_request("api:ANTHROPIC_API_KEY") ==
