@@ -112,10 +112,11 @@ $OUT"
   pass "$* ($label: $r)"
 }
 
-# no_host_procs MARK: no process on the host has MARK in its command line.
+# no_host_procs MARK: no process on the host has MARK in its command line
+# (bounded wait of 15 s for dying processes: heavy load slows their exit).
 no_host_procs() {
   local i
-  for i in $(seq 50); do
+  for i in $(seq 150); do
     pgrep -f -- "$1" >/dev/null || return 0
     sleep 0.1
   done

@@ -99,8 +99,10 @@ for p in standard strict airgapped; do
   expect_res raw_ip "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: raw-IP TCP to a non-allowed host:443 fails"
   expect_res raw_ip_80 "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: raw-IP TCP to a non-allowed host:80 fails"
   ms=$(result raw_ip_ms)
-  ((ms < 1000)) || fail "$p: raw-IP refusal took ${ms} ms (should fail fast)"
-  pass "$p: the refusal is fast (${ms} ms)"
+  # Fast = rejected (RST / ICMP) before net.py's 3 s connect timeout, i.e.
+  # not a dropped SYN. (A 1 s bound failed under heavy machine load.)
+  ((ms < 3000)) || fail "$p: raw-IP refusal took ${ms} ms (should be rejected, not time out)"
+  pass "$p: the refusal is fast (${ms} ms, before the 3 s connect timeout)"
   expect_res ipv6 "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL" "$p: an IPv6 literal fails"
   expect_res v4mapped "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL" "$p: an IPv4-mapped IPv6 address fails"
   expect_res udp "timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: UDP to the echo server gets no reply"
