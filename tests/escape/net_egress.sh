@@ -18,7 +18,16 @@ A=$SBXNET_A B=$SBXNET_B
 # A host loopback service and a host abstract socket that must stay out of
 # reach (no --host-port), each logging whoever connects.
 H=$(scratch)
-"$PY" - "$H" <<'PY' &
+# A fake ssh agent: SSH_AUTH_SOCK points at a socket in a directory under
+# /var/tmp, which sandboxes see (the host's /tmp is private inside and
+# would prove nothing); a file beside that directory is the control.
+AGENTBASE=$(mktemp -d /var/tmp/sbx-escape.XXXXXX) && chmod 755 "$AGENTBASE" || fail "mktemp in /var/tmp"
+AGENTDIR=$AGENTBASE/ssh-agent
+mkdir -m 755 "$AGENTDIR" || fail "mkdir"
+AGENT=$AGENTDIR/agent.sock
+VISIBLE=$AGENTBASE/visible
+echo sbx-escape-visible >"$VISIBLE"
+"$PY" - "$H" "$AGENT" <<'PY' &
 import os, socket, sys, threading
 d = sys.argv[1]
 tcp = socket.socket(); tcp.bind(("127.0.0.1", 0)); tcp.listen(8)
@@ -28,14 +37,17 @@ os.rename(d + "/port.tmp", d + "/port")
 def serve(s, tag):
     while True:
         c, _ = s.accept(); open(d + "/hit-" + tag, "a").write("x\n"); c.close()
+ag = socket.socket(socket.AF_UNIX); ag.bind(sys.argv[2]); ag.listen(8)
 threading.Thread(target=serve, args=(ab, "abstract"), daemon=True).start()
+threading.Thread(target=serve, args=(ag, "agent"), daemon=True).start()
 serve(tcp, "loopback")
 PY
 listener=$!
-_net_cleanup() { kill "$listener" 2>/dev/null; _cleanup_scratch; }
+_net_cleanup() { kill "$listener" 2>/dev/null; rm -rf "$AGENTBASE"; _cleanup_scratch; }
 trap _net_cleanup EXIT
 for _ in $(seq 50); do [[ -s $H/port ]] && break; sleep 0.1; done
 read -r hport hpid <"$H/port" || fail "host listener did not start"
+export SSH_AUTH_SOCK=$AGENT
 abstract="sbx-escape-abstract-$hpid"
 # After our EXIT trap: net_fixture_up chains its teardown before it.
 net_fixture_up
@@ -60,6 +72,7 @@ attempts=(
   host_loopback:tcp:127.0.0.1,$hport host_veth:tcp:$SBXNET_HOST_SIDE,$hport
   abstract:abstract:$abstract
   docker:unix:/var/run/docker.sock dbus:unix:/run/dbus/system_bus_socket
+  ssh_agent:unix:$AGENT
 )
 for p in standard strict airgapped; do
   W=$(scratch)
@@ -82,6 +95,8 @@ for p in standard strict airgapped; do
     ip route add 203.0.113.0/24 dev lo 2>/dev/null; echo "ip_route=rc$?"
     nft flush ruleset 2>/dev/null; echo "nft_flush=rc$?"
     nft add table inet sbxescape 2>/dev/null; echo "nft_add=rc$?"
+    echo "home_visible=$(cat '"$VISIBLE"' 2>&1)"
+    echo "agent_env=${SSH_AUTH_SOCK:-unset}"
     exec "$@"' "$tunnel" "$PY" "$NETPY" "${attempts[@]}" 2>&1 </dev/null)
   RC=$?
   log=$(net_fixture_log_since "$mark")
@@ -130,8 +145,10 @@ for p in standard strict airgapped; do
   expect_res ip_route "rc[1-9][0-9]*" "$p: ip route add fails"
   expect_res nft_flush "rc[1-9][0-9]*" "$p: nft flush ruleset fails"
   expect_res nft_add "rc[1-9][0-9]*" "$p: nft add table fails"
-  [[ ! -e $H/hit-loopback && ! -e $H/hit-abstract ]] || fail "$p: a host service got a connection: $(ls "$H")"
-  pass "$p: the host's loopback service and abstract socket saw no connection"
+  expect_res home_visible sbx-escape-visible "$p: control: a file beside the agent's directory is readable (the denial below is the agent hiding)"
+  expect_res ssh_agent "ENOENT|EACCES|ECONNREFUSED" "$p: the ssh agent socket (SSH_AUTH_SOCK) is not reachable"
+  [[ ! -e $H/hit-loopback && ! -e $H/hit-abstract && ! -e $H/hit-agent ]] || fail "$p: a host service got a connection: $(ls "$H")"
+  pass "$p: the host's loopback service, abstract socket and ssh agent saw no connection"
   cd / || fail "cd /"
 done
 
@@ -146,4 +163,17 @@ if [[ $(cat /sys/kernel/security/landlock/abi_version 2>/dev/null || echo 6) -ge
   [[ ! -e $H/hit-abstract ]] || fail "permissive: the host's abstract socket got a connection"
   pass "permissive: the host's abstract socket saw no connection"
 fi
+# permissive: the host's IPC sockets (Docker, D-Bus, the ssh agent) are
+# hidden by every profile (runtime/mounts_plan.cpp plan_host_sockets).
+cd "$(scratch)" || fail "cd"
+OUT=$("$SBX" run -p permissive -- sh -c 'echo "home_visible=$(cat "$0" 2>&1)"; exec "$@"' "$VISIBLE" \
+  "$PY" "$NETPY" docker:unix:/var/run/docker.sock dbus:unix:/run/dbus/system_bus_socket "ssh_agent:unix:$AGENT" 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "permissive: host socket attempts ran"
+expect_res docker "ENOENT|EACCES" "permissive: no docker.sock"
+expect_res dbus "ENOENT|EACCES" "permissive: no system D-Bus socket"
+expect_res home_visible sbx-escape-visible "permissive: control: a file beside the agent's directory is readable"
+expect_res ssh_agent "ENOENT|EACCES|ECONNREFUSED" "permissive: the ssh agent socket is not reachable"
+[[ ! -e $H/hit-agent ]] || fail "permissive: the ssh agent got a connection"
+pass "permissive: the ssh agent saw no connection"
 esc_done "10 (network)"
