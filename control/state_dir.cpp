@@ -53,6 +53,15 @@ void make_private_dir(const std::string& path) {
   check_private_dir(path);
 }
 
+// Root of the host, not "root" of a user namespace (unshare -r, a rootless
+// container), who cannot create /run/sbx.
+bool in_initial_user_namespace() {
+  std::ifstream in("/proc/self/uid_map");
+  unsigned long inside = 1, outside = 1, count = 0;
+  in >> inside >> outside >> count;
+  return in && inside == 0 && outside == 0 && count == 4294967295UL;
+}
+
 }  // namespace
 
 bool valid_name(const std::string& name) {
@@ -65,7 +74,7 @@ bool valid_name(const std::string& name) {
 
 std::string state_base(bool create) {
   std::string base;
-  if (::geteuid() == 0) {
+  if (::geteuid() == 0 && in_initial_user_namespace()) {
     base = "/run/sbx";
   } else if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
     // XDG_RUNTIME_DIR is the user's own (0700, logind); sbx/ inside it too.

@@ -28,11 +28,25 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Up to limit bytes of a regular file; empty if missing or unreadable. Sized
+// by fstat, so a large limit costs nothing for a small or missing file.
 std::string read_bytes(const std::string& path, std::size_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  std::string data(limit, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(limit));
-  data.resize(static_cast<std::size_t>(in.gcount()));
+  std::string data;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return data;
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    data.resize(std::min(limit, static_cast<std::size_t>(st.st_size)));
+    std::size_t got = 0;
+    while (got < data.size()) {
+      ssize_t n = read(fd, data.data() + got, data.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    data.resize(got);
+  }
+  close(fd);
   return data;
 }
 

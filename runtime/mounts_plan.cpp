@@ -509,6 +509,9 @@ struct Planner {
       if (::stat(res->c_str(), &st) != 0) continue;
       MountOp op;
       op.target = *res;
+      // Host sockets come and go (another sandbox's /run/sbx/NAME, a daemon
+      // restarting): one that vanished before the mount has nothing to hide.
+      op.optional = true;
       if (S_ISDIR(st.st_mode)) {
         op.kind = MountKind::mask_dir;
         op.size_bytes = 4096;
