@@ -6,8 +6,9 @@
 # pkg-config against the system's libsbx and prints a sandbox event — then
 # `dpkg -r` removes every file (the AppArmor conffile stays until
 # `dpkg --purge`, dpkg's rule for conffiles) and `dpkg --purge` the rest.
-# A trap purges the package whatever happens. (`sbx check` does not exist
-# yet; a sandboxed `true` stands in for it.)
+# A trap purges the package whatever happens. The installed `sbx check
+# --profile airgapped` must find its probe at /usr/libexec/sbx/sbx-probe
+# (never the build tree's) and report every promise held.
 source "$SBX_SOURCE_DIR/tests/lib.sh"
 : "${SBX_BUILD_DIR:?}"
 is_root || skip "installs a .deb: root only"
@@ -71,12 +72,35 @@ if id sbx-test >/dev/null 2>&1; then
   expect_out "^$(id -u sbx-test)" "the command ran as that user"
 fi
 
-# man sbx shows the page; sbx-run(1), sbx-profile(5) too.
+# sbx check from the package: its probe is the installed one.
+[[ -x /usr/libexec/sbx/sbx-probe ]] || fail "/usr/libexec/sbx/sbx-probe is not installed"
+pass "the probe helper is at /usr/libexec/sbx/sbx-probe"
+OUT=$(cd "$work" && env -u SBX_PROBE PATH=/usr/bin:/bin sbx check --profile airgapped 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "installed sbx check --profile airgapped: every promise holds (exit 0)"
+expect_out "airgapped: [0-9]+ contained, 0 exposed" "sbx check's summary line: nothing exposed"
+expect_no_out "probe helper \\(sbx-probe\\)" "no 'probe helper' row: the installed probe was found"
+expect_out "contained +seccomp" "the protection rows ran live (a seccomp row is contained)"
+OUT=$(cd "$work" && env -u SBX_PROBE PATH=/usr/bin:/bin sbx check --profile airgapped --json 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "sbx check --json"
+expect_out '"promises_hold": ?true' "--json: promises_hold is true"
+if id sbx-test >/dev/null 2>&1; then
+  OUT=$(cd "$work" && setpriv --reuid=sbx-test --regid=sbx-test --init-groups --reset-env \
+    env PATH=/usr/bin:/bin HOME=/tmp sbx check --profile airgapped 2>&1 </dev/null)
+  RC=$?
+  expect_rc 0 "installed sbx check --profile airgapped as the unprivileged user"
+  expect_out "airgapped: [0-9]+ contained, 0 exposed" "user: nothing exposed"
+fi
+
+# man sbx shows the page; sbx-run(1), sbx-check(1), sbx-profile(5) too.
 command -v man >/dev/null || fail "man is missing: scripts/install-deps installs man-db"
 OUT=$(MANWIDTH=80 man -P cat sbx 2>&1)
 expect_out "sbx - run a command in a setuid-free Linux sandbox" "man sbx shows the page"
 OUT=$(MANWIDTH=80 man -P cat sbx-run 2>&1)
 expect_out "sbx-run - run a command in an sbx sandbox" "man sbx-run"
+OUT=$(MANWIDTH=80 man -P cat sbx-check 2>&1)
+expect_out "sbx-check +- +show +which +protections" "man sbx-check"
 OUT=$(MANWIDTH=80 man -P cat 5 sbx-profile 2>&1)
 expect_out "sbx-profile - sbx sandbox profile" "man 5 sbx-profile"
 
