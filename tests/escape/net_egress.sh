@@ -37,7 +37,10 @@ os.rename(d + "/port.tmp", d + "/port")
 def serve(s, tag):
     while True:
         c, _ = s.accept(); open(d + "/hit-" + tag, "a").write("x\n"); c.close()
-ag = socket.socket(socket.AF_UNIX); ag.bind(sys.argv[2]); ag.listen(8)
+# 0777: reachable by the sandbox's (mapped) uid unless sbx hides it; as
+# root a 0755 socket gave EACCES even without SSH_AUTH_SOCK (not a test of
+# the agent hiding). With 0777 and SSH_AUTH_SOCK unset, standard connects.
+ag = socket.socket(socket.AF_UNIX); ag.bind(sys.argv[2]); os.chmod(sys.argv[2], 0o777); ag.listen(8)
 threading.Thread(target=serve, args=(ab, "abstract"), daemon=True).start()
 threading.Thread(target=serve, args=(ag, "agent"), daemon=True).start()
 serve(tcp, "loopback")
