@@ -154,6 +154,13 @@ int clean_stale(const std::string& base) {
     const std::string path = base + "/" + n;
     UniqueFdLite d(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (d.get() < 0) continue;
+    // A temporary name (.new-PID-X) is a creation in progress for a moment:
+    // between creating its lock file and taking the lock, the lock looks
+    // free. Only an old one is a leftover (a creation takes milliseconds).
+    if (n.rfind(".new-", 0) == 0) {
+      struct stat st {};
+      if (::fstat(d.get(), &st) != 0 || std::time(nullptr) - st.st_mtime < 10) continue;
+    }
     UniqueFdLite lock(::openat(d.get(), kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (lock.get() >= 0) {
       // Held: alive. Taken: its sbx died; we keep it while removing, so no
