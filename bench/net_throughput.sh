@@ -51,7 +51,9 @@ cleanup() {
 trap cleanup EXIT
 
 # iperf3 servers: one in the fixture on host A, one on the host's loopback.
-net_fixture_exec iperf3 -s -B "$SBXNET_A" -p $port >"$work/srv-fixture.log" 2>&1 &
+# ip netns exec directly (not the shell function): $! is then iperf3 itself,
+# which the cleanup kills.
+ip netns exec "$SBXNET_NS" iperf3 -s -B "$SBXNET_A" -p $port >"$work/srv-fixture.log" 2>&1 &
 pids+=($!)
 iperf3 -s -B 127.0.0.1 -p $port >"$work/srv-lo.log" 2>&1 &
 pids+=($!)
