@@ -62,3 +62,12 @@ $OUT"
 
 # Call at the end of every script.
 done_testing() { echo "# $TESTS_PASSED assertions passed"; exit 0; }
+
+# The fake internet of tests/net for this test (source tests/net/fixture.sh
+# first): skip where it cannot be built for this user, fail when it breaks.
+need_net_fixture() {
+  net_fixture_up
+  local rc=$?
+  [[ $rc -eq 77 ]] && skip "$SBXNET_WHY"
+  [[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
+}

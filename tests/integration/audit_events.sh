@@ -14,10 +14,7 @@ py=/usr/bin/python3
 [[ -x $py ]] || skip "needs /usr/bin/python3"
 command -v curl >/dev/null || skip "needs curl"
 command -v unshare >/dev/null || skip "needs unshare"
-net_fixture_up
-rc=$?
-[[ $rc -eq 77 ]] && skip "$SBXNET_WHY"
-[[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
+need_net_fixture
 
 D=$(scratch)
 cd "$D" || fail "cd $D"

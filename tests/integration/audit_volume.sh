@@ -8,10 +8,7 @@ source "$SBX_SOURCE_DIR/tests/lib.sh"
 source "$SBX_SOURCE_DIR/tests/net/fixture.sh"
 py=/usr/bin/python3
 [[ -x $py ]] || skip "needs /usr/bin/python3"
-net_fixture_up
-rc=$?
-[[ $rc -eq 77 ]] && skip "$SBXNET_WHY"
-[[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
+need_net_fixture
 
 D=$(scratch)
 cd "$D" || fail "cd $D"

@@ -12,10 +12,7 @@ source "$SBX_SOURCE_DIR/tests/net/fixture.sh"
 py=/usr/bin/python3
 [[ -x $py ]] || skip "needs /usr/bin/python3"
 command -v curl >/dev/null || skip "needs curl"
-net_fixture_up
-rc=$?
-[[ $rc -eq 77 ]] && skip "$SBXNET_WHY"
-[[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
+need_net_fixture
 
 if is_root; then base=/run/sbx
 elif [[ ${XDG_RUNTIME_DIR:-} == /* ]]; then base=$XDG_RUNTIME_DIR/sbx
