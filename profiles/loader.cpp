@@ -307,6 +307,62 @@ std::vector<Section> build_schema() {
            {"visible", path_list([](P & p) -> auto& { return p.filesystem.allow_read; })},
            {"unix_sockets",
             path_list([](P & p) -> auto& { return p.filesystem.allow_unix_sockets; })},
+           {"state",
+            [](Context& c, const toml::node& n) {
+              const std::string example =
+                  "[\"~/.agent/\", { path = \"~/.agent.json\", content = \"{}\" }]";
+              if (!n.is_array()) type_error(c, n, "an array", example);
+              for (const toml::node& e : *n.as_array()) {
+                StatePath state;
+                std::string raw;
+                std::optional<std::string> type;
+                if (e.is_string()) {
+                  raw = e.as_string()->get();
+                } else if (e.is_table()) {
+                  // { path = "~/.agent.json", type = "file", content = "{}" }
+                  for (auto&& [k, v] : *e.as_table()) {
+                    if (!v.is_string()) type_error(c, v, "a string", example);
+                    std::string val(v.as_string()->get());
+                    if (k.str() == "path") {
+                      raw = val;
+                    } else if (k.str() == "type") {
+                      if (val != "dir" && val != "file")
+                        fail_at(c.origin, v.source(),
+                                fmt::format("{}: invalid type \"{}\"", c.key_path(), val),
+                                "use type = \"dir\" or type = \"file\"");
+                      type = val;
+                    } else if (k.str() == "content") {
+                      state.initial_content = val;
+                    } else {
+                      fail_at(c.origin, k.source(),
+                              fmt::format("{}: unknown state key '{}'", c.key_path(), k.str()),
+                              "a state table has the keys path, type and content");
+                    }
+                  }
+                  if (raw.empty())
+                    c.fail(e, "a state table needs a path",
+                           "write { path = \"~/.agent.json\", content = \"{}\" }");
+                } else {
+                  type_error(c, e, "a string or a table", example);
+                }
+                // A trailing slash names a directory, as in `mkdir DIR/`.
+                state.directory = type ? *type == "dir" : raw.back() == '/';
+                if (state.directory && !state.initial_content.empty())
+                  c.fail(e, fmt::format("'{}' is a directory and cannot have content", raw),
+                         "drop content, or declare a file (no trailing slash, type = \"file\")");
+                state.path = c.at(e, [&] { return expand_path(raw, c.env); });
+                if (state.path == "/")
+                  c.fail(e, "state path resolves to /", "name the agent's own file or directory");
+                auto& list = c.policy.filesystem.state;
+                auto same = std::find_if(list.begin(), list.end(),
+                                         [&](const StatePath& other) { return other.path == state.path; });
+                if (same != list.end()) {
+                  *same = state;  // a later layer re-declares the path: it wins
+                } else {
+                  list.push_back(state);
+                }
+              }
+            }},
            {"tmp_size",
             [](Context& c, const toml::node& n) {
               std::uint64_t bytes = get_size(c, n);
@@ -767,6 +823,11 @@ Policy load_profile_text(std::string_view text, std::string_view name, std::stri
     if (!ec) id = canon.string();
   }
   loader.apply(policy, text, std::string(origin), id, std::string(dir));
+  // State is writable. One list (allow_write) says what the sandbox may
+  // write, for the mounts, Landlock and the report; appended after the whole
+  // chain so that a printed profile reads back to the same order.
+  for (const auto& state : policy.filesystem.state)
+    append_unique(policy.filesystem.allow_write, state.path);
   policy.profile = std::string(name);
   return policy;
 }

@@ -101,6 +101,11 @@ std::string to_toml(const Policy& p) {
   });
   w.raw("tmp_size", quote(format_size(fs.tmp_size_bytes)));
   w.strings("unix_sockets", fs.allow_unix_sockets);
+  w.list("state", fs.state, [](const StatePath& st) {
+    if (st.directory) return fmt::format("{{ path = {}, type = \"dir\" }}", quote(st.path));
+    return fmt::format("{{ path = {}, type = \"file\", content = {} }}", quote(st.path),
+                       quote(st.initial_content));
+  });
 
   const auto& net = p.network;
   w.section("network");
@@ -170,6 +175,12 @@ nlohmann::json to_json(const Policy& p) {
     tmpfs.push_back(
         {{"path", m.path}, {"size_bytes", m.size_bytes}, {"mode", fmt::format("{:04o}", m.mode)}});
   }
+  json state = json::array();
+  for (const auto& st : p.filesystem.state) {
+    json entry = {{"path", st.path}, {"type", st.directory ? "dir" : "file"}};
+    if (!st.directory) entry["content"] = st.initial_content;
+    state.push_back(entry);
+  }
   json publish = json::array();
   for (const auto& pp : p.network.publish) {
     publish.push_back({{"host_port", pp.host_port}, {"sandbox_port", pp.sandbox_port}});
@@ -191,7 +202,8 @@ nlohmann::json to_json(const Policy& p) {
         {"visible", fs.allow_read},
         {"tmpfs", tmpfs},
         {"tmp_size_bytes", fs.tmp_size_bytes},
-        {"unix_sockets", fs.allow_unix_sockets}}},
+        {"unix_sockets", fs.allow_unix_sockets},
+        {"state", state}}},
       {"network",
        {{"mode", to_string(net.mode)},
         {"allow_domains", net.allow_domains},

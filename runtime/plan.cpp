@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <algorithm>
 
+#include "runtime/agent_state.hpp"
 #include "runtime/environment.hpp"
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/startup_trace.hpp"
@@ -98,6 +99,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   }
 
   startup_trace::mark("plan: begin");
+  create_agent_state(policy, identity, options.on_warning);  // filesystem.state, before binds
   plan.mounts = prepare_mount_plan(policy, identity);
   startup_trace::mark("plan: mount plan");
   plan_secret_mounts(options.secrets, plan.mounts);  // --secret: /run/secrets

@@ -29,6 +29,18 @@ struct TmpfsMount {
   bool operator==(const TmpfsMount&) const = default;
 };
 
+// Agent state (profile key filesystem.state): a path sbx creates on the host
+// when it is missing, before the sandbox starts, as the user the command
+// runs as (directory 0700, file 0600 holding initial_content), so that a
+// client's first run can keep its state. It is also writable: the loader
+// adds it to allow_write. An existing path is never touched.
+struct StatePath {
+  std::string path;
+  bool directory = false;
+  std::string initial_content;  // files only; "" = an empty file
+  bool operator==(const StatePath&) const = default;
+};
+
 struct FilesystemPolicy {
   // Working directory of the command; writable unless workdir_writable=false.
   // Empty means the invoking process's cwd.
@@ -42,6 +54,7 @@ struct FilesystemPolicy {
   std::uint64_t tmp_size_bytes = 512ull << 20;  // size of the sandbox's private /tmp
   // Host unix sockets the command may reach (docker.sock, ssh-agent...). None by default.
   std::vector<std::string> allow_unix_sockets;
+  std::vector<StatePath> state;  // created when missing, then writable (see StatePath)
   bool operator==(const FilesystemPolicy&) const = default;
 };
 
