@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sbx/error.hpp>
 
 #include <algorithm>
@@ -222,12 +223,13 @@ Outcome create_as(const Identity& identity, int anchor, const std::vector<std::s
   return out;
 }
 
-void create_one(const StatePath& state, const Identity& identity,
-                const std::vector<std::string>& roots, const WarningSink& warn) {
+// Returns why the path was skipped (for the warning), or nothing.
+std::optional<std::string> create_one(const StatePath& state, const Identity& identity,
+                                      const std::vector<std::string>& roots) {
   struct stat lst {};
   if (::lstat(state.path.c_str(), &lst) == 0) {
     check_existing(state, lst);
-    return;
+    return std::nullopt;
   }
   if (errno != ENOENT)
     refuse(state, std::strerror(errno), "make it reachable, or remove it from filesystem.state");
@@ -249,16 +251,11 @@ void create_one(const StatePath& state, const Identity& identity,
   if (st.st_uid != identity.uid) {
     // Not the command's home (e.g. root's $HOME, the command runs as
     // nobody): it could not use the state there anyway.
-    if (warn)
-      warn(fmt::format(
-          "agent state {} not created: {} belongs to uid {}, the command runs as uid {}. "
-          "Run sbx as the user whose home it is, or pass --user/--env HOME to match",
-          state.path, anchor, st.st_uid, identity.uid));
-    return;
+    return fmt::format("{} ({} belongs to uid {})", state.path, anchor, st.st_uid);
   }
 
   Outcome out = create_as(identity, dir.get(), names, state);
-  if (out.failed < 0) return;
+  if (out.failed < 0) return std::nullopt;
   std::string failed = anchor == "/" ? "" : anchor;
   for (int i = 0; i <= out.failed && i < static_cast<int>(names.size()); ++i)
     failed += "/" + names[static_cast<std::size_t>(i)];
@@ -279,13 +276,19 @@ void create_one(const StatePath& state, const Identity& identity,
 void create_agent_state(const Policy& policy, const Identity& identity, const WarningSink& warn) {
   if (policy.filesystem.state.empty()) return;
   const auto roots = writable_roots(policy);
+  std::vector<std::string> skipped;
   for (const auto& state : policy.filesystem.state) {
     if (std::find(policy.filesystem.allow_write.begin(), policy.filesystem.allow_write.end(),
                   state.path) == policy.filesystem.allow_write.end())
       refuse(state, "is not writable in the policy (a state path must also be in allow_write)",
              "add it to allow_write; profiles do this for you");
-    create_one(state, identity, roots, warn);
+    if (auto why = create_one(state, identity, roots)) skipped.push_back(std::move(*why));
   }
+  if (!skipped.empty() && warn)
+    warn(fmt::format(
+        "agent state not created: {}; the command runs as uid {}. Run sbx as the user whose "
+        "home it is, or pass --user/--env HOME so that the two match",
+        fmt::join(skipped, ", "), identity.uid));
 }
 
 }  // namespace sbx::runtime
