@@ -287,7 +287,8 @@ void create_agent_state(const Policy& policy, const Identity& identity, const Wa
   if (!skipped.empty() && warn)
     warn(fmt::format(
         "agent state not created: {}; the command runs as uid {}. Run sbx as the user whose "
-        "home it is, or pass --user/--env HOME so that the two match",
+        "home it is, or set HOME to a directory that uid owns (and --env HOME=... so the "
+        "command uses it too)",
         fmt::join(skipped, ", "), identity.uid));
 }
 
