@@ -156,6 +156,7 @@ Outcome create_below(int anchor, const char* const* names, int count, bool direc
       break;
     }
     std::size_t done = 0;
+    errno = 0;
     while (done < content_size) {
       ssize_t n = ::write(fd, content + done, content_size - done);
       if (n < 0 && errno == EINTR) continue;
