@@ -222,9 +222,11 @@ _sbxnet_destroy() {
 
 # --- IPv6 --------------------------------------------------------------------
 
-# Runs a command without the fixture lock fd (when this shell holds it).
+# Becomes a command without the fixture lock fd (when this shell holds it).
+# Only for a background job (`_sbxnet_no_lock cmd... &`): it execs, so the
+# job's subshell does not linger holding the lock while the command runs.
 _sbxnet_no_lock() {
-  if [[ -n ${SBXNET_LOCK_FD:-} ]]; then "$@" {SBXNET_LOCK_FD}>&-; else "$@"; fi
+  if [[ -n ${SBXNET_LOCK_FD:-} ]]; then exec "$@" {SBXNET_LOCK_FD}>&-; else exec "$@"; fi
 }
 
 # True when the fixture serves IPv6 (its second servers.py is ready).
