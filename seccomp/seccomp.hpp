@@ -105,6 +105,10 @@ FilterPlan plan_filter(const ProcessPolicy& policy);
 // Compiles a plan. notify=false yields an ERRNO-only program.
 std::vector<sock_filter> compile(const FilterPlan& plan, bool notify);
 
+// A notify program with every USER_NOTIF return replaced by EPERM: the same
+// as compile(plan, false) for the plan it was compiled from (unit-tested).
+std::vector<sock_filter> without_notify(std::vector<sock_filter> program);
+
 // True when the running kernel supports SECCOMP_RET_USER_NOTIF.
 bool notify_supported();
 

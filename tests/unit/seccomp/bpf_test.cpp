@@ -259,3 +259,25 @@ TEST_CASE("build_program: notify program plus an ERRNO fallback") {
   strict.seccomp = SeccompMode::strict;
   CHECK(build_program(strict).instructions.size() < 1024);
 }
+
+TEST_CASE("without_notify: the notify program with EPERM in place of USER_NOTIF is the ERRNO one") {
+  // build_program derives the fallback instead of compiling twice; it must
+  // be exactly what libseccomp yields with EPERM as the deny action.
+  for (SeccompMode m : {SeccompMode::default_policy, SeccompMode::strict}) {
+    ProcessPolicy p;
+    p.seccomp = m;
+    p.seccomp_allow = {"ptrace"};
+    p.seccomp_deny = {"@swap", "uname"};
+    const FilterPlan plan = plan_filter(p);
+    const auto errno_only = compile(plan, false);
+    const auto derived = without_notify(compile(plan, true));
+    REQUIRE(derived.size() == errno_only.size());
+    for (std::size_t i = 0; i < derived.size(); ++i) {
+      INFO("instruction " << i);
+      CHECK(derived[i].code == errno_only[i].code);
+      CHECK(derived[i].jt == errno_only[i].jt);
+      CHECK(derived[i].jf == errno_only[i].jf);
+      CHECK(derived[i].k == errno_only[i].k);
+    }
+  }
+}
