@@ -34,7 +34,9 @@ namespace sbx::control {
 
 inline constexpr const char* kStateFile = "state.json";
 inline constexpr const char* kSocketFile = "control.sock";
-inline constexpr const char* kLockFile = "lock";
+// Liveness is the flock of the state dir itself; sbx 0.1.0 locked this file
+// inside it instead, which is still honoured.
+inline constexpr const char* kLegacyLockFile = "lock";
 
 // The directory that holds the state dirs of this user's sandboxes. Creates
 // it (0700) when `create`. Throws sbx::Error when it is unsafe (not ours,

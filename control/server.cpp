@@ -55,6 +55,20 @@ void write_file_at(int dir_fd, const char* name, const std::string& text) {
   }
 }
 
+// Rewrites a file of the (already published) state dir in place: the same
+// inode, so no freed file per update (a rename over it frees one, which
+// costs a discard on disks mounted with it). A reader racing the write may
+// see a torn file; read_state treats what does not parse as unknown.
+void rewrite_file_at(int dir_fd, const char* name, const std::string& text) {
+  int fd = ::openat(dir_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) throw Error(fmt::format("cannot write {}: {}", name, std::strerror(errno)));
+  const bool ok = ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()) &&
+                  ::ftruncate(fd, static_cast<off_t>(text.size())) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) throw Error(fmt::format("cannot write {}: {}", name, std::strerror(err)));
+}
+
 // The user namespace of a process, as the inode of /proc/PID/ns/user.
 // 0 when it cannot be read (gone, or not ours to inspect).
 ino_t user_namespace_of(const std::string& pid) {
@@ -69,7 +83,7 @@ struct ControlServer::Impl {
   Options options;
   std::string dir;
   std::string base;
-  UniqueFdLite dir_fd, lock, listener, epoll, grace_timer;
+  UniqueFdLite dir_fd, listener, epoll, grace_timer;  // dir_fd holds the flock
   std::map<int, UniqueFdLite> clients;
   std::map<int, std::string> refused;  // client fd -> why (answered once it has asked)
   RunningSandbox* sandbox = nullptr;
@@ -111,10 +125,10 @@ struct ControlServer::Impl {
         throw Error(fmt::format("cannot create the state dir {}: {}", tmp, std::strerror(errno)),
                     "check the permissions of " + base);
       }
+      // The lock is the directory's own flock, held through dir_fd until
+      // the dir is removed: no lock file to create and free per run.
       dir_fd.reset(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-      lock.reset(
-          ::openat(dir_fd.get(), kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-      if (dir_fd.get() < 0 || lock.get() < 0 || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (dir_fd.get() < 0 || ::flock(dir_fd.get(), LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
         if (dir_fd.get() >= 0) remove_dir_contents(dir_fd.get());
         ::rmdir(tmp.c_str());
@@ -128,7 +142,6 @@ struct ControlServer::Impl {
       remove_dir_contents(dir_fd.get());
       ::rmdir(tmp.c_str());
       listener.reset();
-      lock.reset();
       dir_fd.reset();
       if (err != ENOTEMPTY && err != EEXIST) {
         throw Error(fmt::format("cannot create the state dir {}: {}", dir, std::strerror(err)),
@@ -183,10 +196,9 @@ struct ControlServer::Impl {
     if (dir_fd.get() < 0) return;
     remove_dir_contents(dir_fd.get());
     (void)::rmdir(dir.c_str());
-    // The base too when no other sandbox of this user runs (fails otherwise).
-    (void)::rmdir(base.c_str());
-    dir_fd.reset();
-    lock.reset();  // last: until here the dir counts as live
+    // The base stays (0700, empty), as /run/user does: removing and
+    // re-creating it on every run would cost each start-up a directory.
+    dir_fd.reset();  // last: its flock made the dir count as live until here
   }
 
   // ---- serving
@@ -412,7 +424,7 @@ void ControlServer::attach(RunningSandbox* sandbox) {
   }
   m.options.info.init_pid = sandbox->init_pid();
   try {
-    write_file_at(m.dir_fd.get(), kStateFile, m.options.info.to_json().dump(2) + "\n");
+    rewrite_file_at(m.dir_fd.get(), kStateFile, m.options.info.to_json().dump(2) + "\n");
   } catch (const Error& e) {
     if (m.options.warn) m.options.warn(e.what());
   }

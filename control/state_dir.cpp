@@ -108,10 +108,14 @@ nlohmann::json SandboxInfo::to_json() const {
 }
 
 bool lock_is_free(int dir_fd) {
-  UniqueFdLite lock(::openat(dir_fd, kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-  if (lock.get() < 0) return errno == ENOENT;  // never locked (or removed): not live
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) == 0) return true;
-  return false;
+  // The running sbx holds the flock of the directory itself. flock locks
+  // belong to the open file description, so this fd's lock test is not
+  // disturbed by (and does not disturb) the owner's.
+  if (::flock(dir_fd, LOCK_EX | LOCK_NB) != 0) return false;
+  ::flock(dir_fd, LOCK_UN);
+  // A dir of an older sbx is locked through a "lock" file inside it.
+  UniqueFdLite legacy(::openat(dir_fd, kLegacyLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  return legacy.get() < 0 || ::flock(legacy.get(), LOCK_EX | LOCK_NB) == 0;
 }
 
 bool is_live(const std::string& dir) {
@@ -155,24 +159,17 @@ int clean_stale(const std::string& base) {
     UniqueFdLite d(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (d.get() < 0) continue;
     // A temporary name (.new-PID-X) is a creation in progress for a moment:
-    // between creating its lock file and taking the lock, the lock looks
-    // free. Only an old one is a leftover (a creation takes milliseconds).
+    // between its mkdir and the flock, the lock looks free. Only an old one
+    // is a leftover (a creation takes milliseconds).
     if (n.rfind(".new-", 0) == 0) {
       struct stat st {};
       if (::fstat(d.get(), &st) != 0 || std::time(nullptr) - st.st_mtime < 10) continue;
     }
-    UniqueFdLite lock(::openat(d.get(), kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    if (lock.get() >= 0) {
-      // Held: alive. Taken: its sbx died; we keep it while removing, so no
-      // second cleaner works on the same directory at the same time.
-      if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
-    } else {
-      // No lock file: a creation interrupted before the lock existed (a
-      // temporary name; a complete dir always has its lock). Give a
-      // creation in progress a moment.
-      struct stat st {};
-      if (::fstat(d.get(), &st) != 0 || std::time(nullptr) - st.st_mtime < 10) continue;
-    }
+    // Held: alive. Taken: its sbx died; we keep it while removing, so no
+    // second cleaner works on the same directory at the same time.
+    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    UniqueFdLite legacy(::openat(d.get(), kLegacyLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (legacy.get() >= 0 && ::flock(legacy.get(), LOCK_EX | LOCK_NB) != 0) continue;
     remove_dir_contents(d.get());
     // rmdir by name: if the name meanwhile belongs to a new, complete
     // sandbox dir, that one is not empty and rmdir fails (ENOTEMPTY).
