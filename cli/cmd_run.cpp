@@ -13,6 +13,7 @@
 #include "cli/live_control.hpp"
 #include "cli/output.hpp"
 #include "profiles/profiles.hpp"
+#include "runtime/startup_trace.hpp"
 
 namespace sbx::cli {
 
@@ -96,6 +97,7 @@ int run(RunState& s) {
     return report_usage_error(e);
   }
   for (const auto& w : warnings) warn(w);
+  runtime::startup_trace::mark("run: profile resolved");
 
   if (s.dry_run) {
     fmt::print("{}", profiles::to_toml(policy));
@@ -120,6 +122,7 @@ int run(RunState& s) {
     return report_usage_error(e);
   }
 
+  runtime::startup_trace::mark("run: audit opened");
   RunOptions options;
   options.argv = s.command;
   options.secrets = std::move(secrets);  // values: never argv, env, log or report
@@ -138,6 +141,7 @@ int run(RunState& s) {
     return report_usage_error(e);
   }
   options.controller = controller.get();
+  runtime::startup_trace::mark("run: control socket");
   const auto write_report = [&](const nlohmann::json& report) {
     if (policy.audit.report.empty()) return;
     if (policy.audit.report == "-") {
@@ -153,7 +157,9 @@ int run(RunState& s) {
   recorder->start();
   try {
     RunResult result = sbx::run(policy, options);
+    runtime::startup_trace::mark("run: sandbox gone");
     write_report(recorder->finish(result));
+    runtime::startup_trace::mark("run: audit record written");
     if (s.verbose > 0) {
       note(fmt::format("exit {} after {} ms{}", result.exit_code, result.duration.count(),
                        result.timed_out ? " (timed out)" : ""));

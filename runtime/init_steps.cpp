@@ -162,6 +162,7 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
     }
     if (worker_done) break;
   }
+  startup_trace::mark("init: worker reaped");
   Message message;
   message.kind = MessageKind::worker_status;
   message.value = worker_status;

@@ -33,11 +33,19 @@ double ms_between(const struct timespec& a, const struct timespec& b) {
          static_cast<double>(b.tv_nsec - a.tv_nsec) / 1e6;
 }
 
+bool reported = false;
+
 void print_report() {
+  if (reported) return;
+  reported = true;
   mark("supervisor exits");
   int n = shared->count.load();
   if (n > kMaxMarks) n = kMaxMarks;
-  std::fprintf(stderr, "sbx startup trace (SBX_TRACE_STARTUP): ms since static init, +delta\n");
+  std::fprintf(stderr,
+               "sbx startup trace (SBX_TRACE_STARTUP): ms since static init, +delta "
+               "(static init at CLOCK_MONOTONIC %lld.%09ld)\n",
+               static_cast<long long>(shared->entries[0].when.tv_sec),
+               shared->entries[0].when.tv_nsec);
   for (int i = 0; i < n; ++i) {
     const Entry& e = shared->entries[i];
     std::fprintf(stderr, "  %8.3f ms  +%7.3f  pid %-6d %s\n",
@@ -73,6 +81,10 @@ void mark(const char* step) noexcept {
   ::clock_gettime(CLOCK_MONOTONIC, &e.when);
   e.pid = static_cast<int>(::getpid());
   e.step = step;
+}
+
+void report() noexcept {
+  if (shared != nullptr) print_report();
 }
 
 }  // namespace sbx::runtime::startup_trace

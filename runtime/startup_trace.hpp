@@ -12,4 +12,8 @@ namespace sbx::runtime::startup_trace {
 // clone and execve. `step` must be a string literal. A no-op when disabled.
 void mark(const char* step) noexcept;
 
+// Prints the table now (once) when tracing is on: for a process that leaves
+// by _exit, which skips the atexit handler that otherwise prints it.
+void report() noexcept;
+
 }  // namespace sbx::runtime::startup_trace

@@ -23,6 +23,7 @@
 #include "runtime/filtered_network.hpp"
 #include "runtime/live_sandbox.hpp"
 #include "runtime/pidfd.hpp"
+#include "runtime/startup_trace.hpp"
 #include "seccomp/seccomp.hpp"
 
 namespace sbx::runtime {
@@ -160,6 +161,7 @@ class Loop {
       if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
     }
     fill_usage(result);
+    startup_trace::mark("supervisor: result");
     return result;
   }
 
@@ -293,6 +295,7 @@ class Loop {
     if (rc < 0) throw Error(fmt::format("waitid(init): {}", std::strerror(errno)));
     sandbox_.reaped = true;
     init_exited_ = true;
+    startup_trace::mark("supervisor: init reaped");
     rusage_ = usage;
     if (info.si_code == CLD_EXITED) {
       init_status_ = (info.si_status & 0xff) << 8;
