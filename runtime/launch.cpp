@@ -105,13 +105,14 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
     send_failure(control_fd, err);
     _exit(kExitSbxError);
   }
-  pid_t worker = fork_in_sandbox();
-  if (worker == 0) {
-    close(control_fd);
-    worker_main(plan, exec_fd);
-  }
+  pid_t worker = start_worker(plan, control_fd, exec_fd);  // returns after its execve
   if (worker < 0) {
-    err.fail("fork (worker)", errno);
+    err.fail("clone (worker)", errno);
+    send_failure(control_fd, err);
+    _exit(kExitSbxError);
+  }
+  // The worker shared our memory: if it failed while dumpable, undo that.
+  if (!hide_from_command(err)) {
     send_failure(control_fd, err);
     _exit(kExitSbxError);
   }

@@ -4,6 +4,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -140,10 +141,45 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
   return out;
 }
 
-pid_t fork_in_sandbox() {
+namespace {
+
+struct WorkerStart {
+  const LaunchPlan* plan;
+  int control_fd;
+  int exec_fd;
+};
+
+int worker_entry(void* arg) {
+  const auto* start = static_cast<const WorkerStart*>(arg);
+  startup_trace::mark("worker: running");
+  close(start->control_fd);  // the fd table is the worker's own (no CLONE_FILES)
+  worker_main(*start->plan, start->exec_fd);
+}
+
+}  // namespace
+
+pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd) {
   startup_trace::mark("init: fork worker");
-  auto pid = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-  if (pid == 0) startup_trace::mark("worker: running");
+  // The worker runs sbx code only until execve (no allocation: it shares
+  // init's heap). Its stack: plenty for the steps, with a guard page below
+  // so an overflow faults instead of writing into init's memory.
+  constexpr std::size_t kGuard = 4096, kStack = 512 * 1024;
+  void* area = mmap(nullptr, kGuard + kStack, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (area == MAP_FAILED) return -1;
+  if (mprotect(area, kGuard, PROT_NONE) != 0) {
+    const int saved = errno;
+    munmap(area, kGuard + kStack);
+    errno = saved;
+    return -1;
+  }
+  WorkerStart start{&plan, control_fd, exec_fd};
+  char* top = static_cast<char*>(area) + kGuard + kStack;
+  pid_t pid = clone(worker_entry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+  // Back here only once the worker is gone from this address space.
+  const int saved = errno;
+  munmap(area, kGuard + kStack);
+  errno = saved;
   return pid;
 }
 

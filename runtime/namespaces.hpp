@@ -2,6 +2,8 @@
 // sandbox, and the uid/gid maps of its user namespace.
 #pragma once
 
+#include "runtime/launch.hpp"
+
 #include <sys/types.h>
 
 #include <sbx/error.hpp>
@@ -34,10 +36,15 @@ struct CloneOutcome {
 // refuses the namespaces.
 CloneOutcome clone_sandbox(const CloneRequest& request);
 
-// fork() for the sandbox: a raw clone syscall, because glibc's fork() runs
+// Starts the worker (pid 2) running worker_main(plan, exec_fd), after it
+// closed control_fd. Like posix_spawn: clone(CLONE_VM | CLONE_VFORK) on a
+// stack of its own, so init's address space (a copy of the supervisor's) is
+// neither copied nor torn down again at the command's execve; init waits
+// until the worker has called execve or exited. Not glibc's fork(): it runs
 // atfork handlers and takes malloc locks, which are not safe in a process
-// created by a raw clone3 from a possibly multi-threaded parent.
-pid_t fork_in_sandbox();
+// created by a raw clone3 from a possibly multi-threaded parent. Returns the
+// worker's pid, or -1 with errno set.
+pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd);
 
 // Writes setgroups, gid_map and uid_map of the child's user namespace (U1).
 // The only mapped id is identity.uid/gid, onto itself. Unprivileged: the

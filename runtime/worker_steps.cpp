@@ -81,16 +81,20 @@ bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err) {
   // later, the netns's nftables. The command lives in a child namespace U2,
   // so whatever it does it holds no capability over them: even regaining
   // every capability of U2 does not let it flush the firewall or remount.
-  // Init is non-dumpable (so the command cannot ptrace it); inherited, that
-  // makes our own /proc/self/*_map root-owned and unwritable. Nothing else
-  // runs in the sandbox yet, and execve resets dumpable for the command.
+  // Init is non-dumpable (so the command cannot ptrace it), and we share its
+  // memory, so its mm's flag is ours: that makes our own /proc/self/*_map
+  // root-owned and unwritable. Dumpable only while we write them (nothing
+  // else runs in the sandbox yet; init waits for our execve), then back, so
+  // init is never dumpable once the command runs. execve gives the command
+  // a new mm with its own dumpable flag.
   if (prctl(PR_SET_DUMPABLE, 1) != 0) return err.fail("prctl(PR_SET_DUMPABLE)", errno);
-  if (unshare(CLONE_NEWUSER) != 0) return err.fail("unshare(CLONE_NEWUSER) (nested)", errno);
+  bool ok = unshare(CLONE_NEWUSER) == 0 || err.fail("unshare(CLONE_NEWUSER) (nested)", errno);
   // Unprivileged in U1, the only mapping we may write is our own id; the
   // gid map additionally requires setgroups=deny (CVE-2014-8989).
-  if (!write_file("/proc/self/setgroups", "deny", err)) return false;
-  if (!write_file("/proc/self/gid_map", plan.u2_gid_map, err)) return false;
-  bool ok = write_file("/proc/self/uid_map", plan.u2_uid_map, err);
+  ok = ok && write_file("/proc/self/setgroups", "deny", err) &&
+       write_file("/proc/self/gid_map", plan.u2_gid_map, err) &&
+       write_file("/proc/self/uid_map", plan.u2_uid_map, err);
+  if (prctl(PR_SET_DUMPABLE, 0) != 0 && ok) ok = err.fail("prctl(PR_SET_DUMPABLE)", errno);
   startup_trace::mark("worker: nested user namespace");
   return ok;
 }
