@@ -194,7 +194,7 @@ Program build_program(const ProcessPolicy& policy) {
   Program p;
   if (plan.fallback == Verdict::allow && plan.rules.empty()) return p;  // mode none
   if (notify_supported()) {
-    p.instructions = compile(plan, true);
+    if (!prebuilt_notify_program(plan, p.instructions)) p.instructions = compile(plan, true);
     p.fallback_instructions = without_notify(p.instructions);
     p.uses_notify = true;
   } else {

@@ -105,6 +105,14 @@ FilterPlan plan_filter(const ProcessPolicy& policy);
 // Compiles a plan. notify=false yields an ERRNO-only program.
 std::vector<sock_filter> compile(const FilterPlan& plan, bool notify);
 
+// The canonical text of a plan: equal keys, equal programs.
+std::string plan_key(const FilterPlan& plan);
+
+// The notify program of `plan` from the table generated at build time
+// (seccomp/gen/: the built-in modes), when there is one and the kernel's
+// libseccomp API level is the one it was generated at. Else false.
+bool prebuilt_notify_program(const FilterPlan& plan, std::vector<sock_filter>& out);
+
 // A notify program with every USER_NOTIF return replaced by EPERM: the same
 // as compile(plan, false) for the plan it was compiled from (unit-tested).
 std::vector<sock_filter> without_notify(std::vector<sock_filter> program);

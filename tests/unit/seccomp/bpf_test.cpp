@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <random>
 
 #include "bpf_eval.hpp"
@@ -280,4 +281,30 @@ TEST_CASE("without_notify: the notify program with EPERM in place of USER_NOTIF 
       CHECK(derived[i].k == errno_only[i].k);
     }
   }
+}
+
+TEST_CASE("prebuilt programs of the built-in modes are what the compiler yields") {
+  // The table generated at build time (seccomp/gen/) replaces libseccomp's
+  // compiler at start-up; it must be instruction for instruction the same.
+  for (SeccompMode m : {SeccompMode::default_policy, SeccompMode::strict}) {
+    ProcessPolicy p;
+    p.seccomp = m;
+    const FilterPlan plan = plan_filter(p);
+    std::vector<sock_filter> prebuilt;
+    REQUIRE(prebuilt_notify_program(plan, prebuilt));
+    const auto compiled = compile(plan, true);
+    REQUIRE(prebuilt.size() == compiled.size());
+    CHECK(std::memcmp(prebuilt.data(), compiled.data(), compiled.size() * sizeof(sock_filter)) ==
+          0);
+  }
+  // Any other plan is compiled: a profile's own list changes the key.
+  ProcessPolicy custom;
+  custom.seccomp = SeccompMode::strict;
+  custom.seccomp_allow = {"ptrace"};
+  std::vector<sock_filter> none;
+  CHECK_FALSE(prebuilt_notify_program(plan_filter(custom), none));
+  CHECK(none.empty());
+  ProcessPolicy off;
+  off.seccomp = SeccompMode::none;
+  CHECK_FALSE(prebuilt_notify_program(plan_filter(off), none));
 }
