@@ -97,8 +97,9 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
             hide_from_command(err) &&  // non-dumpable: no ptrace, no /proc/1/fd
             (in_new_cgroupns || enter_cgroup_namespace(err)) &&
             set_hostname(plan, err) &&                   // uts namespace
-            set_up_network(plan, control_fd, err) &&     // lo (none); filter (filtered)
+            set_up_network(plan, control_fd, err) &&     // lo (none); filter sockets (filtered)
             apply_mount_plan(plan.mounts, err) &&        // new root, pivot_root, chdir
+            wait_for_ruleset(plan, control_fd, err) &&   // filtered: loaded meanwhile
             leave_host_session(err) &&                   // out of the host's job control
             block_signals_for_reaping(&signal_fd, err);  // before fork: no SIGCHLD lost
   if (!ok) {

@@ -177,8 +177,15 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
   Message done;
   done.kind = MessageKind::net_sockets_done;
   if (!send_message(control_fd, done)) return err.fail("network sockets done", errno);
-  // The supervisor loads the ruleset through the passed socket and binds
-  // NFLOG; the command must not start before that.
+  // The supervisor now loads the ruleset through the passed socket and binds
+  // NFLOG while we mount; wait_for_ruleset holds the command back until then.
+  return true;
+}
+
+}  // namespace
+
+bool wait_for_ruleset(const LaunchPlan& plan, int control_fd, ChildError& err) {
+  if (plan.network != NetworkMode::filtered) return true;
   char go = 0;
   ssize_t got;
   do {
@@ -189,8 +196,6 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
     return err.fail("wait for the ruleset", got < 0 ? errno : EPROTO);
   return true;
 }
-
-}  // namespace
 
 std::vector<unsigned char> build_loopback_up_request() {
   // The loopback device of a fresh netns is always ifindex 1.

@@ -35,8 +35,12 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err);
 std::vector<unsigned char> build_loopback_up_request();
 std::vector<unsigned char> build_local_default_route_request(int family);
 std::vector<unsigned char> build_sandbox_address_request();  // 127.0.0.2/32 on lo
-// Filtered mode passes sockets out over control_fd and waits for the ruleset.
+// Filtered mode passes sockets out over control_fd (wait_for_ruleset waits).
 bool set_up_network(const LaunchPlan& plan, int control_fd, ChildError& err);
+// Network "filtered": blocks until the supervisor has loaded the nftables
+// ruleset (it works while init mounts). Nothing of the command may run
+// before this returns true. A no-op in the other modes.
+bool wait_for_ruleset(const LaunchPlan& plan, int control_fd, ChildError& err);
 // Init's reaper: one socket request from the supervisor (publish). False
 // when the control channel is closed.
 bool serve_socket_request(int control_fd);
