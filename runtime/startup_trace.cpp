@@ -54,8 +54,9 @@ void print_report() {
   }
 }
 
-// Runs during static initialisation, after the dynamic loader: the first
-// mark is therefore "exec + dynamic loading done".
+// Runs first in static initialisation (priority 101), after the dynamic
+// loader: the first mark is "exec + dynamic loading done", and the next one
+// ("main") includes every other static constructor.
 struct Enable {
   Enable() {
     const char* on = std::getenv("SBX_TRACE_STARTUP");
@@ -64,12 +65,12 @@ struct Enable {
         ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) return;
     shared = new (page) Shared{};
-    mark("static init (exec + dynamic loading done)");
+    mark("static init begins (exec + dynamic loading done)");
     // Only the process that enabled it reports: children leave by _exit or
     // execve, which skip atexit handlers.
     std::atexit(print_report);
   }
-} enable;
+} enable __attribute__((init_priority(101)));
 
 }  // namespace
 
