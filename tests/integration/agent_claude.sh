@@ -12,25 +12,11 @@
 # runs with strict-soft.toml = strict + `limits.required = false` (an
 # explicit, visible override: sbx warns that the limits are not enforced).
 source "$SBX_SOURCE_DIR/tests/lib.sh"
-CLAUDE_BIN=/opt/sbx-test/claude/node_modules/.bin
-[[ -x $CLAUDE_BIN/claude ]] || skip "Claude Code is not installed (scripts/install-deps installs it)"
-command -v tmux >/dev/null || skip "needs tmux"
+# The point is that the client's state reaches the real home H while the
+# rest of the home stays read-only (tests/lib_agent.sh: H, W, tmux_).
+AGENT_TEST=agent
+source "$SBX_SOURCE_DIR/tests/lib_agent.sh"
 command -v rg >/dev/null || skip "needs ripgrep (scripts/install-deps)"
-export PATH=$CLAUDE_BIN:$PATH
-WANT_VERSION=$(node -p "require('/opt/sbx-test/claude/node_modules/@anthropic-ai/claude-code/package.json').version")
-
-TMUX_SOCKET="sbx-agent-$$"
-tmux_() { tmux -L "$TMUX_SOCKET" "$@"; }
-_agent_cleanup() { tmux_ kill-server 2>/dev/null; _cleanup_scratch; }
-trap _agent_cleanup EXIT
-unset TMUX
-
-# Home and project outside /tmp: the sandbox's /tmp is its own tmpfs, and
-# the point is that the client's state reaches the real home while the
-# rest of the home stays read-only. As root the command runs as nobody.
-H=$(mktemp -d /var/tmp/sbx-agent-home.XXXXXX) || fail "mktemp"
-W=$(mktemp -d /var/tmp/sbx-agent-work.XXXXXX) || fail "mktemp"
-_SCRATCH_DIRS+=("$H" "$W")
 # An installed, onboarded client: ~/.claude exists, ~/.claude.json says
 # onboarding is done (else the first run shows the welcome flow).
 mkdir -p "$H/.claude"

@@ -16,24 +16,11 @@
 # As sbx-test without a delegated cgroup strict refuses (limits.required);
 # like agent_claude.sh, the test then uses strict + limits.required=false.
 source "$SBX_SOURCE_DIR/tests/lib.sh"
-CLAUDE_BIN=/opt/sbx-test/claude/node_modules/.bin
-[[ -x $CLAUDE_BIN/claude ]] || skip "Claude Code is not installed (scripts/install-deps installs it)"
-command -v tmux >/dev/null || skip "needs tmux"
-export PATH=$CLAUDE_BIN:$PATH
-WANT_VERSION=$(node -p "require('/opt/sbx-test/claude/node_modules/@anthropic-ai/claude-code/package.json').version")
-
-TMUX_SOCKET="sbx-firstrun-$$"
-tmux_() { tmux -L "$TMUX_SOCKET" "$@"; }
-_agent_cleanup() { tmux_ kill-server 2>/dev/null; _cleanup_scratch; }
-trap _agent_cleanup EXIT
-unset TMUX
-
-# Home and project outside /tmp (the sandbox's /tmp is its own tmpfs). As
-# root the command runs as nobody: the home is nobody's, like a user's own.
-H=$(mktemp -d /var/tmp/sbx-fresh-home.XXXXXX) || fail "mktemp"
-W=$(mktemp -d /var/tmp/sbx-fresh-work.XXXXXX) || fail "mktemp"
+# Home and project: fresh, empty (tests/lib_agent.sh). As root the command
+# runs as nobody: the home is nobody's, like a user's own.
+AGENT_TEST=fresh
+source "$SBX_SOURCE_DIR/tests/lib_agent.sh"
 S=$(scratch)
-_SCRATCH_DIRS+=("$H" "$W")
 chmod 755 "$H" "$W"
 if is_root; then
   chown 65534:65534 "$H" "$W"
