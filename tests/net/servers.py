@@ -93,7 +93,10 @@ class TlsServer(Threaded):
 
     def get_request(self):
         sock, addr = super().get_request()
-        return self.ctx.wrap_socket(sock, server_side=True), addr
+        # The handshake happens in the handler's thread (first read), not
+        # here in the accept loop: a client that connects and stalls or
+        # resets mid-handshake must not stop the server for everyone else.
+        return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
 
 # ------------------------------------------------------------------ echo
