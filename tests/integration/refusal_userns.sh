@@ -14,8 +14,11 @@ marker=$D/ran
 # path); the test user maps to itself. --keep-caps: the namespace's owner
 # may then write its max_user_namespaces.
 if is_root; then map=(--map-user=1000 --map-group=1000); else map=(--map-current-user); fi
+# sbx's state dir in the scratch dir: inside the namespace the euid is not
+# the host's, and its /tmp/sbx-<uid> would stay behind on the host.
+mkdir -m 700 "$D/xdg" || fail "mkdir $D/xdg"
 in_userns() {
-  unshare --user "${map[@]}" --keep-caps sh -c "$1" 2>&1
+  XDG_RUNTIME_DIR=$D/xdg unshare --user "${map[@]}" --keep-caps sh -c "$1" 2>&1
 }
 OUT=$(in_userns 'cat /proc/sys/user/max_user_namespaces') ||
   skip "cannot create a user namespace to simulate the refusal: $OUT"
