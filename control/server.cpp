@@ -196,8 +196,11 @@ struct ControlServer::Impl {
     if (dir_fd.get() < 0) return;
     remove_dir_contents(dir_fd.get());
     (void)::rmdir(dir.c_str());
-    // The base stays (0700, empty), as /run/user does: removing and
-    // re-creating it on every run would cost each start-up a directory.
+    // The base stays (0700, empty) in the user's own runtime dirs, as
+    // /run/user does: re-creating it would cost every start-up a directory.
+    // Not in the shared /tmp, where a base left by a uid that exists only in
+    // a user namespace would stand in the way of the host's user of that uid.
+    if (base.rfind("/tmp/", 0) == 0) (void)::rmdir(base.c_str());  // fails unless empty
     dir_fd.reset();  // last: its flock made the dir count as live until here
   }
 
