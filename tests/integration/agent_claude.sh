@@ -27,22 +27,7 @@ cd "$W" || fail "cd $W"
 export HOME=$H
 # The policy expands ~ from HOME; --env HOME makes the command's HOME the
 # same (as root the command is nobody, whose passwd home is /nonexistent).
-P=(run -p strict --env "HOME=$H")
-
-if ! is_root; then
-  run_sbx "${P[@]}" -- true
-  if [[ $RC -eq 125 ]]; then
-    expect_out "cannot enforce resource limits" "strict refuses when limits cannot be enforced"
-    expect_out "fix: .*systemd-run --user --scope" "the refusal says how to get a delegated cgroup"
-    printf 'extends = "strict"\n[limits]\nrequired = false\n' >"$W/strict-soft.toml"
-    P=(run -p "$W/strict-soft.toml" --env "HOME=$H")
-    run_sbx "${P[@]}" -- true
-    expect_rc 0 "strict + limits.required=false runs unprivileged"
-    expect_out "warning" "sbx warns that the limits are not enforced"
-  else
-    expect_rc 0 "strict runs unprivileged (delegated cgroup available)"
-  fi
-fi
+use_strict_profile "$W"
 
 # --- the client and its tools ------------------------------------------------
 run_sbx "${P[@]}" -- claude --version
@@ -75,19 +60,6 @@ expect_out "EAI_AGAIN|ENOTFOUND" "the registry name is refused by the DNS filter
 pass "npm view fails fast ($took s), no hang"
 
 # --- the interactive client ------------------------------------------------------
-start_pane() {
-  tmux_ kill-session -t t 2>/dev/null
-  tmux_ new-session -d -s t -x 120 -y 40 "$1" || fail "tmux new-session failed"
-}
-pane() { tmux_ capture-pane -p -t t 2>/dev/null; }
-wait_pane() {  # REGEX [SECONDS]
-  for _ in $(seq $((${2:-30} * 10))); do
-    [[ $(pane) =~ $1 ]] && return 0
-    sleep 0.1
-  done
-  fail "pane never showed /$1/. Pane:
-$(pane)"
-}
 printf -v sbx_cmd '%q ' "$SBX" "${P[@]}" --keep-env ANTHROPIC_API_KEY -- claude
 start_pane "ANTHROPIC_API_KEY=sk-ant-api03-sbx-test-dummy-key $sbx_cmd; echo RC=\$?; sleep 60"
 wait_pane "trust this folder" 60
@@ -103,11 +75,7 @@ wait_pane "for shortcuts" 30
 OUT=$(pane)
 expect_out "Claude Code v$WANT_VERSION" "the main screen shows the version"
 expect_out "❯" "the prompt is drawn"
-tmux_ send-keys -t t C-c
-sleep 0.5
-tmux_ send-keys -t t C-c
-wait_pane "RC=[0-9]+" 30
-OUT=$(pane)
+quit_claude
 expect_out "RC=0" "Ctrl-C Ctrl-C quits cleanly (exit 0 through sbx)"
 
 # State written through to the host; nothing else in the home.

@@ -33,35 +33,14 @@ export HOME=$H
 # sbx's own audit log goes elsewhere, so the home holds only what the
 # sandbox and the state step made.
 export XDG_STATE_HOME=$S/state
-P=(run -p strict --env "HOME=$H")
+use_strict_profile "$S"
 if ! is_root; then
-  run_sbx "${P[@]}" -- true
-  if [[ $RC -eq 125 ]]; then
-    expect_out "cannot enforce resource limits" "strict refuses when limits cannot be enforced"
-    printf 'extends = "strict"\n[limits]\nrequired = false\n' >"$S/strict-soft.toml"
-    P=(run -p "$S/strict-soft.toml" --env "HOME=$H")
-  else
-    expect_rc 0 "strict runs unprivileged (delegated cgroup available)"
-  fi
-  # The state step runs before the limits check, so the refused run may
-  # have created the (empty) state already: start from a fresh home again.
+  # The state step runs before the limits check, and the probe runs of
+  # use_strict_profile create the state: start from a fresh home again.
   rm -rf "$H/.claude" "$H/.claude.json"
 fi
 [[ -z $(ls -A "$H") ]] || fail "the fresh home is not empty: $(ls -A "$H")"
 
-start_pane() {
-  tmux_ kill-session -t t 2>/dev/null
-  tmux_ new-session -d -s t -x 120 -y 40 "$1" || fail "tmux new-session failed"
-}
-pane() { tmux_ capture-pane -p -t t 2>/dev/null; }
-wait_pane() {  # REGEX [SECONDS]
-  for _ in $(seq $((${2:-30} * 10))); do
-    [[ $(pane) =~ $1 ]] && return 0
-    sleep 0.1
-  done
-  fail "pane never showed /$1/. Pane:
-$(pane)"
-}
 printf -v sbx_cmd '%q ' "$SBX" "${P[@]}" --keep-env ANTHROPIC_API_KEY -- claude
 start_claude() {
   start_pane "ANTHROPIC_API_KEY=sk-ant-api03-sbx-test-dummy-key $sbx_cmd 2>$S/err; echo RC=\$?; sleep 60"
@@ -119,11 +98,7 @@ tmux_ send-keys -t t Up
 sleep 0.5
 tmux_ send-keys -t t Enter
 wait_pane "for shortcuts" 30
-tmux_ send-keys -t t C-c
-sleep 0.5
-tmux_ send-keys -t t C-c
-wait_pane "RC=[0-9]+" 30
-OUT=$(pane)
+quit_claude
 expect_out "RC=0" "third run: trust and API key answered, Ctrl-C Ctrl-C quits cleanly"
 start_claude
 wait_pane "for shortcuts|trust this folder|Do you want to use this API key" 60
@@ -131,11 +106,7 @@ OUT=$(pane)
 expect_no_out "trust this folder|Do you want to use this API key" \
   "fourth run: no trust or API-key question: both answers were kept"
 expect_out "Claude Code v$WANT_VERSION" "fourth run: straight to the main screen"
-tmux_ send-keys -t t C-c
-sleep 0.5
-tmux_ send-keys -t t C-c
-wait_pane "RC=[0-9]+" 30
-OUT=$(pane)
+quit_claude
 expect_out "RC=0" "fourth run quits cleanly"
 ls_home=$(cd "$H" && ls -A | tr '\n' ' ')
 [[ $ls_home == ".claude .claude.json " ]] || fail "after four runs the home holds: $ls_home"
