@@ -1,20 +1,14 @@
 // Command-line overrides: the last layer; errors name the flag.
 #include <catch2/catch.hpp>
 
+#include "profile_test_env.hpp"
 #include "profiles/profiles.hpp"
 
 using namespace sbx::profiles;
+using namespace sbx::profiles::test;
 using namespace std::chrono_literals;
 
 namespace {
-Environment test_env() {
-  Environment env;
-  env.home = "/home/u";
-  env.cwd = "/work/proj";
-  env.tmpdir = "/tmp";
-  return env;
-}
-
 std::string override_error(const Overrides& o) {
   sbx::Policy p;
   try {

@@ -7,35 +7,15 @@
 
 #include <toml++/toml.h>
 
+#include "profile_test_env.hpp"
 #include "profiles/profiles.hpp"
 
 using namespace sbx::profiles;
+using namespace sbx::profiles::test;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-Environment test_env() {
-  Environment env;
-  env.home = "/home/u";
-  env.cwd = "/work/proj";
-  env.tmpdir = "/tmp";
-  return env;
-}
-
-sbx::Policy load(std::string_view text) {
-  return load_profile_text(text, "t", "t.toml", test_env());
-}
-
-// The error message of loading `text`, or "no error".
-std::string load_error(std::string_view text) {
-  try {
-    load(text);
-  } catch (const ProfileError& e) {
-    return std::string(e.what()) + " | fix: " + e.fix();
-  }
-  return "no error";
-}
 
 // A scratch directory for profile files, removed at the end.
 struct TempDir {

@@ -4,19 +4,13 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include "profile_test_env.hpp"
 #include "profiles/profiles.hpp"
 
 using namespace sbx::profiles;
+using namespace sbx::profiles::test;
 
 namespace {
-
-Environment test_env() {
-  Environment env;
-  env.home = "/home/u";
-  env.cwd = "/work/proj";
-  env.tmpdir = "/tmp";
-  return env;
-}
 
 struct Imported {
   sbx::Policy policy;

@@ -6,32 +6,13 @@
 
 #include <toml++/toml.h>
 
+#include "profile_test_env.hpp"
 #include "profiles/profiles.hpp"
 
 using namespace sbx::profiles;
+using namespace sbx::profiles::test;
 
 namespace {
-
-Environment test_env() {
-  Environment env;
-  env.home = "/home/u";
-  env.cwd = "/work/proj";
-  env.tmpdir = "/tmp";
-  return env;
-}
-
-sbx::Policy load(std::string_view text) {
-  return load_profile_text(text, "t", "t.toml", test_env());
-}
-
-std::string load_error(std::string_view text) {
-  try {
-    load(text);
-  } catch (const ProfileError& e) {
-    return std::string(e.what()) + " | fix: " + e.fix();
-  }
-  return "no error";
-}
 
 bool writable(const sbx::Policy& p, const std::string& path) {
   const auto& w = p.filesystem.allow_write;

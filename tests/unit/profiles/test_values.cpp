@@ -1,20 +1,14 @@
 // Value grammar: sizes, durations, CIDRs, ports, tmpfs, users, paths.
 #include <catch2/catch.hpp>
 
+#include "profile_test_env.hpp"
 #include "profiles/profiles.hpp"
 
 using namespace sbx::profiles;
+using namespace sbx::profiles::test;
 using namespace std::chrono_literals;
 
 namespace {
-Environment test_env() {
-  Environment env;
-  env.home = "/home/u";
-  env.cwd = "/work/proj";
-  env.tmpdir = "/tmp";
-  return env;
-}
-
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
