@@ -225,8 +225,10 @@ Outcome create_as(const Identity& identity, int anchor, const std::vector<std::s
 }
 
 // Returns why the path was skipped (for the warning), or nothing.
+// `policy` gives the writable areas, resolved only when something is missing
+// (an existing state path, the usual case, costs one lstat per start).
 std::optional<std::string> create_one(const StatePath& state, const Identity& identity,
-                                      const std::vector<std::string>& roots) {
+                                      const Policy& policy) {
   struct stat lst {};
   if (::lstat(state.path.c_str(), &lst) == 0) {
     check_existing(state, lst);
@@ -242,7 +244,7 @@ std::optional<std::string> create_one(const StatePath& state, const Identity& id
     names.insert(names.begin(), anchor.substr(anchor.rfind('/') + 1));
     anchor = parent_of(anchor);
   } while (::lstat(anchor.c_str(), &lst) != 0 && errno == ENOENT && anchor != "/");
-  refuse_planted_symlinks(state, anchor, roots);
+  refuse_planted_symlinks(state, anchor, writable_roots(policy));
 
   UniqueFd dir(::open(anchor.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   struct stat st {};
@@ -276,14 +278,13 @@ std::optional<std::string> create_one(const StatePath& state, const Identity& id
 
 void create_agent_state(const Policy& policy, const Identity& identity, const WarningSink& warn) {
   if (policy.filesystem.state.empty()) return;
-  const auto roots = writable_roots(policy);
   std::vector<std::string> skipped;
   for (const auto& state : policy.filesystem.state) {
     if (std::find(policy.filesystem.allow_write.begin(), policy.filesystem.allow_write.end(),
                   state.path) == policy.filesystem.allow_write.end())
       refuse(state, "is not writable in the policy (a state path must also be in allow_write)",
              "add it to allow_write; profiles do this for you");
-    if (auto why = create_one(state, identity, roots)) skipped.push_back(std::move(*why));
+    if (auto why = create_one(state, identity, policy)) skipped.push_back(std::move(*why));
   }
   if (!skipped.empty() && warn)
     warn(fmt::format(
