@@ -8,6 +8,14 @@
 
 namespace sbx::runtime {
 
+ssize_t read_go_byte(int sock, char* byte) {
+  ssize_t got;
+  do {
+    got = read(sock, byte, 1);
+  } while (got < 0 && errno == EINTR);
+  return got;
+}
+
 bool send_message(int sock, const Message& message, int pass_fd) {
   struct iovec iov {};
   iov.iov_base = const_cast<Message*>(&message);

@@ -13,6 +13,8 @@
 // The sending side is async-signal-safe (one sendmsg, no allocation).
 #pragma once
 
+#include <sys/types.h>
+
 #include "runtime/child_error.hpp"
 
 namespace sbx::runtime {
@@ -36,6 +38,11 @@ struct Message {
 // Sandbox side. Returns false (errno set) when the message could not be sent.
 bool send_message(int sock, const Message& message, int pass_fd = -1);
 bool send_failure(int sock, const ChildError& error);
+
+// Sandbox side: waits for the supervisor's one-byte go-ahead (release,
+// ruleset loaded) into *byte. 1 = read, 0 = EOF (the supervisor is gone or
+// gave up), -1 = error (errno set). Retries EINTR; async-signal-safe.
+ssize_t read_go_byte(int sock, char* byte);
 
 // Supervisor side: 1 = message read (*received_fd = attached fd or -1),
 // 0 = EOF, -1 = error (errno set; EAGAIN when nothing is pending).

@@ -62,10 +62,7 @@ bool hide_from_command(ChildError& err) {
 
 bool wait_for_release(int control_fd, ChildError& err) {
   char go = 0;
-  ssize_t got;
-  do {
-    got = read(control_fd, &go, 1);
-  } while (got < 0 && errno == EINTR);
+  const ssize_t got = read_go_byte(control_fd, &go);
   if (got == 0) _exit(kExitSbxError);  // supervisor gone (or gave up): nothing to report to
   if (got != 1) return err.fail("wait for the supervisor", errno);
   startup_trace::mark("init: released");

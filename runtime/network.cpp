@@ -187,10 +187,7 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
 bool wait_for_ruleset(const LaunchPlan& plan, int control_fd, ChildError& err) {
   if (plan.network != NetworkMode::filtered) return true;
   char go = 0;
-  ssize_t got;
-  do {
-    got = read(control_fd, &go, 1);
-  } while (got < 0 && errno == EINTR);
+  const ssize_t got = read_go_byte(control_fd, &go);
   if (got == 0) _exit(kExitSbxError);  // the supervisor gave up (it reports why)
   if (got != 1 || go != kNetworkReady)
     return err.fail("wait for the ruleset", got < 0 ? errno : EPROTO);
