@@ -34,7 +34,7 @@ namespace sbx::control {
 
 inline constexpr const char* kStateFile = "state.json";
 inline constexpr const char* kSocketFile = "control.sock";
-// Liveness is the flock of the state dir itself; sbx 0.1.0 locked this file
+// Liveness is the flock of the state dir itself; earlier builds locked this file
 // inside it instead, which is still honoured.
 inline constexpr const char* kLegacyLockFile = "lock";
 

@@ -7,7 +7,7 @@
 // compiler.
 #include <seccomp.h>
 
-#include <cstring>
+#include <string>
 
 #include "seccomp/seccomp.hpp"
 
