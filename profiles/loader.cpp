@@ -141,6 +141,19 @@ void append_unique(std::vector<T>& list, T value) {
   if (std::find(list.begin(), list.end(), value) == list.end()) list.push_back(std::move(value));
 }
 
+// For entries keyed by a path (tmpfs mounts, agent state): a later layer
+// that declares the same path again replaces the entry; it wins.
+template <typename T>
+void replace_or_append_by_path(std::vector<T>& list, const T& entry) {
+  auto same = std::find_if(list.begin(), list.end(),
+                           [&](const T& other) { return other.path == entry.path; });
+  if (same != list.end()) {
+    *same = entry;
+  } else {
+    list.push_back(entry);
+  }
+}
+
 Apply string_list(std::function<std::vector<std::string>&(Policy&)> field,
                   std::function<std::string(Context&, const std::string&, const toml::node&)> parse,
                   std::string example) {
@@ -353,14 +366,7 @@ std::vector<Section> build_schema() {
                 state.path = c.at(e, [&] { return expand_path(raw, c.env); });
                 if (state.path == "/")
                   c.fail(e, "state path resolves to /", "name the agent's own file or directory");
-                auto& list = c.policy.filesystem.state;
-                auto same = std::find_if(list.begin(), list.end(),
-                                         [&](const StatePath& other) { return other.path == state.path; });
-                if (same != list.end()) {
-                  *same = state;  // a later layer re-declares the path: it wins
-                } else {
-                  list.push_back(state);
-                }
+                replace_or_append_by_path(c.policy.filesystem.state, state);
               }
             }},
            {"tmp_size",
@@ -402,14 +408,7 @@ std::vector<Section> build_schema() {
                 } else {
                   type_error(c, e, "a string or a table", example);
                 }
-                auto& list = c.policy.filesystem.tmpfs;
-                auto same = std::find_if(list.begin(), list.end(),
-                                         [&](const TmpfsMount& m) { return m.path == mount.path; });
-                if (same != list.end()) {
-                  *same = mount;  // a later layer re-declares the mount: it wins
-                } else {
-                  list.push_back(mount);
-                }
+                replace_or_append_by_path(c.policy.filesystem.tmpfs, mount);
               }
             }},
        }});
