@@ -224,4 +224,17 @@ pass "the stale state dir was cleaned by sbx ps"
 run_sbx kill "$name-k"
 expect_rc 125 "sbx kill of a dead sandbox fails"
 
+# The base: kept (0700) in the user's own runtime dir, removed from the
+# shared /tmp once empty (docs/control.md).
+run_sbx run --net none -- true
+expect_rc 0 "a run after the others"
+if [[ $base == /tmp/* ]]; then
+  [[ ! -e $base ]] || fail "$base stayed behind in /tmp: $(ls -la "$base")"
+  pass "the empty base $base was removed from /tmp"
+else
+  [[ -d $base && $(stat -c %a "$base") == 700 ]] || fail "$base is gone or not 0700"
+  [[ -z $(ls -A "$base") ]] || fail "$base is not empty: $(ls -A "$base")"
+  pass "the base $base stays, 0700 and empty"
+fi
+
 done_testing
