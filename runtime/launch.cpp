@@ -14,6 +14,7 @@
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/channel.hpp"
+#include "runtime/cpu_pin.hpp"
 #include "runtime/filtered_network.hpp"
 #include "runtime/git_guard.hpp"
 #include "runtime/namespaces.hpp"
@@ -117,6 +118,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
     send_failure(control_fd, err);
     _exit(kExitSbxError);
   }
+  if (plan.restore_cpus) restore_cpu_set(plan.caller_cpus);  // the launch is over
   close(exec_fd);  // only the worker holds it now: its EOF is the worker's execve
   reap_until_worker_exits(worker, signal_fd, control_fd, plan.serve_sockets);
 }
@@ -134,6 +136,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
             drop_all_capabilities(plan, err) &&        // bounding, ambient, securebits, sets
             set_no_new_privs(err) &&                   // execve cannot grant privileges
             apply_landlock(plan.landlock, err) &&      // needs no_new_privs when unprivileged
+            restore_caller_cpus(plan, err) &&          // the launch ran on one CPU
             install_seccomp_last(plan, exec_fd, err);  // last: filter the command only
   if (!ok) {
     send_failure(exec_fd, err);
@@ -148,23 +151,25 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
 // steps 5 to 7 on the other side of clone3.
 RunResult run(const Policy& policy, const RunOptions& options) {
   using namespace runtime;
-  reject_unsupported(policy);                                  // fail closed, exit 125
-  open_missing_stdio();                                        // channels never land on 0-2
+  reject_unsupported(policy);  // fail closed, exit 125
+  LaunchCpuPin cpu_pin;        // the launch on one CPU; given back once the command runs
+  open_missing_stdio();        // channels never land on 0-2
   const Identity identity = resolve_identity(policy.process);  // never host root by default
   const HostTerminal terminal = inspect_host_terminal();
-  const LaunchPlan plan =
-      prepare_launch_plan(policy, options, identity, terminal);  // all allocation
-  cgroups::SandboxCgroup cgroup =                                // limits set before start
+  const LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
+                                              cpu_pin);  // all allocation
+  cgroups::SandboxCgroup cgroup =                        // limits set before start
       cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), options.on_warning);
   std::unique_ptr<FilteredNetwork> network;  // filtered: checked, publish ports bound
   if (policy.network.mode == NetworkMode::filtered)
     network = std::make_unique<FilteredNetwork>(policy, options);
-  SignalRouting signals;                                                 // before clone: none lost
+  SignalRouting signals;  // before clone: none lost
   // strict: git redirection files snapshotted now, checked (and reverted)
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
   Sandbox sandbox = start_sandbox(policy, plan, cgroup, network.get());  // clone3, maps, release
-  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get()});
+  return supervise(sandbox,
+                   {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
 }
 
 }  // namespace sbx

@@ -5,6 +5,7 @@
 // time), no logging, no exceptions.
 #pragma once
 
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <termios.h>
@@ -75,6 +76,10 @@ struct LaunchPlan {
   struct termios termios {};
 
   std::vector<RlimitSetting> rlimits;
+  // The caller's CPU set, given back by init and the worker (cpu_pin.hpp);
+  // restore_cpus is false when the launch was not pinned.
+  bool restore_cpus = false;
+  cpu_set_t caller_cpus{};
   CStringArray argv;
   CStringArray envp;
   CStringArray exec_paths;  // execve candidates, in PATH order

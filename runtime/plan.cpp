@@ -13,8 +13,8 @@
 #include "runtime/agent_state.hpp"
 #include "runtime/environment.hpp"
 #include "runtime/sandbox_steps.hpp"
-#include "runtime/startup_trace.hpp"
 #include "runtime/secret_mounts.hpp"
+#include "runtime/startup_trace.hpp"
 #include "runtime/test_hooks.hpp"
 
 extern char** environ;
@@ -81,12 +81,15 @@ std::uint64_t sandbox_namespaces(const Policy& policy) {
 }
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
-                               const Identity& identity, const HostTerminal& terminal) {
+                               const Identity& identity, const HostTerminal& terminal,
+                               const LaunchCpuPin& cpu_pin) {
   if (options.argv.empty() || options.argv[0].empty()) {
     throw Error("no command to run", "give the command after --: sbx run -- COMMAND [ARGS...]");
   }
   LaunchPlan plan;
   plan.identity = identity;
+  plan.restore_cpus = cpu_pin.pinned();
+  plan.caller_cpus = cpu_pin.caller_set();
   plan.network = policy.network.mode;
   plan.hostname = policy.process.hostname;
   if (plan.network != NetworkMode::host) plan.loopback_up_request = build_loopback_up_request();

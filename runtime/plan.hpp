@@ -4,6 +4,7 @@
 
 #include <sbx/sbx.hpp>
 
+#include "runtime/cpu_pin.hpp"
 #include "runtime/identity.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/terminal.hpp"
@@ -14,7 +15,8 @@ namespace sbx::runtime {
 void reject_unsupported(const Policy& policy);
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
-                               const Identity& identity, const HostTerminal& terminal);
+                               const Identity& identity, const HostTerminal& terminal,
+                               const LaunchCpuPin& cpu_pin);
 
 // Opens /dev/null on any of fds 0-2 that is closed. Otherwise the sync
 // channels could land on 0-2, where the pty's dup2 would overwrite them, and

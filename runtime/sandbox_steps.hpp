@@ -53,6 +53,8 @@ bool set_resource_limits(const LaunchPlan& plan, ChildError& err);
 bool close_inherited_fds(int keep_fd, ChildError& err);
 bool drop_all_capabilities(const LaunchPlan& plan, ChildError& err);
 bool set_no_new_privs(ChildError& err);
+// Gives the caller's CPU set back (cpu_pin.hpp): the command is not pinned.
+bool restore_caller_cpus(const LaunchPlan& plan, ChildError& err);
 bool install_seccomp_last(const LaunchPlan& plan, int exec_fd, ChildError& err);
 // execve with the PATH lookup done before clone; on failure reports errno
 // over exec_fd and exits 126/127.

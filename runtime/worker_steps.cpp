@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "runtime/channel.hpp"
+#include "runtime/cpu_pin.hpp"
 #include "runtime/exit_status.hpp"
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/startup_trace.hpp"
@@ -148,6 +149,13 @@ bool set_resource_limits(const LaunchPlan& plan, ChildError& err) {
     if (setrlimit(static_cast<__rlimit_resource>(limit.resource), &limit.value) != 0) {
       return err.fail("setrlimit", errno);
     }
+  }
+  return true;
+}
+
+bool restore_caller_cpus(const LaunchPlan& plan, ChildError& err) {
+  if (plan.restore_cpus && !restore_cpu_set(plan.caller_cpus)) {
+    return err.fail("sched_setaffinity (the caller's CPU set)", errno);
   }
   return true;
 }

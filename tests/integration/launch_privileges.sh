@@ -64,4 +64,20 @@ except PermissionError:
   expect_out "^EPERM$" "the command's user namespace does not own its netns (nested userns)"
 fi
 
+# The launch runs on one CPU (docs/launch.md "Start-up time"); the command
+# gets the caller's CPU set back, also a restricted one (taskset), so nproc
+# and a build's -j see every CPU sbx was given.
+want=$(grep Cpus_allowed_list /proc/self/status)
+cd "$(scratch)"
+for profile in airgapped standard; do
+  OUT=$("$SBX" run --profile "$profile" -- sh -c 'grep Cpus_allowed_list /proc/self/status; nproc' 2>/dev/null)
+  [[ $OUT == "$want"$'\n'"$(nproc)" ]] || fail "the command's CPU set and nproc: '$OUT', want '$want' and $(nproc)"
+  pass "the command has the caller's CPU set and nproc ($profile)"
+done
+if (($(nproc) > 1)) && command -v taskset >/dev/null; then
+  OUT=$(taskset -c 1 "$SBX" run --profile airgapped -- grep Cpus_allowed_list /proc/self/status 2>&1)
+  [[ $OUT =~ Cpus_allowed_list:.1$ ]] || fail "taskset -c 1 sbx run: the command has '$OUT'"
+  pass "a restricted caller set (taskset -c 1) is what the command gets"
+fi
+
 done_testing

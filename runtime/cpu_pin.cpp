@@ -1,0 +1,32 @@
+#include "runtime/cpu_pin.hpp"
+
+#include <cstring>
+
+namespace sbx::runtime {
+
+LaunchCpuPin::LaunchCpuPin() noexcept {
+  if (sched_getaffinity(0, sizeof caller_, &caller_) != 0 || CPU_COUNT(&caller_) < 2) return;
+  const int cpu = sched_getcpu();
+  if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &caller_)) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+void LaunchCpuPin::release() noexcept {
+  if (!pinned_) return;
+  pinned_ = false;
+  restore_cpu_set(caller_);
+}
+
+bool restore_cpu_set(const cpu_set_t& set) noexcept {
+  if (sched_setaffinity(0, sizeof set, &set) == 0) return true;
+  // The caller's set no longer fits the cpuset: every CPU the cpuset allows
+  // (the kernel intersects), never one CPU for the command.
+  cpu_set_t all;
+  std::memset(&all, 0xff, sizeof all);
+  return sched_setaffinity(0, sizeof all, &all) == 0;
+}
+
+}  // namespace sbx::runtime
