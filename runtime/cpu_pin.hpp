@@ -5,12 +5,13 @@
 // supervisor for init. Each process runs while the one before it sleeps.
 // On one CPU every hand-off is a direct switch; spread over CPUs it is a
 // cross-CPU wake-up, and on a VM waking an idle virtual CPU is expensive
-// (bench/run's VM: ~1.7 ms of a `--net none` start, ~3 ms of strict). So
-// sbx::run pins the launch to the CPU it runs on, and each process gives the
-// caller's CPU set back before it runs anything of the command's: the worker
-// before seccomp (the command and all it starts get the caller's set), init
-// once the command runs, the supervisor once execve succeeded (and on every
-// way out). Nothing is pinned when the caller's set has a single CPU.
+// (bench/run's VM: a strict start ~3 ms faster). So sbx::run pins the
+// calling thread to the CPU it runs on. Init (a reaper) and the supervisor's
+// loop (one thread: signals, DNS filter, egress proxy) stay there, which
+// also keeps the hand-offs at the command's exit direct; the worker gives the
+// caller's CPU set back right before seccomp and execve, so the command and
+// all it starts get the caller's set. The calling thread gets it back when
+// sbx::run returns. Nothing is pinned when the caller's set has one CPU.
 #pragma once
 
 #include <sched.h>
@@ -26,9 +27,10 @@ class LaunchCpuPin {
 
   bool pinned() const { return pinned_; }
   const cpu_set_t& caller_set() const { return caller_; }
-  void release() noexcept;  // gives the caller's set back (idempotent)
 
  private:
+  void release() noexcept;  // gives the caller's set back
+
   cpu_set_t caller_{};
   bool pinned_ = false;
 };

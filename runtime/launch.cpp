@@ -118,7 +118,6 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
     send_failure(control_fd, err);
     _exit(kExitSbxError);
   }
-  if (plan.restore_cpus) restore_cpu_set(plan.caller_cpus);  // the launch is over
   close(exec_fd);  // only the worker holds it now: its EOF is the worker's execve
   reap_until_worker_exits(worker, signal_fd, control_fd, plan.serve_sockets);
 }
@@ -152,7 +151,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
 RunResult run(const Policy& policy, const RunOptions& options) {
   using namespace runtime;
   reject_unsupported(policy);  // fail closed, exit 125
-  LaunchCpuPin cpu_pin;        // the launch on one CPU; given back once the command runs
+  const LaunchCpuPin cpu_pin;  // one CPU for the launch; the command gets the caller's set
   open_missing_stdio();        // channels never land on 0-2
   const Identity identity = resolve_identity(policy.process);  // never host root by default
   const HostTerminal terminal = inspect_host_terminal();
@@ -168,8 +167,7 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
   Sandbox sandbox = start_sandbox(policy, plan, cgroup, network.get());  // clone3, maps, release
-  return supervise(sandbox,
-                   {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
+  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get()});
 }
 
 }  // namespace sbx

@@ -76,7 +76,7 @@ struct LaunchPlan {
   struct termios termios {};
 
   std::vector<RlimitSetting> rlimits;
-  // The caller's CPU set, given back by init and the worker (cpu_pin.hpp);
+  // The caller's CPU set, given back by the worker (cpu_pin.hpp);
   // restore_cpus is false when the launch was not pinned.
   bool restore_cpus = false;
   cpu_set_t caller_cpus{};

@@ -358,7 +358,6 @@ class Loop {
         // EOF: the worker's end closed on execve (or it died).
         unwatch(sandbox_.exec.get());
         sandbox_.exec.reset();
-        if (ctx_.cpu_pin != nullptr) ctx_.cpu_pin->release();  // the launch is over
       }
       return;
     }

@@ -12,7 +12,6 @@
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/child_error.hpp"
-#include "runtime/cpu_pin.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/terminal.hpp"
 #include "runtime/unique_fd.hpp"
@@ -60,7 +59,6 @@ struct SuperviseContext {
   cgroups::SandboxCgroup& cgroup;
   const SignalRouting& signals;
   FilteredNetwork* network = nullptr;  // network "filtered": DNS filter, proxy, NFLOG
-  LaunchCpuPin* cpu_pin = nullptr;     // released once the command runs
 };
 
 // Runs the loop until init exits. Throws sbx::Error when the sandbox failed
