@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
+#include "runtime/identity.hpp"
 #include "runtime/startup_trace.hpp"
 
 namespace {
@@ -32,10 +33,10 @@ Docs: docs/cli.md, docs/profiles.md, docs/domains.md
 }  // namespace
 
 namespace sbx::cli {
-Command add_audit(CLI::App& app);  // audit_cmd.cpp
+Command add_audit(CLI::App& app);         // audit_cmd.cpp
 Command add_live_control(CLI::App& app);  // cmd_ps.cpp: ps, stop, kill, network
-Command add_check(CLI::App& app);  // cmd_check.cpp
-Command add_secrets(CLI::App& app);  // cmd_secrets.cpp
+Command add_check(CLI::App& app);         // cmd_check.cpp
+Command add_secrets(CLI::App& app);       // cmd_secrets.cpp
 }  // namespace sbx::cli
 
 static int sbx_main(int argc, char** argv) {
@@ -70,15 +71,13 @@ static int sbx_main(int argc, char** argv) {
   }
   if (!args.front().starts_with("-") && args.front() != "run" && args.front() != "profile" &&
       args.front() != "ps" && args.front() != "stop" && args.front() != "kill" &&
-      args.front() != "network" &&
-      args.front() != "audit" && args.front() != "version" && args.front() != "completion" &&
-      args.front() != "check" && args.front() != "secrets") {
+      args.front() != "network" && args.front() != "audit" && args.front() != "version" &&
+      args.front() != "completion" && args.front() != "check" && args.front() != "secrets") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command '{}'", args.front()),
                                         "use sbx run|profile|version, see 'sbx --help'");
   }
   if (args.front() == "profile" && args.size() > 1 && !args[1].starts_with("-") &&
-      args[1] != "list" && args[1] != "show" && args[1] != "validate" &&
-      args[1] != "import") {
+      args[1] != "list" && args[1] != "show" && args[1] != "validate" && args[1] != "import") {
     return sbx::cli::report_usage_error(fmt::format("unknown sub-command 'profile {}'", args[1]),
                                         "use sbx profile list|show|validate|import");
   }
@@ -126,6 +125,10 @@ static int guarded_main(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+#ifdef SBX_STATIC_EXE
+  // A static glibc must not dlopen NSS modules (runtime/identity.hpp).
+  sbx::runtime::use_files_user_database();
+#endif
   const int rc = guarded_main(argc, argv);
   // Every resource of the run (sandbox, cgroup, state dir, audit log) was
   // released when its owner went out of scope in sbx_main. What is left is

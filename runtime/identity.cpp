@@ -1,15 +1,21 @@
 // The identity rule of docs/launch.md: who the command runs as.
 #include "runtime/identity.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
+#include <nss.h>
 #include <pwd.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sbx/error.hpp>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "runtime/startup_trace.hpp"
@@ -32,16 +38,75 @@ std::optional<std::string> env(const char* name) {
   return std::string(value);
 }
 
+bool files_only = false;  // use_files_user_database()
+
+// `getent DATABASE ID`'s first line split at ':', or nothing (not found, no
+// getent). Only for ids /etc/passwd or /etc/group do not know.
+std::vector<std::string> getent(const char* database, std::uint32_t id) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return {};
+  const std::string key = std::to_string(id);
+  char* const argv[] = {const_cast<char*>("getent"), const_cast<char*>(database),
+                        const_cast<char*>(key.c_str()), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  // A fixed path: sbx may run as root, and PATH is the caller's.
+  const int rc = posix_spawn(&pid, "/usr/bin/getent", &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  std::string text;
+  char chunk[4096];
+  ssize_t got;
+  while (rc == 0 && text.size() < (1u << 20) &&
+         ((got = read(out[0], chunk, sizeof chunk)) > 0 || (got < 0 && errno == EINTR))) {
+    if (got > 0) text.append(chunk, static_cast<std::size_t>(got));
+  }
+  close(out[0]);
+  int status = 0;
+  if (rc != 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
+    return {};
+  }
+  text.resize(std::min(text.find('\n'), text.size()));
+  std::vector<std::string> fields;
+  for (std::size_t at = 0;;) {
+    const std::size_t colon = text.find(':', at);
+    fields.push_back(text.substr(at, colon - at));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  return fields;
+}
+
+void fill_passwd(Identity& id, const char* name, const char* home, const char* shell) {
+  id.user_name = name;
+  id.home = home != nullptr && home[0] == '/' ? home : "/";
+  id.shell = shell != nullptr && shell[0] == '/' ? shell : "/bin/sh";
+}
+
 // Fills name, home, shell and the primary gid from the host's passwd.
 bool lookup_passwd(uid_t uid, Identity& id, gid_t* primary_gid) {
   struct passwd pw {};
   struct passwd* found = nullptr;
   std::vector<char> buf(16384);
-  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) return false;
-  id.user_name = pw.pw_name;
-  id.home = pw.pw_dir != nullptr && pw.pw_dir[0] == '/' ? pw.pw_dir : "/";
-  id.shell = pw.pw_shell != nullptr && pw.pw_shell[0] == '/' ? pw.pw_shell : "/bin/sh";
-  if (primary_gid != nullptr) *primary_gid = pw.pw_gid;
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+    fill_passwd(id, pw.pw_name, pw.pw_dir, pw.pw_shell);
+    if (primary_gid != nullptr) *primary_gid = pw.pw_gid;
+    return true;
+  }
+  if (!files_only) return false;
+  // name:password:uid:gid:gecos:home:shell
+  const auto f = getent("passwd", uid);
+  std::uint32_t gid = 0;
+  if (f.size() != 7 || f[0].empty() || std::to_string(uid) != f[2] ||
+      std::from_chars(f[3].data(), f[3].data() + f[3].size(), gid).ec != std::errc()) {
+    return false;
+  }
+  fill_passwd(id, f[0].c_str(), f[5].c_str(), f[6].c_str());
+  if (primary_gid != nullptr) *primary_gid = gid;
   return true;
 }
 
@@ -49,7 +114,10 @@ bool group_exists(gid_t gid) {
   struct group gr {};
   struct group* found = nullptr;
   std::vector<char> buf(65536);
-  return getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr;
+  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr) return true;
+  if (!files_only) return false;
+  const auto f = getent("group", gid);  // name:password:gid:members
+  return f.size() == 4 && !f[0].empty() && f[2] == std::to_string(gid);
 }
 
 }  // namespace
@@ -114,6 +182,14 @@ Identity resolve_identity(const ProcessPolicy& process, const IdentitySource& so
   }
   id.in_host_group = group_exists(id.gid);
   return id;
+}
+
+void use_files_user_database() {
+  // passwd and group are what sbx asks for; services and protocols are what
+  // libnl and c-ares could ask glibc for.
+  for (const char* database : {"passwd", "group", "services", "protocols"})
+    __nss_configure_lookup(database, "files");
+  files_only = true;
 }
 
 Identity resolve_identity(const ProcessPolicy& process) {

@@ -57,4 +57,12 @@ Identity resolve_identity(const ProcessPolicy& process, const IdentitySource& so
 // The same for the current process (getuid, $SUDO_UID...).
 Identity resolve_identity(const ProcessPolicy& process);
 
+// For the static sbx executable (docs/launch.md "Start-up time"): glibc's
+// user database is limited to /etc/passwd and /etc/group (a static glibc
+// would dlopen the NSS modules of nsswitch.conf, and libnss_systemd crashes
+// there), and an id those files do not know is looked up with
+// /usr/bin/getent, a dynamic program that consults every NSS source (LDAP,
+// sssd, systemd). Call once, at start, before any thread exists.
+void use_files_user_database();
+
 }  // namespace sbx::runtime

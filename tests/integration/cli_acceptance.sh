@@ -54,6 +54,12 @@ else
   pass "an independent TOML reader sees memory 1G and example.org"
 fi
 
+# An internationalised name is stored as its A-label (libidn2, loaded at run
+# time also by the static sbx executable).
+run_sbx run --profile strict --allow-domain bücher.example --dry-run -- true
+expect_rc 0 "dry run with an IDN domain"
+expect_out '"xn--bcher-kva\.example"' "bücher.example becomes xn--bcher-kva.example"
+
 # Round trip through the binary: resolved TOML -> file -> resolved again.
 for p in permissive standard strict airgapped; do
   "$SBX" profile show "$p" --resolved >"$D/$p.toml" 2>/dev/null || fail "show $p --resolved"
