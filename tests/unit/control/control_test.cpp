@@ -105,8 +105,10 @@ TEST_CASE("a claimed name is unique, listed, and removed at the end") {
     CHECK_THROWS_AS(ControlServer(options("bad/name")), sbx::Error);
   }
   CHECK_FALSE(std::filesystem::exists(base + "/" + name));
-  // The base stays, empty: re-creating it per run would cost start-up time.
-  CHECK(std::filesystem::is_empty(base));
+  // The base stays (re-creating it per run would cost start-up time). Not
+  // checked for emptiness: as root it is /run/sbx, which other tests and
+  // sandboxes running at the same time (ctest -j) use too.
+  CHECK(std::filesystem::is_directory(base));
 }
 
 TEST_CASE("stale state of a dead owner is cleaned, a live one is kept") {
