@@ -6,12 +6,15 @@
 // On one CPU every hand-off is a direct switch; spread over CPUs it is a
 // cross-CPU wake-up, and on a VM waking an idle virtual CPU is expensive
 // (bench/run's VM: a strict start ~3 ms faster). So sbx::run pins the
-// calling thread to the CPU it runs on. Init (a reaper) and the supervisor's
-// loop (one thread: signals, DNS filter, egress proxy) stay there, which
-// also keeps the hand-offs at the command's exit direct; the worker gives the
-// caller's CPU set back right before seccomp and execve, so the command and
-// all it starts get the caller's set. The calling thread gets it back when
-// sbx::run returns. Nothing is pinned when the caller's set has one CPU.
+// calling thread to the CPU it runs on. The worker gives the caller's CPU
+// set back right before seccomp and execve, so the command and all it starts
+// get the caller's set. Init (a reaper) stays, and so does the supervisor's
+// loop while it only waits for the launch's hand-offs, which keeps those at
+// the command's exit direct too (a short command: `git status` in CI); its
+// first real work -- a DNS query, a proxied connection, the terminal, a
+// signal, `sbx ps` -- gives the set back, so a long-running command that
+// keeps the launch CPU busy never delays the DNS filter or the proxy.
+// Nothing is pinned when the caller's set has one CPU.
 #pragma once
 
 #include <sched.h>
@@ -27,10 +30,9 @@ class LaunchCpuPin {
 
   bool pinned() const { return pinned_; }
   const cpu_set_t& caller_set() const { return caller_; }
+  void release() noexcept;  // gives the caller's set back (idempotent)
 
  private:
-  void release() noexcept;  // gives the caller's set back
-
   cpu_set_t caller_{};
   bool pinned_ = false;
 };

@@ -151,7 +151,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
 RunResult run(const Policy& policy, const RunOptions& options) {
   using namespace runtime;
   reject_unsupported(policy);  // fail closed, exit 125
-  const LaunchCpuPin cpu_pin;  // one CPU for the launch; the command gets the caller's set
+  LaunchCpuPin cpu_pin;        // one CPU for the launch; the command gets the caller's set
   open_missing_stdio();        // channels never land on 0-2
   const Identity identity = resolve_identity(policy.process);  // never host root by default
   const HostTerminal terminal = inspect_host_terminal();
@@ -167,7 +167,8 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
   Sandbox sandbox = start_sandbox(policy, plan, cgroup, network.get());  // clone3, maps, release
-  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get()});
+  return supervise(sandbox,
+                   {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
 }
 
 }  // namespace sbx

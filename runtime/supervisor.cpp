@@ -183,6 +183,11 @@ class Loop {
   void unwatch(int fd) { epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
   void dispatch(const struct epoll_event& ev) {
+    // The launch's hand-offs (init's channels, its exit) keep the loop on the
+    // launch CPU; anything else is work (a DNS query, a proxied connection,
+    // the terminal, a signal, sbx ps): from then on the scheduler places it.
+    const bool hand_off = ev.data.u32 == kInit || ev.data.u32 == kControl || ev.data.u32 == kExec;
+    if (!hand_off && ctx_.cpu_pin != nullptr) ctx_.cpu_pin->release();
     switch (ev.data.u32) {
       case kSignal:
         on_signal();

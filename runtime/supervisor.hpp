@@ -12,6 +12,7 @@
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/child_error.hpp"
+#include "runtime/cpu_pin.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/terminal.hpp"
 #include "runtime/unique_fd.hpp"
@@ -59,6 +60,7 @@ struct SuperviseContext {
   cgroups::SandboxCgroup& cgroup;
   const SignalRouting& signals;
   FilteredNetwork* network = nullptr;  // network "filtered": DNS filter, proxy, NFLOG
+  LaunchCpuPin* cpu_pin = nullptr;     // released by the loop's first real work
 };
 
 // Runs the loop until init exits. Throws sbx::Error when the sandbox failed

@@ -74,6 +74,21 @@ for profile in airgapped standard; do
   [[ $OUT == "$want"$'\n'"$(nproc)" ]] || fail "the command's CPU set and nproc: '$OUT', want '$want' and $(nproc)"
   pass "the command has the caller's CPU set and nproc ($profile)"
 done
+# The supervisor stays on the launch CPU only while it waits for the launch:
+# its first real work (here a forwarded signal) gives the caller's set back.
+if (($(nproc) > 1)); then
+  "$SBX" run --profile airgapped -- sh -c 'trap "" USR1; sleep 3' >/dev/null 2>&1 &
+  sbx_pid=$!
+  sleep 1
+  before=$(grep Cpus_allowed_list "/proc/$sbx_pid/status")
+  kill -USR1 "$sbx_pid"
+  sleep 0.3
+  after=$(grep Cpus_allowed_list "/proc/$sbx_pid/status")
+  wait "$sbx_pid" || fail "sbx run with a forwarded SIGUSR1 failed"
+  [[ $before != "$want" ]] || fail "the waiting supervisor is not on one CPU: '$before'"
+  [[ $after == "$want" ]] || fail "after a forwarded signal the supervisor has '$after', want '$want'"
+  pass "the supervisor waits on one CPU and gets the caller's set back with its first work"
+fi
 if (($(nproc) > 1)) && command -v taskset >/dev/null; then
   OUT=$(taskset -c 1 "$SBX" run --profile airgapped -- grep Cpus_allowed_list /proc/self/status 2>&1)
   [[ $OUT =~ Cpus_allowed_list:.1$ ]] || fail "taskset -c 1 sbx run: the command has '$OUT'"
