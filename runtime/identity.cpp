@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <nss.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,7 +16,11 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,35 +46,81 @@ std::optional<std::string> env(const char* name) {
 
 bool files_only = false;  // use_files_user_database()
 
-// `getent DATABASE ID`'s first line split at ':', or nothing (not found, no
-// getent). Only for ids /etc/passwd or /etc/group do not know.
-std::vector<std::string> getent(const char* database, std::uint32_t id) {
+// `getent DATABASE ID`'s first line split at ':'; nothing when getent says
+// the id is unknown (exit 2). Any other outcome -- no getent, a crash, a
+// timeout (an unreachable LDAP server) -- throws: the identity must not be
+// guessed. Only for ids /etc/passwd or /etc/group do not know; cached.
+std::optional<std::vector<std::string>> getent(const char* database, std::uint32_t id) {
+  static std::map<std::pair<std::string, std::uint32_t>, std::optional<std::vector<std::string>>>
+      cache;
+  const auto key = std::make_pair(std::string(database), id);
+  if (auto hit = cache.find(key); hit != cache.end()) return hit->second;
+  const auto failed = [&](const std::string& why) {
+    return Error(fmt::format("cannot look up {} {} with /usr/bin/getent: {}", database, id, why),
+                 "check the NSS sources of /etc/nsswitch.conf (is the LDAP/sssd server "
+                 "reachable?), or add the entry to /etc/" +
+                     std::string(database));
+  };
   int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return {};
-  const std::string key = std::to_string(id);
+  if (pipe2(out, O_CLOEXEC) != 0) throw failed(std::strerror(errno));
+  const std::string text_id = std::to_string(id);
   char* const argv[] = {const_cast<char*>("getent"), const_cast<char*>(database),
-                        const_cast<char*>(key.c_str()), nullptr};
+                        const_cast<char*>(text_id.c_str()), nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  // Default dispositions and an empty mask, whatever sbx inherited.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
   // A fixed path: sbx may run as root, and PATH is the caller's.
-  const int rc = posix_spawn(&pid, "/usr/bin/getent", &actions, nullptr, argv, environ);
+  const int rc = posix_spawn(&pid, "/usr/bin/getent", &actions, &attr, argv, environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
+  if (rc != 0) {
+    close(out[0]);
+    throw failed(std::strerror(rc));
+  }
   std::string text;
-  char chunk[4096];
-  ssize_t got;
-  while (rc == 0 && text.size() < (1u << 20) &&
-         ((got = read(out[0], chunk, sizeof chunk)) > 0 || (got < 0 && errno == EINTR))) {
-    if (got > 0) text.append(chunk, static_cast<std::size_t>(got));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool timed_out = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    struct pollfd pfd {
+      out[0], POLLIN, 0
+    };
+    const int ready = left.count() > 0 ? poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      timed_out = true;
+      break;
+    }
+    char chunk[4096];
+    const ssize_t got = read(out[0], chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0 || text.size() > (1u << 20)) break;
+    text.append(chunk, static_cast<std::size_t>(got));
   }
   close(out[0]);
+  if (timed_out) kill(pid, SIGKILL);
   int status = 0;
-  if (rc != 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-      WEXITSTATUS(status) != 0) {
-    return {};
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw failed(fmt::format("waitpid: {}", std::strerror(errno)));
+  }
+  if (timed_out) throw failed("no answer within 10 s");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 2) return cache[key] = std::nullopt;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw failed(WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                                   : fmt::format("killed by signal {}", WTERMSIG(status)));
   }
   text.resize(std::min(text.find('\n'), text.size()));
   std::vector<std::string> fields;
@@ -78,7 +130,7 @@ std::vector<std::string> getent(const char* database, std::uint32_t id) {
     if (colon == std::string::npos) break;
     at = colon + 1;
   }
-  return fields;
+  return cache[key] = fields;
 }
 
 void fill_passwd(Identity& id, const char* name, const char* home, const char* shell) {
@@ -98,14 +150,15 @@ bool lookup_passwd(uid_t uid, Identity& id, gid_t* primary_gid) {
     return true;
   }
   if (!files_only) return false;
-  // name:password:uid:gid:gecos:home:shell
+  // name:password:uid:gid:gecos:home:shell (a gecos with ':' in it: the
+  // first four fields from the front, home and shell from the back).
   const auto f = getent("passwd", uid);
   std::uint32_t gid = 0;
-  if (f.size() != 7 || f[0].empty() || std::to_string(uid) != f[2] ||
-      std::from_chars(f[3].data(), f[3].data() + f[3].size(), gid).ec != std::errc()) {
+  if (!f || f->size() < 7 || (*f)[0].empty() || std::to_string(uid) != (*f)[2] ||
+      std::from_chars((*f)[3].data(), (*f)[3].data() + (*f)[3].size(), gid).ec != std::errc()) {
     return false;
   }
-  fill_passwd(id, f[0].c_str(), f[5].c_str(), f[6].c_str());
+  fill_passwd(id, (*f)[0].c_str(), (*f)[f->size() - 2].c_str(), (*f)[f->size() - 1].c_str());
   if (primary_gid != nullptr) *primary_gid = gid;
   return true;
 }
@@ -117,7 +170,7 @@ bool group_exists(gid_t gid) {
   if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr) return true;
   if (!files_only) return false;
   const auto f = getent("group", gid);  // name:password:gid:members
-  return f.size() == 4 && !f[0].empty() && f[2] == std::to_string(gid);
+  return f && f->size() >= 3 && !(*f)[0].empty() && (*f)[2] == std::to_string(gid);
 }
 
 }  // namespace

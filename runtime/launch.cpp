@@ -150,9 +150,10 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
 // steps 5 to 7 on the other side of clone3.
 RunResult run(const Policy& policy, const RunOptions& options) {
   using namespace runtime;
-  reject_unsupported(policy);  // fail closed, exit 125
-  LaunchCpuPin cpu_pin;        // one CPU for the launch; the command gets the caller's set
-  open_missing_stdio();        // channels never land on 0-2
+  reject_unsupported(policy);             // fail closed, exit 125
+  const DefaultChildSignal child_signal;  // children are ours to reap (not SIG_IGN)
+  LaunchCpuPin cpu_pin;  // one CPU for the launch; the command gets the caller's set
+  open_missing_stdio();  // channels never land on 0-2
   const Identity identity = resolve_identity(policy.process);  // never host root by default
   const HostTerminal terminal = inspect_host_terminal();
   const LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,

@@ -504,6 +504,23 @@ class Loop {
 
 }  // namespace
 
+DefaultChildSignal::DefaultChildSignal() {
+  struct sigaction current {};
+  if (sigaction(SIGCHLD, nullptr, &current) != 0 || current.sa_handler != SIG_IGN) return;
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  was_ignored_ = sigaction(SIGCHLD, &dfl, nullptr) == 0;
+}
+
+DefaultChildSignal::~DefaultChildSignal() {
+  if (!was_ignored_) return;
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGCHLD, &ign, nullptr);
+}
+
 SignalRouting::SignalRouting() {
   sigset_t set;
   routed_signal_set(&set);

@@ -25,6 +25,21 @@ class FilteredNetwork;
 // thread and reads them from a signalfd; restores the old mask on
 // destruction, after discarding what is still pending. Created before clone
 // so no signal is lost between clone and the loop.
+// An inherited SIGCHLD = SIG_IGN makes the kernel reap sbx's children itself:
+// init's exit status and every waitpid would be lost (sbx hung waiting for
+// init). For the run, SIGCHLD has its default disposition; the caller's is
+// restored after.
+class DefaultChildSignal {
+ public:
+  DefaultChildSignal();
+  DefaultChildSignal(const DefaultChildSignal&) = delete;
+  DefaultChildSignal& operator=(const DefaultChildSignal&) = delete;
+  ~DefaultChildSignal();
+
+ private:
+  bool was_ignored_ = false;
+};
+
 class SignalRouting {
  public:
   SignalRouting();

@@ -90,9 +90,18 @@ if (($(nproc) > 1)); then
   pass "the supervisor waits on one CPU and gets the caller's set back with its first work"
 fi
 if (($(nproc) > 1)) && command -v taskset >/dev/null; then
+  # One CPU: nothing to pin, passed through as it is.
   OUT=$(taskset -c 1 "$SBX" run --profile airgapped -- grep Cpus_allowed_list /proc/self/status 2>&1)
   [[ $OUT =~ Cpus_allowed_list:.1$ ]] || fail "taskset -c 1 sbx run: the command has '$OUT'"
-  pass "a restricted caller set (taskset -c 1) is what the command gets"
+  pass "a one-CPU caller set (taskset -c 1) is what the command gets"
+fi
+if (($(nproc) > 2)) && command -v taskset >/dev/null; then
+  # A restricted set of two: pinned for the launch, given back whole.
+  OUT=$(taskset -c 1,2 "$SBX" run --profile airgapped -- grep Cpus_allowed_list /proc/self/status 2>&1)
+  [[ $OUT =~ Cpus_allowed_list:.1-2$ ]] || fail "taskset -c 1,2 sbx run: the command has '$OUT'"
+  pass "a restricted caller set (taskset -c 1,2) is what the command gets"
+else
+  echo "# (a restricted set of two CPUs needs 3 or more CPUs; this machine has $(nproc))"
 fi
 
 done_testing
