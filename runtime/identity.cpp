@@ -47,9 +47,9 @@ std::optional<std::string> env(const char* name) {
 bool files_only = false;  // use_files_user_database()
 
 // `getent DATABASE ID`'s first line split at ':'; nothing when getent says
-// the id is unknown (exit 2). Any other outcome -- no getent, a crash, a
-// timeout (an unreachable LDAP server) -- throws: the identity must not be
-// guessed. Only for ids /etc/passwd or /etc/group do not know; cached.
+// the id is unknown (exit 2) or there is no getent. Any other outcome -- a
+// crash, a timeout (an unreachable LDAP server) -- throws: the identity must
+// not be guessed. Only for ids /etc/passwd or /etc/group do not know; cached.
 std::optional<std::vector<std::string>> getent(const char* database, std::uint32_t id) {
   static std::map<std::pair<std::string, std::uint32_t>, std::optional<std::vector<std::string>>>
       cache;
@@ -87,6 +87,9 @@ std::optional<std::vector<std::string>> getent(const char* database, std::uint32
   close(out[1]);
   if (rc != 0) {
     close(out[0]);
+    // No getent (a minimal system): /etc/passwd and /etc/group, already
+    // read, are all there is to ask.
+    if (rc == ENOENT) return cache[key] = std::nullopt;
     throw failed(std::strerror(rc));
   }
   std::string text;
