@@ -5,8 +5,9 @@
 // a page) before the first constructor runs. The heap keeps a 384 KiB top
 // pad, so the pages stay (M_TOP_PAD also fixes glibc's mmap threshold at
 // 128 KiB for the supervisor's lifetime: larger blocks are mmap'd each time,
-// which the supervisor's few large buffers can afford). Kernels before 5.14 answer EINVAL: nothing
-// happens. SBX_NO_PREFAULT=1 turns it off (to measure it).
+// which the supervisor's few large buffers can afford). Kernels before 5.14
+// answer EINVAL: nothing happens. SBX_NO_PREFAULT=1 turns it off (to
+// measure it).
 #include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runtime/startup_trace.hpp"
+#include "runtime/unique_fd.hpp"
 
 namespace sbx::runtime {
 namespace {
@@ -46,6 +47,18 @@ std::optional<std::string> env(const char* name) {
 
 bool files_only = false;  // use_files_user_database()
 
+// The first line of `text` split at ':'.
+std::vector<std::string> colon_fields(std::string text) {
+  text.resize(std::min(text.find('\n'), text.size()));
+  std::vector<std::string> fields;
+  for (std::size_t at = 0;;) {
+    const std::size_t colon = text.find(':', at);
+    fields.push_back(text.substr(at, colon - at));
+    if (colon == std::string::npos) return fields;
+    at = colon + 1;
+  }
+}
+
 // `getent DATABASE ID`'s first line split at ':'; nothing when getent says
 // the id is unknown (exit 2) or there is no getent. Any other outcome -- a
 // crash, a timeout (an unreachable LDAP server) -- throws: the identity must
@@ -61,14 +74,16 @@ std::optional<std::vector<std::string>> getent(const char* database, std::uint32
                  "reachable?), or add the entry to /etc/" +
                      std::string(database));
   };
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) throw failed(std::strerror(errno));
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0) throw failed(std::strerror(errno));
+  UniqueFd output(ends[0]);
+  UniqueFd child_output(ends[1]);
   const std::string text_id = std::to_string(id);
   char* const argv[] = {const_cast<char*>("getent"), const_cast<char*>(database),
                         const_cast<char*>(text_id.c_str()), nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, child_output.get(), STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   // Default dispositions and an empty mask, whatever sbx inherited.
   posix_spawnattr_t attr;
@@ -84,14 +99,12 @@ std::optional<std::vector<std::string>> getent(const char* database, std::uint32
   const int rc = posix_spawn(&pid, "/usr/bin/getent", &actions, &attr, argv, environ);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
-  close(out[1]);
-  if (rc != 0) {
-    close(out[0]);
-    // No getent (a minimal system): /etc/passwd and /etc/group, already
-    // read, are all there is to ask.
-    if (rc == ENOENT) return cache[key] = std::nullopt;
-    throw failed(std::strerror(rc));
-  }
+  child_output.reset();  // EOF once getent exits
+  // No getent (a minimal system): /etc/passwd and /etc/group, already read,
+  // are all there is to ask.
+  if (rc == ENOENT) return cache[key] = std::nullopt;
+  if (rc != 0) throw failed(std::strerror(rc));
+
   std::string text;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   bool timed_out = false;
@@ -99,7 +112,7 @@ std::optional<std::vector<std::string>> getent(const char* database, std::uint32
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     struct pollfd pfd {
-      out[0], POLLIN, 0
+      output.get(), POLLIN, 0
     };
     const int ready = left.count() > 0 ? poll(&pfd, 1, static_cast<int>(left.count())) : 0;
     if (ready < 0 && errno == EINTR) continue;
@@ -108,12 +121,12 @@ std::optional<std::vector<std::string>> getent(const char* database, std::uint32
       break;
     }
     char chunk[4096];
-    const ssize_t got = read(out[0], chunk, sizeof chunk);
+    const ssize_t got = read(output.get(), chunk, sizeof chunk);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0 || text.size() > (1u << 20)) break;
     text.append(chunk, static_cast<std::size_t>(got));
   }
-  close(out[0]);
+  output.reset();
   if (timed_out) kill(pid, SIGKILL);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
@@ -125,15 +138,7 @@ std::optional<std::vector<std::string>> getent(const char* database, std::uint32
     throw failed(WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
                                    : fmt::format("killed by signal {}", WTERMSIG(status)));
   }
-  text.resize(std::min(text.find('\n'), text.size()));
-  std::vector<std::string> fields;
-  for (std::size_t at = 0;;) {
-    const std::size_t colon = text.find(':', at);
-    fields.push_back(text.substr(at, colon - at));
-    if (colon == std::string::npos) break;
-    at = colon + 1;
-  }
-  return cache[key] = fields;
+  return cache[key] = colon_fields(std::move(text));
 }
 
 void fill_passwd(Identity& id, const char* name, const char* home, const char* shell) {

@@ -21,10 +21,6 @@ namespace sbx::runtime {
 
 class FilteredNetwork;
 
-// Blocks the signals sbx forwards (and SIGCHLD, SIGPIPE) in the calling
-// thread and reads them from a signalfd; restores the old mask on
-// destruction, after discarding what is still pending. Created before clone
-// so no signal is lost between clone and the loop.
 // An inherited SIGCHLD = SIG_IGN makes the kernel reap sbx's children itself:
 // init's exit status and every waitpid would be lost (sbx hung waiting for
 // init). For the run, SIGCHLD has its default disposition; the caller's is
@@ -40,6 +36,10 @@ class DefaultChildSignal {
   bool was_ignored_ = false;
 };
 
+// Blocks the signals sbx forwards (and SIGCHLD, SIGPIPE) in the calling
+// thread and reads them from a signalfd; restores the old mask on
+// destruction, after discarding what is still pending. Created before clone
+// so no signal is lost between clone and the loop.
 class SignalRouting {
  public:
   SignalRouting();
