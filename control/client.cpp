@@ -1,12 +1,15 @@
 // The client side: one request to a sandbox's control socket; signal and
 // duration parsing for sbx stop/kill.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 
@@ -33,11 +36,29 @@ nlohmann::json request(const std::string& name, const nlohmann::json& req,
   sa.sun_family = AF_UNIX;
   if (path.size() >= sizeof sa.sun_path) throw Error("control socket path too long");
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  UniqueFdLite fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0 || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    throw Error(
-        fmt::format("cannot reach sandbox '{}' at {}: {}", name, path, std::strerror(errno)),
-        "it may have just ended; see sbx ps");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Non-blocking: a full backlog (a supervisor that stopped accepting) makes
+  // a blocking connect wait forever; this one retries until the deadline.
+  UniqueFdLite fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  int rc = -1;
+  while (fd.get() >= 0 &&
+         (rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa)) != 0 &&
+         (errno == EAGAIN || errno == EINTR) && std::chrono::steady_clock::now() < deadline) {
+    ::usleep(10 * 1000);
+  }
+  if (fd.get() < 0 || rc != 0) {
+    const int err = errno;
+    if (err == EAGAIN) {
+      throw Error(fmt::format("sandbox '{}' did not accept a connection within {} ms", name,
+                              timeout.count()),
+                  "its sbx may be stuck; sbx kill NAME or kill its sbx process");
+    }
+    throw Error(fmt::format("cannot reach sandbox '{}' at {}: {}", name, path, std::strerror(err)),
+                "it may have just ended; see sbx ps");
+  }
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    throw Error(fmt::format("fcntl (control socket): {}", std::strerror(errno)));
   }
   const std::string text = req.dump();
   if (::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
@@ -47,7 +68,9 @@ nlohmann::json request(const std::string& name, const nlohmann::json& req,
   };
   int r;
   do {
-    r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    r = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
   } while (r < 0 && errno == EINTR);
   if (r <= 0) {
     throw Error(fmt::format("sandbox '{}' did not answer within {} ms", name, timeout.count()),

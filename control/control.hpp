@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -53,6 +54,11 @@ struct SandboxInfo {
   std::string audit_log;  // empty: no log
   pid_t sbx_pid = 0;
   pid_t init_pid = 0;  // 0 until the sandbox runs
+  // Who sbx_pid is beyond its number (filled in when sbx_pid is this
+  // process): its pid namespace and start time, so that a reader can tell
+  // that sbx is gone even while a child of it still holds the lock.
+  std::uint64_t sbx_pid_ns = 0;
+  std::uint64_t sbx_start = 0;  // clock ticks after boot (/proc/PID/stat)
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   nlohmann::json to_json() const;
 };

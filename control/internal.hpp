@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace sbx::control {
@@ -36,6 +38,20 @@ class UniqueFdLite {
 
 // True when the lock file in dir_fd can be taken (its owner is gone).
 bool lock_is_free(int dir_fd);
+// True after taking the lock of a state dir whose sbx is gone while a
+// child of it, dying with it, still held the lock (waits up to 2 s for
+// that). False when the owner lives or cannot be told apart.
+bool take_lock_of_gone_owner(int dir_fd);
+
+// A process beyond its pid: its pid namespace (of the reader: /proc is
+// assumed to be the reader's), state letter and start time in clock ticks.
+struct ProcessStamp {
+  std::uint64_t pid_ns = 0;
+  char state = '?';
+  std::uint64_t start = 0;
+};
+std::optional<ProcessStamp> process_stamp(pid_t pid);
+
 // Unlinks every entry of a state dir (files only).
 void remove_dir_contents(int dir_fd);
 

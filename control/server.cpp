@@ -112,6 +112,12 @@ struct ControlServer::Impl {
   // sandbox's name: a reader never sees a half-made one, and the rename
   // fails when the name is taken.
   void claim() {
+    if (options.info.sbx_pid == ::getpid()) {
+      if (auto self = process_stamp(::getpid())) {
+        options.info.sbx_pid_ns = self->pid_ns;
+        options.info.sbx_start = self->start;
+      }
+    }
     const SandboxInfo& info = options.info;
     if (!valid_name(info.name)) {
       throw Error(fmt::format("invalid sandbox name '{}'", info.name),

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -102,6 +103,10 @@ nlohmann::json SandboxInfo::to_json() const {
   j["audit_log"] = audit_log;
   j["sbx_pid"] = sbx_pid;
   j["init_pid"] = init_pid;
+  if (sbx_pid_ns != 0 && sbx_start != 0) {
+    j["sbx_pid_ns"] = sbx_pid_ns;
+    j["sbx_start"] = sbx_start;
+  }
   j["started"] =
       std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count();
   return j;
@@ -118,10 +123,76 @@ bool lock_is_free(int dir_fd) {
   return legacy.get() < 0 || ::flock(legacy.get(), LOCK_EX | LOCK_NB) == 0;
 }
 
+std::optional<ProcessStamp> process_stamp(pid_t pid) {
+  struct stat ns {};
+  if (::stat("/proc/self/ns/pid", &ns) != 0) return std::nullopt;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // "pid (comm) state ppid ...": comm may hold anything, even ") ".
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  ProcessStamp stamp;
+  stamp.pid_ns = ns.st_ino;
+  rest >> stamp.state;
+  std::string skip;
+  for (int field = 4; field < 22 && rest >> skip; ++field) {
+  }
+  if (!(rest >> stamp.start)) return std::nullopt;
+  return stamp;
+}
+
+namespace {
+
+nlohmann::json read_state_at(int dir_fd) {
+  UniqueFdLite fd(::openat(dir_fd, kStateFile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) return nlohmann::json::object();
+  std::string text;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && text.size() < (1U << 20)) {
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+// True when the state names its sbx and that process is gone: exited, a
+// zombie, or its pid now another process's. A lock still held then belongs
+// to a child of it on the way out (init, killed by PDEATHSIG with sbx,
+// inherited the locked fd and holds it until its own exit completes).
+// False when unsure (an older sbx's state, another pid namespace).
+bool owner_gone(int dir_fd) {
+  const nlohmann::json state = read_state_at(dir_fd);
+  const auto pid = state.value("sbx_pid", pid_t{0});
+  const auto pid_ns = state.value("sbx_pid_ns", std::uint64_t{0});
+  const auto start = state.value("sbx_start", std::uint64_t{0});
+  if (pid <= 0 || pid_ns == 0 || start == 0) return false;
+  struct stat ns {};
+  if (::stat("/proc/self/ns/pid", &ns) != 0 || ns.st_ino != pid_ns) return false;
+  const auto now = process_stamp(pid);
+  if (!now) return ::kill(pid, 0) != 0 && errno == ESRCH;
+  return now->state == 'Z' || now->state == 'X' || now->start != start;
+}
+
+}  // namespace
+
+bool take_lock_of_gone_owner(int dir_fd) {
+  if (!owner_gone(dir_fd)) return false;
+  // Its children die with it (PDEATHSIG); give them time to finish exiting.
+  for (int i = 0; i < 400; ++i) {
+    if (::flock(dir_fd, LOCK_EX | LOCK_NB) == 0) return true;
+    ::usleep(5000);
+  }
+  return false;
+}
+
 bool is_live(const std::string& dir) {
   UniqueFdLite d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   if (d.get() < 0) return false;
-  return !lock_is_free(d.get());
+  if (lock_is_free(d.get())) return false;
+  return !take_lock_of_gone_owner(d.get());  // the taken lock goes with d
 }
 
 void remove_dir_contents(int dir_fd) {
@@ -167,7 +238,7 @@ int clean_stale(const std::string& base) {
     }
     // Held: alive. Taken: its sbx died; we keep it while removing, so no
     // second cleaner works on the same directory at the same time.
-    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0 && !take_lock_of_gone_owner(d.get())) continue;
     UniqueFdLite legacy(::openat(d.get(), kLegacyLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (legacy.get() >= 0 && ::flock(legacy.get(), LOCK_EX | LOCK_NB) != 0) continue;
     remove_dir_contents(d.get());
