@@ -10,7 +10,9 @@
 
 #include <fmt/format.h>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/channel.hpp"
@@ -55,7 +57,12 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
   ChannelPair exec = make_channel();
   CloneOutcome child = clone_sandbox({sandbox_namespaces(policy), cgroup.clone_into_fd()});
   if (child.pid == 0) {
-    // The sandbox: from here to execve only async-signal-safe code.
+    // The sandbox: from here to execve only async-signal-safe code. The
+    // supervisor's ends are its alone: a copy here would keep init's end
+    // from ever seeing the supervisor gone (kill -9 of sbx before init has
+    // armed PDEATHSIG left init waiting for its release forever).
+    close(control.supervisor_end.release());
+    close(exec.supervisor_end.release());
     sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get(), child.new_cgroupns);
   }
   Sandbox sandbox;
@@ -92,6 +99,14 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
                                bool in_new_cgroupns) {
   ChildError err;
   int signal_fd = -1;
+  if (plan.test_init_delay_ms != 0) {
+    struct timespec delay {
+      static_cast<time_t>(plan.test_init_delay_ms / 1000),
+          static_cast<long>(plan.test_init_delay_ms % 1000) * 1000000L
+    };
+    while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+    }
+  }
   bool ok = die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
             wait_for_release(control_fd, err) &&                    // id maps written
             become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now

@@ -80,6 +80,10 @@ struct LaunchPlan {
   // restore_cpus is false when the launch was not pinned.
   bool restore_cpus = false;
   cpu_set_t caller_cpus{};
+  // Test hooks only (sbx-test-hooks, SBX_TEST_INIT_DELAY_MS): init sleeps
+  // this long before anything else, so a test can kill sbx before init
+  // has armed PDEATHSIG. Always 0 in sbx and libsbx.
+  unsigned test_init_delay_ms = 0;
   CStringArray argv;
   CStringArray envp;
   CStringArray exec_paths;  // execve candidates, in PATH order

@@ -62,6 +62,39 @@ for p in "${ESC_PROFILES[@]}"; do
   wait "$sbx_pid" 2>/dev/null
   pass "$p: sbx killed with -9 while its sandbox ran"
 done
+# kill -9 of sbx in the instant after clone3, before init has armed
+# PDEATHSIG: init must still notice and exit (its end of the control channel
+# sees the supervisor gone). sbx-test-hooks holds init back 1.5 s so the
+# kill lands in that window every time; before the fix init waited for its
+# release forever, holding the state dir's lock.
+HOOKS=$SBX_BUILD_DIR/sbx-test-hooks
+[[ -x $HOOKS ]] || fail "$HOOKS is missing: it is built with the tests (cmake --build B --target sbx-test-hooks)"
+SBX_TEST_INIT_DELAY_MS=1500 "$HOOKS" run --net none --name "$name-early" -- sleep 300 >/dev/null 2>&1 </dev/null &
+hooks_pid=$!
+for _ in $(seq 600); do
+  [[ -n $(pgrep -P "$hooks_pid") ]] && break
+  kill -0 "$hooks_pid" 2>/dev/null || break
+  sleep 0.01
+done
+early_init=$(pgrep -P "$hooks_pid")
+[[ -n $early_init ]] || fail "the delayed sandbox init was not started"
+kill -9 "$hooks_pid"
+wait "$hooks_pid" 2>/dev/null
+for _ in $(seq 100); do
+  kill -0 $early_init 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 $early_init 2>/dev/null; then
+  left=$(ps -o pid,ppid,stat,wchan,args -p $early_init)
+  kill -9 $early_init
+  fail "init $early_init outlived its sbx killed before PDEATHSIG was armed: $left"
+fi
+pass "kill -9 of sbx right after clone3: init exits too"
+OUT=$("$SBX" ps 2>&1)
+RC=$?
+expect_rc 0 "sbx ps after it"
+expect_no_out "$name-early" "the dead sandbox is not listed"
+
 # One more start: a supervisor killed with -9 cannot remove its own cgroup;
 # the next start removes stale groups (documented in docs/cgroups.md).
 OUT=$("$SBX" run -p airgapped --name "$name" --pids 64 -- true 2>&1 </dev/null)

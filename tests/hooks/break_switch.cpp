@@ -2,6 +2,7 @@
 // executable (check/CMakeLists.txt), never into sbx or libsbx.
 //
 //   SBX_TEST_BREAK=seccomp sbx-test-hooks run ...   no seccomp filter at all
+//   SBX_TEST_INIT_DELAY_MS=N sbx-test-hooks run ... init sleeps N ms first
 //
 // tests/integration/check_breakage.sh uses it to show that the escape
 // suite's seccomp assertions and the seccomp rows of `sbx check` fail when
@@ -22,6 +23,11 @@ const char* requested_breakage() {
 }
 
 void break_protections(sbx::runtime::LaunchPlan& plan, const sbx::WarningSink& warn) {
+  // Not a breakage: a slow sandbox init, for races at the start (a kill -9
+  // of sbx before init has armed PDEATHSIG: tests/escape/zz_leftovers.sh).
+  if (const char* delay = std::getenv("SBX_TEST_INIT_DELAY_MS"); delay != nullptr) {
+    plan.test_init_delay_ms = static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
+  }
   const char* what = requested_breakage();
   if (std::strcmp(what, "seccomp") != 0) {
     if (const char* v = std::getenv("SBX_TEST_BREAK"); v != nullptr && *v != '\0') {
