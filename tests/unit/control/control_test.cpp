@@ -1,13 +1,16 @@
 // control/: names, signal and duration parsing, state dirs (claim, unique
 // names, stale cleaning after the owner is gone) without a sandbox.
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -263,6 +266,51 @@ TEST_CASE("a reused pid does not pass for the sbx that owned a state dir") {
   ::kill(holder2, SIGKILL);
   ::waitpid(holder2, nullptr, 0);
   CHECK_FALSE(is_live(dir));
+  clean_stale(base);
+  ::rmdir(base.c_str());
+}
+
+TEST_CASE("a request to a sandbox that stopped accepting gives up at its deadline") {
+  // A supervisor stuck (or an orphan holding the listener): the backlog fills
+  // and a blocking connect would wait forever.
+  PrivateRuntimeDir rt;
+  const std::string base = state_base(true);
+  const std::string name = "unit-stuck-" + std::to_string(::getpid());
+  const std::string dir = base + "/" + name;
+  std::filesystem::create_directory(dir);
+  std::ofstream(dir + "/state.json") << "{}";
+  int lock = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(lock >= 0);
+  REQUIRE(::flock(lock, LOCK_EX) == 0);
+  const std::string path = socket_path(dir);
+  int listener = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  REQUIRE(listener >= 0);
+  struct sockaddr_un sa {};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  REQUIRE(::listen(listener, 0) == 0);
+  // Fill the backlog (never accepted).
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int c = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      ::close(c);
+      break;
+    }
+    fillers.push_back(c);
+  }
+  REQUIRE_FALSE(fillers.empty());
+  try {
+    request(name, nlohmann::json{{"op", "status"}}, std::chrono::milliseconds(300));
+    FAIL("the request to a sandbox that does not accept returned");
+  } catch (const sbx::Error& e) {
+    CHECK(std::string(e.what()).find("did not accept a connection within 300 ms") !=
+          std::string::npos);
+  }
+  for (int c : fillers) ::close(c);
+  ::close(listener);
+  ::close(lock);
   clean_stale(base);
   ::rmdir(base.c_str());
 }
