@@ -2,7 +2,6 @@
 #include "check/check.hpp"
 
 #include <limits.h>
-#include <pwd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include "check/probes.hpp"
 #include "check/system_features.hpp"
 #include "profiles/profiles.hpp"
+#include "runtime/identity.hpp"
 #include "runtime/test_hooks.hpp"
 
 namespace sbx::check {
@@ -23,9 +23,14 @@ bool executable(const std::string& path) {
 }
 
 std::string who_am_i() {
-  uid_t uid = getuid();
-  const passwd* pw = getpwuid(uid);
-  std::string name = pw ? pw->pw_name : "?";
+  const uid_t uid = getuid();
+  std::string name = "?";
+  try {
+    // Not getpwuid: the static sbx asks /etc/passwd only, then getent
+    // (LDAP, sssd and systemd users too).
+    name = runtime::host_user_name(uid).value_or("?");
+  } catch (const Error&) {
+  }
   return uid == 0 ? name : fmt::format("{} (uid {}, unprivileged)", name, uid);
 }
 

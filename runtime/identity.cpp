@@ -253,6 +253,12 @@ void use_files_user_database() {
   files_only = true;
 }
 
+std::optional<std::string> host_user_name(uid_t uid) {
+  Identity id;
+  if (!lookup_passwd(uid, id, nullptr)) return std::nullopt;
+  return id.user_name;
+}
+
 Identity resolve_identity(const ProcessPolicy& process) {
   startup_trace::mark("run: policy resolved, identity next");
   IdentitySource source;

@@ -57,6 +57,11 @@ Identity resolve_identity(const ProcessPolicy& process, const IdentitySource& so
 // The same for the current process (getuid, $SUDO_UID...).
 Identity resolve_identity(const ProcessPolicy& process);
 
+// The host's user name of `uid` (the same lookup as the identity rule:
+// passwd, then getent in the static executable), or nullopt when unknown.
+// Throws sbx::Error when getent fails (crash, time-out).
+std::optional<std::string> host_user_name(uid_t uid);
+
 // For the static sbx executable (docs/launch.md "Start-up time"): glibc's
 // user database is limited to /etc/passwd and /etc/group (a static glibc
 // would dlopen the NSS modules of nsswitch.conf, and libnss_systemd crashes
