@@ -11,10 +11,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "runtime/channel.hpp"
 #include "runtime/exit_status.hpp"
+#include "runtime/mount_plan.hpp"
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/startup_trace.hpp"
 
@@ -47,6 +51,34 @@ bool die_with_supervisor(int control_fd, ChildError& err) {
   // The supervisor may have died before PDEATHSIG was armed; its end of the
   // control socket is then closed.
   if (!supervisor_alive(control_fd)) _exit(kExitSbxError);
+  return true;
+}
+
+bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, ChildError& err) {
+  // init is a fork of the supervisor and so held every fd of sbx and of its
+  // caller for the sandbox's whole life: the audit log, the control socket,
+  // the state dir's lock, a host directory fd a caller leaked (runc
+  // CVE-2024-21626). Non-dumpable keeps them from the command; closing them
+  // keeps them from init too. Sorted without allocating (async-signal-safe).
+  constexpr std::size_t kMaxKeep = 256;
+  const std::vector<int>& trees = mount_plan_fds(plan.mounts);
+  if (trees.size() + 2 > kMaxKeep) return err.fail("too many prepared mounts to keep", E2BIG);
+  int keep[kMaxKeep];
+  std::size_t n = 0;
+  keep[n++] = control_fd;
+  keep[n++] = exec_fd;
+  for (int fd : trees) keep[n++] = fd;
+  for (std::size_t i = 1; i < n; ++i) {
+    for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+  }
+  unsigned int next = 3;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (keep[i] < 0 || static_cast<unsigned int>(keep[i]) < next) continue;
+    const auto fd = static_cast<unsigned int>(keep[i]);
+    if (fd > next && close_range(next, fd - 1, 0) != 0) return err.fail("close_range", errno);
+    next = fd + 1;
+  }
+  if (close_range(next, ~0U, 0) != 0) return err.fail("close_range", errno);
   return true;
 }
 

@@ -108,6 +108,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
     }
   }
   bool ok = die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
+            keep_only_init_fds(plan, control_fd, exec_fd, err) &&   // not sbx's, not the caller's
             wait_for_release(control_fd, err) &&                    // id maps written
             become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
             hide_from_command(err) &&  // non-dumpable: no ptrace, no /proc/1/fd

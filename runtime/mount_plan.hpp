@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/child_error.hpp"
 #include "runtime/identity.hpp"
@@ -34,6 +35,10 @@ class MountPlan {
 
 // Supervisor side. Throws sbx::Error (message + fix) for an unusable policy.
 MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity);
+
+// The fds the plan holds for init (detached trees prepared by the
+// supervisor). The vector lives as long as the plan.
+const std::vector<int>& mount_plan_fds(const MountPlan& plan);
 
 // Sandbox init: builds the new root on tmpfs, pivot_root, detaches the old
 // root, chdir to the work dir. Returns false with `err` filled on failure.

@@ -576,6 +576,10 @@ MountPlan::MountPlan(MountPlan&&) noexcept = default;
 MountPlan& MountPlan::operator=(MountPlan&&) noexcept = default;
 MountPlan::~MountPlan() = default;
 
+const std::vector<int>& mount_plan_fds(const MountPlan& plan) {
+  return plan.data().owned_fds;
+}
+
 MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity) {
   MountPlan plan;
   auto& data = plan.data();

@@ -44,4 +44,38 @@ RC=$?
 expect_rc 0 "shell probe ran"
 expect_out "end" "shell probe finished"
 expect_no_out "ESCAPED|LEAK" "sh: cd /proc/self/fd/7/.. fails and fd 7 does not exist"
+
+# The same fds from the host's side: sandbox init (a fork of sbx, pid 1 in
+# the sandbox) keeps only its channel to sbx and what it creates itself (a
+# signalfd; network sockets). Before, it held the caller's 7-10 and sbx's
+# audit log, control socket and state dir for the sandbox's whole life,
+# guarded only by being non-dumpable. Root only: as the user, init's
+# /proc/PID/fd is unreadable (non-dumpable), which is the other guard.
+if is_root; then
+  for p in "${ESC_PROFILES[@]}"; do
+    esc_args "$p"
+    nm="$ESC_MARK-g03-$$-$p"
+    "$SBX" run "${PA[@]}" --name "$nm" -- sleep 60 </dev/null >/dev/null 2>&1 \
+      7</ 8<"$HOME" 9<"${TMPDIR:-/tmp}" 10<"$SBX" &
+    sbx_pid=$!
+    init="" worker=""
+    for _ in $(seq 600); do  # init's child (the command) exists: init's steps are done
+      init=$(pgrep -P "$sbx_pid" | head -1)
+      [[ -n $init ]] && worker=$(pgrep -P "$init" | head -1)
+      [[ -n $worker ]] && break
+      kill -0 "$sbx_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    [[ -n $worker ]] || fail "$p: the sandbox did not start"
+    held=$(for f in /proc/"$init"/fd/*; do
+      n=${f##*/}
+      ((n > 2)) && echo "$n -> $(readlink "$f")"
+    done)
+    "$SBX" stop "$nm" >/dev/null 2>&1
+    wait "$sbx_pid" 2>/dev/null
+    bad=$(grep -Ev -- '-> (socket|anon_inode):' <<<"$held")
+    [[ -z $bad ]] || fail "$p: sandbox init holds host files: $bad"
+    pass "$p: sandbox init holds no file of sbx or of its caller (only sockets and its signalfd)"
+  done
+fi
 esc_done "3 (leaked fds, cwd)"
