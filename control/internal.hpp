@@ -38,11 +38,6 @@ class UniqueFdLite {
 
 // True when the lock file in dir_fd can be taken (its owner is gone).
 bool lock_is_free(int dir_fd);
-// True after taking the lock of a state dir whose sbx is gone while a
-// child of it, dying with it, still held the lock (waits up to 2 s for
-// that). False when the owner lives or cannot be told apart.
-bool take_lock_of_gone_owner(int dir_fd);
-
 // A process beyond its pid: its pid namespace (of the reader: /proc is
 // assumed to be the reader's), state letter and start time in clock ticks.
 struct ProcessStamp {

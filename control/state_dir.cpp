@@ -158,16 +158,23 @@ nlohmann::json read_state_at(int dir_fd) {
   return j.is_object() ? j : nlohmann::json::object();
 }
 
-// True when the state names its sbx and that process is gone: exited, a
-// zombie, or its pid now another process's. A lock still held then belongs
-// to a child of it on the way out (init, killed by PDEATHSIG with sbx,
-// inherited the locked fd and holds it until its own exit completes).
-// False when unsure (an older sbx's state, another pid namespace).
+// True when the state names its sbx and that process is provably gone:
+// exited, a zombie, or its pid now another process's. Then the sandbox is
+// over even if its lock is still held: the holder is a process that
+// inherited the locked fd (init, a fork of sbx, until its first step, or
+// killed with sbx and not yet done exiting). False when unsure (an older
+// sbx's state without a stamp, another pid namespace).
 bool owner_gone(int dir_fd) {
   const nlohmann::json state = read_state_at(dir_fd);
-  const auto pid = state.value("sbx_pid", pid_t{0});
-  const auto pid_ns = state.value("sbx_pid_ns", std::uint64_t{0});
-  const auto start = state.value("sbx_start", std::uint64_t{0});
+  pid_t pid = 0;
+  std::uint64_t pid_ns = 0, start = 0;
+  try {
+    pid = state.value("sbx_pid", pid_t{0});
+    pid_ns = state.value("sbx_pid_ns", std::uint64_t{0});
+    start = state.value("sbx_start", std::uint64_t{0});
+  } catch (const nlohmann::json::exception&) {
+    return false;  // not what sbx writes: unsure
+  }
   if (pid <= 0 || pid_ns == 0 || start == 0) return false;
   struct stat ns {};
   if (::stat("/proc/self/ns/pid", &ns) != 0 || ns.st_ino != pid_ns) return false;
@@ -178,21 +185,10 @@ bool owner_gone(int dir_fd) {
 
 }  // namespace
 
-bool take_lock_of_gone_owner(int dir_fd) {
-  if (!owner_gone(dir_fd)) return false;
-  // Its children die with it (PDEATHSIG); give them time to finish exiting.
-  for (int i = 0; i < 400; ++i) {
-    if (::flock(dir_fd, LOCK_EX | LOCK_NB) == 0) return true;
-    ::usleep(5000);
-  }
-  return false;
-}
-
 bool is_live(const std::string& dir) {
   UniqueFdLite d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   if (d.get() < 0) return false;
-  if (lock_is_free(d.get())) return false;
-  return !take_lock_of_gone_owner(d.get());  // the taken lock goes with d
+  return !lock_is_free(d.get()) && !owner_gone(d.get());
 }
 
 void remove_dir_contents(int dir_fd) {
@@ -236,9 +232,11 @@ int clean_stale(const std::string& base) {
       struct stat st {};
       if (::fstat(d.get(), &st) != 0 || std::time(nullptr) - st.st_mtime < 10) continue;
     }
-    // Held: alive. Taken: its sbx died; we keep it while removing, so no
-    // second cleaner works on the same directory at the same time.
-    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0 && !take_lock_of_gone_owner(d.get())) continue;
+    // Held: alive, unless its sbx is provably gone. Taken: its sbx died; we
+    // keep it while removing, so no second cleaner works on the same
+    // directory at the same time (and a cleaner racing us on a held one
+    // only repeats the same unlinks).
+    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0 && !owner_gone(d.get())) continue;
     UniqueFdLite legacy(::openat(d.get(), kLegacyLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (legacy.get() >= 0 && ::flock(legacy.get(), LOCK_EX | LOCK_NB) != 0) continue;
     remove_dir_contents(d.get());

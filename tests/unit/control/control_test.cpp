@@ -186,9 +186,10 @@ void write_state(const std::string& dir, pid_t pid, std::uint64_t pid_ns, std::u
 }
 }  // namespace
 
-TEST_CASE("a sandbox whose sbx is gone is dead while a dying child still holds its lock") {
-  // kill -9 of sbx: init (a fork of sbx, holding the locked dir fd) is
-  // killed by PDEATHSIG but may finish exiting after sbx has been reaped.
+TEST_CASE("a sandbox whose sbx is gone is dead while a child of it still holds its lock") {
+  // kill -9 of sbx: init (a fork of sbx, holding the locked dir fd until
+  // its first step) is killed by PDEATHSIG but may finish exiting after sbx
+  // has been reaped.
   PrivateRuntimeDir rt;
   const std::string base = state_base(true);
   const std::string dir = base + "/unit-orphan-" + std::to_string(::getpid());
@@ -202,30 +203,35 @@ TEST_CASE("a sandbox whose sbx is gone is dead while a dying child still holds i
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   REQUIRE(fd >= 0);
   REQUIRE(::flock(fd, LOCK_EX) == 0);
-  // The holder: shares the locked open file, lives 300 ms.
-  const pid_t holder = ::fork();
-  if (holder == 0) {
-    ::usleep(300 * 1000);
-    ::_exit(0);
-  }
+  const pid_t holder = idle_child();  // shares the locked open file
   REQUIRE(holder > 0);
   ::close(fd);
   // Owner alive: live, and cleaning keeps it.
   CHECK(is_live(dir));
   clean_stale(base);
   CHECK(std::filesystem::exists(dir + "/state.json"));
-  // An owner in another pid namespace (or an older sbx's state) cannot be
-  // told apart from a live one: the lock decides.
+  // Owner a zombie (not reaped yet): gone.
   ::kill(owner, SIGKILL);
+  siginfo_t info{};
+  REQUIRE(::waitid(P_PID, static_cast<id_t>(owner), &info, WEXITED | WNOWAIT) == 0);
+  CHECK_FALSE(is_live(dir));
   ::waitpid(owner, nullptr, 0);
+  // An owner in another pid namespace (or an older sbx's state, or a state
+  // that is not sbx's) cannot be told apart from a live one: the lock decides.
   write_state(dir, owner, stamp->pid_ns + 1, stamp->start);
   CHECK(is_live(dir));
-  // The owner gone: dead once the holder's exit has released the lock.
+  std::ofstream(dir + "/state.json")
+      << "{\"sbx_pid\": \"x\", \"sbx_pid_ns\": [], \"sbx_start\": 1}";
+  CHECK(is_live(dir));
+  clean_stale(base);
+  CHECK(std::filesystem::exists(dir + "/state.json"));
+  // Owner reaped: dead while the holder still holds the lock, and removed.
   write_state(dir, owner, stamp->pid_ns, stamp->start);
   CHECK_FALSE(is_live(dir));
-  CHECK(::waitpid(holder, nullptr, WNOHANG) == holder);  // it had exited
   CHECK(clean_stale(base) == 1);
   CHECK_FALSE(std::filesystem::exists(dir));
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
   ::rmdir(base.c_str());
 }
 
@@ -237,36 +243,18 @@ TEST_CASE("a reused pid does not pass for the sbx that owned a state dir") {
   const auto self = process_stamp(::getpid());
   REQUIRE(self);
   CHECK(self->state == 'R');
-  // This process's pid, but another start time: not this process.
-  write_state(dir, ::getpid(), self->pid_ns, self->start + 1);
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   REQUIRE(fd >= 0);
   REQUIRE(::flock(fd, LOCK_EX) == 0);
-  const pid_t holder = ::fork();
-  if (holder == 0) {
-    ::usleep(100 * 1000);
-    ::_exit(0);
-  }
-  REQUIRE(holder > 0);
-  ::close(fd);
-  CHECK_FALSE(is_live(dir));
-  ::waitpid(holder, nullptr, 0);
-  // The right start time: this live process owns it (the lock is free
-  // now, so only a held lock would make it live; take it again).
+  // This process's pid and start time: this live process owns it.
   write_state(dir, ::getpid(), self->pid_ns, self->start);
-  fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  REQUIRE(::flock(fd, LOCK_EX) == 0);
-  const pid_t holder2 = ::fork();
-  if (holder2 == 0) {
-    ::usleep(3000 * 1000);
-    ::_exit(0);
-  }
-  ::close(fd);
   CHECK(is_live(dir));
-  ::kill(holder2, SIGKILL);
-  ::waitpid(holder2, nullptr, 0);
+  // The same pid with another start time: not this process, so gone.
+  write_state(dir, ::getpid(), self->pid_ns, self->start + 1);
   CHECK_FALSE(is_live(dir));
+  ::close(fd);
   clean_stale(base);
+  CHECK_FALSE(std::filesystem::exists(dir));
   ::rmdir(base.c_str());
 }
 
