@@ -58,7 +58,8 @@ struct SandboxInfo {
   // process): its pid namespace and start time, so that a reader can tell
   // that sbx is gone even while a child of it still holds the lock.
   std::uint64_t sbx_pid_ns = 0;
-  std::uint64_t sbx_start = 0;  // clock ticks after boot (/proc/PID/stat)
+  std::uint64_t sbx_time_ns = 0;  // 0: no time namespaces on this kernel
+  std::uint64_t sbx_start = 0;    // clock ticks after boot (/proc/PID/stat)
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   nlohmann::json to_json() const;
 };

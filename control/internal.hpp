@@ -38,10 +38,13 @@ class UniqueFdLite {
 
 // True when the lock file in dir_fd can be taken (its owner is gone).
 bool lock_is_free(int dir_fd);
-// A process beyond its pid: its pid namespace (of the reader: /proc is
-// assumed to be the reader's), state letter and start time in clock ticks.
+// A process beyond its pid, as the caller's /proc shows it: the caller's
+// pid and time namespaces (inodes; time 0 on kernels without), the state
+// letter and the start time in clock ticks after boot. nullopt when /proc
+// is not the caller's pid namespace's or the process is not there.
 struct ProcessStamp {
   std::uint64_t pid_ns = 0;
+  std::uint64_t time_ns = 0;
   char state = '?';
   std::uint64_t start = 0;
 };

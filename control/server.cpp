@@ -42,28 +42,13 @@ std::string random_suffix() {
   return s;
 }
 
+// Writes a new file into the state dir before it is published (renamed to
+// the sandbox's name): nobody reads it yet, and it is never rewritten, so
+// no reader ever sees it half-written.
 void write_file_at(int dir_fd, const char* name, const std::string& text) {
-  const std::string tmp = fmt::format("{}.tmp", name);
-  int fd =
-      ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = ::openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw Error(fmt::format("cannot write {}: {}", name, std::strerror(errno)));
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!ok || ::renameat(dir_fd, tmp.c_str(), dir_fd, name) != 0) {
-    (void)::unlinkat(dir_fd, tmp.c_str(), 0);
-    throw Error(fmt::format("cannot write {}: {}", name, std::strerror(errno)));
-  }
-}
-
-// Rewrites a file of the (already published) state dir in place: the same
-// inode, so no freed file per update (a rename over it frees one, which
-// costs a discard on disks mounted with it). A reader racing the write may
-// see a torn file; read_state treats what does not parse as unknown.
-void rewrite_file_at(int dir_fd, const char* name, const std::string& text) {
-  int fd = ::openat(dir_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) throw Error(fmt::format("cannot write {}: {}", name, std::strerror(errno)));
-  const bool ok = ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()) &&
-                  ::ftruncate(fd, static_cast<off_t>(text.size())) == 0;
   const int err = errno;
   ::close(fd);
   if (!ok) throw Error(fmt::format("cannot write {}: {}", name, std::strerror(err)));
@@ -115,6 +100,7 @@ struct ControlServer::Impl {
     if (options.info.sbx_pid == ::getpid()) {
       if (auto self = process_stamp(::getpid())) {
         options.info.sbx_pid_ns = self->pid_ns;
+        options.info.sbx_time_ns = self->time_ns;
         options.info.sbx_start = self->start;
       }
     }
@@ -431,12 +417,10 @@ void ControlServer::attach(RunningSandbox* sandbox) {
     m.ended = true;
     return;
   }
+  // In the status reply only: state.json is written once, before the dir
+  // is published, so a reader never sees it torn (liveness reads the
+  // owner's stamp from it).
   m.options.info.init_pid = sandbox->init_pid();
-  try {
-    rewrite_file_at(m.dir_fd.get(), kStateFile, m.options.info.to_json().dump(2) + "\n");
-  } catch (const Error& e) {
-    if (m.options.warn) m.options.warn(e.what());
-  }
 }
 
 void ControlServer::on_ready() {

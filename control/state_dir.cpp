@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -102,9 +103,10 @@ nlohmann::json SandboxInfo::to_json() const {
   j["profile"] = profile;
   j["audit_log"] = audit_log;
   j["sbx_pid"] = sbx_pid;
-  j["init_pid"] = init_pid;
+  if (init_pid != 0) j["init_pid"] = init_pid;  // the status reply's, not the file's
   if (sbx_pid_ns != 0 && sbx_start != 0) {
     j["sbx_pid_ns"] = sbx_pid_ns;
+    j["sbx_time_ns"] = sbx_time_ns;
     j["sbx_start"] = sbx_start;
   }
   j["started"] =
@@ -123,9 +125,31 @@ bool lock_is_free(int dir_fd) {
   return legacy.get() < 0 || ::flock(legacy.get(), LOCK_EX | LOCK_NB) == 0;
 }
 
+namespace {
+
+// The inode of /proc/self/ns/NAME; 0 when the kernel has no such namespace.
+std::optional<std::uint64_t> own_namespace(const char* name) {
+  struct stat st {};
+  if (::stat(fmt::format("/proc/self/ns/{}", name).c_str(), &st) == 0) return st.st_ino;
+  if (errno == ENOENT) return 0;
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<ProcessStamp> process_stamp(pid_t pid) {
-  struct stat ns {};
-  if (::stat("/proc/self/ns/pid", &ns) != 0) return std::nullopt;
+  // /proc must be this process's pid namespace's (not a host /proc in a
+  // container, not an unshare -p without a new /proc): /proc/self is us.
+  char self[32] = {};
+  if (::readlink("/proc/self", self, sizeof self - 1) <= 0 ||
+      std::string_view(self) != std::to_string(::getpid())) {
+    return std::nullopt;
+  }
+  const auto pid_ns = own_namespace("pid");
+  // Start times in /proc are shifted by the reader's time namespace
+  // (boottime offset): only comparable within the same one.
+  const auto time_ns = own_namespace("time");
+  if (!pid_ns || *pid_ns == 0 || !time_ns) return std::nullopt;
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
@@ -134,7 +158,8 @@ std::optional<ProcessStamp> process_stamp(pid_t pid) {
   if (close == std::string::npos) return std::nullopt;
   std::istringstream rest(line.substr(close + 1));
   ProcessStamp stamp;
-  stamp.pid_ns = ns.st_ino;
+  stamp.pid_ns = *pid_ns;
+  stamp.time_ns = *time_ns;
   rest >> stamp.state;
   std::string skip;
   for (int field = 4; field < 22 && rest >> skip; ++field) {
@@ -167,17 +192,20 @@ nlohmann::json read_state_at(int dir_fd) {
 bool owner_gone(int dir_fd) {
   const nlohmann::json state = read_state_at(dir_fd);
   pid_t pid = 0;
-  std::uint64_t pid_ns = 0, start = 0;
+  std::uint64_t pid_ns = 0, time_ns = 0, start = 0;
   try {
     pid = state.value("sbx_pid", pid_t{0});
     pid_ns = state.value("sbx_pid_ns", std::uint64_t{0});
+    time_ns = state.value("sbx_time_ns", std::uint64_t{0});
     start = state.value("sbx_start", std::uint64_t{0});
+    if (!state.contains("sbx_time_ns")) return false;  // older state: unsure
   } catch (const nlohmann::json::exception&) {
     return false;  // not what sbx writes: unsure
   }
   if (pid <= 0 || pid_ns == 0 || start == 0) return false;
-  struct stat ns {};
-  if (::stat("/proc/self/ns/pid", &ns) != 0 || ns.st_ino != pid_ns) return false;
+  // The reader's own stamp says whether its /proc and clocks are sbx's.
+  const auto reader = process_stamp(::getpid());
+  if (!reader || reader->pid_ns != pid_ns || reader->time_ns != time_ns) return false;
   const auto now = process_stamp(pid);
   if (!now) return ::kill(pid, 0) != 0 && errno == ESRCH;
   return now->state == 'Z' || now->state == 'X' || now->start != start;

@@ -46,36 +46,57 @@ expect_out "end" "shell probe finished"
 expect_no_out "ESCAPED|LEAK" "sh: cd /proc/self/fd/7/.. fails and fd 7 does not exist"
 
 # The same fds from the host's side: sandbox init (a fork of sbx, pid 1 in
-# the sandbox) keeps only its channel to sbx and what it creates itself (a
-# signalfd; network sockets). Before, it held the caller's 7-10 and sbx's
-# audit log, control socket and state dir for the sandbox's whole life,
-# guarded only by being non-dumpable. Root only: as the user, init's
-# /proc/PID/fd is unreadable (non-dumpable), which is the other guard.
+# the sandbox) shares no open file with sbx (which still holds the caller's
+# 7-10 and a socket 11 here, its audit log, control socket and state dir):
+# it keeps only its own end of its channel to sbx and its own signalfd.
+# Before, it held all of sbx's for the sandbox's whole life, guarded only
+# by being non-dumpable. Root only: as the user, init's /proc/PID/fd is
+# unreadable (non-dumpable), which is the other guard.
+fd_targets() { # PID: "N TARGET" for each fd above 2; fails if unreadable
+  local f n out
+  out=$(ls /proc/"$1"/fd) || return 1
+  for n in $out; do
+    ((n > 2)) || continue
+    f=$(readlink /proc/"$1"/fd/"$n") && echo "$n $f"
+  done
+}
 if is_root; then
   for p in "${ESC_PROFILES[@]}"; do
     esc_args "$p"
     nm="$ESC_MARK-g03-$$-$p"
-    "$SBX" run "${PA[@]}" --name "$nm" -- sleep 60 </dev/null >/dev/null 2>&1 \
+    # fd 11: a socket the caller leaked (one end of a socketpair; python
+    # execs sbx in place, so $! is sbx).
+    python3 -c 'import os, socket, sys; a, b = socket.socketpair(); os.dup2(a.fileno(), 11); os.execvp(sys.argv[1], sys.argv[1:])' \
+      "$SBX" run "${PA[@]}" --name "$nm" -- sleep 60 </dev/null >/dev/null 2>&1 \
       7</ 8<"$HOME" 9<"${TMPDIR:-/tmp}" 10<"$SBX" &
     sbx_pid=$!
     init="" worker=""
     for _ in $(seq 600); do  # init's child (the command) exists: init's steps are done
-      init=$(pgrep -P "$sbx_pid" | head -1)
+      for c in $(pgrep -P "$sbx_pid"); do  # init: the child in a new pid namespace
+        [[ $(readlink /proc/"$c"/ns/pid) != "$(readlink /proc/self/ns/pid)" ]] && init=$c
+      done
       [[ -n $init ]] && worker=$(pgrep -P "$init" | head -1)
       [[ -n $worker ]] && break
       kill -0 "$sbx_pid" 2>/dev/null || break
       sleep 0.05
     done
     [[ -n $worker ]] || fail "$p: the sandbox did not start"
-    held=$(for f in /proc/"$init"/fd/*; do
-      n=${f##*/}
-      ((n > 2)) && echo "$n -> $(readlink "$f")"
-    done)
+    init_fds=$(fd_targets "$init") || fail "$p: cannot list init's fds (/proc/$init/fd)"
+    sbx_fds=$(fd_targets "$sbx_pid") || fail "$p: cannot list sbx's fds"
     "$SBX" stop "$nm" >/dev/null 2>&1
     wait "$sbx_pid" 2>/dev/null
-    bad=$(grep -Ev -- '-> (socket|anon_inode):' <<<"$held")
-    [[ -z $bad ]] || fail "$p: sandbox init holds host files: $bad"
-    pass "$p: sandbox init holds no file of sbx or of its caller (only sockets and its signalfd)"
+    grep -q " /\$" <<<"$sbx_fds" && grep -q "^11 socket:" <<<"$sbx_fds" ||
+      fail "$p: control: sbx itself should hold the caller's fds (/ and the socket): $sbx_fds"
+    # Shared: the same file or socket (socket:[inode] names one socket).
+    # Every signalfd is anon_inode:[signalfd]: counted instead.
+    shared=$(comm -12 <(cut -d' ' -f2- <<<"$init_fds" | grep -v '^anon_inode:\[signalfd\]$' | sort) \
+      <(cut -d' ' -f2- <<<"$sbx_fds" | sort))
+    [[ -z $shared ]] || fail "$p: sandbox init holds fds of sbx or of its caller: $shared (init: $init_fds)"
+    others=$(cut -d' ' -f2- <<<"$init_fds" | grep -Ev '^socket:\[[0-9]+\]$|^anon_inode:\[signalfd\]$')
+    [[ -z $others ]] || fail "$p: sandbox init holds more than sockets and its signalfd: $others"
+    (($(grep -c 'anon_inode:\[signalfd\]' <<<"$init_fds") <= 1)) ||
+      fail "$p: sandbox init holds more than one signalfd (one would be sbx's): $init_fds"
+    pass "$p: sandbox init shares no fd with sbx or its caller (holds: $(cut -d' ' -f2- <<<"$init_fds" | tr '\n' ' '))"
   done
 fi
 esc_done "3 (leaked fds, cwd)"

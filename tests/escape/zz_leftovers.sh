@@ -71,20 +71,25 @@ HOOKS=$SBX_BUILD_DIR/sbx-test-hooks
 [[ -x $HOOKS ]] || fail "$HOOKS is missing: it is built with the tests (cmake --build B --target sbx-test-hooks)"
 SBX_TEST_INIT_DELAY_MS=1500 "$HOOKS" run --net none --name "$name-early" -- sleep 300 >/dev/null 2>&1 </dev/null &
 hooks_pid=$!
-for _ in $(seq 600); do
-  [[ -n $(pgrep -P "$hooks_pid") ]] && break
+early_init=""
+for _ in $(seq 600); do  # init: sbx's child in a new pid namespace
+  for c in $(pgrep -P "$hooks_pid"); do
+    [[ $(readlink /proc/"$c"/ns/pid) != "$(readlink /proc/self/ns/pid)" ]] && early_init=$c
+  done
+  [[ -n $early_init ]] && break
   kill -0 "$hooks_pid" 2>/dev/null || break
   sleep 0.01
 done
-early_init=$(pgrep -P "$hooks_pid")
 [[ -n $early_init ]] || fail "the delayed sandbox init was not started"
 kill -9 "$hooks_pid"
 wait "$hooks_pid" 2>/dev/null
+# Alive: there and not a zombie (its new parent may reap it late).
+alive() { [[ -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -c1) != Z ]]; }
 for _ in $(seq 100); do
-  kill -0 $early_init 2>/dev/null || break
+  alive "$early_init" || break
   sleep 0.1
 done
-if kill -0 $early_init 2>/dev/null; then
+if alive "$early_init"; then
   left=$(ps -o pid,ppid,stat,wchan,args -p $early_init)
   kill -9 $early_init
   fail "init $early_init outlived its sbx killed before PDEATHSIG was armed: $left"

@@ -169,9 +169,27 @@ TEST_CASE("liveness is the flock of the state dir itself") {
 }
 
 namespace {
-std::string fmt_state(pid_t pid, std::uint64_t pid_ns, std::uint64_t start) {
-  return "{\"sbx_pid\": " + std::to_string(pid) + ", \"sbx_pid_ns\": " + std::to_string(pid_ns) +
-         ", \"sbx_start\": " + std::to_string(start) + "}";
+// A private base dir: is_live and clean_stale take paths, and as root the
+// shared /run/sbx is also cleaned by other tests' sbx ps (ctest -j).
+struct PrivateBase {
+  std::string dir;
+  PrivateBase() {
+    char tmpl[] = "/tmp/sbx-unit-base.XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~PrivateBase() { std::filesystem::remove_all(dir); }
+};
+struct Stamp {
+  pid_t pid;
+  std::uint64_t pid_ns, time_ns, start;
+};
+Stamp stamp_of(pid_t pid, const ProcessStamp& s) {
+  return {pid, s.pid_ns, s.time_ns, s.start};
+}
+void write_state(const std::string& dir, const Stamp& st) {
+  std::ofstream(dir + "/state.json")
+      << "{\"sbx_pid\": " << st.pid << ", \"sbx_pid_ns\": " << st.pid_ns
+      << ", \"sbx_time_ns\": " << st.time_ns << ", \"sbx_start\": " << st.start << "}";
 }
 // A child that lives until killed.
 pid_t idle_child() {
@@ -181,25 +199,22 @@ pid_t idle_child() {
   }
   return pid;
 }
-void write_state(const std::string& dir, pid_t pid, std::uint64_t pid_ns, std::uint64_t start) {
-  std::ofstream(dir + "/state.json") << fmt_state(pid, pid_ns, start);
-}
 }  // namespace
 
 TEST_CASE("a sandbox whose sbx is gone is dead while a child of it still holds its lock") {
   // kill -9 of sbx: init (a fork of sbx, holding the locked dir fd until
   // its first step) is killed by PDEATHSIG but may finish exiting after sbx
   // has been reaped.
-  PrivateRuntimeDir rt;
-  const std::string base = state_base(true);
-  const std::string dir = base + "/unit-orphan-" + std::to_string(::getpid());
+  PrivateBase base;
+  const std::string dir = base.dir + "/unit-orphan";
   std::filesystem::create_directory(dir);
   const pid_t owner = idle_child();
   REQUIRE(owner > 0);
   const auto stamp = process_stamp(owner);
   REQUIRE(stamp);
   CHECK(stamp->start > 0);
-  write_state(dir, owner, stamp->pid_ns, stamp->start);
+  const Stamp st = stamp_of(owner, *stamp);
+  write_state(dir, st);
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   REQUIRE(fd >= 0);
   REQUIRE(::flock(fd, LOCK_EX) == 0);
@@ -208,54 +223,58 @@ TEST_CASE("a sandbox whose sbx is gone is dead while a child of it still holds i
   ::close(fd);
   // Owner alive: live, and cleaning keeps it.
   CHECK(is_live(dir));
-  clean_stale(base);
-  CHECK(std::filesystem::exists(dir + "/state.json"));
+  CHECK(clean_stale(base.dir) == 0);
   // Owner a zombie (not reaped yet): gone.
   ::kill(owner, SIGKILL);
   siginfo_t info{};
   REQUIRE(::waitid(P_PID, static_cast<id_t>(owner), &info, WEXITED | WNOWAIT) == 0);
   CHECK_FALSE(is_live(dir));
   ::waitpid(owner, nullptr, 0);
-  // An owner in another pid namespace (or an older sbx's state, or a state
-  // that is not sbx's) cannot be told apart from a live one: the lock decides.
-  write_state(dir, owner, stamp->pid_ns + 1, stamp->start);
+  // Cannot be told apart from a live owner, so the lock decides: another
+  // pid namespace, another time namespace (start times are shifted by its
+  // boottime offset), an older sbx's state without the time namespace, a
+  // state that is not sbx's.
+  write_state(dir, {st.pid, st.pid_ns + 1, st.time_ns, st.start});
+  CHECK(is_live(dir));
+  write_state(dir, {st.pid, st.pid_ns, st.time_ns + 1, st.start});
   CHECK(is_live(dir));
   std::ofstream(dir + "/state.json")
-      << "{\"sbx_pid\": \"x\", \"sbx_pid_ns\": [], \"sbx_start\": 1}";
+      << "{\"sbx_pid\": " << st.pid << ", \"sbx_pid_ns\": " << st.pid_ns
+      << ", \"sbx_start\": " << st.start << "}";
   CHECK(is_live(dir));
-  clean_stale(base);
-  CHECK(std::filesystem::exists(dir + "/state.json"));
+  std::ofstream(dir + "/state.json")
+      << "{\"sbx_pid\": \"x\", \"sbx_pid_ns\": [], \"sbx_time_ns\": 0, \"sbx_start\": 1}";
+  CHECK(is_live(dir));
+  CHECK(clean_stale(base.dir) == 0);
   // Owner reaped: dead while the holder still holds the lock, and removed.
-  write_state(dir, owner, stamp->pid_ns, stamp->start);
+  write_state(dir, st);
   CHECK_FALSE(is_live(dir));
-  CHECK(clean_stale(base) == 1);
+  CHECK(clean_stale(base.dir) == 1);
   CHECK_FALSE(std::filesystem::exists(dir));
   ::kill(holder, SIGKILL);
   ::waitpid(holder, nullptr, 0);
-  ::rmdir(base.c_str());
 }
 
 TEST_CASE("a reused pid does not pass for the sbx that owned a state dir") {
-  PrivateRuntimeDir rt;
-  const std::string base = state_base(true);
-  const std::string dir = base + "/unit-reused-" + std::to_string(::getpid());
+  PrivateBase base;
+  const std::string dir = base.dir + "/unit-reused";
   std::filesystem::create_directory(dir);
   const auto self = process_stamp(::getpid());
   REQUIRE(self);
   CHECK(self->state == 'R');
+  const Stamp st = stamp_of(::getpid(), *self);
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   REQUIRE(fd >= 0);
   REQUIRE(::flock(fd, LOCK_EX) == 0);
   // This process's pid and start time: this live process owns it.
-  write_state(dir, ::getpid(), self->pid_ns, self->start);
+  write_state(dir, st);
   CHECK(is_live(dir));
   // The same pid with another start time: not this process, so gone.
-  write_state(dir, ::getpid(), self->pid_ns, self->start + 1);
+  write_state(dir, {st.pid, st.pid_ns, st.time_ns, st.start + 1});
   CHECK_FALSE(is_live(dir));
   ::close(fd);
-  clean_stale(base);
+  CHECK(clean_stale(base.dir) == 1);
   CHECK_FALSE(std::filesystem::exists(dir));
-  ::rmdir(base.c_str());
 }
 
 TEST_CASE("a request to a sandbox that stopped accepting gives up at its deadline") {
