@@ -60,8 +60,9 @@ bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, Chi
   // the state dir's lock, a host directory fd a caller leaked (runc
   // CVE-2024-21626). Non-dumpable keeps them from the command; closing them
   // keeps them from init too. Sorted without allocating (async-signal-safe).
-  constexpr std::size_t kMaxKeep = 256;
+  constexpr std::size_t kMaxKeep = kMaxPreparedTrees + 2;
   const std::vector<int>& trees = mount_plan_fds(plan.mounts);
+  // Bounded by prepare_mount_plan (which says so with a fix); kept as a check.
   if (trees.size() + 2 > kMaxKeep) return err.fail("too many prepared mounts to keep", E2BIG);
   int keep[kMaxKeep];
   std::size_t n = 0;

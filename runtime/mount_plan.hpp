@@ -9,6 +9,7 @@
 
 #include <sbx/policy.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,7 +38,9 @@ class MountPlan {
 MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity);
 
 // The fds the plan holds for init (detached trees prepared by the
-// supervisor). The vector lives as long as the plan.
+// supervisor), at most kMaxPreparedTrees. The vector lives as long as the
+// plan.
+inline constexpr std::size_t kMaxPreparedTrees = 254;
 const std::vector<int>& mount_plan_fds(const MountPlan& plan);
 
 // Sandbox init: builds the new root on tmpfs, pivot_root, detaches the old

@@ -234,6 +234,13 @@ struct Planner {
   void maybe_idmap(MountOp& op, const struct stat& st) {
     if (!identity.started_as_root) return;
     if (st.st_uid == identity.uid && st.st_gid == identity.gid) return;
+    if (data.owned_fds.size() >= kMaxPreparedTrees) {
+      throw Error(fmt::format("more than {} writable paths owned by others need an id-mapped "
+                              "mount (started as root, the command runs as uid {})",
+                              kMaxPreparedTrees, identity.uid),
+                  "make fewer paths writable (a common parent instead of many entries), or run "
+                  "the command as their owner (--user)");
+    }
     op.prepared_fd = make_idmapped_tree(op.source, st.st_uid, st.st_gid, identity.uid, identity.gid,
                                         idmap_namespaces);
     data.owned_fds.push_back(op.prepared_fd);

@@ -72,5 +72,23 @@ if is_root && id sbx-test >/dev/null 2>&1; then
   run_sbx run --net none -- sh -c 'touch /etc/x'
   [[ $RC -ne 0 ]] || fail "root caller could write /etc"
   pass "root caller: the root file system stays read-only"
+  # Each writable path owned by another uid is one id-mapped tree that init
+  # holds across clone; more than 254 is refused up front, with the fix.
+  M=$(scratch)
+  many=()
+  for i in $(seq 255); do
+    mkdir "$M/w$i"
+    many+=(--rw "$M/w$i")
+  done
+  cd "$M" || fail "cd $M"
+  run_sbx run --net none "${many[@]}" -- true
+  expect_rc 125 "255 writable paths owned by root, command as nobody: refused"
+  expect_out "more than 254 writable paths" "and says why"
+  expect_out "fix: make fewer paths writable" "and the fix"
+  # Below the limit (the work dir and the profile's agent state count too).
+  run_sbx run --net none "${many[@]:0:400}" -- sh -c "echo x > $M/w200/f"
+  expect_rc 0 "200 such paths: the command runs and writes in the last"
+  [[ $(stat -c %U "$M/w200/f") == root ]] || fail "w200/f owned by $(stat -c %U "$M/w200/f")"
+  pass "what it wrote belongs to the directory's owner on the host"
 fi
 done_testing
