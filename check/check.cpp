@@ -104,7 +104,8 @@ Report run_check(const Options& options) {
         "or pass --probe PATH";
     report.rows.push_back(row);
   } else {
-    for (auto& row : protection_rows(policy, {report.profile, probe}, report.notes)) {
+    for (auto& row :
+         protection_rows(policy, {report.profile, probe, options.timeout}, report.notes)) {
       report.rows.push_back(std::move(row));
     }
   }

@@ -9,6 +9,7 @@
 
 #include <sbx/policy.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ inline Row make_row(std::string area, std::string name, Verdict verdict, bool pr
 struct Options {
   std::string profile;     // built-in name or file; empty = the default profile
   std::string probe_path;  // sbx-probe; empty = find_probe()
+  // The probe sandbox's time limit: a probe that hangs (a stuck connect,
+  // a kernel bug) ends there; its attempts are unverified (exit 1).
+  std::chrono::milliseconds timeout{std::chrono::minutes(2)};
 };
 
 struct Report {

@@ -146,9 +146,14 @@ std::map<std::string, Outcome> parse_batch(const std::string& raw) {
   return results;
 }
 
-BatchRun run_batch(const Policy& policy, const std::string& probe,
-                   const std::vector<Attempt>& attempts) {
+BatchRun run_batch(const Policy& profile_policy, const std::string& probe,
+                   const std::vector<Attempt>& attempts, std::chrono::milliseconds timeout) {
   BatchRun run;
+  // Bounded: a probe that hangs must not hang sbx check. Its attempts then
+  // have no result and are unverified: the promises do not hold (exit 1).
+  Policy policy = profile_policy;
+  if (!policy.limits.timeout || *policy.limits.timeout > timeout) policy.limits.timeout = timeout;
+  policy.limits.kill_after = std::chrono::seconds(2);
   RunOptions options;
   options.argv = {probe, "batch"};
   for (const auto& a : attempts) {
@@ -163,7 +168,13 @@ BatchRun run_batch(const Policy& policy, const std::string& probe,
     RunResult result = sbx::run(policy, options);
     run.started = true;
     run.raw = capture.restore_and_read();
-    if (result.exit_code != 0) {
+    if (result.timed_out) {
+      run.warnings.push_back(fmt::format(
+          "the probe sandbox did not finish within {} s and was stopped: attempts without a "
+          "result are unverified, so the promises do not hold (on a loaded machine, give it "
+          "longer with --timeout)",
+          std::chrono::duration_cast<std::chrono::seconds>(*policy.limits.timeout).count()));
+    } else if (result.exit_code != 0) {
       run.warnings.push_back(
           fmt::format("the probe batch exited {}: {}", result.exit_code, run.raw.substr(0, 400)));
     }
@@ -416,7 +427,7 @@ std::vector<Row> protection_rows(const Policy& resolved_for_cwd, const ProbeCont
         {"host-loopback", {"connect", "127.0.0.1", std::to_string(loopback.port())}});
   }
 
-  BatchRun run = run_batch(policy, ctx.probe, attempts);
+  BatchRun run = run_batch(policy, ctx.probe, attempts, ctx.timeout);
   bool limits_refused = false;
   std::string limits_error, limits_fix;
   if (!run.started && policy.limits.required) {
@@ -424,7 +435,7 @@ std::vector<Row> protection_rows(const Policy& resolved_for_cwd, const ProbeCont
     // the reason, and every other protection can still be shown.
     Policy relaxed = policy;
     relaxed.limits.required = false;
-    BatchRun retry = run_batch(relaxed, ctx.probe, attempts);
+    BatchRun retry = run_batch(relaxed, ctx.probe, attempts, ctx.timeout);
     if (retry.started) {
       limits_refused = true;
       limits_error = run.error;

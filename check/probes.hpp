@@ -1,6 +1,7 @@
 // The probe part of `sbx check` (private to check/).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -9,8 +10,9 @@
 namespace sbx::check {
 
 struct ProbeContext {
-  std::string profile;  // as given (name or file)
-  std::string probe;    // sbx-probe path
+  std::string profile;                                         // as given (name or file)
+  std::string probe;                                           // sbx-probe path
+  std::chrono::milliseconds timeout{std::chrono::minutes(2)};  // of the probe sandbox
 };
 
 // Starts a sandbox of the profile (work dir = a scratch directory) and turns

@@ -1,12 +1,14 @@
-// sbx check [--profile P] [--json] [--probe PATH]: the live verdict table.
+// sbx check [--profile P] [--json] [--probe PATH] [--timeout D]: the live verdict table.
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <chrono>
 #include <memory>
 
 #include "check/check.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
+#include "control/control.hpp"
 #include "profiles/profiles.hpp"
 
 namespace sbx::cli {
@@ -15,6 +17,7 @@ namespace {
 struct CheckState {
   std::string profile;
   std::string probe;
+  std::string timeout = "2m";
   bool json = false;
 };
 
@@ -54,9 +57,18 @@ void print_table(const check::Report& report) {
 }
 
 int run_check(const CheckState& s) {
+  std::chrono::milliseconds timeout{};
+  try {
+    timeout = control::parse_duration(s.timeout);
+  } catch (const sbx::Error& e) {
+    return report_usage_error(e);
+  }
+  if (timeout.count() <= 0) {
+    return report_usage_error("--timeout must be longer than 0", "e.g. --timeout 5m");
+  }
   check::Report report;
   try {
-    report = check::run_check({s.profile, s.probe});
+    report = check::run_check({s.profile, s.probe, timeout});
   } catch (const profiles::ProfileError& e) {
     return report_usage_error(e);
   }
@@ -81,6 +93,10 @@ Command add_check(CLI::App& app) {
   cmd->add_flag("--json", s->json, "Print the rows as JSON");
   cmd->add_option("--probe", s->probe, "The sbx-probe helper (default: beside sbx)")
       ->type_name("PATH");
+  cmd->add_option("--timeout", s->timeout,
+                  "Stop the probe sandbox after this long; unfinished attempts are unverified "
+                  "(exit 1) (default 2m)")
+      ->type_name("DURATION");
   cmd->footer(R"(
 Runs real sandboxes of the profile and attempts the escapes it promises to
 stop; prints each protection's verdict (contained / EXPOSED / n/a /

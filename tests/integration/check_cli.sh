@@ -75,9 +75,29 @@ expect_rc 1 "without the probe helper check exits 1"
 expect_out "probe helper \(sbx-probe\)" "the missing helper is a row"
 expect_out "fix: install it beside sbx" "with the fix"
 
+# A probe that hangs does not hang check: the probe sandbox has a time
+# limit (--timeout), and what it did not verify does not hold. The helper
+# lives outside /tmp (the sandbox's /tmp is its own).
+H=$(mktemp -d /var/tmp/sbx-test.hang.XXXXXX)
+chmod 755 "$H"
+printf '#!/bin/sh\nexec sleep 1000\n' >"$H/hang-probe"
+chmod 755 "$H/hang-probe"
+started=$SECONDS
+run_sbx check -p airgapped --probe "$H/hang-probe" --timeout 2s
+rm -rf "$H"
+expect_rc 1 "a hanging probe: check exits 1"
+((SECONDS - started < 60)) || fail "check with --timeout 2s took $((SECONDS - started)) s"
+pass "and ends (the probe sandbox was stopped at its limit)"
+expect_out "did not finish within 2 s and was stopped" "and says why"
+expect_out "give it longer with --timeout" "with the fix"
+expect_out "airgapped: 0 contained, .*promises do NOT hold" "nothing is reported contained"
+
 # Usage errors are 125, as everywhere.
 run_sbx check -p no-such-profile
 expect_rc 125 "an unknown profile is a usage error (125)"
+run_sbx check --timeout 1x
+expect_rc 125 "a bad --timeout is a usage error (125)"
+expect_out "bad duration" "and says why"
 # Nothing is left behind.
 left=$(find /var/tmp "${TMPDIR:-/tmp}" -maxdepth 1 -name 'sbx-check.*' -user "$(id -u)" 2>/dev/null)
 [[ -z $left ]] || fail "scratch dirs left: $left"
