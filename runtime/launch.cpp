@@ -57,12 +57,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
   ChannelPair exec = make_channel();
   CloneOutcome child = clone_sandbox({sandbox_namespaces(policy), cgroup.clone_into_fd()});
   if (child.pid == 0) {
-    // The sandbox: from here to execve only async-signal-safe code. The
-    // supervisor's ends are its alone: a copy here would keep init's end
-    // from ever seeing the supervisor gone (kill -9 of sbx before init has
-    // armed PDEATHSIG left init waiting for its release forever).
-    close(control.supervisor_end.release());
-    close(exec.supervisor_end.release());
+    // The sandbox: from here to execve only async-signal-safe code.
     sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get(), child.new_cgroupns);
   }
   Sandbox sandbox;
@@ -107,8 +102,11 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
     while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
     }
   }
-  bool ok = die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
-            keep_only_init_fds(plan, control_fd, exec_fd, err) &&   // not sbx's, not the caller's
+  // First the fds: a copy of the supervisor's channel ends here would keep
+  // die_with_supervisor from ever seeing the supervisor gone (a kill -9 of
+  // sbx before PDEATHSIG was armed left init waiting forever).
+  bool ok = keep_only_init_fds(plan, control_fd, exec_fd, err) &&   // not sbx's, not the caller's
+            die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
             wait_for_release(control_fd, err) &&                    // id maps written
             become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
             hide_from_command(err) &&  // non-dumpable: no ptrace, no /proc/1/fd

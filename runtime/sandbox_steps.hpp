@@ -14,10 +14,11 @@
 namespace sbx::runtime {
 
 // ---- init (pid 1), init_steps.cpp
-bool die_with_supervisor(int control_fd, ChildError& err);
 // Closes every fd above 2 that init does not need (its two channels, the
-// mount plan's prepared trees): what sbx or its caller had open.
+// mount plan's prepared trees): what sbx or its caller had open, the
+// supervisor's channel ends included.
 bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, ChildError& err);
+bool die_with_supervisor(int control_fd, ChildError& err);
 bool wait_for_release(int control_fd, ChildError& err);
 bool hide_from_command(ChildError& err);
 bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& err);
