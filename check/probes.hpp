@@ -10,9 +10,9 @@
 namespace sbx::check {
 
 struct ProbeContext {
-  std::string profile;                                         // as given (name or file)
-  std::string probe;                                           // sbx-probe path
-  std::chrono::milliseconds timeout{std::chrono::minutes(2)};  // of the probe sandbox
+  std::string profile;                  // as given (name or file)
+  std::string probe;                    // sbx-probe path
+  std::chrono::milliseconds timeout{};  // of the probe sandbox (Options)
 };
 
 // Starts a sandbox of the profile (work dir = a scratch directory) and turns

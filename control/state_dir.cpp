@@ -135,11 +135,10 @@ std::optional<std::uint64_t> own_namespace(const char* name) {
   return std::nullopt;
 }
 
-}  // namespace
-
-std::optional<ProcessStamp> process_stamp(pid_t pid) {
-  // /proc must be this process's pid namespace's (not a host /proc in a
-  // container, not an unshare -p without a new /proc): /proc/self is us.
+// The caller's view of /proc: a stamp with only its pid and time namespaces
+// filled in. nullopt when /proc is not this process's pid namespace's (a
+// host /proc in a container, an unshare -p without a new /proc).
+std::optional<ProcessStamp> own_view() {
   char self[32] = {};
   if (::readlink("/proc/self", self, sizeof self - 1) <= 0 ||
       std::string_view(self) != std::to_string(::getpid())) {
@@ -150,6 +149,14 @@ std::optional<ProcessStamp> process_stamp(pid_t pid) {
   // (boottime offset): only comparable within the same one.
   const auto time_ns = own_namespace("time");
   if (!pid_ns || *pid_ns == 0 || !time_ns) return std::nullopt;
+  ProcessStamp view;
+  view.pid_ns = *pid_ns;
+  view.time_ns = *time_ns;
+  return view;
+}
+
+// `view` completed with pid's state letter and start time.
+std::optional<ProcessStamp> stamp_in(ProcessStamp view, pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
@@ -157,15 +164,19 @@ std::optional<ProcessStamp> process_stamp(pid_t pid) {
   const auto close = line.rfind(')');
   if (close == std::string::npos) return std::nullopt;
   std::istringstream rest(line.substr(close + 1));
-  ProcessStamp stamp;
-  stamp.pid_ns = *pid_ns;
-  stamp.time_ns = *time_ns;
-  rest >> stamp.state;
+  rest >> view.state;
   std::string skip;
   for (int field = 4; field < 22 && rest >> skip; ++field) {
   }
-  if (!(rest >> stamp.start)) return std::nullopt;
-  return stamp;
+  if (!(rest >> view.start)) return std::nullopt;
+  return view;
+}
+
+}  // namespace
+
+std::optional<ProcessStamp> process_stamp(pid_t pid) {
+  const auto view = own_view();
+  return view ? stamp_in(*view, pid) : std::nullopt;
 }
 
 namespace {
@@ -189,8 +200,7 @@ nlohmann::json read_state_at(int dir_fd) {
 // inherited the locked fd (init, a fork of sbx, until its first step, or
 // killed with sbx and not yet done exiting). False when unsure (an older
 // sbx's state without a stamp, another pid namespace).
-bool owner_gone(int dir_fd) {
-  const nlohmann::json state = read_state_at(dir_fd);
+bool owner_gone(const nlohmann::json& state) {
   pid_t pid = 0;
   std::uint64_t pid_ns = 0, time_ns = 0, start = 0;
   try {
@@ -203,20 +213,28 @@ bool owner_gone(int dir_fd) {
     return false;  // not what sbx writes: unsure
   }
   if (pid <= 0 || pid_ns == 0 || start == 0) return false;
-  // The reader's own stamp says whether its /proc and clocks are sbx's.
-  const auto reader = process_stamp(::getpid());
-  if (!reader || reader->pid_ns != pid_ns || reader->time_ns != time_ns) return false;
-  const auto now = process_stamp(pid);
+  // Only through sbx's own /proc and clocks.
+  const auto view = own_view();
+  if (!view || view->pid_ns != pid_ns || view->time_ns != time_ns) return false;
+  const auto now = stamp_in(*view, pid);
   if (!now) return ::kill(pid, 0) != 0 && errno == ESRCH;
   return now->state == 'Z' || now->state == 'X' || now->start != start;
+}
+
+// The state of the sandbox that owns `dir` while it runs: its lock is held
+// and its sbx is not provably gone.
+std::optional<nlohmann::json> live_state(const std::string& dir) {
+  UniqueFdLite d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (d.get() < 0 || lock_is_free(d.get())) return std::nullopt;
+  nlohmann::json state = read_state_at(d.get());
+  if (owner_gone(state)) return std::nullopt;
+  return state;
 }
 
 }  // namespace
 
 bool is_live(const std::string& dir) {
-  UniqueFdLite d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (d.get() < 0) return false;
-  return !lock_is_free(d.get()) && !owner_gone(d.get());
+  return live_state(dir).has_value();
 }
 
 void remove_dir_contents(int dir_fd) {
@@ -264,7 +282,9 @@ int clean_stale(const std::string& base) {
     // keep it while removing, so no second cleaner works on the same
     // directory at the same time (and a cleaner racing us on a held one
     // only repeats the same unlinks).
-    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0 && !owner_gone(d.get())) continue;
+    if (::flock(d.get(), LOCK_EX | LOCK_NB) != 0 && !owner_gone(read_state_at(d.get()))) {
+      continue;
+    }
     UniqueFdLite legacy(::openat(d.get(), kLegacyLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (legacy.get() >= 0 && ::flock(legacy.get(), LOCK_EX | LOCK_NB) != 0) continue;
     remove_dir_contents(d.get());
@@ -274,19 +294,6 @@ int clean_stale(const std::string& base) {
   }
   return removed;
 }
-
-namespace {
-
-nlohmann::json read_state(const std::string& dir) {
-  std::ifstream in(dir + "/" + kStateFile);
-  if (!in) return nlohmann::json::object();
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-  return j.is_object() ? j : nlohmann::json::object();
-}
-
-}  // namespace
 
 std::vector<LiveEntry> list_live(const std::string& base) {
   clean_stale(base);
@@ -301,8 +308,8 @@ std::vector<LiveEntry> list_live(const std::string& base) {
   std::sort(names.begin(), names.end());
   for (const auto& n : names) {
     const std::string path = base + "/" + n;
-    if (!valid_name(n) || !is_live(path)) continue;
-    out.push_back({n, path, read_state(path)});
+    if (!valid_name(n)) continue;
+    if (auto state = live_state(path)) out.push_back({n, path, std::move(*state)});
   }
   return out;
 }
@@ -311,8 +318,9 @@ std::optional<LiveEntry> find_live(const std::string& base, const std::string& n
   if (!valid_name(name)) return std::nullopt;
   clean_stale(base);
   const std::string path = base + "/" + name;
-  if (!is_live(path)) return std::nullopt;
-  return LiveEntry{name, path, read_state(path)};
+  auto state = live_state(path);
+  if (!state) return std::nullopt;
+  return LiveEntry{name, path, std::move(*state)};
 }
 
 }  // namespace sbx::control
