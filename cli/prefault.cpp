@@ -2,7 +2,9 @@
 // costs ~12 µs (bench/run's 2-vCPU VM), the faults of a start -- heap growth,
 // the stack, .bss, the executable's text -- cost more than the work. One
 // madvise(MADV_POPULATE_READ/WRITE) per region maps them in bulk (0.15-1.5 µs
-// a page) before the first constructor runs. The heap keeps a 384 KiB top
+// a page) before the first constructor runs (the static executable maps its
+// text, read-only data and writable segment even earlier, in its entry
+// point: cli/entry_x86_64.S). The heap keeps a 384 KiB top
 // pad, so the pages stay (M_TOP_PAD also fixes glibc's mmap threshold at
 // 128 KiB for the supervisor's lifetime: larger blocks are mmap'd each time,
 // which the supervisor's few large buffers can afford). Kernels before 5.14
@@ -37,10 +39,12 @@ void populate(std::uintptr_t from, std::uintptr_t to, int advice) {
 void prefault(int, char**, char** envp) {
   for (char** e = envp; *e; ++e)
     if (std::string_view(*e).starts_with("SBX_NO_PREFAULT=")) return;
+#ifndef SBX_ENTRY_PREFAULT  // the static executable's entry did these already
   populate(reinterpret_cast<std::uintptr_t>(&__executable_start),
            reinterpret_cast<std::uintptr_t>(&etext), MADV_POPULATE_READ);
   populate(reinterpret_cast<std::uintptr_t>(&edata), reinterpret_cast<std::uintptr_t>(&end),
            MADV_POPULATE_WRITE);
+#endif
   // The heap: glibc may already have one (a static libc allocates before
   // us); grow it to kHeap in blocks below the mmap threshold, give them
   // back (the top pad keeps the pages) and map it all.
