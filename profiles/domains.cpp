@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -28,7 +27,7 @@ struct SuffixList {
   const std::uint32_t* offsets;
   std::size_t size;
 
-  std::string_view operator[](std::size_t i) const {
+  constexpr std::string_view operator[](std::size_t i) const {
     return {text + offsets[i], offsets[i + 1] - offsets[i] - 1};
   }
 };
@@ -149,11 +148,21 @@ std::optional<std::string> canonical_name(std::string_view raw, std::string* pro
   return out;
 }
 
-bool sorted(const SuffixList& rules) {
+constexpr bool sorted(const SuffixList& rules) {
   for (std::size_t i = 1; i < rules.size; ++i)
     if (rules[i] < rules[i - 1]) return false;
   return true;
 }
+
+constexpr SuffixList kExceptions =
+    suffix_list(kPublicSuffix_exceptions_text, kPublicSuffix_exceptions_offsets);
+constexpr SuffixList kRules = suffix_list(kPublicSuffix_rules_text, kPublicSuffix_rules_offsets);
+constexpr SuffixList kWildcards =
+    suffix_list(kPublicSuffix_wildcards_text, kPublicSuffix_wildcards_offsets);
+// Binary search relies on embed.cmake's byte-wise sort: checked by the
+// compiler, not at every start (that read the whole list each run).
+static_assert(sorted(kExceptions) && sorted(kRules) && sorted(kWildcards),
+              "profiles/embed.cmake must sort the public suffix lists byte-wise");
 
 bool listed(const SuffixList& rules, std::string_view name) {
   std::size_t lo = 0, hi = rules.size;
@@ -186,18 +195,9 @@ bool is_public_suffix(std::string_view domain) {
       parent = udot == std::string::npos ? std::string() : d.substr(udot + 1);
     }
   }
-  static const SuffixList exceptions =
-      suffix_list(kPublicSuffix_exceptions_text, kPublicSuffix_exceptions_offsets);
-  static const SuffixList rules =
-      suffix_list(kPublicSuffix_rules_text, kPublicSuffix_rules_offsets);
-  static const SuffixList wildcards =
-      suffix_list(kPublicSuffix_wildcards_text, kPublicSuffix_wildcards_offsets);
-  // Binary search relies on embed.cmake's byte-wise sort; check it once.
-  static const bool lists_sorted = sorted(exceptions) && sorted(rules) && sorted(wildcards);
-  if (!lists_sorted) throw std::logic_error("profiles: embedded public suffix list is not sorted");
-  if (listed(exceptions, d)) return false;
-  if (listed(rules, d)) return true;
-  return listed(wildcards, parent);
+  if (listed(kExceptions, d)) return false;
+  if (listed(kRules, d)) return true;
+  return listed(kWildcards, parent);
 }
 
 std::string normalize_domain_pattern(std::string_view pattern, DomainList list) {
