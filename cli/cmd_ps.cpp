@@ -153,8 +153,11 @@ int run_network_change(const std::string& action, const std::string& name,
   auto j = control::request(name, req);
   const std::string what =
       j.contains("domain") ? j["domain"].get<std::string>() : j.value("cidr", std::string("?"));
-  note(fmt::format("{} {} in {} (effective now)", action == "allow" ? "allowed" : "denied", what,
-                   name));
+  std::string cut;
+  if (auto n = j.value("cut_connections", 0); n > 0)
+    cut = fmt::format("; {} open connection{} cut", n, n == 1 ? "" : "s");
+  note(fmt::format("{} {} in {} (effective now{})", action == "allow" ? "allowed" : "denied", what,
+                   name, cut));
   return 0;
 }
 

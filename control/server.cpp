@@ -362,6 +362,7 @@ struct ControlServer::Impl {
       ev["applied"] = true;
       if (result.contains("removed_addresses"))
         ev["removed_addresses"] = result["removed_addresses"];
+      if (result.contains("cut_connections")) ev["cut_connections"] = result["cut_connections"];
       emit(ev);
       return result;
     }

@@ -119,6 +119,8 @@ EgressVerdict check_connection(const EgressPolicy& policy, const Destination& de
 // Closes with RST (SO_LINGER 0): the sandbox's connect() already succeeded,
 // so an upstream failure must surface as ECONNRESET, not as a clean EOF.
 void close_with_reset(int fd);
+// The same for a socket that something else closes later (a SpliceRelay).
+void reset_on_close(int fd);
 
 // Relays two connected, non-blocking sockets with splice() through a pipe per
 // direction (no copy to user space). Owns both fds. Level-triggered: after

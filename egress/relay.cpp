@@ -20,11 +20,15 @@ constexpr std::size_t kChunk = 1 << 20;
 // KiB (the relay's main cost). Best effort: over the user's pipe-buffer
 // limit (fs.pipe-user-pages-soft) F_SETPIPE_SZ fails and 64 KiB stays.
 constexpr int kPipeBytes = 1 << 20;
+}  // namespace
+
+void reset_on_close(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
 void close_with_reset(int fd) {
-  linger l{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  reset_on_close(fd);
   close(fd);
 }
 

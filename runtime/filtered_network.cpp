@@ -344,6 +344,50 @@ struct FilteredNetwork::Impl {
     c->upstream.reset();
   }
 
+  // ---- live deny (docs/control.md): it also ends what it now denies among
+  // the connections already open -- relayed or still connecting upstream --
+  // to a name now denied or no longer allowed, to an address inside a denied
+  // range, or, on an opaque port (no name was sent), to an address that no
+  // allowed name resolves to any more. Never because a DNS answer expired.
+  bool denied_now(const Conn& c) const {
+    if (c.kind != Conn::Kind::egress) return false;
+    if (c.state != Conn::State::connecting && c.state != Conn::State::relaying) return false;
+    if (net::in_any(egress.deny_cidrs, c.dest.address)) return true;
+    const bool by_cidr = net::in_any(egress.allow_cidrs, c.dest.address);
+    auto allowed = [&](const std::string& n) {
+      return lookup(n).verdict == dns::DomainVerdict::allow;
+    };
+    if (egress::inspection_for(egress, c.dest.port) == egress::Inspection::opaque) {
+      if (by_cidr) return false;
+      std::vector<std::string> names;
+      if (egress.resolved_names) names = egress.resolved_names(c.dest.address);
+      if (names.empty() && !c.name.empty()) names.push_back(c.name);  // the answer expired
+      return !names.empty() && std::none_of(names.begin(), names.end(), allowed);
+    }
+    // The SNI/Host it sent: an address literal was admitted by its range
+    // (checked above); a name must still be allowed.
+    if (c.name.empty() || net::IpAddress::parse(c.name)) return false;
+    return !allowed(c.name);
+  }
+
+  std::size_t cut_denied_connections() {
+    std::vector<std::shared_ptr<Conn>> cut;
+    for (const auto& [fd, c] : conns)
+      if (std::find(cut.begin(), cut.end(), c) == cut.end() && denied_now(*c)) cut.push_back(c);
+    for (const auto& c : cut) {
+      if (!c->relay) {  // connecting upstream
+        refuse(c, "denied_live");
+        continue;
+      }
+      forget(*c);
+      egress::reset_on_close(c->relay->client_fd());  // the sandbox sees ECONNRESET
+      egress::reset_on_close(c->relay->upstream_fd());
+      connection_event(*c, false, "denied_live", c->relay->error());
+      c->relay.reset();  // closes both sides
+    }
+    return cut.size();
+  }
+
   void accept_egress(int listener) {
     for (;;) {
       int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -839,6 +883,7 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
     m.dns->forget_addresses(gone);
     out["removed_addresses"] = removed;
   }
+  if (!allow) out["cut_connections"] = m.cut_denied_connections();
   out["action"] = allow ? "allow" : "deny";
   return out;
 }

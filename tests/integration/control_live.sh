@@ -2,7 +2,8 @@
 # Live control of a running sandbox (docs/control.md, issue 8 acceptance):
 # sbx ps lists it; late.test is refused until `sbx network allow NAME
 # --domain late.test`, after which a lookup + connect succeeds without a
-# restart, and `sbx network deny` refuses it again; the changes are audit
+# restart, and `sbx network deny` refuses it again and resets the connections
+# already open to it (HTTP and an opaque port); the changes are audit
 # events; a second sandbox of the same name is refused; `sbx audit -f NAME`
 # follows the log and ends with the sandbox; `sbx stop NAME` ends it and its
 # own sbx exits 143; its state dir is gone; a kill -9'd sbx's stale state is
@@ -27,7 +28,8 @@ cat >"$D/net.toml" <<EOF
 extends = "base"
 [network]
 mode = "filtered"
-allow_ports = [80]
+allow_ports = [80, 7]
+opaque_ports = [7]
 allow_domains = ["good.test"]
 dns_upstream = ["$SBXNET_DNS"]
 EOF
@@ -38,17 +40,63 @@ cleanup_sandbox() { [[ -n $sbx_pid ]] && kill -9 "$sbx_pid" 2>/dev/null; }
 trap 'cleanup_sandbox; _cleanup_scratch' EXIT
 
 # The sandbox: try late.test (refused), wait for "go", try again (allowed
-# now), wait for "go2", try again (denied again), then sleep until stopped.
+# now) and open two connections that stay open (hold.py: HTTP keep-alive on
+# 80, echo on the opaque port 7), wait for "go2", try again (denied again),
+# then sleep until stopped.
 # Results go to files in the work dir ($D/x is writable inside).
 # (HTTP: the fixture's certificate does not name late.test; the egress proxy
 # checks the Host header on port 80 as it checks the SNI on 443.)
 try='curl -4 -sS --max-time 5 -o /dev/null -w "%{http_code}" http://late.test/ 2>&1; echo " rc=$?"'
+cat >"$D/x/hold.py" <<'EOF'
+import socket
+http = socket.create_connection(("late.test", 80), timeout=5)
+http.sendall(b"GET /keep HTTP/1.1\r\nHost: late.test\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += http.recv(4096)
+head, body = buf.split(b"\r\n\r\n", 1)
+length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+while len(body) < length[0]:
+    body += http.recv(4096)
+echo = socket.create_connection(("late.test", 7), timeout=5)
+echo.sendall(b"ping")
+assert echo.recv(4) == b"ping"
+open("x/open", "w").write("open\n")
+out = []
+for label, s in (("http", http), ("echo", echo)):
+    s.settimeout(8)
+    try:
+        out.append(label + ("=data" if s.recv(1) else "=eof"))
+    except ConnectionResetError:
+        out.append(label + "=reset")
+    except socket.timeout:
+        out.append(label + "=open")
+open("x/cut", "w").write(" ".join(out) + "\n")
+EOF
+cat >"$D/x/hold2.py" <<'EOF'
+import socket
+echo = socket.create_connection(("203.0.113.10", 7), timeout=5)
+echo.sendall(b"ping")
+assert echo.recv(4) == b"ping"
+open("x/open2", "w").write("open\n")
+echo.settimeout(8)
+try:
+    out = "echo=data" if echo.recv(1) else "echo=eof"
+except ConnectionResetError:
+    out = "echo=reset"
+except socket.timeout:
+    out = "echo=open"
+open("x/cut2", "w").write(out + "\n")
+EOF
 script="
   { $try; } >x/before
   while [ ! -e x/go ]; do sleep 0.05; done
   { $try; } >x/after
+  python3 x/hold.py >x/hold.out 2>&1 &
   while [ ! -e x/go2 ]; do sleep 0.05; done
   { $try; } >x/after_deny
+  while [ ! -e x/go3 ]; do sleep 0.05; done
+  python3 x/hold2.py >x/hold2.out 2>&1 &
   exec sleep 300"
 "$SBX" run -p "$D/net.toml" --rw "$D/x" --name "$name" --audit-log "$log" -- sh -c "$script" \
   >"$D/run.out" 2>&1 </dev/null &
@@ -106,9 +154,16 @@ pass "after the allow, a lookup + HTTP connect to late.test succeeds without res
 run_sbx network show "$name"
 expect_out '198\.51\.100\.10 +late\.test' "the resolved address is listed in the allow sets"
 
-# --- deny again
+# --- deny again: also cuts the connections already open to it
+for _ in $(seq 200); do [[ -s $D/x/open || -s $D/x/hold.out ]] && break; sleep 0.05; done
+[[ -s $D/x/open ]] || fail "hold.py did not open its connections: $(cat "$D/x/hold.out" 2>/dev/null)"
 run_sbx network deny "$name" --domain late.test
 expect_rc 0 "sbx network deny NAME --domain late.test"
+expect_out "2 open connections cut" "the deny says it cut the two open connections"
+for _ in $(seq 200); do [[ -s $D/x/cut ]] && break; sleep 0.05; done
+[[ $(cat "$D/x/cut" 2>/dev/null) == "http=reset echo=reset" ]] ||
+  fail "open connections after the deny: $(cat "$D/x/cut" "$D/x/hold.out" 2>/dev/null)"
+pass "the deny reset the open HTTP and opaque-port connections to late.test"
 touch "$D/x/go2"
 for _ in $(seq 200); do [[ -s $D/x/after_deny ]] && break; sleep 0.05; done
 [[ -s $D/x/after_deny && $(cat "$D/x/after_deny") != *"rc=0"* ]] ||
@@ -121,6 +176,17 @@ expect_rc 125 "allowing a private range is refused"
 expect_out "overlaps the denied range" "with the reason"
 run_sbx network allow "$name" --cidr 203.0.113.0/24
 expect_rc 0 "allowing a public range"
+# a connection the range admits (opaque port, by address) is cut by its deny
+touch "$D/x/go3"
+for _ in $(seq 200); do [[ -s $D/x/open2 || -s $D/x/hold2.out ]] && break; sleep 0.05; done
+[[ -s $D/x/open2 ]] || fail "hold2.py did not connect: $(cat "$D/x/hold2.out" 2>/dev/null)"
+run_sbx network deny "$name" --cidr 203.0.113.0/24
+expect_rc 0 "sbx network deny NAME --cidr 203.0.113.0/24"
+expect_out "1 open connection cut" "the deny says it cut the open connection"
+for _ in $(seq 200); do [[ -s $D/x/cut2 ]] && break; sleep 0.05; done
+[[ $(cat "$D/x/cut2" 2>/dev/null) == "echo=reset" ]] ||
+  fail "open connection after the range's deny: $(cat "$D/x/cut2" "$D/x/hold2.out" 2>/dev/null)"
+pass "the range's deny reset the open connection to 203.0.113.10"
 run_sbx network allow "$name"
 expect_rc 125 "allow without --domain/--cidr is a usage error"
 run_sbx network allow no-such-sandbox-$$ --domain x.test
@@ -182,7 +248,7 @@ ctl = [r for r in recs if r["type"] == "control"]
 acts = [(r["action"], r.get("domain", r.get("cidr")), r.get("applied")) for r in ctl]
 want = [("network_allow", "late.test", True), ("network_deny", "late.test", True),
         ("network_allow", "10.0.0.0/8", False), ("network_allow", "203.0.113.0/24", True),
-        ("stop", None, None)]
+        ("network_deny", "203.0.113.0/24", True), ("stop", None, None)]
 assert acts == want, acts
 assert all(r["peer_uid"] >= 0 and r["blocked"] is False for r in ctl), ctl
 late = [r for r in recs if r["type"] == "dns" and r.get("name") == "late.test"]
@@ -190,13 +256,19 @@ late = [r for r in recs if r["type"] == "dns" and r.get("name") == "late.test"]
 seq = [v for i, v in enumerate(r["verdict"] for r in late) if i == 0 or late[i - 1]["verdict"] != v]
 assert seq == ["unlisted", "allowed", "denied"], [(r["verdict"], r["qtype"]) for r in late]
 conn = [r for r in recs if r["type"] == "net_connect" and r.get("name") == "late.test"]
-assert len(conn) == 1 and conn[0]["allowed"], conn
+assert [(r["allowed"], r["verdict"], r["port"]) for r in conn] == [
+    (True, "allowed", 80), (False, "denied_live", 80), (False, "denied_live", 7)], conn
+assert conn[1]["bytes_up"] > 0 and conn[1]["bytes_down"] > 0, conn
+deny = [r for r in ctl if r["action"] == "network_deny"]
+assert [r["cut_connections"] for r in deny] == [2, 1], deny
+byrange = [r for r in recs if r["type"] == "net_connect" and r["address"] == "203.0.113.10"]
+assert [(r["allowed"], r["verdict"], r["port"]) for r in byrange] == [(False, "denied_live", 7)], byrange
 end = recs[-1]
 assert end["type"] == "sandbox_exit" and end["exit_code"] == 143 and end["signal"] == 15, end
 print("ok")
 EOF
 ) || fail "log contents: $OUT"
-pass "the log records allow/deny/refused/stop as control events, the three late.test verdicts, one connection, exit 143"
+pass "the log records allow/deny/refused/stop as control events, the three late.test verdicts, the connections (one allowed, two cut by the deny), exit 143"
 
 # --- kill -9 of sbx leaves a stale state dir; the next sbx ps cleans it
 "$SBX" run --net none --name "$name-k" -- sleep 300 >/dev/null 2>&1 </dev/null &
