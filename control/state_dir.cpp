@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -172,6 +173,26 @@ std::optional<ProcessStamp> stamp_in(ProcessStamp view, pid_t pid) {
   return view;
 }
 
+// True if a thread of process `pid` other than its leader still runs: a
+// zombie leader with live threads (an embedder whose main thread called
+// pthread_exit) is a live process.
+bool other_thread_alive(pid_t pid) {
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    const std::string tid = entry.path().filename().string();
+    if (tid == std::to_string(pid)) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;  // exited meanwhile
+    const auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) continue;
+    const char state = line[close + 2];
+    if (state != 'Z' && state != 'X') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<ProcessStamp> process_stamp(pid_t pid) {
@@ -195,7 +216,7 @@ nlohmann::json read_state_at(int dir_fd) {
 }
 
 // True when the state names its sbx and that process is provably gone:
-// exited, a zombie, or its pid now another process's. Then the sandbox is
+// exited, a zombie (all its threads), or its pid now another process's. Then the sandbox is
 // over even if its lock is still held: the holder is a process that
 // inherited the locked fd (init, a fork of sbx, until its first step, or
 // killed with sbx and not yet done exiting). False when unsure (an older
@@ -218,7 +239,8 @@ bool owner_gone(const nlohmann::json& state) {
   if (!view || view->pid_ns != pid_ns || view->time_ns != time_ns) return false;
   const auto now = stamp_in(*view, pid);
   if (!now) return ::kill(pid, 0) != 0 && errno == ESRCH;
-  return now->state == 'Z' || now->state == 'X' || now->start != start;
+  if (now->start != start || now->state == 'X') return true;
+  return now->state == 'Z' && !other_thread_alive(pid);
 }
 
 // The state of the sandbox that owns `dir` while it runs: its lock is held

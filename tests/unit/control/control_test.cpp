@@ -1,7 +1,9 @@
 // control/: names, signal and duration parsing, state dirs (claim, unique
 // names, stale cleaning after the owner is gone) without a sandbox.
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -253,6 +255,57 @@ TEST_CASE("a sandbox whose sbx is gone is dead while a child of it still holds i
   CHECK_FALSE(std::filesystem::exists(dir));
   ::kill(holder, SIGKILL);
   ::waitpid(holder, nullptr, 0);
+}
+
+TEST_CASE("an owner whose main thread exited while another thread runs is alive") {
+  // An embedder's sbx::run on a thread, its main thread gone (pthread_exit):
+  // the thread-group leader is a zombie, the process is not.
+  PrivateBase base;
+  const std::string dir = base.dir + "/unit-threads";
+  std::filesystem::create_directory(dir);
+  int release[2];
+  REQUIRE(::pipe(release) == 0);
+  const pid_t owner = ::fork();
+  REQUIRE(owner >= 0);
+  if (owner == 0) {
+    ::close(release[1]);
+    pthread_t t;
+    ::pthread_create(
+        &t, nullptr,
+        [](void* fd) -> void* {
+          char c;
+          while (::read(*static_cast<int*>(fd), &c, 1) < 0 && errno == EINTR) {
+          }
+          ::_exit(0);
+        },
+        &release[0]);
+    // Only this thread ends (no unwinding through the test framework).
+    ::syscall(SYS_exit, 0);
+  }
+  ::close(release[0]);
+  const auto stamp = process_stamp(owner);
+  REQUIRE(stamp);
+  write_state(dir, stamp_of(owner, *stamp));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  // Wait until the leader is a zombie (its pthread_exit done).
+  bool leader_zombie = false;
+  for (int i = 0; i < 500 && !leader_zombie; ++i) {
+    auto now = process_stamp(owner);
+    leader_zombie = now && now->state == 'Z';
+    if (!leader_zombie) ::usleep(10'000);
+  }
+  REQUIRE(leader_zombie);
+  CHECK(is_live(dir));
+  CHECK(clean_stale(base.dir) == 0);
+  // The last thread ends: the process is gone (a zombie until reaped).
+  ::close(release[1]);
+  siginfo_t info{};
+  REQUIRE(::waitid(P_PID, static_cast<id_t>(owner), &info, WEXITED | WNOWAIT) == 0);
+  CHECK_FALSE(is_live(dir));
+  ::waitpid(owner, nullptr, 0);
+  ::close(fd);
 }
 
 TEST_CASE("a reused pid does not pass for the sbx that owned a state dir") {
