@@ -101,12 +101,18 @@ _sbxnet_preflight() {
   done
 }
 
+# Called with the fixture lock held: no other fixture is being built or up
+# privately, so every private fixture's namespace and directory left here
+# belongs to a run that was killed before its EXIT trap.
 _sbxnet_remove_stale() {
-  local ns keep=${1:-}
+  local ns dir keep=${1:-}
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^sbxnet-' || true); do
     [[ $ns == "$keep" ]] && continue
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
     ip netns del "$ns" 2>/dev/null
+  done
+  for dir in /tmp/sbxnet.??????; do
+    [[ -d $dir && ! -L $dir && -O $dir ]] && rm -rf "$dir"
   done
 }
 
