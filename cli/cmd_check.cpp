@@ -59,7 +59,7 @@ void print_table(const check::Report& report) {
 int run_check(const CheckState& s) {
   std::chrono::milliseconds timeout{};
   try {
-    timeout = control::parse_duration(s.timeout);
+    timeout = profiles::parse_duration(s.timeout);
   } catch (const sbx::Error& e) {
     return report_usage_error(e);
   }

@@ -13,6 +13,7 @@
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "control/control.hpp"
+#include "profiles/profiles.hpp"
 
 namespace sbx::cli {
 namespace {
@@ -81,7 +82,8 @@ bool wait_gone(const std::string& name, std::chrono::milliseconds limit) {
 }
 
 int run_stop(const std::string& name, const std::string& grace_text) {
-  const auto grace = control::parse_duration(grace_text);
+  // The same durations as everywhere in sbx (profiles, sbx run --timeout).
+  const auto grace = profiles::parse_duration(grace_text);
   control::request(name, {{"op", "stop"}, {"grace_ms", grace.count()}});
   if (!wait_gone(name, grace + std::chrono::seconds(5))) {
     return report_usage_error(fmt::format("sandbox '{}' is still running", name),

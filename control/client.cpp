@@ -111,36 +111,4 @@ std::optional<int> parse_signal(const std::string& text) {
   return std::nullopt;
 }
 
-std::chrono::milliseconds parse_duration(const std::string& text) {
-  using namespace std::chrono;
-  milliseconds total{0};
-  std::size_t i = 0;
-  const auto bad = [&]() {
-    return Error(fmt::format("bad duration '{}'", text), "write e.g. 10s, 500ms, 2m, 1m30s");
-  };
-  if (text.empty()) throw bad();
-  while (i < text.size()) {
-    std::size_t j = i;
-    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
-    if (j == i || j - i > 9) throw bad();
-    const long long n = std::stoll(text.substr(i, j - i));
-    std::size_t k = j;
-    while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
-    const std::string unit = text.substr(j, k - j);
-    if (unit == "ms") {
-      total += milliseconds(n);
-    } else if (unit == "s" || (unit.empty() && k == text.size() && i == 0)) {
-      total += seconds(n);
-    } else if (unit == "m") {
-      total += minutes(n);
-    } else if (unit == "h") {
-      total += hours(n);
-    } else {
-      throw bad();
-    }
-    i = k;
-  }
-  return total;
-}
-
 }  // namespace sbx::control

@@ -117,7 +117,5 @@ class ControlServer : public LiveController {
 
 // Signal names and numbers: "TERM", "SIGTERM", "15" -> 15. nullopt if unknown.
 std::optional<int> parse_signal(const std::string& text);
-// "10s", "500ms", "2m", "1m30s" -> milliseconds. Throws sbx::Error.
-std::chrono::milliseconds parse_duration(const std::string& text);
 
 }  // namespace sbx::control

@@ -3,8 +3,8 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,16 +39,6 @@ TEST_CASE("signals by name or number") {
   CHECK_FALSE(parse_signal("0"));
   CHECK_FALSE(parse_signal("NOPE"));
   CHECK_FALSE(parse_signal("1000"));
-}
-
-TEST_CASE("durations") {
-  using std::chrono::milliseconds;
-  CHECK(parse_duration("10s") == milliseconds(10000));
-  CHECK(parse_duration("500ms") == milliseconds(500));
-  CHECK(parse_duration("1m30s") == milliseconds(90000));
-  CHECK(parse_duration("3") == milliseconds(3000));
-  CHECK_THROWS_AS(parse_duration("1x"), sbx::Error);
-  CHECK_THROWS_AS(parse_duration(""), sbx::Error);
 }
 
 namespace {
