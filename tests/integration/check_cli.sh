@@ -97,7 +97,10 @@ run_sbx check -p no-such-profile
 expect_rc 125 "an unknown profile is a usage error (125)"
 run_sbx check --timeout 1x
 expect_rc 125 "a bad --timeout is a usage error (125)"
-expect_out "bad duration" "and says why"
+expect_out "invalid duration .1x." "and says why"
+run_sbx stop no-such-sandbox --grace 3
+expect_rc 125 "sbx stop --grace without a unit is a usage error (125)"
+expect_out "invalid duration .3.*units" "with the same message as every duration"
 # Nothing is left behind.
 left=$(find /var/tmp "${TMPDIR:-/tmp}" -maxdepth 1 -name 'sbx-check.*' -user "$(id -u)" 2>/dev/null)
 [[ -z $left ]] || fail "scratch dirs left: $left"
