@@ -29,6 +29,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "dnsproxy/dnsproxy.hpp"
 #include "egress/egress.hpp"
@@ -372,8 +373,9 @@ struct FilteredNetwork::Impl {
 
   std::size_t cut_denied_connections() {
     std::vector<std::shared_ptr<Conn>> cut;
+    std::unordered_set<const Conn*> seen;  // a connection is listed under two fds
     for (const auto& [fd, c] : conns)
-      if (std::find(cut.begin(), cut.end(), c) == cut.end() && denied_now(*c)) cut.push_back(c);
+      if (seen.insert(c.get()).second && denied_now(*c)) cut.push_back(c);
     for (const auto& c : cut) {
       if (!c->relay) {  // connecting upstream
         refuse(c, "denied_live");
@@ -804,6 +806,7 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
   if (!m.started) throw Error("the sandbox's network is not up yet", "retry in a moment");
   const bool allow = c.action == NetworkChange::Action::allow;
   nlohmann::json out;
+  std::size_t cut = 0;  // open connections the deny ended
   if (!c.domain.empty()) {
     if (allow) {
       auto n = profiles::normalize_domain_pattern(c.domain, profiles::DomainList::allow);
@@ -815,6 +818,7 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
       out["domain"] = m.overlay->allow(n);
     } else {
       out["domain"] = m.overlay->deny(c.domain);
+      cut = m.cut_denied_connections();
     }
   } else {
     auto cidr = net::Cidr::parse(c.cidr);
@@ -853,6 +857,9 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
       }
     }
     m.egress.allow_cidrs = m.allow_cidrs;
+    // Before nftables is asked: the proxy enforces the deny from here on,
+    // so what is open into the range ends even if the set update fails.
+    if (!allow) cut = m.cut_denied_connections();
     net::send_batch(m.netfilter.get(),
                     net::build_replace_allow_cidrs_batch(net::RulesetConfig{}.table, m.allow_cidrs,
                                                          m.control_seq += 16));
@@ -883,7 +890,7 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
     m.dns->forget_addresses(gone);
     out["removed_addresses"] = removed;
   }
-  if (!allow) out["cut_connections"] = m.cut_denied_connections();
+  if (!allow) out["cut_connections"] = cut;
   out["action"] = allow ? "allow" : "deny";
   return out;
 }

@@ -3,8 +3,9 @@
 # sbx ps lists it; late.test is refused until `sbx network allow NAME
 # --domain late.test`, after which a lookup + connect succeeds without a
 # restart, and `sbx network deny` refuses it again and resets the connections
-# already open to it (HTTP and an opaque port); the changes are audit
-# events; a second sandbox of the same name is refused; `sbx audit -f NAME`
+# already open to it (HTTP and an opaque port) but not another name's, on
+# another address or the same one; a range's deny resets a connection into
+# it; the changes are audit events; a second sandbox of the same name is refused; `sbx audit -f NAME`
 # follows the log and ends with the sandbox; `sbx stop NAME` ends it and its
 # own sbx exits 143; its state dir is gone; a kill -9'd sbx's stale state is
 # cleaned by the next sbx ps; a sandboxed process cannot use a control socket.
@@ -30,7 +31,7 @@ extends = "base"
 mode = "filtered"
 allow_ports = [80, 7]
 opaque_ports = [7]
-allow_domains = ["good.test"]
+allow_domains = ["good.test", "edge.cdn.test"]
 dns_upstream = ["$SBXNET_DNS"]
 EOF
 name="ctl-$$"
@@ -40,67 +41,94 @@ cleanup_sandbox() { [[ -n $sbx_pid ]] && kill -9 "$sbx_pid" 2>/dev/null; }
 trap 'cleanup_sandbox; _cleanup_scratch' EXIT
 
 # The sandbox: try late.test (refused), wait for "go", try again (allowed
-# now) and open two connections that stay open (hold.py: HTTP keep-alive on
-# 80, echo on the opaque port 7), wait for "go2", try again (denied again),
-# then sleep until stopped.
+# now), wait for "go2", try again (denied again), then sleep until stopped.
+# Meanwhile hold.py keeps connections open across a deny, in three rounds
+# (a: late.test HTTP keep-alive and opaque port 7, edge.cdn.test on another
+# address; b: an address the allowed range admits; c: late.test and
+# good.test on one address): it opens them, writes x/open.ROUND, waits for
+# x/check.ROUND (after the deny), then uses each again: "alive" or "reset".
 # Results go to files in the work dir ($D/x is writable inside).
 # (HTTP: the fixture's certificate does not name late.test; the egress proxy
 # checks the Host header on port 80 as it checks the SNI on 443.)
-try='curl -4 -sS --max-time 5 -o /dev/null -w "%{http_code}" http://late.test/ 2>&1; echo " rc=$?"'
 cat >"$D/x/hold.py" <<'EOF'
-import socket
-http = socket.create_connection(("late.test", 80), timeout=5)
-http.sendall(b"GET /keep HTTP/1.1\r\nHost: late.test\r\n\r\n")
-buf = b""
-while b"\r\n\r\n" not in buf:
-    buf += http.recv(4096)
-head, body = buf.split(b"\r\n\r\n", 1)
-length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
-while len(body) < length[0]:
-    body += http.recv(4096)
-echo = socket.create_connection(("late.test", 7), timeout=5)
-echo.sendall(b"ping")
-assert echo.recv(4) == b"ping"
-open("x/open", "w").write("open\n")
+import os, socket, sys, time
+
+def http(s, host):
+    s.sendall(f"GET /keep HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            raise EOFError
+        buf += d
+    head, body = buf.split(b"\r\n\r\n", 1)
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(body) < n:
+        d = s.recv(4096)
+        if not d:
+            raise EOFError
+        body += d
+
+def echo(s, _host):
+    s.sendall(b"ping")
+    if s.recv(4) != b"ping":
+        raise EOFError
+
+rnd, conns = sys.argv[1], []
+for spec in sys.argv[2:]:
+    label, host, port = spec.split(":")
+    use = echo if port == "7" else http
+    s = socket.create_connection((host, int(port)), timeout=5)
+    use(s, host)
+    conns.append((label, host, use, s))
+open(f"x/open.{rnd}", "w").write("open\n")
+while not os.path.exists(f"x/check.{rnd}"):
+    time.sleep(0.05)
 out = []
-for label, s in (("http", http), ("echo", echo)):
+for label, host, use, s in conns:
     s.settimeout(8)
     try:
-        out.append(label + ("=data" if s.recv(1) else "=eof"))
+        use(s, host)
+        out.append(label + "=alive")
     except ConnectionResetError:
         out.append(label + "=reset")
-    except socket.timeout:
-        out.append(label + "=open")
-open("x/cut", "w").write(" ".join(out) + "\n")
+    except Exception as e:
+        out.append(f"{label}={type(e).__name__}")
+open(f"x/cut.{rnd}", "w").write(" ".join(out) + "\n")
 EOF
-cat >"$D/x/hold2.py" <<'EOF'
-import socket
-echo = socket.create_connection(("203.0.113.10", 7), timeout=5)
-echo.sendall(b"ping")
-assert echo.recv(4) == b"ping"
-open("x/open2", "w").write("open\n")
-echo.settimeout(8)
-try:
-    out = "echo=data" if echo.recv(1) else "echo=eof"
-except ConnectionResetError:
-    out = "echo=reset"
-except socket.timeout:
-    out = "echo=open"
-open("x/cut2", "w").write(out + "\n")
-EOF
+hold='python3 x/hold.py'
+try='curl -4 -sS --max-time 5 -o /dev/null -w "%{http_code}" http://late.test/ 2>&1; echo " rc=$?"'
 script="
   { $try; } >x/before
   while [ ! -e x/go ]; do sleep 0.05; done
   { $try; } >x/after
-  python3 x/hold.py >x/hold.out 2>&1 &
+  $hold a late80:late.test:80 late7:late.test:7 edge80:edge.cdn.test:80 >x/hold.a 2>&1 &
   while [ ! -e x/go2 ]; do sleep 0.05; done
   { $try; } >x/after_deny
-  while [ ! -e x/go3 ]; do sleep 0.05; done
-  python3 x/hold2.py >x/hold2.out 2>&1 &
+  while [ ! -e x/go.b ]; do sleep 0.05; done
+  $hold b range7:203.0.113.10:7 >x/hold.b 2>&1 &
+  while [ ! -e x/go.c ]; do sleep 0.05; done
+  $hold c late80:late.test:80 good80:good.test:80 >x/hold.c 2>&1 &
   exec sleep 300"
 "$SBX" run -p "$D/net.toml" --rw "$D/x" --name "$name" --audit-log "$log" -- sh -c "$script" \
   >"$D/run.out" 2>&1 </dev/null &
 sbx_pid=$!
+# One round of hold.py: wait until its connections are open, deny
+# (sbx network deny NAME ARGS...), expect the note's count, let it check.
+deny_round() {
+  local rnd=$1 count=$2 want=$3
+  shift 3
+  for _ in $(seq 200); do [[ -s $D/x/open.$rnd || -s $D/x/hold.$rnd ]] && break; sleep 0.05; done
+  [[ -s $D/x/open.$rnd ]] || fail "round $rnd: hold.py did not connect: $(cat "$D/x/hold.$rnd" 2>/dev/null)"
+  run_sbx network deny "$name" "$@"
+  expect_rc 0 "round $rnd: sbx network deny NAME $*"
+  expect_out "$count cut" "round $rnd: the deny says: $count cut"
+  touch "$D/x/check.$rnd"
+  for _ in $(seq 400); do [[ -s $D/x/cut.$rnd ]] && break; sleep 0.05; done
+  [[ $(cat "$D/x/cut.$rnd" 2>/dev/null) == "$want" ]] ||
+    fail "round $rnd: after the deny: $(cat "$D/x/cut.$rnd" "$D/x/hold.$rnd" 2>/dev/null) (want: $want)"
+  pass "round $rnd: the deny reset what it denies and nothing else ($want)"
+}
 for _ in $(seq 200); do [[ -s $D/x/before ]] && break; sleep 0.05; done
 [[ -s $D/x/before ]] || fail "the sandbox did not start: $(cat "$D/run.out")"
 [[ $(cat "$D/x/before") != *"rc=0"* ]] || fail "late.test reachable before the allow: $(cat "$D/x/before")"
@@ -154,16 +182,9 @@ pass "after the allow, a lookup + HTTP connect to late.test succeeds without res
 run_sbx network show "$name"
 expect_out '198\.51\.100\.10 +late\.test' "the resolved address is listed in the allow sets"
 
-# --- deny again: also cuts the connections already open to it
-for _ in $(seq 200); do [[ -s $D/x/open || -s $D/x/hold.out ]] && break; sleep 0.05; done
-[[ -s $D/x/open ]] || fail "hold.py did not open its connections: $(cat "$D/x/hold.out" 2>/dev/null)"
-run_sbx network deny "$name" --domain late.test
-expect_rc 0 "sbx network deny NAME --domain late.test"
-expect_out "2 open connections cut" "the deny says it cut the two open connections"
-for _ in $(seq 200); do [[ -s $D/x/cut ]] && break; sleep 0.05; done
-[[ $(cat "$D/x/cut" 2>/dev/null) == "http=reset echo=reset" ]] ||
-  fail "open connections after the deny: $(cat "$D/x/cut" "$D/x/hold.out" 2>/dev/null)"
-pass "the deny reset the open HTTP and opaque-port connections to late.test"
+# --- deny again: also resets the connections already open to it, and only
+# those (edge.cdn.test, on another address, stays)
+deny_round a "2 open connections" "late80=reset late7=reset edge80=alive" --domain late.test
 touch "$D/x/go2"
 for _ in $(seq 200); do [[ -s $D/x/after_deny ]] && break; sleep 0.05; done
 [[ -s $D/x/after_deny && $(cat "$D/x/after_deny") != *"rc=0"* ]] ||
@@ -176,22 +197,21 @@ expect_rc 125 "allowing a private range is refused"
 expect_out "overlaps the denied range" "with the reason"
 run_sbx network allow "$name" --cidr 203.0.113.0/24
 expect_rc 0 "allowing a public range"
-# a connection the range admits (opaque port, by address) is cut by its deny
-touch "$D/x/go3"
-for _ in $(seq 200); do [[ -s $D/x/open2 || -s $D/x/hold2.out ]] && break; sleep 0.05; done
-[[ -s $D/x/open2 ]] || fail "hold2.py did not connect: $(cat "$D/x/hold2.out" 2>/dev/null)"
-run_sbx network deny "$name" --cidr 203.0.113.0/24
-expect_rc 0 "sbx network deny NAME --cidr 203.0.113.0/24"
-expect_out "1 open connection cut" "the deny says it cut the open connection"
-for _ in $(seq 200); do [[ -s $D/x/cut2 ]] && break; sleep 0.05; done
-[[ $(cat "$D/x/cut2" 2>/dev/null) == "echo=reset" ]] ||
-  fail "open connection after the range's deny: $(cat "$D/x/cut2" "$D/x/hold2.out" 2>/dev/null)"
-pass "the range's deny reset the open connection to 203.0.113.10"
+# a connection the range admits (opaque port, by address) ends with its deny
+touch "$D/x/go.b"
+deny_round b "1 open connection" "range7=reset" --cidr 203.0.113.0/24
 run_sbx network allow "$name"
 expect_rc 125 "allow without --domain/--cidr is a usage error"
 run_sbx network allow no-such-sandbox-$$ --domain x.test
 expect_rc 125 "an unknown sandbox name"
 expect_out "no running sandbox" "is named as such"
+
+# --- a deny of one name leaves another name's connection to the same
+# address open (late.test and good.test are both 198.51.100.10)
+run_sbx network allow "$name" --domain late.test
+expect_rc 0 "late.test allowed again"
+touch "$D/x/go.c"
+deny_round c "1 open connection" "late80=reset good80=alive" --domain late.test
 
 # --- a process inside a sandbox cannot use a control socket, even one made
 # visible to it (--rw of the state base): the user namespace check refuses.
@@ -248,19 +268,22 @@ ctl = [r for r in recs if r["type"] == "control"]
 acts = [(r["action"], r.get("domain", r.get("cidr")), r.get("applied")) for r in ctl]
 want = [("network_allow", "late.test", True), ("network_deny", "late.test", True),
         ("network_allow", "10.0.0.0/8", False), ("network_allow", "203.0.113.0/24", True),
-        ("network_deny", "203.0.113.0/24", True), ("stop", None, None)]
+        ("network_deny", "203.0.113.0/24", True), ("network_allow", "late.test", True),
+        ("network_deny", "late.test", True), ("stop", None, None)]
 assert acts == want, acts
 assert all(r["peer_uid"] >= 0 and r["blocked"] is False for r in ctl), ctl
 late = [r for r in recs if r["type"] == "dns" and r.get("name") == "late.test"]
 # (the resolver retries a REFUSED query: collapse repeats)
 seq = [v for i, v in enumerate(r["verdict"] for r in late) if i == 0 or late[i - 1]["verdict"] != v]
-assert seq == ["unlisted", "allowed", "denied"], [(r["verdict"], r["qtype"]) for r in late]
+assert seq == ["unlisted", "allowed", "denied", "allowed"], [(r["verdict"], r["qtype"]) for r in late]
 conn = [r for r in recs if r["type"] == "net_connect" and r.get("name") == "late.test"]
-assert [(r["allowed"], r["verdict"], r["port"]) for r in conn] == [
-    (True, "allowed", 80), (False, "denied_live", 80), (False, "denied_live", 7)], conn
-assert conn[1]["bytes_up"] > 0 and conn[1]["bytes_down"] > 0, conn
+# curl's, then the cut ones (rounds a and c; in any order within a round)
+assert sorted((r["allowed"], r["verdict"], r["port"]) for r in conn) == [
+    (False, "denied_live", 7), (False, "denied_live", 80), (False, "denied_live", 80),
+    (True, "allowed", 80)], conn
+assert all(r["bytes_up"] > 0 and r["bytes_down"] > 0 for r in conn), conn
 deny = [r for r in ctl if r["action"] == "network_deny"]
-assert [r["cut_connections"] for r in deny] == [2, 1], deny
+assert [r["cut_connections"] for r in deny] == [2, 1, 1], deny
 byrange = [r for r in recs if r["type"] == "net_connect" and r["address"] == "203.0.113.10"]
 assert [(r["allowed"], r["verdict"], r["port"]) for r in byrange] == [(False, "denied_live", 7)], byrange
 end = recs[-1]
@@ -268,7 +291,7 @@ assert end["type"] == "sandbox_exit" and end["exit_code"] == 143 and end["signal
 print("ok")
 EOF
 ) || fail "log contents: $OUT"
-pass "the log records allow/deny/refused/stop as control events, the three late.test verdicts, the connections (one allowed, two cut by the deny), exit 143"
+pass "the log records allow/deny/refused/stop as control events, the late.test verdicts, the connections (one allowed, three cut by denies, one by a range deny), exit 143"
 
 # --- kill -9 of sbx leaves a stale state dir; the next sbx ps cleans it
 "$SBX" run --net none --name "$name-k" -- sleep 300 >/dev/null 2>&1 </dev/null &
