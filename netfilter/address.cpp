@@ -1,6 +1,7 @@
 // IP address and CIDR values, and the ranges no sandbox may reach.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "netfilter/netfilter.hpp"
@@ -139,7 +140,8 @@ std::vector<Cidr> effective_deny_cidrs(std::span<const std::string> policy_deny_
       throw Error("invalid network.deny_cidrs entry '" + text + "'",
                   "write an address with prefix length and no host bits, e.g. 10.0.0.0/8");
     }
-    out.push_back(*c);
+    // The profiles repeat the built-in ranges (base.toml): list each once.
+    if (std::find(out.begin(), out.end(), *c) == out.end()) out.push_back(*c);
   }
   return out;
 }

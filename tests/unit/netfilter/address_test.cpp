@@ -3,6 +3,7 @@
 #include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 
@@ -62,6 +63,12 @@ TEST_CASE("always-denied ranges cover rebinding targets and spare documentation 
   auto eff = effective_deny_cidrs(std::vector<std::string>{"198.51.100.0/24"});
   CHECK(in_any(eff, *IpAddress::parse("198.51.100.7")));
   CHECK_THROWS_AS(effective_deny_cidrs(std::vector<std::string>{"nonsense"}), sbx::Error);
+  // A built-in range named again (as base.toml does) is listed once.
+  const auto builtin = always_denied_cidrs();
+  auto again = effective_deny_cidrs(std::vector<std::string>{"10.0.0.0/8", "10.0.0.0/8"});
+  REQUIRE(std::count(builtin.begin(), builtin.end(), *Cidr::parse("10.0.0.0/8")) == 1);
+  CHECK(again.size() == builtin.size());
+  CHECK(std::count(again.begin(), again.end(), *Cidr::parse("10.0.0.0/8")) == 1);
 }
 
 TEST_CASE("batches are framed by BEGIN/END and count their acks", "[netfilter]") {
