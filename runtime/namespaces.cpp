@@ -90,8 +90,9 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
   for (;;) {
     int pidfd = -1;
     struct clone_args args {};
-    // CLONE_CLEAR_SIGHAND (5.5): the embedding process's handlers and SIG_IGN
-    // settings must not leak into the sandbox (SIG_IGN survives execve).
+    // CLONE_CLEAR_SIGHAND (5.5): the embedding process's handlers do not
+    // reach the sandbox (its SIG_IGN settings do: the worker resets them,
+    // reset_signals, as SIG_IGN survives execve).
     args.flags = request.namespaces | CLONE_PIDFD | (clear_sighand ? CLONE_CLEAR_SIGHAND : 0);
     if (try_cgroup) {
       // Born in the sandbox's cgroup (5.7): no window in which the child runs

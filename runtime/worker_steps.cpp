@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "runtime/channel.hpp"
@@ -62,13 +63,52 @@ bool null_for_missing_stdio(ChildError& err) {
   return true;
 }
 
+// The signals this process ignores or catches, from /proc/self/status
+// (the sandbox's /proc, mounted by init): bit N-1 is signal N. False if it
+// cannot be read; no allocation.
+bool non_default_signals(std::uint64_t& mask) {
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[8192];
+  std::size_t len = 0;
+  ssize_t n;
+  while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    len += static_cast<std::size_t>(n);
+  close(fd);
+  buf[len] = '\0';
+  int found = 0;
+  mask = 0;
+  for (const char* key : {"\nSigIgn:\t", "\nSigCgt:\t"}) {
+    const char* p = std::strstr(buf, key);
+    if (p == nullptr) return false;
+    p += std::strlen(key);
+    std::uint64_t bits = 0;
+    int digits = 0;
+    for (; digits < 16; ++digits, ++p) {
+      const char c = *p;
+      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (v < 0) break;
+      bits = bits << 4 | static_cast<std::uint64_t>(v);
+    }
+    if (digits != 16) return false;
+    mask |= bits;
+    ++found;
+  }
+  return found == 2;
+}
+
 }  // namespace
 
 bool reset_signals(ChildError& err) {
   // Init blocked signals for its signalfd; execve keeps the mask and any
-  // SIG_IGN, so give the command a clean default state.
-  for (int sig = 1; sig < NSIG; ++sig) {
+  // SIG_IGN (and until execve a handler inherited where clone3 could not
+  // clear them), so give the command a clean default state: every signal
+  // that is not at its default, or all of them if that cannot be read.
+  std::uint64_t pending = ~std::uint64_t{0};
+  if (!non_default_signals(pending)) pending = ~std::uint64_t{0};
+  for (int sig = 1; sig < NSIG && sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
+    if ((pending >> (sig - 1) & 1) == 0) continue;
     (void)signal(sig, SIG_DFL);  // fails harmlessly for the reserved RT signals
   }
   sigset_t none;
