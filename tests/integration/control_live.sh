@@ -44,8 +44,9 @@ trap 'cleanup_sandbox; _cleanup_scratch' EXIT
 # now), wait for "go2", try again (denied again), then sleep until stopped.
 # Meanwhile hold.py keeps connections open across a deny, in three rounds
 # (a: late.test HTTP keep-alive and opaque port 7, edge.cdn.test on another
-# address; b: an address the allowed range admits; c: late.test and
-# good.test on one address): it opens them, writes x/open.ROUND, waits for
+# address; b: addresses the allowed range admits, one of them silent, so the
+# proxy is still connecting upstream; c: late.test and good.test on one
+# address): it opens them, writes x/open.ROUND, waits for
 # x/check.ROUND (after the deny), then uses each again: "alive" or "reset".
 # Results go to files in the work dir ($D/x is writable inside).
 # (HTTP: the fixture's certificate does not name late.test; the egress proxy
@@ -74,12 +75,20 @@ def echo(s, _host):
     if s.recv(4) != b"ping":
         raise EOFError
 
+def pending(s, _host):  # no answer expected yet: the proxy is still connecting
+    if not s.recv(4):
+        raise EOFError
+
 rnd, conns = sys.argv[1], []
 for spec in sys.argv[2:]:
-    label, host, port = spec.split(":")
+    label, host, port, *how = spec.split(":")
     use = echo if port == "7" else http
     s = socket.create_connection((host, int(port)), timeout=5)
-    use(s, host)
+    if how == ["pending"]:
+        s.sendall(b"ping")
+        use = pending
+    else:
+        use(s, host)
     conns.append((label, host, use, s))
 open(f"x/open.{rnd}", "w").write("open\n")
 while not os.path.exists(f"x/check.{rnd}"):
@@ -106,7 +115,7 @@ script="
   while [ ! -e x/go2 ]; do sleep 0.05; done
   { $try; } >x/after_deny
   while [ ! -e x/go.b ]; do sleep 0.05; done
-  $hold b range7:203.0.113.10:7 >x/hold.b 2>&1 &
+  $hold b range7:203.0.113.10:7 silent7:203.0.113.77:7:pending >x/hold.b 2>&1 &
   while [ ! -e x/go.c ]; do sleep 0.05; done
   $hold c late80:late.test:80 good80:good.test:80 >x/hold.c 2>&1 &
   exec sleep 300"
@@ -197,9 +206,10 @@ expect_rc 125 "allowing a private range is refused"
 expect_out "overlaps the denied range" "with the reason"
 run_sbx network allow "$name" --cidr 203.0.113.0/24
 expect_rc 0 "allowing a public range"
-# a connection the range admits (opaque port, by address) ends with its deny
+# connections the range admits (opaque port, by address) end with its deny,
+# also one the proxy is still connecting upstream (203.0.113.77 drops SYNs)
 touch "$D/x/go.b"
-deny_round b "1 open connection" "range7=reset" --cidr 203.0.113.0/24
+deny_round b "2 open connections" "range7=reset silent7=reset" --cidr 203.0.113.0/24
 run_sbx network allow "$name"
 expect_rc 125 "allow without --domain/--cidr is a usage error"
 run_sbx network allow no-such-sandbox-$$ --domain x.test
@@ -283,15 +293,16 @@ assert sorted((r["allowed"], r["verdict"], r["port"]) for r in conn) == [
     (True, "allowed", 80)], conn
 assert all(r["bytes_up"] > 0 and r["bytes_down"] > 0 for r in conn), conn
 deny = [r for r in ctl if r["action"] == "network_deny"]
-assert [r["cut_connections"] for r in deny] == [2, 1, 1], deny
-byrange = [r for r in recs if r["type"] == "net_connect" and r["address"] == "203.0.113.10"]
-assert [(r["allowed"], r["verdict"], r["port"]) for r in byrange] == [(False, "denied_live", 7)], byrange
+assert [r["cut_connections"] for r in deny] == [2, 2, 1], deny
+for address in ("203.0.113.10", "203.0.113.77"):  # relayed / still connecting
+    byrange = [r for r in recs if r["type"] == "net_connect" and r["address"] == address]
+    assert [(r["allowed"], r["verdict"], r["port"]) for r in byrange] == [(False, "denied_live", 7)], byrange
 end = recs[-1]
 assert end["type"] == "sandbox_exit" and end["exit_code"] == 143 and end["signal"] == 15, end
 print("ok")
 EOF
 ) || fail "log contents: $OUT"
-pass "the log records allow/deny/refused/stop as control events, the late.test verdicts, the connections (one allowed, three cut by denies, one by a range deny), exit 143"
+pass "the log records allow/deny/refused/stop as control events, the late.test verdicts, the connections (one allowed, three cut by denies, two by a range deny), exit 143"
 
 # --- kill -9 of sbx leaves a stale state dir; the next sbx ps cleans it
 "$SBX" run --net none --name "$name-k" -- sleep 300 >/dev/null 2>&1 </dev/null &
