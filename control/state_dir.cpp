@@ -156,20 +156,27 @@ std::optional<ProcessStamp> own_view() {
   return view;
 }
 
-// `view` completed with pid's state letter and start time.
-std::optional<ProcessStamp> stamp_in(ProcessStamp view, pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+// The fields of a /proc/.../stat file after the command name, from the
+// state letter on ("pid (comm) state ppid ...": comm may hold anything,
+// even ") "). nullopt if it cannot be read (the process or thread is gone).
+std::optional<std::istringstream> stat_fields(const std::filesystem::path& stat) {
+  std::ifstream in(stat);
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
-  // "pid (comm) state ppid ...": comm may hold anything, even ") ".
   const auto close = line.rfind(')');
   if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(line.substr(close + 1));
-  rest >> view.state;
+  return std::istringstream(line.substr(close + 1));
+}
+
+// `view` completed with pid's state letter and start time.
+std::optional<ProcessStamp> stamp_in(ProcessStamp view, pid_t pid) {
+  auto rest = stat_fields(fmt::format("/proc/{}/stat", pid));
+  if (!rest) return std::nullopt;
+  *rest >> view.state;
   std::string skip;
-  for (int field = 4; field < 22 && rest >> skip; ++field) {
+  for (int field = 4; field < 22 && *rest >> skip; ++field) {
   }
-  if (!(rest >> view.start)) return std::nullopt;
+  if (!(*rest >> view.start)) return std::nullopt;
   return view;
 }
 
@@ -177,18 +184,14 @@ std::optional<ProcessStamp> stamp_in(ProcessStamp view, pid_t pid) {
 // zombie leader with live threads (an embedder whose main thread called
 // pthread_exit) is a live process.
 bool other_thread_alive(pid_t pid) {
+  const std::string leader = std::to_string(pid);
   std::error_code ec;
   for (const auto& entry :
        std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-    const std::string tid = entry.path().filename().string();
-    if (tid == std::to_string(pid)) continue;
-    std::ifstream in(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(in, line)) continue;  // exited meanwhile
-    const auto close = line.rfind(')');
-    if (close == std::string::npos || close + 2 >= line.size()) continue;
-    const char state = line[close + 2];
-    if (state != 'Z' && state != 'X') return true;
+    if (entry.path().filename() == leader) continue;
+    char state = 0;
+    if (auto rest = stat_fields(entry.path() / "stat"); rest && *rest >> state)
+      if (state != 'Z' && state != 'X') return true;
   }
   return false;
 }
@@ -216,11 +219,11 @@ nlohmann::json read_state_at(int dir_fd) {
 }
 
 // True when the state names its sbx and that process is provably gone:
-// exited, a zombie (all its threads), or its pid now another process's. Then the sandbox is
-// over even if its lock is still held: the holder is a process that
-// inherited the locked fd (init, a fork of sbx, until its first step, or
-// killed with sbx and not yet done exiting). False when unsure (an older
-// sbx's state without a stamp, another pid namespace).
+// exited, a zombie (all its threads), or its pid now another process's.
+// Then the sandbox is over even if its lock is still held: the holder is a
+// process that inherited the locked fd (init, a fork of sbx, until its
+// first step, or killed with sbx and not yet done exiting). False when
+// unsure (an older sbx's state without a stamp, another pid namespace).
 bool owner_gone(const nlohmann::json& state) {
   pid_t pid = 0;
   std::uint64_t pid_ns = 0, time_ns = 0, start = 0;

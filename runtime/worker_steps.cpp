@@ -76,7 +76,6 @@ bool non_default_signals(std::uint64_t& mask) {
     len += static_cast<std::size_t>(n);
   close(fd);
   buf[len] = '\0';
-  int found = 0;
   mask = 0;
   for (const char* key : {"\nSigIgn:\t", "\nSigCgt:\t"}) {
     const char* p = std::strstr(buf, key);
@@ -92,9 +91,8 @@ bool non_default_signals(std::uint64_t& mask) {
     }
     if (digits != 16) return false;
     mask |= bits;
-    ++found;
   }
-  return found == 2;
+  return true;
 }
 
 }  // namespace
@@ -104,7 +102,7 @@ bool reset_signals(ChildError& err) {
   // SIG_IGN (and until execve a handler inherited where clone3 could not
   // clear them), so give the command a clean default state: every signal
   // that is not at its default, or all of them if that cannot be read.
-  std::uint64_t pending = ~std::uint64_t{0};
+  std::uint64_t pending = 0;
   if (!non_default_signals(pending)) pending = ~std::uint64_t{0};
   for (int sig = 1; sig < NSIG && sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
