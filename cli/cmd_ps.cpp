@@ -194,7 +194,8 @@ Command add_live_control(CLI::App& app) {
   show->add_option("name", s->name, "Sandbox name")->required()->type_name("NAME");
   show->add_flag("--json", s->json, "Print as JSON");
   CLI::App* allow = net->add_subcommand("allow", "Allow a domain or range now, without restart");
-  CLI::App* deny = net->add_subcommand("deny", "Deny a domain or range now, without restart");
+  CLI::App* deny = net->add_subcommand(
+      "deny", "Deny a domain or range now, without restart; resets its open connections");
   for (CLI::App* c : {allow, deny}) {
     c->add_option("name", s->name, "Sandbox name")->required()->type_name("NAME");
     c->add_option("--domain", s->domain, "Domain: example.org or *.example.org")
