@@ -1,12 +1,12 @@
 // Sandbox init (pid 1 of the new pid namespace): the steps before the worker
 // is forked, and the reaper it becomes afterwards.
-#include <grp.h>
 #include <linux/securebits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,15 +107,18 @@ bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& e
   // Started by root: we are still host root's credentials (unmapped in U1)
   // with root's supplementary groups, which would keep opening group-root
   // files. Drop them and become the sandbox user; NO_SETUID_FIXUP keeps the
-  // capabilities init still needs in U1 for mounts.
-  if (setgroups(0, nullptr) != 0) return err.fail("setgroups", errno);
+  // capabilities init still needs in U1 for mounts. Raw system calls, not
+  // glibc's wrappers: those change the ids of every thread of a process
+  // (signalling them from a list in memory) and init, a process of its own,
+  // may share the memory of a multi-threaded supervisor (shared_init.hpp).
+  if (syscall(SYS_setgroups, 0, nullptr) != 0) return err.fail("setgroups", errno);
   if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP) != 0) {
     return err.fail("prctl(PR_SET_SECUREBITS)", errno);
   }
-  if (setresgid(identity.gid, identity.gid, identity.gid) != 0) {
+  if (syscall(SYS_setresgid, identity.gid, identity.gid, identity.gid) != 0) {
     return err.fail("setresgid", errno);
   }
-  if (setresuid(identity.uid, identity.uid, identity.uid) != 0) {
+  if (syscall(SYS_setresuid, identity.uid, identity.uid, identity.uid) != 0) {
     return err.fail("setresuid", errno);
   }
   if (prctl(PR_SET_SECUREBITS, 0) != 0) return err.fail("prctl(PR_SET_SECUREBITS)", errno);

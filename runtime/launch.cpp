@@ -55,12 +55,25 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
                       FilteredNetwork* network) {
   ChannelPair control = make_channel();
   ChannelPair exec = make_channel();
-  CloneOutcome child = clone_sandbox({sandbox_namespaces(policy), cgroup.clone_into_fd()});
+  // Init in this address space where it can be (shared_init.hpp), else a
+  // copy. Not under a memory limit: init is a member of the sandbox's cgroup,
+  // and the OOM killer kills every process sharing its victim's address
+  // space (memory.oom.group makes init a victim of every OOM kill), so the
+  // supervisor would die with the sandbox instead of reporting and cleaning up.
+  std::unique_ptr<SharedInit> shared =
+      policy.limits.memory_bytes
+          ? nullptr
+          : SharedInit::prepare(plan, control.sandbox_end.get(), exec.sandbox_end.get());
+  const SharedChild shared_child = shared ? shared->child() : SharedChild{};
+  CloneOutcome child = clone_sandbox(
+      {sandbox_namespaces(policy), cgroup.clone_into_fd(), shared ? &shared_child : nullptr});
   if (child.pid == 0) {
     // The sandbox: from here to execve only async-signal-safe code.
     sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get(), child.new_cgroupns);
   }
   Sandbox sandbox;
+  // Init runs on its stack and thread area: they go only once it is reaped.
+  if (child.shared_memory) sandbox.shared_init = std::move(shared);
   sandbox.init_pid = child.pid;
   sandbox.pidfd.reset(child.pidfd >= 0 ? child.pidfd : pidfd_for(child.pid));
   sandbox.control = std::move(control.supervisor_end);
@@ -91,7 +104,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
 // Pid 1 of the sandbox (steps 5 and 6). Holds every capability of user
 // namespace U1, which owns the new mount, net, uts, ipc and pid namespaces.
 [[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
-                               bool in_new_cgroupns) {
+                               bool in_new_cgroupns, char* worker_stack_top) {
   ChildError err;
   int signal_fd = -1;
   if (plan.test_init_delay_ms != 0) {
@@ -121,7 +134,8 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
     send_failure(control_fd, err);
     _exit(kExitSbxError);
   }
-  pid_t worker = start_worker(plan, control_fd, exec_fd);  // returns after its execve
+  pid_t worker = start_worker(plan, control_fd, exec_fd,
+                              worker_stack_top);  // returns after its execve
   if (worker < 0) {
     err.fail("clone (worker)", errno);
     send_failure(control_fd, err);

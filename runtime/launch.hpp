@@ -91,8 +91,10 @@ struct LaunchPlan {
 
 // Sandbox side, entered right after clone3 in the child. Never returns.
 // in_new_cgroupns: clone3 already created the cgroup namespace.
+// worker_stack_top: the top of a stack for the worker, or nullptr (init maps
+// one while it starts the worker).
 [[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
-                               bool in_new_cgroupns);
+                               bool in_new_cgroupns, char* worker_stack_top = nullptr);
 
 // Worker, forked by init. Never returns: execve or _exit.
 [[noreturn]] void worker_main(const LaunchPlan& plan, int exec_fd);

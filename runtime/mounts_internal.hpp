@@ -1,9 +1,10 @@
 // Private to the filesystem part of runtime/: the prepared mount plan.
 //
 // The supervisor (prepare_mount_plan) fills MountPlanData with everything the
-// sandbox init needs; apply_mount_plan only reads it (plus per-op fd slots it
-// owns in its own copy of the address space), so nothing is allocated after
-// clone().
+// sandbox init needs; apply_mount_plan only reads it (plus the per-op fd
+// slots of op_fds, which only init uses: the supervisor never reads them
+// after clone, also when init shares its address space), so nothing is
+// allocated after clone().
 #pragma once
 
 #include <sys/types.h>
@@ -39,10 +40,10 @@ struct MountOp {
   bool create_target = false;  // target lies in a tmpfs sbx made: create the mount point
   bool target_is_dir = true;   // kind of mount point to create / expect
   bool optional = false;       // skip silently when the target does not exist
-  bool read_only_at_end = false;  // tmpfs that becomes read-only once filled (masks, /dev)
-  std::uint64_t size_bytes = 0;   // tmpfs size
-  std::uint32_t mode = 0755;      // tmpfs root mode
-  std::string generated_content;  // for `generated`
+  bool read_only_at_end = false;   // tmpfs that becomes read-only once filled (masks, /dev)
+  std::uint64_t size_bytes = 0;    // tmpfs size
+  std::uint32_t mode = 0755;       // tmpfs root mode
+  std::string generated_content;   // for `generated`
   std::uint32_t file_mode = 0644;  // for `generated`: the file's mode (secrets: 0400)
   int depth() const;
 };

@@ -29,6 +29,24 @@ long raw_clone3(struct clone_args* args) {
   return syscall(SYS_clone3, args, sizeof *args);
 }
 
+#ifdef SBX_CLONE3_RUN
+// clone3_run_x86_64.S: clone3, and in the child fn(arg) on args->stack,
+// then exit. Returns the pid or -errno.
+extern "C" long sbx_clone3_run(struct clone_args* args, std::size_t size, int (*fn)(void*),
+                               void* arg);
+
+long shared_clone3(struct clone_args* args, const SharedChild& child) {
+  args->flags |= CLONE_VM | CLONE_SETTLS;
+  args->stack = reinterpret_cast<std::uint64_t>(child.stack);
+  args->stack_size = child.stack_size;
+  args->tls = child.tls;
+  const long pid = sbx_clone3_run(args, sizeof *args, child.entry, child.arg);
+  if (pid >= 0) return pid;
+  errno = static_cast<int>(-pid);
+  return -1;
+}
+#endif
+
 void write_proc_file(pid_t pid, const char* name, const std::string& content) {
   std::string path = fmt::format("/proc/{}/{}", pid, name);
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -103,7 +121,20 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     startup_trace::mark("clone3");
-    long pid = raw_clone3(&args);
+    long pid;
+#ifdef SBX_CLONE3_RUN
+    // Shared only with CLONE_CLEAR_SIGHAND: the caller's handlers would run
+    // the embedding program's code in init, on its live memory.
+    out.shared_memory = request.shared != nullptr && clear_sighand;
+    if (out.shared_memory) {
+      *request.shared->new_cgroupns = try_cgroup;
+      pid = shared_clone3(&args, *request.shared);
+    } else {
+      pid = raw_clone3(&args);
+    }
+#else
+    pid = raw_clone3(&args);
+#endif
     if (pid == 0) {
       startup_trace::mark("init: running");
       out.pid = 0;
@@ -131,7 +162,8 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     throw user_namespace_error("cannot create the sandbox namespaces (clone3)", err);
   }
   // clone(2): x86-64 order is flags, stack, parent_tid, child_tid, tls; the
-  // pidfd is returned through parent_tid.
+  // pidfd is returned through parent_tid. Always a copy of the address space.
+  out.shared_memory = false;
   int pidfd = -1;
   long pid =
       syscall(SYS_clone, static_cast<unsigned long>(request.namespaces) | CLONE_PIDFD | SIGCHLD,
@@ -159,8 +191,11 @@ int worker_entry(void* arg) {
 
 }  // namespace
 
-pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd) {
+pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd, char* stack_top) {
   startup_trace::mark("init: fork worker");
+  WorkerStart start{&plan, control_fd, exec_fd};
+  if (stack_top != nullptr)
+    return clone(worker_entry, stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
   // The worker runs sbx code only until execve (no allocation: it shares
   // init's heap). Its stack: plenty for the steps, with a guard page below
   // so an overflow faults instead of writing into init's memory.
@@ -174,7 +209,6 @@ pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd) {
     errno = saved;
     return -1;
   }
-  WorkerStart start{&plan, control_fd, exec_fd};
   char* top = static_cast<char*>(area) + kGuard + kStack;
   pid_t pid = clone(worker_entry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
   // Back here only once the worker is gone from this address space.

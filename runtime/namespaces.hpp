@@ -12,26 +12,35 @@
 #include <string>
 
 #include "runtime/identity.hpp"
+#include "runtime/shared_init.hpp"
 
 namespace sbx::runtime {
 
 struct CloneRequest {
   std::uint64_t namespaces = 0;  // CLONE_NEW* flags
   int cgroup_fd = -1;            // cgroup v2 directory for CLONE_INTO_CGROUP, or -1
+  // Set: the child shares the caller's address space and runs shared->entry
+  // (shared_init.hpp), where the kernel also has CLONE_CLEAR_SIGHAND (the
+  // caller's signal handlers must never run in it).
+  const SharedChild* shared = nullptr;
 };
 
 struct CloneOutcome {
   pid_t pid = -1;  // 0 in the child
   int pidfd = -1;  // parent only; -1 if the kernel gave none
   bool into_cgroup = false;
-  bool new_cgroupns = false;  // CLONE_NEWCGROUP was part of the clone
+  bool new_cgroupns = false;   // CLONE_NEWCGROUP was part of the clone
+  bool shared_memory = false;  // the child runs request.shared->entry (never returns)
 };
 
 // clone3(namespaces | CLONE_PIDFD | CLONE_CLEAR_SIGHAND [| CLONE_INTO_CGROUP |
-// CLONE_NEWCGROUP]), falling back to what the kernel supports: without
+// CLONE_NEWCGROUP] [| CLONE_VM | CLONE_SETTLS]), falling back to what the
+// kernel supports: without
 // CLONE_INTO_CGROUP (the caller then attaches and init unshares its cgroup
 // namespace), and to clone(2) when clone3 is missing or filtered (ENOSYS,
-// e.g. under Docker's seccomp profile). Returns in both processes like fork.
+// e.g. under Docker's seccomp profile), and to a copy of the address space
+// when it cannot be shared. Returns in the parent, and in the child only when
+// it is a copy (pid 0), like fork.
 // Throws sbx::Error (with the sysctl to check) in the parent when the kernel
 // refuses the namespaces.
 CloneOutcome clone_sandbox(const CloneRequest& request);
@@ -44,7 +53,9 @@ CloneOutcome clone_sandbox(const CloneRequest& request);
 // atfork handlers and takes malloc locks, which are not safe in a process
 // created by a raw clone3 from a possibly multi-threaded parent. Returns the
 // worker's pid, or -1 with errno set.
-pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd);
+// stack_top: a stack for the worker (SharedInit's, freed by the supervisor
+// even if init dies meanwhile), or nullptr: mapped here and unmapped after.
+pid_t start_worker(const LaunchPlan& plan, int control_fd, int exec_fd, char* stack_top);
 
 // Writes setgroups, gid_map and uid_map of the child's user namespace (U1).
 // The only mapped id is identity.uid/gid, onto itself. Unprivileged: the

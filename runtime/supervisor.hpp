@@ -8,12 +8,14 @@
 
 #include <sbx/sbx.hpp>
 
+#include <memory>
 #include <optional>
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/child_error.hpp"
 #include "runtime/cpu_pin.hpp"
 #include "runtime/launch.hpp"
+#include "runtime/shared_init.hpp"
 #include "runtime/terminal.hpp"
 #include "runtime/unique_fd.hpp"
 
@@ -56,6 +58,9 @@ class SignalRouting {
 // The running sandbox: init's pid and pidfd and the supervisor's ends of the
 // two channels (channel.hpp). Kills and reaps init if destroyed while it runs.
 struct Sandbox {
+  // Init's stack and thread area when it shares the supervisor's address
+  // space; freed after the destructor's body has made sure init is gone.
+  std::unique_ptr<SharedInit> shared_init;
   pid_t init_pid = -1;
   UniqueFd pidfd;
   UniqueFd control;
