@@ -2,6 +2,7 @@
 // functions: the supervisor's (sbx::run), sandbox init's (pid 1) and the
 // worker's (pid 2, the command). Each step is one function named after what
 // it does; the comments say why it is there and why at that point.
+#include <malloc.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +66,9 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
           ? nullptr
           : SharedInit::prepare(plan, control.sandbox_end.get(), exec.sandbox_end.get());
   const SharedChild shared_child = shared ? shared->child() : SharedChild{};
+  // A copy: the less heap, the fewer pages to copy and to fault back
+  // (strict: ~0.7 ms here).
+  if (!shared) malloc_trim(0);
   CloneOutcome child = clone_sandbox(
       {sandbox_namespaces(policy), cgroup.clone_into_fd(), shared ? &shared_child : nullptr});
   if (child.pid == 0) {
