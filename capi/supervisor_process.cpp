@@ -225,6 +225,7 @@ void supervisor_process_main(const SupervisorSetup& setup) {
     RecordRelay relay(setup.policy->limits.kill_after);
     RunOptions options;
     options.argv = setup.argv;
+    options.share_address_space = true;  // this process runs this one sandbox
     if (setup.want_events) {
       options.on_event = [&relay](const Event& e) { relay.push('E', event_record(e)); };
     }

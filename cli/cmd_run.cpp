@@ -86,11 +86,10 @@ int run(RunState& s) {
     const auto env = profiles::Environment::from_process();
     // --settings layers an srt / Claude Code file on the profile (default
     // "base" then: the file says what is allowed, docs/settings-import.md).
-    policy = s.settings.empty()
-                 ? profiles::resolve(profile, s.overrides, env, &warnings)
-                 : profiles::resolve_with_settings(s.profile.empty() ? "base" : s.profile,
-                                                   s.settings, s.strict_import, s.overrides, env,
-                                                   &warnings);
+    policy = s.settings.empty() ? profiles::resolve(profile, s.overrides, env, &warnings)
+                                : profiles::resolve_with_settings(
+                                      s.profile.empty() ? "base" : s.profile, s.settings,
+                                      s.strict_import, s.overrides, env, &warnings);
     secrets = load_run_secrets(s.secrets);
     hide_secrets_store(policy);
   } catch (const sbx::Error& e) {
@@ -127,6 +126,7 @@ int run(RunState& s) {
   options.argv = s.command;
   options.secrets = std::move(secrets);  // values: never argv, env, log or report
   options.on_warning = [](const std::string& w) { warn(w); };
+  options.share_address_space = true;  // one sandbox per sbx process
   options.on_event = [&recorder, verbose = s.verbose](const Event& e) {
     const auto record = recorder->record(e);
     if (verbose > 0) note(fmt::format("event {} {}", e.type, e.data.dump()));

@@ -52,8 +52,8 @@ ChannelPair make_channel() {
 // Steps 3 and 4: one clone3 creates every namespace at once; the parent maps
 // the ids and only then releases the child, which until then waits on the
 // control channel (it has no usable uid before the maps exist).
-Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::SandboxCgroup& cgroup,
-                      FilteredNetwork* network) {
+Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const LaunchPlan& plan,
+                      cgroups::SandboxCgroup& cgroup, FilteredNetwork* network) {
   ChannelPair control = make_channel();
   ChannelPair exec = make_channel();
   // Init in this address space where it can be (shared_init.hpp), else a
@@ -62,7 +62,7 @@ Sandbox start_sandbox(const Policy& policy, const LaunchPlan& plan, cgroups::San
   // space (memory.oom.group makes init a victim of every OOM kill), so the
   // supervisor would die with the sandbox instead of reporting and cleaning up.
   std::unique_ptr<SharedInit> shared =
-      policy.limits.memory_bytes
+      !options.share_address_space || policy.limits.memory_bytes
           ? nullptr
           : SharedInit::prepare(plan, control.sandbox_end.get(), exec.sandbox_end.get());
   const SharedChild shared_child = shared ? shared->child() : SharedChild{};
@@ -199,7 +199,8 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   // strict: git redirection files snapshotted now, checked (and reverted)
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
-  Sandbox sandbox = start_sandbox(policy, plan, cgroup, network.get());  // clone3, maps, release
+  Sandbox sandbox =
+      start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
   return supervise(sandbox,
                    {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
 }
