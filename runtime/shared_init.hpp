@@ -2,7 +2,8 @@
 // time"). On this project's reference VM an address space costs ~0.75 ms to
 // create and tear down, and every page the supervisor writes after a fork
 // costs a copy-on-write fault: init as a copy of the supervisor made a
-// default start 2.3 ms slower than init sharing it, a strict one 7 ms.
+// default start 2.3 ms slower than init sharing it, a strict one (without
+// its memory limit) 4.7-7 ms in two runs.
 //
 // So on x86-64 clone3 gets CLONE_VM and init runs on memory of its own
 // within the shared address space:
@@ -68,7 +69,7 @@ class SharedInit {
   int control_fd_ = -1;
   int exec_fd_ = -1;
   bool new_cgroupns_ = false;
-  void* mapping_ = nullptr;  // guard page + stack
+  void* mapping_ = nullptr;  // guard, worker's stack, guard, init's stack
   std::size_t mapping_size_ = 0;
   pthread_t thread_{};
   bool thread_started_ = false;
