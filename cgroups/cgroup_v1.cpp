@@ -33,6 +33,8 @@ class V1Group final : public Backend {
     return out;
   }
 
+  std::vector<std::string> dirs() const override { return unique_dirs(); }
+
   void attach(pid_t pid) override {
     for (const auto& d : unique_dirs()) write_text_file(d + "/cgroup.procs", std::to_string(pid));
   }

@@ -57,15 +57,11 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 
 class V2Group final : public Backend {
  public:
-  V2Group(std::string dir, std::string parent) : dir_(std::move(dir)), parent_(std::move(parent)) {
-    // CLONE_INTO_CGROUP (5.7) takes a directory fd of the target group.
-    fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "open " + dir_);
-  }
+  V2Group(std::string dir, std::string parent) : dir_(std::move(dir)), parent_(std::move(parent)) {}
   ~V2Group() override { destroy(); }
 
   std::string describe() const override { return dir_; }
-  int clone_into_fd() const override { return fd_; }
+  std::vector<std::string> dirs() const override { return {dir_}; }
 
   void attach(pid_t pid) override { write_text_file(dir_ + "/cgroup.procs", std::to_string(pid)); }
 
@@ -138,8 +134,6 @@ class V2Group final : public Backend {
       kill_all();
     } catch (...) {
     }
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
     remove_group_dir(dir_);
     // The shared parent goes too once the last sandbox left it; another
     // sbx may be creating a group in it right now, so EBUSY/ENOTEMPTY is fine.
@@ -160,7 +154,6 @@ class V2Group final : public Backend {
 
   std::string dir_;
   std::string parent_;
-  int fd_ = -1;
 };
 
 std::vector<std::string> needed_controllers(const Needs& n) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sbx::cgroups {
 
@@ -34,10 +35,14 @@ class SandboxCgroup {
   ~SandboxCgroup();  // kills what is left in the group and removes it
 
   bool active() const;
-  // cgroup v2 directory fd for clone3(CLONE_INTO_CGROUP), or -1.
-  int clone_into_fd() const;
-  // Moves pid into the group (v1, or when CLONE_INTO_CGROUP is unavailable);
-  // called by the supervisor before it releases the child.
+  // The group's cgroup.procs files (one on v2, one per controller directory
+  // on v1), opened for writing by this process; empty when inactive. The
+  // sandbox's worker writes "0" to each, moving itself in before its execve:
+  // the kernel checks that write against the credentials and the cgroup
+  // namespace of the opener (Linux 5.16; stable kernels since the fix for
+  // CVE-2021-4197), so a worker that no longer runs as root may make it.
+  const std::vector<int>& procs_fds() const;
+  // Moves pid into the group.
   void attach(pid_t pid);
   // Current usage; peak values since creation.
   Stats stats() const;

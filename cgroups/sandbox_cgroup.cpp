@@ -1,6 +1,7 @@
 // SandboxCgroup: picks the backend that can enforce the requested limits
 // (cgroup v2 root or delegated, a systemd scope that delegates v2 to us, or
 // cgroup v1), fails closed or warns when none can, and owns the group.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <sbx/error.hpp>
@@ -8,6 +9,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "cgroups/backend.hpp"
 
@@ -15,7 +18,9 @@ namespace sbx::cgroups {
 
 struct SandboxCgroup::State {
   std::unique_ptr<Backend> backend;
+  std::vector<int> procs_fds;  // see procs_fds()
   LimitsPolicy limits;
+  ~State();  // closes procs_fds, then kills what is left and removes the group
   // Peaks the kernel does not track (no pids.peak before 6.13) are sampled
   // whenever the supervisor asks for stats or events.
   std::uint64_t sampled_peak_memory = 0;
@@ -49,18 +54,15 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+SandboxCgroup::State::~State() {
+  for (int fd : procs_fds) ::close(fd);
+  if (backend) backend->destroy();
+}
+
 SandboxCgroup::SandboxCgroup() = default;
 SandboxCgroup::SandboxCgroup(SandboxCgroup&&) noexcept = default;
-SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& other) noexcept {
-  if (this != &other) {
-    if (state_ && state_->backend) state_->backend->destroy();
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
-SandboxCgroup::~SandboxCgroup() {
-  if (state_ && state_->backend) state_->backend->destroy();
-}
+SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& other) noexcept = default;
+SandboxCgroup::~SandboxCgroup() = default;
 
 SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::string& sandbox_id,
                                     const WarningSink& warn) {
@@ -100,6 +102,15 @@ SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::strin
   cg.state_ = std::make_unique<State>();
   cg.state_->backend = std::move(backend);
   cg.state_->limits = limits;
+  for (const auto& dir : cg.state_->backend->dirs()) {
+    const std::string procs = dir + "/cgroup.procs";
+    const int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      throw Error(fmt::format("cannot open {}: {}", procs, std::strerror(errno)),
+                  "check that this user may write the cgroup it created");
+    }
+    cg.state_->procs_fds.push_back(fd);
+  }
   return cg;
 }
 
@@ -107,8 +118,9 @@ bool SandboxCgroup::active() const {
   return state_ && state_->backend;
 }
 
-int SandboxCgroup::clone_into_fd() const {
-  return active() ? state_->backend->clone_into_fd() : -1;
+const std::vector<int>& SandboxCgroup::procs_fds() const {
+  static const std::vector<int> none;
+  return active() ? state_->procs_fds : none;
 }
 
 void SandboxCgroup::attach(pid_t pid) {

@@ -248,13 +248,13 @@ Row clone3() {
   // A NULL argument of size 0: EINVAL means the call exists.
   long rc = syscall(SYS_clone3, nullptr, 0);
   if (rc < 0 && errno == EINVAL) {
-    row.detail = "available (one call creates every namespace, CLONE_INTO_CGROUP)";
+    row.detail = "available (one call creates every namespace, with a pidfd)";
     return row;
   }
   row.verdict = Verdict::unsupported;
   row.detail = fmt::format("clone3: {}", rc < 0 ? errno_name(errno) : "unexpected success");
-  row.why = "sbx falls back to clone(2) and moves the sandbox into its cgroup afterwards";
-  row.fix = "upgrade the kernel (Linux >= 5.7 for CLONE_INTO_CGROUP)";
+  row.why = "sbx falls back to clone(2), and sandbox init is then a copy of sbx (slower start)";
+  row.fix = "upgrade the kernel (Linux >= 5.5 for clone3 with CLONE_CLEAR_SIGHAND)";
   return row;
 }
 

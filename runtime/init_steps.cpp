@@ -60,15 +60,18 @@ bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, Chi
   // the state dir's lock, a host directory fd a caller leaked (runc
   // CVE-2024-21626). Non-dumpable keeps them from the command; closing them
   // keeps them from init too. Sorted without allocating (async-signal-safe).
-  constexpr std::size_t kMaxKeep = kMaxPreparedTrees + 2;
+  constexpr std::size_t kMaxCgroupFds = 8;  // one per v1 controller directory
+  constexpr std::size_t kMaxKeep = kMaxPreparedTrees + kMaxCgroupFds + 2;
   const std::vector<int>& trees = mount_plan_fds(plan.mounts);
   // Bounded by prepare_mount_plan (which says so with a fix); kept as a check.
-  if (trees.size() + 2 > kMaxKeep) return err.fail("too many prepared mounts to keep", E2BIG);
+  if (trees.size() > kMaxPreparedTrees || plan.cgroup_procs_fds.size() > kMaxCgroupFds)
+    return err.fail("too many fds to keep", E2BIG);
   int keep[kMaxKeep];
   std::size_t n = 0;
   keep[n++] = control_fd;
   keep[n++] = exec_fd;
   for (int fd : trees) keep[n++] = fd;
+  for (int fd : plan.cgroup_procs_fds) keep[n++] = fd;
   for (std::size_t i = 1; i < n; ++i) {
     for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
   }
@@ -81,6 +84,10 @@ bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, Chi
   }
   if (close_range(next, ~0U, 0) != 0) return err.fail("close_range", errno);
   return true;
+}
+
+void close_cgroup_fds(const LaunchPlan& plan) {
+  for (int fd : plan.cgroup_procs_fds) close(fd);
 }
 
 bool hide_from_command(ChildError& err) {
@@ -124,14 +131,6 @@ bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& e
   if (prctl(PR_SET_SECUREBITS, 0) != 0) return err.fail("prctl(PR_SET_SECUREBITS)", errno);
   // Changing credentials clears PDEATHSIG: arm it again.
   return die_with_supervisor(control_fd, err);
-}
-
-bool enter_cgroup_namespace(ChildError& err) {
-  // Only when clone3 could not do it (no CLONE_INTO_CGROUP): the supervisor
-  // has attached us to the sandbox's group by now, so the namespace is
-  // rooted there and /proc/self/cgroup shows "/" instead of the host's path.
-  if (unshare(CLONE_NEWCGROUP) != 0) return err.fail("unshare(CLONE_NEWCGROUP)", errno);
-  return true;
 }
 
 bool set_hostname(const LaunchPlan& plan, ChildError& err) {

@@ -53,27 +53,25 @@ ChannelPair make_channel() {
 // the ids and only then releases the child, which until then waits on the
 // control channel (it has no usable uid before the maps exist).
 Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const LaunchPlan& plan,
-                      cgroups::SandboxCgroup& cgroup, FilteredNetwork* network) {
+                      FilteredNetwork* network) {
   ChannelPair control = make_channel();
   ChannelPair exec = make_channel();
-  // Init in this address space where it can be (shared_init.hpp), else a
-  // copy. Not under a memory limit: init is a member of the sandbox's cgroup,
-  // and the OOM killer kills every process sharing its victim's address
-  // space (memory.oom.group makes init a victim of every OOM kill), so the
-  // supervisor would die with the sandbox instead of reporting and cleaning up.
+  // Init in this address space where the caller allows it (shared_init.hpp),
+  // else a copy. It never joins the sandbox's cgroup (join_sandbox_cgroup):
+  // an OOM kill there cannot reach it, nor through it sbx.
   std::unique_ptr<SharedInit> shared =
-      !options.share_address_space || policy.limits.memory_bytes
-          ? nullptr
-          : SharedInit::prepare(plan, control.sandbox_end.get(), exec.sandbox_end.get());
+      options.share_address_space
+          ? SharedInit::prepare(plan, control.sandbox_end.get(), exec.sandbox_end.get())
+          : nullptr;
   const SharedChild shared_child = shared ? shared->child() : SharedChild{};
   // A copy: the less heap, the fewer pages to copy and to fault back
   // (strict: ~0.7 ms here).
   if (!shared) malloc_trim(0);
-  CloneOutcome child = clone_sandbox(
-      {sandbox_namespaces(policy), cgroup.clone_into_fd(), shared ? &shared_child : nullptr});
+  CloneOutcome child =
+      clone_sandbox({sandbox_namespaces(policy), shared ? &shared_child : nullptr});
   if (child.pid == 0) {
     // The sandbox: from here to execve only async-signal-safe code.
-    sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get(), child.new_cgroupns);
+    sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get());
   }
   Sandbox sandbox;
   // Init runs on its stack and thread area: they go only once it is reaped.
@@ -91,7 +89,6 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   control.sandbox_end.reset();
   exec.sandbox_end.reset();
 
-  if (cgroup.active() && !child.into_cgroup) cgroup.attach(child.pid);
   write_id_maps(child.pid, plan.identity);
   const char go = 'G';
   if (write(sandbox.control.get(), &go, 1) != 1) {
@@ -108,7 +105,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
 // Pid 1 of the sandbox (steps 5 and 6). Holds every capability of user
 // namespace U1, which owns the new mount, net, uts, ipc and pid namespaces.
 [[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
-                               bool in_new_cgroupns, char* worker_stack_top) {
+                               char* worker_stack_top) {
   ChildError err;
   int signal_fd = -1;
   if (plan.test_init_delay_ms != 0) {
@@ -126,8 +123,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
             die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
             wait_for_release(control_fd, err) &&                    // id maps written
             become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
-            hide_from_command(err) &&  // non-dumpable: no ptrace, no /proc/1/fd
-            (in_new_cgroupns || enter_cgroup_namespace(err)) &&
+            hide_from_command(err) &&                    // non-dumpable: no ptrace, no /proc/1/fd
             set_hostname(plan, err) &&                   // uts namespace
             set_up_network(plan, control_fd, err) &&     // lo (none); filter sockets (filtered)
             apply_mount_plan(plan.mounts, err) &&        // new root, pivot_root, chdir
@@ -140,6 +136,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   }
   pid_t worker = start_worker(plan, control_fd, exec_fd,
                               worker_stack_top);  // returns after its execve
+  close_cgroup_fds(plan);                         // the worker has joined the group
   if (worker < 0) {
     err.fail("clone (worker)", errno);
     send_failure(control_fd, err);
@@ -160,6 +157,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
 [[noreturn]] void worker_main(const LaunchPlan& plan, int exec_fd) {
   ChildError err;
   bool ok = reset_signals(err) &&                      // default dispositions, empty mask
+            join_sandbox_cgroup(plan, err) &&          // limits; init stays outside
             enter_nested_user_namespace(plan, err) &&  // U2: no power over U1's namespaces
             start_session(plan, exec_fd, err) &&       // setsid (+ private pty)
             set_resource_limits(plan, err) &&          // core=0, nofile, nproc, fsize
@@ -188,19 +186,19 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   open_missing_stdio();  // channels never land on 0-2
   const Identity identity = resolve_identity(policy.process);  // never host root by default
   const HostTerminal terminal = inspect_host_terminal();
-  const LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
-                                              cpu_pin);  // all allocation
-  cgroups::SandboxCgroup cgroup =                        // limits set before start
+  LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
+                                        cpu_pin);  // all allocation
+  cgroups::SandboxCgroup cgroup =                  // limits set before start
       cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), options.on_warning);
-  std::unique_ptr<FilteredNetwork> network;  // filtered: checked, publish ports bound
+  plan.cgroup_procs_fds = cgroup.procs_fds();  // the worker joins it
+  std::unique_ptr<FilteredNetwork> network;    // filtered: checked, publish ports bound
   if (policy.network.mode == NetworkMode::filtered)
     network = std::make_unique<FilteredNetwork>(policy, options);
   SignalRouting signals;  // before clone: none lost
   // strict: git redirection files snapshotted now, checked (and reverted)
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
-  Sandbox sandbox =
-      start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
+  Sandbox sandbox = start_sandbox(policy, options, plan, network.get());  // clone3, maps, release
   return supervise(sandbox,
                    {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
 }

@@ -76,6 +76,10 @@ struct LaunchPlan {
   struct termios termios {};
 
   std::vector<RlimitSetting> rlimits;
+  // cgroup.procs of the sandbox's group, opened by the supervisor
+  // (SandboxCgroup::procs_fds; empty without limits). The worker moves
+  // itself in; init stays outside the group (join_sandbox_cgroup).
+  std::vector<int> cgroup_procs_fds;
   // The caller's CPU set, given back by the worker (cpu_pin.hpp);
   // restore_cpus is false when the launch was not pinned.
   bool restore_cpus = false;
@@ -90,11 +94,10 @@ struct LaunchPlan {
 };
 
 // Sandbox side, entered right after clone3 in the child. Never returns.
-// in_new_cgroupns: clone3 already created the cgroup namespace.
 // worker_stack_top: the top of a stack for the worker, or nullptr (init maps
 // one while it starts the worker).
 [[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
-                               bool in_new_cgroupns, char* worker_stack_top = nullptr);
+                               char* worker_stack_top = nullptr);
 
 // Worker, forked by init. Never returns: execve or _exit.
 [[noreturn]] void worker_main(const LaunchPlan& plan, int exec_fd);

@@ -103,7 +103,6 @@ Error user_namespace_error(const std::string& what, int error_number) {
 
 CloneOutcome clone_sandbox(const CloneRequest& request) {
   CloneOutcome out;
-  bool try_cgroup = request.cgroup_fd >= 0;
   bool clear_sighand = true;
   for (;;) {
     int pidfd = -1;
@@ -112,12 +111,6 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     // reach the sandbox (its SIG_IGN settings do: the worker resets them,
     // reset_signals, as SIG_IGN survives execve).
     args.flags = request.namespaces | CLONE_PIDFD | (clear_sighand ? CLONE_CLEAR_SIGHAND : 0);
-    if (try_cgroup) {
-      // Born in the sandbox's cgroup (5.7): no window in which the child runs
-      // unlimited, and its cgroup namespace is rooted at that group.
-      args.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
-      args.cgroup = static_cast<std::uint64_t>(request.cgroup_fd);
-    }
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     startup_trace::mark("clone3");
@@ -127,7 +120,6 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     // the embedding program's code in init, on its live memory.
     out.shared_memory = request.shared != nullptr && clear_sighand;
     if (out.shared_memory) {
-      *request.shared->new_cgroupns = try_cgroup;
       pid = shared_clone3(&args, *request.shared);
     } else {
       pid = raw_clone3(&args);
@@ -138,23 +130,15 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
     if (pid == 0) {
       startup_trace::mark("init: running");
       out.pid = 0;
-      out.into_cgroup = try_cgroup;
-      out.new_cgroupns = try_cgroup;
       return out;
     }
     if (pid > 0) {
       out.pid = static_cast<pid_t>(pid);
       out.pidfd = pidfd;
-      out.into_cgroup = try_cgroup;
-      out.new_cgroupns = try_cgroup;
       return out;
     }
     int err = errno;
     if (err == ENOSYS) break;  // no clone3 (< 5.3) or filtered: use clone(2)
-    if (try_cgroup && err != EPERM && err != ENOSPC && err != EUSERS) {
-      try_cgroup = false;  // e.g. EOPNOTSUPP/EBUSY on a v1 or threaded group
-      continue;
-    }
     if ((err == EINVAL || err == E2BIG) && clear_sighand) {
       clear_sighand = false;  // < 5.5
       continue;

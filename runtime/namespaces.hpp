@@ -18,7 +18,6 @@ namespace sbx::runtime {
 
 struct CloneRequest {
   std::uint64_t namespaces = 0;  // CLONE_NEW* flags
-  int cgroup_fd = -1;            // cgroup v2 directory for CLONE_INTO_CGROUP, or -1
   // Set: the child shares the caller's address space and runs shared->entry
   // (shared_init.hpp), where the kernel also has CLONE_CLEAR_SIGHAND (the
   // caller's signal handlers must never run in it).
@@ -26,18 +25,14 @@ struct CloneRequest {
 };
 
 struct CloneOutcome {
-  pid_t pid = -1;  // 0 in the child
-  int pidfd = -1;  // parent only; -1 if the kernel gave none
-  bool into_cgroup = false;
-  bool new_cgroupns = false;   // CLONE_NEWCGROUP was part of the clone
+  pid_t pid = -1;              // 0 in the child
+  int pidfd = -1;              // parent only; -1 if the kernel gave none
   bool shared_memory = false;  // the child runs request.shared->entry (never returns)
 };
 
-// clone3(namespaces | CLONE_PIDFD | CLONE_CLEAR_SIGHAND [| CLONE_INTO_CGROUP |
-// CLONE_NEWCGROUP] [| CLONE_VM | CLONE_SETTLS]), falling back to what the
-// kernel supports: without
-// CLONE_INTO_CGROUP (the caller then attaches and init unshares its cgroup
-// namespace), and to clone(2) when clone3 is missing or filtered (ENOSYS,
+// clone3(namespaces | CLONE_PIDFD | CLONE_CLEAR_SIGHAND [| CLONE_VM |
+// CLONE_SETTLS]), falling back to what the kernel supports: to clone(2)
+// when clone3 is missing or filtered (ENOSYS,
 // e.g. under Docker's seccomp profile), and to a copy of the address space
 // when it cannot be shared. Returns in the parent, and in the child only when
 // it is a copy (pid 0), like fork.

@@ -15,14 +15,15 @@ namespace sbx::runtime {
 
 // ---- init (pid 1), init_steps.cpp
 // Closes every fd above 2 that init does not need (its two channels, the
-// mount plan's prepared trees): what sbx or its caller had open, the
-// supervisor's channel ends included.
+// mount plan's prepared trees, the cgroup.procs files the worker writes):
+// what sbx or its caller had open, the supervisor's channel ends included.
 bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, ChildError& err);
+// Once the worker has joined the sandbox's cgroup: init keeps no way into it.
+void close_cgroup_fds(const LaunchPlan& plan);
 bool die_with_supervisor(int control_fd, ChildError& err);
 bool wait_for_release(int control_fd, ChildError& err);
 bool hide_from_command(ChildError& err);
 bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& err);
-bool enter_cgroup_namespace(ChildError& err);
 bool set_hostname(const LaunchPlan& plan, ChildError& err);
 bool leave_host_session(ChildError& err);
 bool block_signals_for_reaping(int* signal_fd, ChildError& err);
@@ -51,6 +52,9 @@ bool serve_socket_request(int control_fd);
 
 // ---- worker, worker_steps.cpp
 bool reset_signals(ChildError& err);
+// Into the sandbox's cgroup (plan.cgroup_procs_fds), then a cgroup
+// namespace rooted there.
+bool join_sandbox_cgroup(const LaunchPlan& plan, ChildError& err);
 bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err);
 bool start_session(const LaunchPlan& plan, int exec_fd, ChildError& err);
 bool set_resource_limits(const LaunchPlan& plan, ChildError& err);

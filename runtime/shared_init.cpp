@@ -144,7 +144,6 @@ SharedChild SharedInit::child() {
   c.stack = static_cast<char*>(mapping_) + kGuard + kWorkerStack + kGuard;
   c.stack_size = kStack;
   c.tls = tls_;
-  c.new_cgroupns = &new_cgroupns_;
   return c;
 }
 
@@ -152,8 +151,7 @@ int SharedInit::entry(void* arg) {
   const auto* self = static_cast<const SharedInit*>(arg);
   startup_trace::mark("init: running");
   char* worker_stack_top = static_cast<char*>(self->mapping_) + kGuard + kWorkerStack;
-  sandbox_init(*self->plan_, self->control_fd_, self->exec_fd_, self->new_cgroupns_,
-               worker_stack_top);
+  sandbox_init(*self->plan_, self->control_fd_, self->exec_fd_, worker_stack_top);
 }
 
 #else

@@ -2,8 +2,9 @@
 // time"). On this project's reference VM an address space costs ~0.75 ms to
 // create and tear down, and every page the supervisor writes after a fork
 // costs a copy-on-write fault: init as a copy of the supervisor made a
-// default start 2.3 ms slower than init sharing it, a strict one (without
-// its memory limit) 4.7-7 ms in two runs.
+// default start 2.3 ms slower than init sharing it, a strict one 4.7-7 ms
+// in two runs. Init stays outside the sandbox's cgroup, so that an OOM kill
+// there cannot take it, and with it the supervisor (join_sandbox_cgroup).
 //
 // So on x86-64 clone3 gets CLONE_VM and init runs on memory of its own
 // within the shared address space:
@@ -42,7 +43,6 @@ struct SharedChild {
   void* stack = nullptr;  // lowest usable address
   std::size_t stack_size = 0;
   std::uint64_t tls = 0;
-  bool* new_cgroupns = nullptr;  // set by clone_sandbox before each attempt
 };
 
 class SharedInit {
@@ -68,7 +68,6 @@ class SharedInit {
   const LaunchPlan* plan_ = nullptr;
   int control_fd_ = -1;
   int exec_fd_ = -1;
-  bool new_cgroupns_ = false;
   void* mapping_ = nullptr;  // guard, worker's stack, guard, init's stack
   std::size_t mapping_size_ = 0;
   pthread_t thread_{};

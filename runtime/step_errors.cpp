@@ -53,6 +53,11 @@ Error sandbox_step_error(const ChildError& error) {
     fix = "the kernel refused the seccomp filter; check CONFIG_SECCOMP_FILTER, or --seccomp none";
   } else if (starts_with(step, "setrlimit")) {
     fix = "lower the rlimit in the profile to at most the current hard limit (ulimit -H)";
+  } else if (starts_with(step, "join the sandbox's cgroup")) {
+    fix =
+        "the kernel refused to move the command into its cgroup; Linux 5.16 (or a stable "
+        "kernel with the fix for CVE-2021-4197) is needed to run with limits, or drop "
+        "--memory/--pids/--cpus and the profile's [limits]";
   } else if (starts_with(step, "network")) {
     fix = "use --net none or --net host";
   } else if (error.error_number == ENOENT || error.error_number == EACCES) {

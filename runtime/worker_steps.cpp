@@ -115,6 +115,27 @@ bool reset_signals(ChildError& err) {
   return true;
 }
 
+bool join_sandbox_cgroup(const LaunchPlan& plan, ChildError& err) {
+  // Into the group before anything of the command runs: "0" is the writer.
+  // Init stays outside it. It shares sbx's address space (shared_init.hpp),
+  // and the OOM killer kills every process sharing its victim's: with init
+  // in the group, memory.oom.group (or a command of many small processes
+  // that leaves init the largest) would kill sbx too. We share that address
+  // space as well until our execve, but as a vfork child we are never the
+  // OOM killer's choice. The kernel checks the write against the opener,
+  // the supervisor, so this works after init dropped root (Linux 5.16).
+  for (int fd : plan.cgroup_procs_fds) {
+    if (write(fd, "0", 1) != 1) return err.fail("join the sandbox's cgroup", errno);
+    close(fd);
+  }
+  // A cgroup namespace rooted at the group (at the supervisor's group
+  // without limits): /proc/self/cgroup shows "/", not the host's path.
+  // Still in U1 with init's capabilities, so U1 owns it, as every other
+  // namespace of the sandbox.
+  if (unshare(CLONE_NEWCGROUP) != 0) return err.fail("unshare(CLONE_NEWCGROUP)", errno);
+  return true;
+}
+
 bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err) {
   // U1 (init's user namespace) owns the netns, the mount namespace and,
   // later, the netns's nftables. The command lives in a child namespace U2,

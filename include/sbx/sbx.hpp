@@ -49,8 +49,8 @@ struct RunOptions {
   LiveController* controller = nullptr;
   std::vector<Secret> secrets;  // exposed under /run/secrets (may be empty)
   // Lets sandbox init share this process's address space instead of being a
-  // copy of it: a start ~2 ms faster (docs/launch.md "Start-up time"; x86-64,
-  // and never under a memory limit). For a process that runs one sandbox at
+  // copy of it: a start ~2 ms faster, ~5 ms with a memory limit
+  // (docs/launch.md "Start-up time"; x86-64). For a process that runs one sandbox at
   // a time and nothing else that must stay debuggable: the sbx CLI and the C
   // ABI's supervisor process set it. While such an init lives this process
   // is not dumpable (init hides itself from the command) and has one more

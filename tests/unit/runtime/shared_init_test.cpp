@@ -34,7 +34,6 @@ TEST_CASE("init gets a stack and a thread area of its own", "[shared_init]") {
   CHECK(child.arg == shared.get());
   CHECK(child.stack != nullptr);
   CHECK(child.stack_size >= 256 * 1024);
-  CHECK(child.new_cgroupns != nullptr);
   // Not ours: init and this thread never write the same errno.
   CHECK(child.tls != 0);
   CHECK(child.tls != own_thread_pointer());
