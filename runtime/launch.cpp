@@ -24,6 +24,7 @@
 #include "runtime/pidfd.hpp"
 #include "runtime/plan.hpp"
 #include "runtime/sandbox_steps.hpp"
+#include "runtime/startup_trace.hpp"
 #include "runtime/supervisor.hpp"
 
 namespace sbx {
@@ -97,6 +98,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   // Filtered network: init passes its netns sockets out and waits until the
   // ruleset is loaded through them; a failure here kills init (~Sandbox).
   if (network != nullptr) connect_filtered_network(sandbox.control.get(), *network);
+  startup_trace::mark("supervisor: ruleset loaded");
   return sandbox;
 }
 
@@ -191,13 +193,16 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   cgroups::SandboxCgroup cgroup =                  // limits set before start
       cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), options.on_warning);
   plan.cgroup_procs_fds = cgroup.procs_fds();  // the worker joins it
-  std::unique_ptr<FilteredNetwork> network;    // filtered: checked, publish ports bound
+  startup_trace::mark("run: cgroup");
+  std::unique_ptr<FilteredNetwork> network;  // filtered: checked, publish ports bound
   if (policy.network.mode == NetworkMode::filtered)
     network = std::make_unique<FilteredNetwork>(policy, options);
+  startup_trace::mark("run: network prepared");
   SignalRouting signals;  // before clone: none lost
   // strict: git redirection files snapshotted now, checked (and reverted)
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
+  startup_trace::mark("run: git guard");
   Sandbox sandbox = start_sandbox(policy, options, plan, network.get());  // clone3, maps, release
   return supervise(sandbox,
                    {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});

@@ -153,6 +153,7 @@ struct Planner {
   std::vector<std::string> writable;               // resolved host paths bound writable
   std::vector<std::string> masked_dirs;            // host dirs replaced by an empty tmpfs
   std::vector<std::string> fresh_dirs = {"/tmp"};  // sandbox tmpfs: host content invisible
+  std::vector<std::string> sealed_dirs;            // empty placeholder dirs mounted read-only
   std::set<std::string> pinned;
   IdmapNamespaces idmap_namespaces;  // one per distinct owner mapping
 
@@ -312,10 +313,16 @@ struct Planner {
           fmt::format("cannot create the placeholder {} that protects a denied path: {}", path,
                       std::strerror(errno)),
           "make the directory writable for the invoking user, or drop the deny_write entry");
-    if (!is_dir) ::close(rc);
-    if (identity.started_as_root) (void)::lchown(path.c_str(), parent.st_uid, parent.st_gid);
     struct stat st {};
-    ::lstat(path.c_str(), &st);
+    if (is_dir) {
+      ::lstat(path.c_str(), &st);
+    } else {
+      ::fstat(rc, &st);
+      ::close(rc);
+    }
+    // Root creates it as root; a work dir of another owner gets its own.
+    if (identity.started_as_root && (st.st_uid != parent.st_uid || st.st_gid != parent.st_gid))
+      (void)::lchown(path.c_str(), parent.st_uid, parent.st_gid);
     data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir});
   }
 
@@ -337,10 +344,15 @@ struct Planner {
       if (::lstat(candidate.c_str(), &st) != 0) {
         if (errno != ENOENT) return;  // unreachable for the user: nothing to protect
         const std::string* root = innermost_root(resolved, writable);
-        if (root == nullptr || within_any(resolved, masked_dirs)) return;  // cannot be created
+        // Nothing can be created below a masked dir or a placeholder sealed
+        // for an earlier path (.claude/agents after .claude/commands).
+        if (root == nullptr || within_any(resolved, masked_dirs) ||
+            within_any(resolved, sealed_dirs))
+          return;
         // Mask the first missing component: nothing can be created below it.
         pin_ancestors(*root, candidate);
         add_placeholder(candidate, !last);
+        if (!last) sealed_dirs.push_back(candidate);
         MountOp op;
         op.kind = MountKind::protect;
         op.target = candidate;

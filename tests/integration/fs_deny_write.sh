@@ -37,7 +37,9 @@ pass "host copies unchanged"
 # the sandbox cannot create .git (and thus no hooks or config) at all.
 N=$(scratch)
 cd "$N" || fail "cd"
-run_sbx run --net none --ro "$N/.git/hooks" --ro "$N/.bashrc" -- sh -c '
+run_sbx run --net none --ro "$N/.git/hooks" --ro "$N/.git/config" --ro "$N/.bashrc" -- sh -c '
+  echo "ENTRIES $(ls -A .git | wc -l)"
+  echo evil > .git/config 2>/dev/null && echo W5
   git init -q . 2>/dev/null && echo INIT
   mkdir -p .git/hooks 2>/dev/null && echo W1
   echo evil > .git/hooks/pre-commit 2>/dev/null && echo W2
@@ -47,6 +49,8 @@ run_sbx run --net none --ro "$N/.git/hooks" --ro "$N/.bashrc" -- sh -c '
 expect_rc 0 "sandbox ran"
 expect_no_out "W[0-9]" "missing .git/hooks and .bashrc cannot be created"
 expect_out "OK" "the rest of the work dir is writable"
+# .git/config lies below the masked .git: no second placeholder inside it.
+expect_out "ENTRIES 0" "the masked .git is empty inside (no placeholder below a placeholder)"
 [[ ! -e $N/.git/hooks/pre-commit ]] || fail "hook created on the host"
 [[ ! -e $N/.git && ! -e $N/.bashrc ]] || fail "placeholders left behind on the host: $(ls -A "$N")"
 pass "no hook on the host and no placeholder left after the run"
