@@ -72,6 +72,14 @@ if grep -q '/sbx/' "/proc/$command_pid/cgroup"; then
   [[ $(cat "/proc/$INIT_PID/cgroup") == "$(cat "/proc/$SBX_PID/cgroup")" ]] ||
     fail "init is not in sbx's cgroup: $(cat "/proc/$INIT_PID/cgroup")"
   pass "the command is in the sandbox's cgroup, init in sbx's"
+  # The cgroup.procs fds the worker joined through were opened by sbx (its
+  # credentials count, CVE-2021-4197): neither init nor the command keeps one.
+  if is_root; then
+    fds=$(ls -l "/proc/$INIT_PID/fd" "/proc/$command_pid/fd") || fail "cannot list the sandbox's fds"
+    grep -q ' -> ' <<<"$fds" || fail "no fd listed for init and the command: $fds"
+    ! grep -q 'cgroup.procs' <<<"$fds" || fail "a cgroup.procs fd is still open in the sandbox: $fds"
+    pass "no cgroup.procs fd left in init or the command"
+  fi
 else
   is_root && fail "root: the command is not in a sandbox cgroup: $(cat "/proc/$command_pid/cgroup")"
   pass "no enforceable memory limit for this user here (see cgroup_limits)"
