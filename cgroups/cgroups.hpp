@@ -42,6 +42,8 @@ class SandboxCgroup {
   // namespace of the opener (Linux 5.16; stable kernels since the fix for
   // CVE-2021-4197), so a worker that no longer runs as root may make it.
   const std::vector<int>& procs_fds() const;
+  // Closes them: the sandbox holds its own copies once it is cloned.
+  void close_procs_fds();
   // Moves pid into the group.
   void attach(pid_t pid);
   // Current usage; peak values since creation.

@@ -123,6 +123,12 @@ const std::vector<int>& SandboxCgroup::procs_fds() const {
   return active() ? state_->procs_fds : none;
 }
 
+void SandboxCgroup::close_procs_fds() {
+  if (!active()) return;
+  for (int fd : state_->procs_fds) ::close(fd);
+  state_->procs_fds.clear();
+}
+
 void SandboxCgroup::attach(pid_t pid) {
   if (!active()) return;
   try {

@@ -54,7 +54,7 @@ ChannelPair make_channel() {
 // the ids and only then releases the child, which until then waits on the
 // control channel (it has no usable uid before the maps exist).
 Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const LaunchPlan& plan,
-                      FilteredNetwork* network) {
+                      cgroups::SandboxCgroup& cgroup, FilteredNetwork* network) {
   ChannelPair control = make_channel();
   ChannelPair exec = make_channel();
   // Init in this address space where the caller allows it (shared_init.hpp),
@@ -89,6 +89,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   // Sandbox ends close here: EOF on the exec channel then means execve.
   control.sandbox_end.reset();
   exec.sandbox_end.reset();
+  cgroup.close_procs_fds();  // init has its own; sbx needs no way to move tasks
 
   write_id_maps(child.pid, plan.identity);
   const char go = 'G';
@@ -203,7 +204,8 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
   startup_trace::mark("run: git guard");
-  Sandbox sandbox = start_sandbox(policy, options, plan, network.get());  // clone3, maps, release
+  Sandbox sandbox =
+      start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
   return supervise(sandbox,
                    {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
 }

@@ -427,6 +427,16 @@ struct Planner {
       op.optional = true;
       add(op);
     }
+    // Init stays in sbx's cgroup, outside the command's cgroup namespace
+    // (join_sandbox_cgroup), and a process's cgroup file needs no ptrace
+    // rights: /proc/1/cgroup would show the host's cgroup path relative to
+    // the sandbox's group ("0::/../../user.slice/..."). Empty instead.
+    MountOp init_cgroup;
+    init_cgroup.kind = MountKind::empty_file;
+    init_cgroup.target = "/proc/1/cgroup";
+    init_cgroup.target_is_dir = false;
+    init_cgroup.optional = true;
+    add(init_cgroup);
     for (const char* p : {"/proc/acpi", "/proc/scsi", "/proc/asound", "/proc/driver"}) {
       MountOp op;
       op.kind = MountKind::mask_dir;

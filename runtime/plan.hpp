@@ -24,7 +24,8 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
 void open_missing_stdio();
 
 // CLONE_NEW* flags for the sandbox: all of them, except the network
-// namespace in mode "host" (cgroup: see clone_sandbox).
+// namespace in mode "host". No cgroup namespace: the worker creates the
+// command's once it is in the sandbox's group (join_sandbox_cgroup).
 std::uint64_t sandbox_namespaces(const Policy& policy);
 
 }  // namespace sbx::runtime

@@ -54,10 +54,13 @@ Error sandbox_step_error(const ChildError& error) {
   } else if (starts_with(step, "setrlimit")) {
     fix = "lower the rlimit in the profile to at most the current hard limit (ulimit -H)";
   } else if (starts_with(step, "join the sandbox's cgroup")) {
-    fix =
-        "the kernel refused to move the command into its cgroup; Linux 5.16 (or a stable "
-        "kernel with the fix for CVE-2021-4197) is needed to run with limits, or drop "
-        "--memory/--pids/--cpus and the profile's [limits]";
+    fix = error.error_number == EACCES || error.error_number == EPERM
+              ? "this kernel checks a cgroup move against the mover, not against sbx that "
+                "opened the group: started by root, limits need Linux 5.16 or a stable kernel "
+                "with the fix for CVE-2021-4197; or drop --memory/--pids/--cpus and the "
+                "profile's [limits]"
+              : "the sandbox's cgroup refused the command; check the cgroup hierarchy "
+                "(sbx check), or drop --memory/--pids/--cpus and the profile's [limits]";
   } else if (starts_with(step, "network")) {
     fix = "use --net none or --net host";
   } else if (error.error_number == ENOENT || error.error_number == EACCES) {

@@ -121,9 +121,12 @@ bool join_sandbox_cgroup(const LaunchPlan& plan, ChildError& err) {
   // and the OOM killer kills every process sharing its victim's: with init
   // in the group, memory.oom.group (or a command of many small processes
   // that leaves init the largest) would kill sbx too. We share that address
-  // space as well until our execve, but as a vfork child we are never the
-  // OOM killer's choice. The kernel checks the write against the opener,
-  // the supervisor, so this works after init dropped root (Linux 5.16).
+  // space as well until our execve, but we are the group's only member
+  // then (it is created fresh for this sandbox) and a vfork child is never
+  // the OOM killer's choice, so there is no victim for a group kill to
+  // start from: a charge over the limit fails with ENOMEM instead. The
+  // kernel checks the write against the opener, the supervisor, so this
+  // works after init dropped root (Linux 5.16).
   for (int fd : plan.cgroup_procs_fds) {
     if (write(fd, "0", 1) != 1) return err.fail("join the sandbox's cgroup", errno);
     close(fd);

@@ -86,4 +86,11 @@ else
 fi
 wait "$SBX_PID" || fail "sbx run --memory 1G failed: $(cat "$tmp/err")"
 
+# Init's cgroup is outside the command's cgroup namespace: its cgroup file
+# (no ptrace rights needed) must not show the host's path ("/../..").
+out=$("$SBX" run --net none --memory 1G -- sh -c 'echo "init=[$(cat /proc/1/cgroup)]"; echo "self=[$(cat /proc/self/cgroup)]"' 2>"$tmp/err")
+grep -q '^init=\[\]$' <<<"$out" || fail "/proc/1/cgroup is not empty inside the sandbox: $out $(cat "$tmp/err")"
+! grep -q '/\.\.' <<<"$out" || fail "a cgroup path outside the sandbox shows: $out"
+pass "/proc/1/cgroup reads empty inside; the command's own paths stay inside its namespace"
+
 done_testing
