@@ -37,7 +37,6 @@ class Backend {
   virtual std::string describe() const = 0;  // directory (or directories) for messages
   // The group's directories: one on v2, one per mounted controller on v1.
   virtual std::vector<std::string> dirs() const = 0;
-  virtual void attach(pid_t pid) = 0;
   // Raw usage now; peaks that the kernel does not track are sampled by the caller.
   virtual Stats read_stats() const = 0;
   virtual std::uint64_t current_memory() const = 0;

@@ -35,10 +35,6 @@ class V1Group final : public Backend {
 
   std::vector<std::string> dirs() const override { return unique_dirs(); }
 
-  void attach(pid_t pid) override {
-    for (const auto& d : unique_dirs()) write_text_file(d + "/cgroup.procs", std::to_string(pid));
-  }
-
   Stats read_stats() const override {
     Stats s;
     if (auto d = dir("memory")) s.peak_memory_bytes = number(*d + "/memory.max_usage_in_bytes");

@@ -63,8 +63,6 @@ class V2Group final : public Backend {
   std::string describe() const override { return dir_; }
   std::vector<std::string> dirs() const override { return {dir_}; }
 
-  void attach(pid_t pid) override { write_text_file(dir_ + "/cgroup.procs", std::to_string(pid)); }
-
   Stats read_stats() const override {
     Stats s;
     if (auto t = try_read_text_file(dir_ + "/memory.peak")) {  // 5.19+

@@ -44,8 +44,6 @@ class SandboxCgroup {
   const std::vector<int>& procs_fds() const;
   // Closes them: the sandbox holds its own copies once it is cloned.
   void close_procs_fds();
-  // Moves pid into the group.
-  void attach(pid_t pid);
   // Current usage; peak values since creation.
   Stats stats() const;
   // Reports new OOM kills / pids-max hits as "limit" events since the last call.

@@ -21,6 +21,10 @@ struct SandboxCgroup::State {
   std::vector<int> procs_fds;  // see procs_fds()
   LimitsPolicy limits;
   ~State();  // closes procs_fds, then kills what is left and removes the group
+  void close_procs_fds() {
+    for (int fd : procs_fds) ::close(fd);
+    procs_fds.clear();
+  }
   // Peaks the kernel does not track (no pids.peak before 6.13) are sampled
   // whenever the supervisor asks for stats or events.
   std::uint64_t sampled_peak_memory = 0;
@@ -55,7 +59,7 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 SandboxCgroup::State::~State() {
-  for (int fd : procs_fds) ::close(fd);
+  close_procs_fds();
   if (backend) backend->destroy();
 }
 
@@ -124,20 +128,7 @@ const std::vector<int>& SandboxCgroup::procs_fds() const {
 }
 
 void SandboxCgroup::close_procs_fds() {
-  if (!active()) return;
-  for (int fd : state_->procs_fds) ::close(fd);
-  state_->procs_fds.clear();
-}
-
-void SandboxCgroup::attach(pid_t pid) {
-  if (!active()) return;
-  try {
-    state_->backend->attach(pid);
-  } catch (const std::exception& e) {
-    // The child must not run unlimited: the launcher aborts the start.
-    throw Error(fmt::format("cannot move the sandbox into its cgroup {}: {}",
-                            state_->backend->describe(), e.what()));
-  }
+  if (active()) state_->close_procs_fds();
 }
 
 Stats SandboxCgroup::stats() const {

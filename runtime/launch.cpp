@@ -98,8 +98,10 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   }
   // Filtered network: init passes its netns sockets out and waits until the
   // ruleset is loaded through them; a failure here kills init (~Sandbox).
-  if (network != nullptr) connect_filtered_network(sandbox.control.get(), *network);
-  startup_trace::mark("supervisor: ruleset loaded");
+  if (network != nullptr) {
+    connect_filtered_network(sandbox.control.get(), *network);
+    startup_trace::mark("supervisor: ruleset loaded");
+  }
   return sandbox;
 }
 

@@ -43,29 +43,29 @@ EOF
 
 environ_owner() { stat -c %u "/proc/$1/environ"; }
 
+# expect_shared WHAT: init shares sbx's address space. Root asks the kernel
+# (kcmp); the user sees it through sbx's dumpable flag.
+expect_shared() {
+  if is_root; then
+    same_vm "$SBX_PID" "$INIT_PID" ||
+      fail "$1: init ($INIT_PID) does not share sbx's ($SBX_PID) address space"
+    pass "$1: init shares sbx's address space (kcmp KCMP_VM)"
+  else
+    [[ $(environ_owner "$SBX_PID") == 0 ]] ||
+      fail "$1: sbx is dumpable while init runs (/proc/$SBX_PID/environ is not root's): init does not share its address space"
+    pass "$1: sbx is not dumpable while its shared init runs"
+  fi
+}
+
 start_sandbox --net none
-if is_root; then
-  same_vm "$SBX_PID" "$INIT_PID" || fail "init ($INIT_PID) does not share sbx's ($SBX_PID) address space"
-  pass "init shares sbx's address space (kcmp KCMP_VM)"
-else
-  [[ $(environ_owner "$SBX_PID") == 0 ]] ||
-    fail "sbx is dumpable while its shared init runs (/proc/$SBX_PID/environ is not root's)"
-  pass "sbx is not dumpable while its shared init runs"
-fi
+expect_shared "--net none"
 wait "$SBX_PID" || fail "sbx run --net none -- sleep 3 failed: $(cat "$tmp/err")"
 
 # A memory limit: init still shares sbx's address space, and stays in sbx's
 # cgroup while the command is in the sandbox's. As the user the limit may
 # not be enforceable here (no delegated cgroup): sbx warns and runs.
 start_sandbox --net none --memory 1G
-if is_root; then
-  same_vm "$SBX_PID" "$INIT_PID" || fail "under --memory init ($INIT_PID) is a copy"
-  pass "under --memory init shares sbx's address space (kcmp KCMP_VM)"
-else
-  [[ $(environ_owner "$SBX_PID") == 0 ]] ||
-    fail "under --memory sbx is dumpable while init runs: init does not share its address space"
-  pass "under --memory sbx is not dumpable while its shared init runs"
-fi
+expect_shared "under --memory"
 command_pid=$(pgrep -P "$INIT_PID" | head -1)
 [[ -n $command_pid ]] || fail "no command under init $INIT_PID"
 if grep -q '/sbx/' "/proc/$command_pid/cgroup"; then

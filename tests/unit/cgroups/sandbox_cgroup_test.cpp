@@ -254,18 +254,21 @@ TEST_CASE("limits are enforced on a child, or refused with reason and fix", "[cg
   SECTION("destruction kills what is left and removes the group") {
     pid_t straggler = 0;
     {
-      int go[2];
-      REQUIRE(::pipe(go) == 0);
+      // Joins the way sbx's worker does, then stays.
+      int joined[2];
+      REQUIRE(::pipe(joined) == 0);
       straggler = ::fork();
       if (straggler == 0) {
-        ::close(go[1]);
-        char c;
-        (void)::read(go[0], &c, 1);
+        ::close(joined[0]);
+        for (int fd : cg.procs_fds())
+          if (::write(fd, "0", 1) != 1) ::_exit(98);
+        (void)!::write(joined[1], "j", 1);
         for (;;) ::pause();
       }
-      ::close(go[0]);
-      cg.attach(straggler);
-      ::close(go[1]);
+      ::close(joined[1]);
+      char c;
+      REQUIRE(::read(joined[0], &c, 1) == 1);
+      ::close(joined[0]);
     }
     cg = SandboxCgroup::create(LimitsPolicy{}, "none", {});  // destroys the group
     int status = 0;
