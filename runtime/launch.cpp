@@ -208,8 +208,8 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   startup_trace::mark("run: git guard");
   Sandbox sandbox =
       start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
-  return supervise(sandbox,
-                   {policy, options, plan, terminal, cgroup, signals, network.get(), &cpu_pin});
+  return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get(),
+                             &cpu_pin, [&plan] { start_placeholder_removal(plan.mounts); }});
 }
 
 }  // namespace sbx

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sbx::runtime {
@@ -67,7 +68,9 @@ struct MountPlanData {
   // can make mask tmpfs read-only without allocating after clone().
   mutable std::vector<int> op_fds;
   bool cleanup_placeholders = true;
+  std::thread placeholder_remover;  // start_placeholder_removal; joined by the destructor
 
+  void remove_placeholders() noexcept;  // once; children before parents
   ~MountPlanData();
 };
 

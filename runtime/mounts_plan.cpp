@@ -15,11 +15,14 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "runtime/host_paths.hpp"
 #include "runtime/mount_plan.hpp"
 #include "runtime/mounts_idmap.hpp"
 #include "runtime/mounts_internal.hpp"
+#include "runtime/startup_trace.hpp"
 
 namespace sbx::runtime {
 
@@ -583,10 +586,9 @@ void sort_mount_ops(std::vector<MountOp>& ops) {
   });
 }
 
-MountPlanData::~MountPlanData() {
-  for (int fd : owned_fds)
-    if (fd >= 0) ::close(fd);
+void MountPlanData::remove_placeholders() noexcept {
   if (!cleanup_placeholders) return;
+  cleanup_placeholders = false;
   // Remove placeholders last-created first (children before parents), and
   // only if they are still the empty inode we made.
   for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it) {
@@ -597,6 +599,30 @@ MountPlanData::~MountPlanData() {
       (void)::rmdir(it->path.c_str());  // fails if not empty: then it stays
     else if (S_ISREG(st.st_mode) && st.st_size == 0)
       (void)::unlink(it->path.c_str());
+  }
+}
+
+MountPlanData::~MountPlanData() {
+  for (int fd : owned_fds)
+    if (fd >= 0) ::close(fd);
+  if (placeholder_remover.joinable())
+    placeholder_remover.join();
+  else
+    remove_placeholders();
+}
+
+void start_placeholder_removal(MountPlan& plan) noexcept {
+  auto& data = plan.data();
+  const bool any_dir = std::any_of(data.placeholders.begin(), data.placeholders.end(),
+                                   [](const Placeholder& p) { return p.is_dir; });
+  if (!data.cleanup_placeholders || !any_dir || data.placeholder_remover.joinable()) return;
+  try {
+    data.placeholder_remover = std::thread([&data] {
+      data.remove_placeholders();
+      startup_trace::mark("supervisor: placeholders removed");
+    });
+  } catch (const std::system_error&) {
+    // No thread: ~MountPlanData removes them on this one.
   }
 }
 

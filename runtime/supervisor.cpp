@@ -301,6 +301,9 @@ class Loop {
     sandbox_.reaped = true;
     init_exited_ = true;
     startup_trace::mark("supervisor: init reaped");
+    // Every process of the pid namespace is gone before init's exit is
+    // reported: nothing inside can use the sandbox's mounts any more.
+    if (ctx_.sandbox_gone) ctx_.sandbox_gone();
     rusage_ = usage;
     if (info.si_code == CLD_EXITED) {
       init_status_ = (info.si_status & 0xff) << 8;

@@ -8,6 +8,7 @@
 
 #include <sbx/sbx.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -81,6 +82,7 @@ struct SuperviseContext {
   const SignalRouting& signals;
   FilteredNetwork* network = nullptr;  // network "filtered": DNS filter, proxy, NFLOG
   LaunchCpuPin* cpu_pin = nullptr;     // released by the loop's first real work
+  std::function<void()> sandbox_gone;  // once init is reaped: host-side clean-up may start
 };
 
 // Runs the loop until init exits. Throws sbx::Error when the sandbox failed
