@@ -207,7 +207,11 @@ void apply_overrides(Policy& p, const Overrides& o, const Environment& env) {
   if (o.tty) p.process.tty = *o.tty;
 }
 
-std::vector<std::string> validate(const Policy& p) {
+namespace {
+
+// `inert_none_lists`: whether to warn that mode "none" leaves allow lists
+// without effect (not when --net none on the command line chose that).
+std::vector<std::string> check_policy(const Policy& p, bool inert_none_lists) {
   std::vector<std::string> warnings;
   const auto& net = p.network;
   for (std::uint16_t port : net.opaque_ports) {
@@ -260,7 +264,7 @@ std::vector<std::string> validate(const Policy& p) {
           "ranges and 169.254.169.254 are reachable); use --net filtered to enforce them",
           fmt::join(inert, ", "), inert.size() == 1 ? "is" : "are"));
     }
-  } else if (net.mode == NetworkMode::none && has_allow) {
+  } else if (net.mode == NetworkMode::none && has_allow && inert_none_lists) {
     warnings.push_back(
         "network mode \"none\" has no network, so allow_domains/allow_cidrs have no effect; use "
         "--net filtered to reach the allowed hosts");
@@ -268,11 +272,23 @@ std::vector<std::string> validate(const Policy& p) {
   return warnings;
 }
 
+}  // namespace
+
+std::vector<std::string> validate(const Policy& p) {
+  return check_policy(p, true);
+}
+
 Policy resolve(std::string_view name_or_file, const Overrides& overrides, const Environment& env,
                std::vector<std::string>* warnings) {
   Policy policy = load_profile(name_or_file, env);
   apply_overrides(policy, overrides, env);
-  auto found = validate(policy);
+  // `--net none` alone chose no network on purpose: the profile's allow
+  // lists going unused is what was asked for, not a mistake to warn about
+  // (an --allow-domain/--allow-cidr beside it still is).
+  const bool chose_none = overrides.network.has_value() &&
+                          policy.network.mode == NetworkMode::none &&
+                          overrides.allow_domains.empty() && overrides.allow_cidrs.empty();
+  auto found = check_policy(policy, !chose_none);
   if (warnings) warnings->insert(warnings->end(), found.begin(), found.end());
   return policy;
 }

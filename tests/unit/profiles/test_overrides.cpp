@@ -135,3 +135,22 @@ TEST_CASE("resolve = profile + overrides + validate, warnings returned") {
   CHECK(ok.network.mode == sbx::NetworkMode::filtered);
   CHECK_THROWS_AS(resolve("no-such-profile", {}, test_env()), ProfileError);
 }
+
+TEST_CASE("--net none alone does not warn about the profile's allow lists") {
+  Overrides none;
+  none.network = "none";
+  std::vector<std::string> warnings;
+  auto p = resolve("standard", none, test_env(), &warnings);
+  CHECK(p.network.mode == sbx::NetworkMode::none);
+  CHECK_FALSE(p.network.allow_domains.empty());  // kept: the audit shows the profile as it is
+  CHECK(warnings.empty());
+  // An allow list given beside it on the command line is still a mistake.
+  none.allow_cidrs = {"203.0.113.0/24"};
+  warnings.clear();
+  resolve("standard", none, test_env(), &warnings);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("network mode \"none\"") != std::string::npos);
+  // So is a profile whose own mode is "none" with an allow list.
+  sbx::Policy p2 = resolve("standard", none, test_env(), nullptr);
+  CHECK(validate(p2).size() == 1);
+}
