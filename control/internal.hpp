@@ -50,8 +50,13 @@ struct ProcessStamp {
 };
 std::optional<ProcessStamp> process_stamp(pid_t pid);
 
-// Unlinks every entry of a state dir (files only).
-void remove_dir_contents(int dir_fd);
+// Unlinks every entry of a state dir (files only). True when it is empty.
+bool remove_dir_contents(int dir_fd);
+
+// The emptied state dir a finished sandbox leaves in the base for the next
+// start to take (server.cpp): two renames instead of a mkdir and an rmdir.
+// Never listed, never swept as stale.
+inline constexpr const char* kSpareDir = ".spare";
 
 // The socket path of a state dir; must fit sockaddr_un.sun_path.
 std::string socket_path(const std::string& dir);

@@ -262,24 +262,27 @@ bool is_live(const std::string& dir) {
   return live_state(dir).has_value();
 }
 
-void remove_dir_contents(int dir_fd) {
+bool remove_dir_contents(int dir_fd) {
   int dup = ::dup(dir_fd);
-  if (dup < 0) return;
+  if (dup < 0) return false;
   DIR* dir = ::fdopendir(dup);
   if (dir == nullptr) {
     ::close(dup);
-    return;
+    return false;
   }
+  ::rewinddir(dir);  // the dup shares dir_fd's offset: an earlier pass left it at the end
   std::vector<std::string> names;
   while (auto* e = ::readdir(dir)) {
     if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
       names.emplace_back(e->d_name);
   }
   ::closedir(dir);
+  bool empty = true;
   for (const auto& n : names) {
     // A state dir holds files only; anything else is not ours to remove.
-    (void)::unlinkat(dir_fd, n.c_str(), 0);
+    if (::unlinkat(dir_fd, n.c_str(), 0) != 0) empty = false;
   }
+  return empty;
 }
 
 int clean_stale(const std::string& base) {
@@ -293,6 +296,7 @@ int clean_stale(const std::string& base) {
   ::closedir(dir);
   int removed = 0;
   for (const auto& n : names) {
+    if (n == kSpareDir) continue;  // empty, kept for the next start on purpose
     const std::string path = base + "/" + n;
     UniqueFdLite d(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (d.get() < 0) continue;

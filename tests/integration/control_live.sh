@@ -330,8 +330,9 @@ pass "the stale state dir was cleaned by sbx ps"
 run_sbx kill "$name-k"
 expect_rc 125 "sbx kill of a dead sandbox fails"
 
-# The base: kept (0700) in the user's own runtime dir, removed from the
-# shared /tmp once empty (docs/control.md).
+# The base: kept (0700) in the user's own runtime dir, holding at most the
+# emptied state dir of the last sandbox (.spare) for the next start to take;
+# removed from the shared /tmp once empty (docs/control.md).
 run_sbx run --net none -- true
 expect_rc 0 "a run after the others"
 if [[ $base == /tmp/* ]]; then
@@ -339,8 +340,25 @@ if [[ $base == /tmp/* ]]; then
   pass "the empty base $base was removed from /tmp"
 else
   [[ -d $base && $(stat -c %a "$base") == 700 ]] || fail "$base is gone or not 0700"
-  [[ -z $(ls -A "$base") ]] || fail "$base is not empty: $(ls -A "$base")"
-  pass "the base $base stays, 0700 and empty"
+  [[ $(ls -A "$base") == .spare ]] || fail "$base holds more than the spare: $(ls -A "$base")"
+  [[ $(stat -c %a "$base/.spare") == 700 && -z $(ls -A "$base/.spare") ]] ||
+    fail "the spare is not an empty 0700 dir: $(ls -la "$base/.spare")"
+  pass "the base $base stays, 0700, holding only the empty spare state dir"
+  spare=$(stat -c %i "$base/.spare")
+  "$SBX" run --net none --name "$name-s" -- sleep 300 >/dev/null 2>&1 </dev/null &
+  spid=$!
+  for _ in $(seq 100); do [[ -S $base/$name-s/control.sock ]] && break; sleep 0.05; done
+  [[ $(stat -c %i "$base/$name-s") == "$spare" && ! -e $base/.spare ]] ||
+    fail "the next start did not take the spare: $(ls -lai "$base")"
+  run_sbx ps
+  expect_out "$name-s" "the sandbox in the former spare is listed"
+  run_sbx kill "$name-s"
+  wait "$spid"
+  [[ $(stat -c %i "$base/.spare") == "$spare" && -z $(ls -A "$base/.spare") ]] ||
+    fail "the finished sandbox's emptied dir is not the spare: $(ls -lai "$base" "$base/.spare")"
+  run_sbx ps
+  [[ -d $base/.spare ]] || fail "sbx ps swept the spare as a stale state dir"
+  pass "the next start takes the spare (same inode), its end puts it back, sbx ps leaves it"
 fi
 
 done_testing

@@ -135,6 +135,34 @@ TEST_CASE("stale state of a dead owner is cleaned, a live one is kept") {
   ::rmdir(base.c_str());
 }
 
+TEST_CASE("the spare state dir is never swept; emptying it again sees what came since") {
+  char tmpl[] = "/tmp/sbx-unit-spare.XXXXXX";
+  const std::string base = ::mkdtemp(tmpl);
+  const std::string spare = base + "/" + kSpareDir;
+  const std::string dead = base + "/unit-spare-dead";
+  REQUIRE(::mkdir(spare.c_str(), 0700) == 0);
+  std::filesystem::create_directory(dead);
+  std::ofstream(dead + "/state.json") << "{}";
+  clean_stale(base);
+  CHECK_FALSE(std::filesystem::exists(dead));
+  CHECK(std::filesystem::is_directory(spare));  // unlocked and empty, yet kept
+  // The start that takes the spare empties it through its fd, and the same
+  // fd empties it again at the end: the second pass must not start where the
+  // first one stopped reading (a shared offset), or the files stay.
+  int fd = ::open(spare.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  CHECK(remove_dir_contents(fd));
+  std::ofstream(spare + "/state.json") << "{}";
+  std::ofstream(spare + "/control.sock") << "";
+  CHECK(remove_dir_contents(fd));
+  CHECK(std::filesystem::is_empty(spare));
+  // What it cannot remove (a directory) makes it unusable as a spare.
+  REQUIRE(::mkdir((spare + "/sub").c_str(), 0700) == 0);
+  CHECK_FALSE(remove_dir_contents(fd));
+  ::close(fd);
+  std::filesystem::remove_all(base);
+}
+
 TEST_CASE("liveness is the flock of the state dir itself") {
   PrivateRuntimeDir rt;
   const std::string base = state_base(true);
