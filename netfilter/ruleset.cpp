@@ -57,7 +57,7 @@ class BatchWriter {
   }
 
   nlmsghdr* start(std::uint16_t type, std::uint16_t family, std::uint16_t flags) {
-    std::memset(scratch_.data(), 0, scratch_.size());
+    clear();
     ++batch_.acked_messages;
     return nftnl_nlmsg_build_hdr(scratch_.data(), type, family, flags | NLM_F_ACK, seq_++);
   }
@@ -68,18 +68,28 @@ class BatchWriter {
     }
     std::size_t len = NLMSG_ALIGN(nlh->nlmsg_len);
     batch_.bytes.insert(batch_.bytes.end(), scratch_.begin(), scratch_.begin() + len);
+    dirty_ = std::max(dirty_, len);
   }
   Batch finish() {
-    std::memset(scratch_.data(), 0, scratch_.size());
+    clear();
     nftnl_batch_end(scratch_.data(), seq_++);
     append();
     return std::move(batch_);
   }
 
  private:
+  // Each message is built on a zeroed buffer. Only what the last one wrote
+  // is cleared: zeroing all 64 KiB per message cost a ruleset ~0.2 ms and
+  // every DNS answer's element batch a few dozen µs.
+  void clear() {
+    std::memset(scratch_.data(), 0, dirty_);
+    dirty_ = 0;
+  }
+
   std::uint32_t seq_;
   Batch batch_;
   std::vector<char> scratch_ = std::vector<char>(1 << 16);
+  std::size_t dirty_ = 0;  // bytes of scratch_ written since the last clear()
 };
 
 // --- expression helpers (each appends one expression to the rule) ----------
@@ -537,7 +547,7 @@ Batch build_delete_allow_batch(const std::string& table, std::span<const IpAddre
 }
 
 Batch build_replace_allow_cidrs_batch(const std::string& table, std::span<const Cidr> cidrs,
-                                     std::uint32_t seq) {
+                                      std::uint32_t seq) {
   BatchWriter w(seq);
   for (const char* set : {kSetAllowCidr4, kSetAllowCidr6}) {
     // DELSETELEM without elements flushes the set (Linux >= 4.10); the new
