@@ -44,7 +44,10 @@ pids=()
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
+  # Only ours: a bare wait would also wait for the fake internet's servers
+  # (children of this shell since fixture.sh starts them), which only
+  # net_fixture_down below stops; the benchmark hung here.
+  wait "${pids[@]}" 2>/dev/null
   rm -rf "$work"
   net_fixture_down
 }
