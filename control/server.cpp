@@ -112,8 +112,9 @@ struct ControlServer::Impl {
     }
     for (int attempt = 0;; ++attempt) {
       base = state_base(true);
-      const std::string tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());
+      std::string tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());
       const bool spare = take_spare(tmp);  // locked already when taken
+      if (!spare) tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());
       if (!spare && ::mkdir(tmp.c_str(), 0700) != 0) {
         if (errno == ENOENT && attempt < 5) continue;  // base removed by a finishing sbx
         throw Error(fmt::format("cannot create the state dir {}: {}", tmp, std::strerror(errno)),
@@ -162,25 +163,30 @@ struct ControlServer::Impl {
   // waits in the base, renaming it to `tmp` with its flock held: a mkdir and,
   // at the end, an rmdir saved. Freeing a directory's block is what costs:
   // ext4 with `discard` and no journal (the benchmark VM's /run) discards it
-  // synchronously at the last close, ~0.7 ms. Only the holder of its flock
-  // renames the spare, and nothing else removes it (clean_stale skips it),
-  // so the name stays the locked inode until the rename.
+  // synchronously at the last close, ~0.7 ms. Only the holder of the spare's
+  // flock renames it away, nothing else removes it (clean_stale skips it),
+  // and a finishing sandbox parks its dir there only when the name is free
+  // (RENAME_NOREPLACE): so once the inode locked here is checked to be the
+  // one named .spare, the rename moves that inode.
   bool take_spare(const std::string& tmp) {
     if (!keeps_spare()) return false;
     const std::string spare = base + "/" + kSpareDir;
     UniqueFdLite d(::open(spare.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (d.get() < 0 || ::flock(d.get(), LOCK_EX | LOCK_NB) != 0) return false;
-    struct stat st {};
-    if (::fstat(d.get(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 07777) != 0700)
-      return false;
+    struct stat st {
+    }, named{};
+    if (::fstat(d.get(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 07777) != 0700 ||
+        st.st_nlink == 0 || ::lstat(spare.c_str(), &named) != 0 || named.st_dev != st.st_dev ||
+        named.st_ino != st.st_ino) {
+      return false;  // taken and given back or removed between open and flock
+    }
     // Fresh for clean_stale, which leaves a young .new- dir alone.
     if (::futimens(d.get(), nullptr) != 0) return false;
     if (::renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, tmp.c_str(), RENAME_NOREPLACE) != 0)
       return false;
-    if (!remove_dir_contents(d.get())) {  // empty by construction; else not reusable
-      (void)::rename(tmp.c_str(), spare.c_str());
-      return false;
-    }
+    // Empty by construction. If not (a directory in it), it stays under its
+    // .new- name for clean_stale, no longer in the way of a usable spare.
+    if (!remove_dir_contents(d.get())) return false;
     dir_fd = std::move(d);
     return true;
   }
@@ -219,13 +225,23 @@ struct ControlServer::Impl {
 
   void remove_state() {
     if (dir_fd.get() < 0) return;
-    // Emptied, it waits as the base's spare for the next start (take_spare)
-    // unless one waits already; its flock goes with dir_fd below.
+    // Parked as the base's spare for the next start (take_spare) unless one
+    // waits already, and emptied there; its flock goes with dir_fd below.
+    // Renamed while it still holds its files: a rename cannot replace a full
+    // directory, so the name moved is ours. Emptied first, a new sandbox of
+    // the same name could have replaced it (rename onto an empty directory
+    // succeeds) and its live dir would have been moved.
     const std::string spare = base + "/" + kSpareDir;
-    if (!remove_dir_contents(dir_fd.get()) || !keeps_spare() ||
-        ::renameat2(AT_FDCWD, dir.c_str(), AT_FDCWD, spare.c_str(), RENAME_NOREPLACE) != 0) {
-      (void)::rmdir(dir.c_str());
-    }
+    struct stat own {
+    }, named{};
+    const bool parked =
+        keeps_spare() && ::fstat(dir_fd.get(), &own) == 0 && ::lstat(dir.c_str(), &named) == 0 &&
+        own.st_dev == named.st_dev && own.st_ino == named.st_ino &&
+        ::renameat2(AT_FDCWD, dir.c_str(), AT_FDCWD, spare.c_str(), RENAME_NOREPLACE) == 0;
+    remove_dir_contents(dir_fd.get());
+    // By name: if it meanwhile belongs to a new sandbox's complete dir, that
+    // one is not empty and rmdir fails (ENOTEMPTY).
+    if (!parked) (void)::rmdir(dir.c_str());
     // The base stays (0700, empty but for the spare) in the user's own runtime dirs, as
     // /run/user does: re-creating it would cost every start-up a directory.
     // Not in the shared /tmp, where a base left by a uid that exists only in
