@@ -278,17 +278,21 @@ std::vector<std::string> validate(const Policy& p) {
   return check_policy(p, true);
 }
 
+std::vector<std::string> validate(const Policy& p, const Overrides& overrides) {
+  // `--net none` alone chose no network on purpose: the profile's allow
+  // lists going unused is what was asked for, not a mistake to warn about
+  // (an --allow-domain/--allow-cidr beside it still is). It also hides a
+  // profile of mode "none" that lists allowed hosts: the flag says the same.
+  const bool chose_none = overrides.network.has_value() && p.network.mode == NetworkMode::none &&
+                          overrides.allow_domains.empty() && overrides.allow_cidrs.empty();
+  return check_policy(p, !chose_none);
+}
+
 Policy resolve(std::string_view name_or_file, const Overrides& overrides, const Environment& env,
                std::vector<std::string>* warnings) {
   Policy policy = load_profile(name_or_file, env);
   apply_overrides(policy, overrides, env);
-  // `--net none` alone chose no network on purpose: the profile's allow
-  // lists going unused is what was asked for, not a mistake to warn about
-  // (an --allow-domain/--allow-cidr beside it still is).
-  const bool chose_none = overrides.network.has_value() &&
-                          policy.network.mode == NetworkMode::none &&
-                          overrides.allow_domains.empty() && overrides.allow_cidrs.empty();
-  auto found = check_policy(policy, !chose_none);
+  auto found = validate(policy, overrides);
   if (warnings) warnings->insert(warnings->end(), found.begin(), found.end());
   return policy;
 }

@@ -200,6 +200,9 @@ void apply_overrides(Policy& policy, const Overrides& overrides, const Environme
 // be allowed ports). Throws ProfileError; returns warnings (things the
 // policy asks for that its network mode cannot enforce).
 std::vector<std::string> validate(const Policy& policy);
+// The same for a policy the overrides were applied to: `--net none` alone
+// does not warn that the profile's allow lists have no effect.
+std::vector<std::string> validate(const Policy& policy, const Overrides& overrides);
 
 // load_profile + apply_overrides + validate; warnings appended to *warnings.
 Policy resolve(std::string_view name_or_file, const Overrides& overrides, const Environment& env,
@@ -226,8 +229,8 @@ SettingsImport import_sandbox_settings_file(const std::string& path, Policy& pol
 // load_profile + import + apply_overrides + validate. Unsupported settings
 // become one warning, or a ProfileError when strict_import.
 Policy resolve_with_settings(std::string_view name_or_file, const std::string& settings_path,
-                             bool strict_import, const Overrides& overrides,
-                             const Environment& env, std::vector<std::string>* warnings);
+                             bool strict_import, const Overrides& overrides, const Environment& env,
+                             std::vector<std::string>* warnings);
 
 // --------------------------------------------------------------- printing
 

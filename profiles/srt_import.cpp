@@ -400,7 +400,7 @@ Policy resolve_with_settings(std::string_view name_or_file, const std::string& s
     }
   }
   apply_overrides(policy, overrides, env);
-  auto more = validate(policy);
+  auto more = validate(policy, overrides);
   if (warnings) warnings->insert(warnings->end(), more.begin(), more.end());
   return policy;
 }

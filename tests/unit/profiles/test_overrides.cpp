@@ -150,7 +150,13 @@ TEST_CASE("--net none alone does not warn about the profile's allow lists") {
   resolve("standard", none, test_env(), &warnings);
   REQUIRE(warnings.size() == 1);
   CHECK(warnings[0].find("network mode \"none\"") != std::string::npos);
-  // So is a profile whose own mode is "none" with an allow list.
+  // So is a profile whose own mode is "none" with an allow list, when no
+  // --net none says the same.
   sbx::Policy p2 = resolve("standard", none, test_env(), nullptr);
   CHECK(validate(p2).size() == 1);
+  CHECK(validate(p2, Overrides{}).size() == 1);
+  // --settings takes the same path.
+  Overrides only_none;
+  only_none.network = "none";
+  CHECK(validate(p2, only_none).empty());
 }
