@@ -63,7 +63,8 @@ struct MountPlanData {
   std::vector<MountOp> ops;  // in application order (parents before children)
   std::string workdir;       // chdir target inside after pivot_root
   std::vector<Placeholder> placeholders;
-  std::vector<int> owned_fds;  // prepared_fd values, closed by ~MountPlan
+  std::vector<int> owned_fds;   // prepared_fd values, closed by ~MountPlan
+  std::vector<int> held_locks;  // shared flocks on others' placeholders, for the run
   // Child-side scratch: one fd per op (the mounted tree), so the final pass
   // can make mask tmpfs read-only without allocating after clone().
   mutable std::vector<int> op_fds;

@@ -2,6 +2,7 @@
 // decide each mount, and prepare what only real root can prepare (idmapped
 // work dir). Runs before clone(), so it may allocate, throw and touch the host.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -397,11 +398,32 @@ struct Planner {
     pin_ancestors(*root, resolved);
     struct stat st {};
     ::stat(resolved.c_str(), &st);
+    if (S_ISREG(st.st_mode) && st.st_size == 0) hold_existing_placeholder(resolved);
     MountOp op;
     op.kind = MountKind::protect;
     op.target = resolved;
     op.target_is_dir = S_ISDIR(st.st_mode);
     add(std::move(op));
+  }
+
+  // An empty file to protect may be another sbx's placeholder (two sandboxes
+  // in one work dir). Removing it would detach this sandbox's read-only
+  // mount on it (an unlink on the host does that in every namespace), and the
+  // command could then create the file. So this run holds a shared flock on
+  // it; the other sbx removes a placeholder only when it gets an exclusive
+  // one (remove_placeholders), else leaves it behind.
+  void hold_existing_placeholder(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return;  // gone or unreadable: init's mount reports it
+    struct stat st {};
+    if (::flock(fd, LOCK_SH) != 0 || ::fstat(fd, &st) != 0 || st.st_nlink == 0) {
+      ::close(fd);
+      throw Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
+                              "in the same directory finished)",
+                              path),
+                  "run the command again");
+    }
+    data.held_locks.push_back(fd);
   }
 
   void plan_deny_write() {
@@ -518,17 +540,23 @@ struct Planner {
                                            "/var/lib/lxd/unix.socket",
                                            "/run/incus",
                                            "/run/sbx"};  // control sockets (docs/control.md)
+    // A whole directory is hidden only if that hides neither the root, nor
+    // the home directory, nor a writable area.
+    const auto home = real_path(identity.home.empty() ? "/nonexistent" : identity.home);
+    const auto maskable = [&](const std::optional<std::string>& rdir) {
+      return rdir && *rdir != "/" && (!home || *rdir != *home) && !within_any(*rdir, writable) &&
+             std::none_of(writable.begin(), writable.end(),
+                          [&](const std::string& w) { return path_is_within(w, *rdir); });
+    };
     if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
       candidates.push_back(agent);
-      std::string dir = parent_of(agent);
-      auto home = real_path(identity.home.empty() ? "/nonexistent" : identity.home);
-      auto rdir = real_path(dir);
-      // Hide the agent's own directory too (ssh-XXXX/), unless that would hide
-      // the home directory or a writable area.
-      if (rdir && *rdir != "/" && (!home || *rdir != *home) && !within_any(*rdir, writable) &&
-          std::none_of(writable.begin(), writable.end(),
-                       [&](const std::string& w) { return path_is_within(w, *rdir); }))
-        candidates.push_back(*rdir);
+      // The agent's own directory too (ssh-XXXX/).
+      if (auto rdir = real_path(parent_of(agent)); maskable(rdir)) candidates.push_back(*rdir);
+    }
+    // The user's runtime dir where it is not below /run/user: the same
+    // sockets (session bus, agents) and sbx's own state dirs ($XDG_RUNTIME_DIR/sbx).
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
+      if (auto rdir = real_path(xdg); maskable(rdir)) candidates.push_back(*rdir);
     }
     std::set<std::string> done;
     for (const auto& c : candidates) {
@@ -536,7 +564,9 @@ struct Planner {
       if (!res || !done.insert(*res).second || allowed.count(*res)) continue;
       // Inside a writable area the user put it there on purpose; below /tmp
       // the sandbox's fresh tmpfs hides it anyway.
-      if (within_any(*res, writable) || within_any(*res, fresh_dirs)) continue;
+      if (within_any(*res, writable) || within_any(*res, fresh_dirs) ||
+          within_any(*res, masked_dirs))
+        continue;
       struct stat st {};
       if (::stat(res->c_str(), &st) != 0) continue;
       MountOp op;
@@ -587,6 +617,10 @@ void sort_mount_ops(std::vector<MountOp>& ops) {
 }
 
 void MountPlanData::remove_placeholders() noexcept {
+  // The sandbox is gone: others' placeholders need this run's locks no more
+  // (and one of ours reached by a second route must not block its removal).
+  for (int fd : held_locks) ::close(fd);
+  held_locks.clear();
   if (!cleanup_placeholders) return;
   cleanup_placeholders = false;
   // Remove placeholders last-created first (children before parents), and
@@ -595,10 +629,18 @@ void MountPlanData::remove_placeholders() noexcept {
     struct stat st {};
     if (::lstat(it->path.c_str(), &st) != 0 || st.st_dev != it->dev || st.st_ino != it->ino)
       continue;
-    if (it->is_dir)
+    if (it->is_dir) {
       (void)::rmdir(it->path.c_str());  // fails if not empty: then it stays
-    else if (S_ISREG(st.st_mode) && st.st_size == 0)
-      (void)::unlink(it->path.c_str());
+    } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+      // Not while another sandbox protects it (hold_existing_placeholder):
+      // then it stays behind, empty.
+      int fd = ::open(it->path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      struct stat held {};
+      if (fd >= 0 && ::fstat(fd, &held) == 0 && held.st_dev == it->dev && held.st_ino == it->ino &&
+          ::flock(fd, LOCK_EX | LOCK_NB) == 0)
+        (void)::unlink(it->path.c_str());
+      if (fd >= 0) ::close(fd);
+    }
   }
 }
 
@@ -621,7 +663,7 @@ void start_placeholder_removal(MountPlan& plan) noexcept {
       data.remove_placeholders();
       startup_trace::mark("supervisor: placeholders removed");
     });
-  } catch (const std::system_error&) {
+  } catch (...) {  // std::system_error, std::bad_alloc
     // No thread: ~MountPlanData removes them on this one.
   }
 }

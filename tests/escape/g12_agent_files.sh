@@ -157,5 +157,45 @@ pass "strict (gitlink): the gitfile and nested git dir of the new gitlinks are q
 hostgit status >/dev/null 2>&1
 [[ -z $(ls -A "$M") ]] || fail "strict: the host's 'git status' ran code planted through a gitlink: $(ls -A "$M")"
 pass "strict (gitlink): the host's git status runs nothing planted through a new submodule"
+# --- E: two strict sandboxes in one work dir ---------------------------------
+# The first one's placeholders (.mcp.json, .vscode...) are empty files the
+# second one finds and mounts read-only. When the first ends, removing a
+# placeholder on the host would detach the second one's mount on it (an
+# unlink does that in every namespace), and the second command could then
+# plant .mcp.json. The second holds a shared flock on them: they stay.
+E=$(scratch)
+cd "$E" || fail "cd"
+"$SBX" run "${PA[@]}" -- sleep 30 >/dev/null 2>&1 </dev/null &
+first=$!
+for _ in $(seq 100); do [[ -e .mcp.json ]] && break; sleep 0.05; done
+[[ -e .mcp.json ]] || fail "strict (two in one dir): the first sandbox made no .mcp.json placeholder"
+# The second one writes only after the first has ended (the marker files
+# are in the work dir, which both see).
+O=$(scratch)
+"$SBX" run "${PA[@]}" -- sh -c '
+  touch second-up
+  i=0; while [ ! -e first-gone ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t mcp sh -c "echo {} > .mcp.json"
+  t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
+  ' >"$O/second.out" 2>&1 </dev/null &
+second=$!
+for _ in $(seq 200); do [[ -e second-up ]] && break; sleep 0.05; done
+[[ -e second-up ]] || fail "strict (two in one dir): the second sandbox did not start"
+kill -TERM "$first"
+wait "$first" 2>/dev/null
+[[ -e .mcp.json && ! -s .mcp.json ]] ||
+  fail "strict (two in one dir): the first sandbox removed a placeholder the second one protects"
+pass "strict (two in one dir): a placeholder the other sandbox protects stays when its creator ends"
+touch first-gone
+wait "$second"
+RC=$?
+OUT=$(cat "$O/second.out")
+expect_rc 0 "strict (two in one dir): the second sandbox ran"
+expect_res mcp "rc[1-9][0-9]*" "strict (two in one dir): .mcp.json stays read-only after the first sandbox ended"
+expect_res vscode "rc[1-9][0-9]*" "strict (two in one dir): .vscode stays read-only after the first sandbox ended"
+[[ ! -s .mcp.json && ! -e .vscode/tasks.json ]] ||
+  fail "strict (two in one dir): planted on the host: $(ls -la .mcp.json .vscode)"
+pass "strict (two in one dir): nothing was planted on the host"
 cd "$C" || fail "cd"
 esc_done "12 (agent files)"

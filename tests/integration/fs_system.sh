@@ -99,6 +99,14 @@ unix_sockets = ["$A/agent.sock"]
 TOML
 OUT=$(SSH_AUTH_SOCK="$A/agent.sock" "$SBX" run -p "$P/agent.toml" --net none -- sh -c "[ -S '$A/agent.sock' ] && echo AGENT; true" 2>&1)
 expect_out "AGENT" "a socket named in unix_sockets is visible"
+# A runtime dir outside /run/user ($XDG_RUNTIME_DIR elsewhere) is hidden like
+# /run/user: the user's sockets, and sbx's own state dirs ($XDG_RUNTIME_DIR/sbx
+# when not root). Fails without the mask: the bus file shows.
+X=$(mktemp -d /var/tmp/sbx-xdg.XXXXXX)
+_SCRATCH_DIRS+=("$X")
+chmod 700 "$X" && echo s >"$X/bus"
+OUT=$(XDG_RUNTIME_DIR=$X "$SBX" run --net none -- sh -c "ls -A '$X'; [ -e '$X/bus' ] && echo XDGBUS; true" 2>&1)
+expect_no_out "XDGBUS|sbx" "a runtime dir outside /run/user and sbx's state dirs in it are not visible"
 
 # The sandbox user has a name, even when the host has no passwd entry.
 if is_root; then
