@@ -52,6 +52,10 @@ struct MountOp {
 // A file or directory prepare_mount_plan created on the host so that a
 // deny_write path which does not exist yet has a mount point. ~MountPlan
 // removes it again if it is still the same, empty inode.
+// The extended attribute that marks a placeholder on the host, so that
+// another sbx run that finds it knows it for one (mounts_plan.cpp).
+inline constexpr const char* kPlaceholderXattr = "user.sbx.placeholder";
+
 struct Placeholder {
   std::string path;
   dev_t dev = 0;
@@ -63,8 +67,14 @@ struct MountPlanData {
   std::vector<MountOp> ops;  // in application order (parents before children)
   std::string workdir;       // chdir target inside after pivot_root
   std::vector<Placeholder> placeholders;
-  std::vector<int> owned_fds;   // prepared_fd values, closed by ~MountPlan
-  std::vector<int> held_locks;  // shared flocks on others' placeholders, for the run
+  std::vector<int> owned_fds;  // prepared_fd values, closed by ~MountPlan
+  // Other sbx runs' placeholders this run protects too, each with a shared
+  // flock held until the sandbox is gone (remove_placeholders).
+  struct Held {
+    Placeholder entry;
+    int fd = -1;
+  };
+  std::vector<Held> held;
   // Child-side scratch: one fd per op (the mounted tree), so the final pass
   // can make mask tmpfs read-only without allocating after clone().
   mutable std::vector<int> op_fds;

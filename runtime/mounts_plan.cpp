@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -318,10 +319,15 @@ struct Planner {
                       std::strerror(errno)),
           "make the directory writable for the invoking user, or drop the deny_write entry");
     struct stat st {};
+    // Marked, so another sbx that finds it protects it with a lock and, the
+    // last one out, removes it (hold_placeholder). A file system without
+    // user xattrs leaves it unmarked: then only this run removes it.
     if (is_dir) {
       ::lstat(path.c_str(), &st);
+      (void)::lsetxattr(path.c_str(), kPlaceholderXattr, "1", 1, 0);
     } else {
       ::fstat(rc, &st);
+      (void)::fsetxattr(rc, kPlaceholderXattr, "1", 1, 0);
       ::close(rc);
     }
     // Root creates it as root; a work dir of another owner gets its own.
@@ -391,6 +397,12 @@ struct Planner {
         resolved = *r;
         continue;
       }
+      // Another run's placeholder directory on the way (.git for .git/hooks):
+      // held, so its creator leaves it to the last run using it.
+      if (!last && S_ISDIR(st.st_mode)) {
+        const std::string* root = innermost_root(candidate, writable);
+        if (root != nullptr && *root != candidate) hold_placeholder(candidate, true);
+      }
       resolved = candidate;
     }
     const std::string* root = innermost_root(resolved, writable);
@@ -398,7 +410,8 @@ struct Planner {
     pin_ancestors(*root, resolved);
     struct stat st {};
     ::stat(resolved.c_str(), &st);
-    if (S_ISREG(st.st_mode) && st.st_size == 0) hold_existing_placeholder(resolved);
+    if ((S_ISREG(st.st_mode) && st.st_size == 0) || S_ISDIR(st.st_mode))
+      hold_placeholder(resolved, S_ISDIR(st.st_mode));
     MountOp op;
     op.kind = MountKind::protect;
     op.target = resolved;
@@ -406,24 +419,59 @@ struct Planner {
     add(std::move(op));
   }
 
-  // An empty file to protect may be another sbx's placeholder (two sandboxes
-  // in one work dir). Removing it would detach this sandbox's read-only
-  // mount on it (an unlink on the host does that in every namespace), and the
-  // command could then create the file. So this run holds a shared flock on
-  // it; the other sbx removes a placeholder only when it gets an exclusive
-  // one (remove_placeholders), else leaves it behind.
-  void hold_existing_placeholder(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) return;  // gone or unreadable: init's mount reports it
-    struct stat st {};
-    if (::flock(fd, LOCK_SH) != 0 || ::fstat(fd, &st) != 0 || st.st_nlink == 0) {
-      ::close(fd);
-      throw Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
-                              "in the same directory finished)",
-                              path),
-                  "run the command again");
+  // A path to protect may be another sbx run's placeholder (two sandboxes
+  // in one work dir, or sharing ~/.claude): marked with kPlaceholderXattr.
+  // Its creator removing it would detach this sandbox's read-only mount on
+  // it (an unlink or rmdir on the host does that in every namespace), and
+  // the command could then create it. So this run holds a shared flock on
+  // it; a placeholder is removed only under an exclusive one, by whichever
+  // run ends last (remove_placeholders).
+  void hold_placeholder(const std::string& path, bool is_dir) {
+    char mark[4];
+    if (::lgetxattr(path.c_str(), kPlaceholderXattr, mark, sizeof mark) < 0) return;  // not one
+    int fd = ::open(path.c_str(),
+                    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (is_dir ? O_DIRECTORY : 0));
+    const auto vanished = [&] {
+      return Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
+                               "using the same directory ended)",
+                               path),
+                   "run the command again");
+    };
+    if (fd < 0) {
+      if (errno == ENOENT) throw vanished();
+      return;  // unreadable: not this user's placeholder
     }
-    data.held_locks.push_back(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 ||
+        std::any_of(data.held.begin(), data.held.end(), [&](const MountPlanData::Held& h) {
+          return h.entry.dev == st.st_dev && h.entry.ino == st.st_ino;
+        })) {
+      ::close(fd);
+      return;
+    }
+    // The exclusive lock of a run removing it lasts one unlink: retry a
+    // moment. Held longer, someone else holds it on purpose: stop, saying so.
+    int rc = -1;
+    for (int i = 0; i < 100 && (rc = ::flock(fd, LOCK_SH | LOCK_NB)) != 0 && errno == EWOULDBLOCK;
+         ++i)
+      ::usleep(10000);
+    if (rc != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        throw Error(
+            fmt::format("cannot protect {}: another process holds a lock on it (an sbx "
+                        "placeholder)",
+                        path),
+            fmt::format("find the holder with `fuser {}` and end it, then run again", path));
+      }
+      throw Error(fmt::format("cannot lock {}: {}", path, std::strerror(err)));
+    }
+    if (st.st_nlink == 0 || ::fstat(fd, &st) != 0 || st.st_nlink == 0) {
+      ::close(fd);
+      throw vanished();
+    }
+    data.held.push_back({{path, st.st_dev, st.st_ino, is_dir}, fd});
   }
 
   void plan_deny_write() {
@@ -555,17 +603,33 @@ struct Planner {
     }
     // The user's runtime dir where it is not below /run/user: the same
     // sockets (session bus, agents) and sbx's own state dirs ($XDG_RUNTIME_DIR/sbx).
+    // Only what the XDG spec promises it is (the user's own, 0700) and only
+    // if it holds nothing the sandbox is given: never /run, /dev/shm, a
+    // parent of the home or work dir, or of a path re-exposed read-only.
     if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
-      if (auto rdir = real_path(xdg); maskable(rdir)) candidates.push_back(*rdir);
+      auto rdir = real_path(xdg);
+      struct stat st {};
+      const auto holds = [&](const std::string& p) {
+        auto r = real_path(absolute(p, cwd));
+        return r && path_is_within(*r, *rdir);
+      };
+      if (maskable(rdir) && ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+          st.st_uid == ::geteuid() && (st.st_mode & 07777) == 0700 &&
+          !(home && path_is_within(*home, *rdir)) && !path_is_within(cwd, *rdir) &&
+          std::none_of(policy.filesystem.allow_read.begin(), policy.filesystem.allow_read.end(),
+                       holds))
+        candidates.push_back(*rdir);
     }
     std::set<std::string> done;
+    std::vector<std::string>
+        socket_dirs;  // masked here (not deny_read's: allow_read may re-expose)
     for (const auto& c : candidates) {
       auto res = real_path(c);
       if (!res || !done.insert(*res).second || allowed.count(*res)) continue;
       // Inside a writable area the user put it there on purpose; below /tmp
       // the sandbox's fresh tmpfs hides it anyway.
       if (within_any(*res, writable) || within_any(*res, fresh_dirs) ||
-          within_any(*res, masked_dirs))
+          within_any(*res, socket_dirs))
         continue;
       struct stat st {};
       if (::stat(res->c_str(), &st) != 0) continue;
@@ -579,6 +643,7 @@ struct Planner {
         op.size_bytes = 4096;
         op.read_only_at_end = true;
         masked_dirs.push_back(*res);
+        socket_dirs.push_back(*res);  // nothing below it needs a mask of its own
       } else {
         op.kind = MountKind::mask_file;
         op.target_is_dir = false;
@@ -616,32 +681,44 @@ void sort_mount_ops(std::vector<MountOp>& ops) {
   });
 }
 
+namespace {
+
+// Removes a placeholder if it is still the empty inode `p` names, nobody
+// else protects it (an exclusive flock), and, for another run's, it still
+// carries the mark.
+void remove_placeholder(const Placeholder& p, bool need_mark) {
+  int fd = ::open(p.path.c_str(),
+                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (p.is_dir ? O_DIRECTORY : 0));
+  if (fd < 0) return;
+  struct stat st {};
+  char mark[4];
+  if (::fstat(fd, &st) == 0 && st.st_dev == p.dev && st.st_ino == p.ino &&
+      (!need_mark || ::fgetxattr(fd, kPlaceholderXattr, mark, sizeof mark) >= 0) &&
+      ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    if (p.is_dir)
+      (void)::rmdir(p.path.c_str());  // fails if not empty: then it stays
+    else if (S_ISREG(st.st_mode) && st.st_size == 0)
+      (void)::unlink(p.path.c_str());
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
 void MountPlanData::remove_placeholders() noexcept {
-  // The sandbox is gone: others' placeholders need this run's locks no more
-  // (and one of ours reached by a second route must not block its removal).
-  for (int fd : held_locks) ::close(fd);
-  held_locks.clear();
+  // The sandbox is gone: the locks on other runs' placeholders go first, so
+  // that this run, if it is the last user of one, can take it exclusively.
+  for (auto& h : held) {
+    ::close(h.fd);
+    h.fd = -1;
+  }
   if (!cleanup_placeholders) return;
   cleanup_placeholders = false;
-  // Remove placeholders last-created first (children before parents), and
-  // only if they are still the empty inode we made.
-  for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it) {
-    struct stat st {};
-    if (::lstat(it->path.c_str(), &st) != 0 || st.st_dev != it->dev || st.st_ino != it->ino)
-      continue;
-    if (it->is_dir) {
-      (void)::rmdir(it->path.c_str());  // fails if not empty: then it stays
-    } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
-      // Not while another sandbox protects it (hold_existing_placeholder):
-      // then it stays behind, empty.
-      int fd = ::open(it->path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-      struct stat held {};
-      if (fd >= 0 && ::fstat(fd, &held) == 0 && held.st_dev == it->dev && held.st_ino == it->ino &&
-          ::flock(fd, LOCK_EX | LOCK_NB) == 0)
-        (void)::unlink(it->path.c_str());
-      if (fd >= 0) ::close(fd);
-    }
-  }
+  // Own ones last-created first (children before parents), then the others'
+  // (held walking down: reversed, children first too).
+  for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it)
+    remove_placeholder(*it, false);
+  for (auto it = held.rbegin(); it != held.rend(); ++it) remove_placeholder(it->entry, true);
 }
 
 MountPlanData::~MountPlanData() {
@@ -656,7 +733,9 @@ MountPlanData::~MountPlanData() {
 void start_placeholder_removal(MountPlan& plan) noexcept {
   auto& data = plan.data();
   const bool any_dir = std::any_of(data.placeholders.begin(), data.placeholders.end(),
-                                   [](const Placeholder& p) { return p.is_dir; });
+                                   [](const Placeholder& p) { return p.is_dir; }) ||
+                       std::any_of(data.held.begin(), data.held.end(),
+                                   [](const MountPlanData::Held& h) { return h.entry.is_dir; });
   if (!data.cleanup_placeholders || !any_dir || data.placeholder_remover.joinable()) return;
   try {
     data.placeholder_remover = std::thread([&data] {

@@ -167,8 +167,10 @@ E=$(scratch)
 cd "$E" || fail "cd"
 "$SBX" run "${PA[@]}" -- sleep 30 >/dev/null 2>&1 </dev/null &
 first=$!
+second=
+e_fail() { kill "$first" $second 2>/dev/null; fail "strict (two in one dir): $*"; }
 for _ in $(seq 100); do [[ -e .mcp.json ]] && break; sleep 0.05; done
-[[ -e .mcp.json ]] || fail "strict (two in one dir): the first sandbox made no .mcp.json placeholder"
+[[ -e .mcp.json ]] || e_fail "the first sandbox made no .mcp.json placeholder"
 # The second one writes only after the first has ended (the marker files
 # are in the work dir, which both see).
 O=$(scratch)
@@ -181,11 +183,11 @@ O=$(scratch)
   ' >"$O/second.out" 2>&1 </dev/null &
 second=$!
 for _ in $(seq 200); do [[ -e second-up ]] && break; sleep 0.05; done
-[[ -e second-up ]] || fail "strict (two in one dir): the second sandbox did not start"
+[[ -e second-up ]] || e_fail "the second sandbox did not start: $(cat "$O/second.out")"
 kill -TERM "$first"
 wait "$first" 2>/dev/null
 [[ -e .mcp.json && ! -s .mcp.json ]] ||
-  fail "strict (two in one dir): the first sandbox removed a placeholder the second one protects"
+  e_fail "the first sandbox removed a placeholder the second one protects"
 pass "strict (two in one dir): a placeholder the other sandbox protects stays when its creator ends"
 touch first-gone
 wait "$second"
@@ -197,5 +199,8 @@ expect_res vscode "rc[1-9][0-9]*" "strict (two in one dir): .vscode stays read-o
 [[ ! -s .mcp.json && ! -e .vscode/tasks.json ]] ||
   fail "strict (two in one dir): planted on the host: $(ls -la .mcp.json .vscode)"
 pass "strict (two in one dir): nothing was planted on the host"
+[[ ! -e .mcp.json && ! -e .vscode && ! -e .bashrc ]] ||
+  fail "strict (two in one dir): the placeholders stayed after both ended: $(ls -A)"
+pass "strict (two in one dir): the last sandbox to end removed the first one's placeholders"
 cd "$C" || fail "cd"
 esc_done "12 (agent files)"
