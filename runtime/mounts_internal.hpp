@@ -49,32 +49,29 @@ struct MountOp {
   int depth() const;
 };
 
-// A file or directory prepare_mount_plan created on the host so that a
-// deny_write path which does not exist yet has a mount point. ~MountPlan
-// removes it again if it is still the same, empty inode.
 // The extended attribute that marks a placeholder on the host, so that
 // another sbx run that finds it knows it for one (mounts_plan.cpp).
 inline constexpr const char* kPlaceholderXattr = "user.sbx.placeholder";
 
+// A file or directory on the host that stands in for a deny_write path which
+// did not exist, so the read-only mount has a mount point: one this run
+// created, or another run's that it protects too. The run holds a shared
+// flock on it (fd) while its sandbox lives; remove_placeholders removes it,
+// if no other run holds one, once the sandbox is gone.
 struct Placeholder {
   std::string path;
   dev_t dev = 0;
   ino_t ino = 0;
   bool is_dir = false;
+  int fd = -1;  // holds the shared flock
 };
 
 struct MountPlanData {
   std::vector<MountOp> ops;  // in application order (parents before children)
   std::string workdir;       // chdir target inside after pivot_root
   std::vector<Placeholder> placeholders;
-  std::vector<int> owned_fds;  // prepared_fd values, closed by ~MountPlan
-  // Other sbx runs' placeholders this run protects too, each with a shared
-  // flock held until the sandbox is gone (remove_placeholders).
-  struct Held {
-    Placeholder entry;
-    int fd = -1;
-  };
-  std::vector<Held> held;
+  std::vector<int> owned_fds;     // prepared_fd values, closed by ~MountPlan
+  std::vector<Placeholder> held;  // other runs' placeholders this run protects too
   // Child-side scratch: one fd per op (the mounted tree), so the final pass
   // can make mask tmpfs read-only without allocating after clone().
   mutable std::vector<int> op_fds;

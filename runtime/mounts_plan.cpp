@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -306,34 +307,46 @@ struct Planner {
 
   void add_placeholder(const std::string& path, bool is_dir) {
     // The mount point must exist; create it empty on the host, owned like
-    // its parent, and remove it after the run (see ~MountPlanData).
+    // its parent, and remove it after the run (see ~MountPlanData). Made
+    // under a temporary name, locked and marked there, then renamed into
+    // place: another sbx that finds it finds the mark (hold_placeholder)
+    // and cannot remove it while this run holds its shared lock; whichever
+    // run ends last removes it. A file system without user xattrs leaves it
+    // unmarked.
     struct stat parent {};
     if (::stat(parent_of(path).c_str(), &parent) != 0)
       throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
-    int rc = is_dir
-                 ? ::mkdir(path.c_str(), 0755)
-                 : ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (rc < 0)
+    const std::string tmp = fmt::format("{}.sbx-new-{}", path, ::getpid());
+    int fd = is_dir
+                 ? ::mkdir(tmp.c_str(), 0755)
+                 : ::open(tmp.c_str(), O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
       throw Error(
           fmt::format("cannot create the placeholder {} that protects a denied path: {}", path,
                       std::strerror(errno)),
           "make the directory writable for the invoking user, or drop the deny_write entry");
+    if (is_dir) fd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st {};
-    // Marked, so another sbx that finds it protects it with a lock and, the
-    // last one out, removes it (hold_placeholder). A file system without
-    // user xattrs leaves it unmarked: then only this run removes it.
-    if (is_dir) {
-      ::lstat(path.c_str(), &st);
-      (void)::lsetxattr(path.c_str(), kPlaceholderXattr, "1", 1, 0);
-    } else {
-      ::fstat(rc, &st);
-      (void)::fsetxattr(rc, kPlaceholderXattr, "1", 1, 0);
-      ::close(rc);
+    int err = 0;
+    if (fd < 0 || ::flock(fd, LOCK_SH) != 0 || ::fstat(fd, &st) != 0) err = errno;
+    if (err == 0) {
+      (void)::fsetxattr(fd, kPlaceholderXattr, "1", 1, 0);
+      // Root creates it as root; a work dir of another owner gets its own.
+      if (identity.started_as_root && (st.st_uid != parent.st_uid || st.st_gid != parent.st_gid))
+        (void)::fchown(fd, parent.st_uid, parent.st_gid);
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0)
+        err = errno;
     }
-    // Root creates it as root; a work dir of another owner gets its own.
-    if (identity.started_as_root && (st.st_uid != parent.st_uid || st.st_gid != parent.st_gid))
-      (void)::lchown(path.c_str(), parent.st_uid, parent.st_gid);
-    data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir});
+    if (err != 0) {
+      if (fd >= 0) ::close(fd);
+      (void)(is_dir ? ::rmdir(tmp.c_str()) : ::unlink(tmp.c_str()));
+      if (err == EEXIST) {  // another sbx made it meanwhile: protect that one
+        hold_placeholder(path, is_dir);
+        return;
+      }
+      throw Error(fmt::format("cannot create the placeholder {}: {}", path, std::strerror(err)));
+    }
+    data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
   }
 
   void plan_deny_write_one(const std::string& lexical) {
@@ -427,8 +440,11 @@ struct Planner {
   // it; a placeholder is removed only under an exclusive one, by whichever
   // run ends last (remove_placeholders).
   void hold_placeholder(const std::string& path, bool is_dir) {
-    char mark[4];
-    if (::lgetxattr(path.c_str(), kPlaceholderXattr, mark, sizeof mark) < 0) return;  // not one
+    if (::lgetxattr(path.c_str(), kPlaceholderXattr, nullptr, 0) < 0) {
+      // Not marked: not a placeholder, unless the file system cannot mark
+      // (no user xattrs): then any empty file or directory may be one.
+      if (errno != ENOTSUP && errno != EOPNOTSUPP) return;
+    }
     int fd = ::open(path.c_str(),
                     O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (is_dir ? O_DIRECTORY : 0));
     const auto vanished = [&] {
@@ -442,19 +458,21 @@ struct Planner {
       return;  // unreadable: not this user's placeholder
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0 ||
-        std::any_of(data.held.begin(), data.held.end(), [&](const MountPlanData::Held& h) {
-          return h.entry.dev == st.st_dev && h.entry.ino == st.st_ino;
-        })) {
-      ::close(fd);
+    const auto same = [&](const Placeholder& h) {
+      return h.dev == st.st_dev && h.ino == st.st_ino;
+    };
+    if (::fstat(fd, &st) != 0 || std::any_of(data.held.begin(), data.held.end(), same) ||
+        std::any_of(data.placeholders.begin(), data.placeholders.end(), same)) {
+      ::close(fd);  // held already (e.g. .claude, walked through for each entry below it)
       return;
     }
     // The exclusive lock of a run removing it lasts one unlink: retry a
     // moment. Held longer, someone else holds it on purpose: stop, saying so.
-    int rc = -1;
-    for (int i = 0; i < 100 && (rc = ::flock(fd, LOCK_SH | LOCK_NB)) != 0 && errno == EWOULDBLOCK;
-         ++i)
+    int rc = ::flock(fd, LOCK_SH | LOCK_NB);
+    for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 100; ++i) {
       ::usleep(10000);
+      rc = ::flock(fd, LOCK_SH | LOCK_NB);
+    }
     if (rc != 0) {
       const int err = errno;
       ::close(fd);
@@ -467,11 +485,11 @@ struct Planner {
       }
       throw Error(fmt::format("cannot lock {}: {}", path, std::strerror(err)));
     }
-    if (st.st_nlink == 0 || ::fstat(fd, &st) != 0 || st.st_nlink == 0) {
+    if (::fstat(fd, &st) != 0 || st.st_nlink == 0) {
       ::close(fd);
       throw vanished();
     }
-    data.held.push_back({{path, st.st_dev, st.st_ino, is_dir}, fd});
+    data.held.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
   }
 
   void plan_deny_write() {
@@ -603,7 +621,7 @@ struct Planner {
     }
     // The user's runtime dir where it is not below /run/user: the same
     // sockets (session bus, agents) and sbx's own state dirs ($XDG_RUNTIME_DIR/sbx).
-    // Only what the XDG spec promises it is (the user's own, 0700) and only
+    // Only what the XDG spec promises it is (a private 0700 dir) and only
     // if it holds nothing the sandbox is given: never /run, /dev/shm, a
     // parent of the home or work dir, or of a path re-exposed read-only.
     if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
@@ -614,8 +632,9 @@ struct Planner {
         return r && path_is_within(*r, *rdir);
       };
       if (maskable(rdir) && ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
-          st.st_uid == ::geteuid() && (st.st_mode & 07777) == 0700 &&
-          !(home && path_is_within(*home, *rdir)) && !path_is_within(cwd, *rdir) &&
+          (st.st_mode & 07777) == 0700 && !(home && path_is_within(*home, *rdir)) &&
+          !path_is_within(cwd, *rdir) &&
+          (data.workdir.empty() || !path_is_within(data.workdir, *rdir)) &&
           std::none_of(policy.filesystem.allow_read.begin(), policy.filesystem.allow_read.end(),
                        holds))
         candidates.push_back(*rdir);
@@ -691,9 +710,8 @@ void remove_placeholder(const Placeholder& p, bool need_mark) {
                   O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (p.is_dir ? O_DIRECTORY : 0));
   if (fd < 0) return;
   struct stat st {};
-  char mark[4];
   if (::fstat(fd, &st) == 0 && st.st_dev == p.dev && st.st_ino == p.ino &&
-      (!need_mark || ::fgetxattr(fd, kPlaceholderXattr, mark, sizeof mark) >= 0) &&
+      (!need_mark || ::fgetxattr(fd, kPlaceholderXattr, nullptr, 0) >= 0) &&
       ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
     if (p.is_dir)
       (void)::rmdir(p.path.c_str());  // fails if not empty: then it stays
@@ -708,9 +726,11 @@ void remove_placeholder(const Placeholder& p, bool need_mark) {
 void MountPlanData::remove_placeholders() noexcept {
   // The sandbox is gone: the locks on other runs' placeholders go first, so
   // that this run, if it is the last user of one, can take it exclusively.
-  for (auto& h : held) {
-    ::close(h.fd);
-    h.fd = -1;
+  for (auto* list : {&placeholders, &held}) {
+    for (auto& p : *list) {
+      if (p.fd >= 0) ::close(p.fd);
+      p.fd = -1;
+    }
   }
   if (!cleanup_placeholders) return;
   cleanup_placeholders = false;
@@ -718,7 +738,7 @@ void MountPlanData::remove_placeholders() noexcept {
   // (held walking down: reversed, children first too).
   for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it)
     remove_placeholder(*it, false);
-  for (auto it = held.rbegin(); it != held.rend(); ++it) remove_placeholder(it->entry, true);
+  for (auto it = held.rbegin(); it != held.rend(); ++it) remove_placeholder(*it, true);
 }
 
 MountPlanData::~MountPlanData() {
@@ -735,7 +755,7 @@ void start_placeholder_removal(MountPlan& plan) noexcept {
   const bool any_dir = std::any_of(data.placeholders.begin(), data.placeholders.end(),
                                    [](const Placeholder& p) { return p.is_dir; }) ||
                        std::any_of(data.held.begin(), data.held.end(),
-                                   [](const MountPlanData::Held& h) { return h.entry.is_dir; });
+                                   [](const Placeholder& h) { return h.is_dir; });
   if (!data.cleanup_placeholders || !any_dir || data.placeholder_remover.joinable()) return;
   try {
     data.placeholder_remover = std::thread([&data] {

@@ -202,5 +202,31 @@ pass "strict (two in one dir): nothing was planted on the host"
 [[ ! -e .mcp.json && ! -e .vscode && ! -e .bashrc ]] ||
   fail "strict (two in one dir): the placeholders stayed after both ended: $(ls -A)"
 pass "strict (two in one dir): the last sandbox to end removed the first one's placeholders"
+# --- F: the same, the other order: the one that did not create them ends first
+F=$(scratch)
+cd "$F" || fail "cd"
+"$SBX" run "${PA[@]}" -- sh -c '
+  touch first-up
+  i=0; while [ ! -e second-gone ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t mcp sh -c "echo {} > .mcp.json"
+  t git_config sh -c "mkdir -p .git && echo x > .git/config"
+  ' >"$O/first.out" 2>&1 </dev/null &
+first=$!
+second=
+for _ in $(seq 200); do [[ -e first-up ]] && break; sleep 0.05; done
+[[ -e first-up ]] || e_fail "(F) the first sandbox did not start"
+run_sbx run "${PA[@]}" -- true
+expect_rc 0 "strict (two in one dir, F): the second sandbox ran and ended"
+[[ -e .mcp.json && -d .git ]] || e_fail "(F) the second sandbox removed the first one's placeholders"
+touch second-gone
+wait "$first"
+RC=$?
+OUT=$(cat "$O/first.out")
+expect_rc 0 "strict (two in one dir, F): the first sandbox ran"
+expect_res mcp "rc[1-9][0-9]*" "strict (two in one dir, F): .mcp.json stays read-only after the other one ended"
+expect_res git_config "rc[1-9][0-9]*" "strict (two in one dir, F): .git stays sealed after the other one ended"
+[[ ! -e .mcp.json && ! -e .git ]] || fail "strict (two in one dir, F): placeholders left: $(ls -A)"
+pass "strict (two in one dir, F): nothing planted, and the creator removed its placeholders last"
 cd "$C" || fail "cd"
 esc_done "12 (agent files)"
