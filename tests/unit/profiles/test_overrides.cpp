@@ -136,7 +136,7 @@ TEST_CASE("resolve = profile + overrides + validate, warnings returned") {
   CHECK_THROWS_AS(resolve("no-such-profile", {}, test_env()), ProfileError);
 }
 
-TEST_CASE("--net none alone does not warn about the profile's allow lists") {
+TEST_CASE("network none chosen on the command line alone does not warn about the allow lists") {
   Overrides none;
   none.network = "none";
   std::vector<std::string> warnings;
