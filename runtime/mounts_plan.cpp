@@ -18,7 +18,6 @@
 #include <cstring>
 #include <optional>
 #include <set>
-#include <system_error>
 #include <thread>
 
 #include "runtime/host_paths.hpp"
@@ -147,6 +146,13 @@ const std::string* innermost_root(const std::string& path, const std::vector<std
   for (const auto& r : roots)
     if (path_is_within(path, r) && (best == nullptr || r.size() > best->size())) best = &r;
   return best;
+}
+
+// An fd for the flock of a placeholder (or what may be one): never through a
+// symlink, never blocking on a FIFO put in its place.
+int open_placeholder(const std::string& path, bool is_dir) {
+  return ::open(path.c_str(),
+                O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (is_dir ? O_DIRECTORY : 0));
 }
 
 struct Planner {
@@ -445,8 +451,7 @@ struct Planner {
       // (no user xattrs): then any empty file or directory may be one.
       if (errno != ENOTSUP && errno != EOPNOTSUPP) return;
     }
-    int fd = ::open(path.c_str(),
-                    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (is_dir ? O_DIRECTORY : 0));
+    int fd = open_placeholder(path, is_dir);
     const auto vanished = [&] {
       return Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
                                "using the same directory ended)",
@@ -706,8 +711,7 @@ namespace {
 // else protects it (an exclusive flock), and, for another run's, it still
 // carries the mark.
 void remove_placeholder(const Placeholder& p, bool need_mark) {
-  int fd = ::open(p.path.c_str(),
-                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (p.is_dir ? O_DIRECTORY : 0));
+  int fd = open_placeholder(p.path, p.is_dir);
   if (fd < 0) return;
   struct stat st {};
   if (::fstat(fd, &st) == 0 && st.st_dev == p.dev && st.st_ino == p.ino &&

@@ -157,76 +157,76 @@ pass "strict (gitlink): the gitfile and nested git dir of the new gitlinks are q
 hostgit status >/dev/null 2>&1
 [[ -z $(ls -A "$M") ]] || fail "strict: the host's 'git status' ran code planted through a gitlink: $(ls -A "$M")"
 pass "strict (gitlink): the host's git status runs nothing planted through a new submodule"
-# --- E: two strict sandboxes in one work dir ---------------------------------
-# The first one's placeholders (.mcp.json, .vscode...) are empty files the
-# second one finds and mounts read-only. When the first ends, removing a
-# placeholder on the host would detach the second one's mount on it (an
-# unlink does that in every namespace), and the second command could then
-# plant .mcp.json. The second holds a shared flock on them: they stay.
+# --- E, F: two strict sandboxes in one work dir ----------------------------
+# The first one's placeholders (.mcp.json, .vscode, .git...) are the second
+# one's existing paths, which it mounts read-only too. Removing a placeholder
+# on the host detaches every mount on it (an unlink or rmdir does that in
+# every namespace), so whichever ends first must leave it to the other, or
+# the other's command could plant .mcp.json. Both hold a shared flock on
+# them; the last to end removes them.
+
+# late_writer UP GO OUT: a strict sandbox in the background ($!) that touches
+# UP once it runs, waits (at most 20 s) for GO to appear in the work dir,
+# then tries to plant agent files; its output goes to OUT.
+late_writer() {
+  "$SBX" run "${PA[@]}" -- sh -c '
+    touch "$0"
+    i=0; while [ ! -e "$1" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+    t mcp sh -c "echo {} > .mcp.json"
+    t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
+    t git_config sh -c "mkdir -p .git && echo x > .git/config"
+    ' "$1" "$2" >"$3" 2>&1 </dev/null &
+}
+await() { for _ in $(seq 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
+# expect_planted_nothing LABEL: the late writer's output ($O/late.out) shows
+# every attempt refused.
+expect_planted_nothing() {
+  wait "$writer"
+  RC=$?
+  OUT=$(cat "$O/late.out")
+  expect_rc 0 "strict (two in one dir, $1): the sandbox that ended last ran"
+  expect_res mcp "rc[1-9][0-9]*" "strict (two in one dir, $1): .mcp.json stays read-only after the other one ended"
+  expect_res vscode "rc[1-9][0-9]*" "strict (two in one dir, $1): .vscode stays read-only after the other one ended"
+  expect_res git_config "rc[1-9][0-9]*" "strict (two in one dir, $1): .git stays sealed after the other one ended"
+  [[ ! -s .mcp.json && ! -e .vscode/tasks.json && ! -e .git/config ]] ||
+    fail "strict (two in one dir, $1): planted on the host: $(ls -la .mcp.json .vscode .git)"
+  [[ ! -e .mcp.json && ! -e .vscode && ! -e .git && ! -e .bashrc ]] ||
+    fail "strict (two in one dir, $1): the placeholders stayed after both ended: $(ls -A)"
+  pass "strict (two in one dir, $1): nothing planted, and the last to end removed the placeholders"
+}
+O=$(scratch)
+other= writer=
+e_fail() { kill $other $writer 2>/dev/null; fail "strict (two in one dir): $*"; }
+
+# E: the creator of the placeholders ends first.
 E=$(scratch)
 cd "$E" || fail "cd"
 "$SBX" run "${PA[@]}" -- sleep 30 >/dev/null 2>&1 </dev/null &
-first=$!
-second=
-e_fail() { kill "$first" $second 2>/dev/null; fail "strict (two in one dir): $*"; }
-for _ in $(seq 100); do [[ -e .mcp.json ]] && break; sleep 0.05; done
-[[ -e .mcp.json ]] || e_fail "the first sandbox made no .mcp.json placeholder"
-# The second one writes only after the first has ended (the marker files
-# are in the work dir, which both see).
-O=$(scratch)
-"$SBX" run "${PA[@]}" -- sh -c '
-  touch second-up
-  i=0; while [ ! -e first-gone ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
-  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
-  t mcp sh -c "echo {} > .mcp.json"
-  t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
-  ' >"$O/second.out" 2>&1 </dev/null &
-second=$!
-for _ in $(seq 200); do [[ -e second-up ]] && break; sleep 0.05; done
-[[ -e second-up ]] || e_fail "the second sandbox did not start: $(cat "$O/second.out")"
-kill -TERM "$first"
-wait "$first" 2>/dev/null
+other=$!
+await .mcp.json || e_fail "the first sandbox made no .mcp.json placeholder"
+late_writer second-up first-gone "$O/late.out"
+writer=$!
+await second-up || e_fail "the second sandbox did not start: $(cat "$O/late.out")"
+kill -TERM "$other"
+wait "$other" 2>/dev/null
 [[ -e .mcp.json && ! -s .mcp.json ]] ||
   e_fail "the first sandbox removed a placeholder the second one protects"
-pass "strict (two in one dir): a placeholder the other sandbox protects stays when its creator ends"
+pass "strict (two in one dir, E): a placeholder the other sandbox protects stays when its creator ends"
 touch first-gone
-wait "$second"
-RC=$?
-OUT=$(cat "$O/second.out")
-expect_rc 0 "strict (two in one dir): the second sandbox ran"
-expect_res mcp "rc[1-9][0-9]*" "strict (two in one dir): .mcp.json stays read-only after the first sandbox ended"
-expect_res vscode "rc[1-9][0-9]*" "strict (two in one dir): .vscode stays read-only after the first sandbox ended"
-[[ ! -s .mcp.json && ! -e .vscode/tasks.json ]] ||
-  fail "strict (two in one dir): planted on the host: $(ls -la .mcp.json .vscode)"
-pass "strict (two in one dir): nothing was planted on the host"
-[[ ! -e .mcp.json && ! -e .vscode && ! -e .bashrc ]] ||
-  fail "strict (two in one dir): the placeholders stayed after both ended: $(ls -A)"
-pass "strict (two in one dir): the last sandbox to end removed the first one's placeholders"
-# --- F: the same, the other order: the one that did not create them ends first
+expect_planted_nothing E
+
+# F: the other order: the one that did not create them ends first.
 F=$(scratch)
 cd "$F" || fail "cd"
-"$SBX" run "${PA[@]}" -- sh -c '
-  touch first-up
-  i=0; while [ ! -e second-gone ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
-  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
-  t mcp sh -c "echo {} > .mcp.json"
-  t git_config sh -c "mkdir -p .git && echo x > .git/config"
-  ' >"$O/first.out" 2>&1 </dev/null &
-first=$!
-second=
-for _ in $(seq 200); do [[ -e first-up ]] && break; sleep 0.05; done
-[[ -e first-up ]] || e_fail "(F) the first sandbox did not start"
+late_writer first-up second-gone "$O/late.out"
+writer=$!
+other=
+await first-up || e_fail "(F) the first sandbox did not start"
 run_sbx run "${PA[@]}" -- true
 expect_rc 0 "strict (two in one dir, F): the second sandbox ran and ended"
 [[ -e .mcp.json && -d .git ]] || e_fail "(F) the second sandbox removed the first one's placeholders"
 touch second-gone
-wait "$first"
-RC=$?
-OUT=$(cat "$O/first.out")
-expect_rc 0 "strict (two in one dir, F): the first sandbox ran"
-expect_res mcp "rc[1-9][0-9]*" "strict (two in one dir, F): .mcp.json stays read-only after the other one ended"
-expect_res git_config "rc[1-9][0-9]*" "strict (two in one dir, F): .git stays sealed after the other one ended"
-[[ ! -e .mcp.json && ! -e .git ]] || fail "strict (two in one dir, F): placeholders left: $(ls -A)"
-pass "strict (two in one dir, F): nothing planted, and the creator removed its placeholders last"
+expect_planted_nothing F
 cd "$C" || fail "cd"
 esc_done "12 (agent files)"
