@@ -360,5 +360,22 @@ else
   [[ -d $base/.spare ]] || fail "sbx ps swept the spare as a stale state dir"
   pass "the next start takes the spare (same inode), its end puts it back, sbx ps leaves it"
 fi
+# Unprivileged with a runtime dir outside /tmp (XDG_RUNTIME_DIR): the spare
+# there too (as root the base is always /run/sbx, checked above).
+if ! is_root; then
+  X=$(mktemp -d /var/tmp/sbx-xdg.XXXXXX)
+  _SCRATCH_DIRS+=("$X")
+  chmod 700 "$X"
+  XDG_RUNTIME_DIR=$X "$SBX" run --net none -- true </dev/null >/dev/null 2>&1 ||
+    fail "a run with XDG_RUNTIME_DIR=$X failed"
+  [[ -d $X/sbx/.spare && -z $(ls -A "$X/sbx/.spare") && $(ls -A "$X/sbx") == .spare ]] ||
+    fail "no empty spare in $X/sbx: $(ls -la "$X/sbx")"
+  spare=$(stat -c %i "$X/sbx/.spare")
+  XDG_RUNTIME_DIR=$X "$SBX" run --net none -- true </dev/null >/dev/null 2>&1 ||
+    fail "a second run with XDG_RUNTIME_DIR=$X failed"
+  [[ $(stat -c %i "$X/sbx/.spare") == "$spare" && $(ls -A "$X/sbx") == .spare ]] ||
+    fail "the second run did not reuse the spare: $(ls -lai "$X/sbx")"
+  pass "unprivileged, \$XDG_RUNTIME_DIR/sbx keeps one spare state dir, reused by the next run"
+fi
 
 done_testing
