@@ -619,30 +619,35 @@ struct Planner {
              std::none_of(writable.begin(), writable.end(),
                           [&](const std::string& w) { return path_is_within(w, *rdir); });
     };
-    if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
-      candidates.push_back(agent);
-      // The agent's own directory too (ssh-XXXX/).
-      if (auto rdir = real_path(parent_of(agent)); maskable(rdir)) candidates.push_back(*rdir);
-    }
-    // The user's runtime dir where it is not below /run/user: the same
-    // sockets (session bus, agents) and sbx's own state dirs ($XDG_RUNTIME_DIR/sbx).
-    // Only what the XDG spec promises it is (a private 0700 dir) and only
-    // if it holds nothing the sandbox is given: never /run, /dev/shm, a
-    // parent of the home or work dir, or of a path re-exposed read-only.
-    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
-      auto rdir = real_path(xdg);
+    // A directory that is somebody's private one (no access for group and
+    // others: ssh-agent's /tmp/ssh-XXXX, $XDG_RUNTIME_DIR) and holds
+    // nothing the sandbox is given: never /run, /dev/shm, a parent of the
+    // home or work dir, or of a path re-exposed read-only.
+    const auto private_dir = [&](const std::optional<std::string>& rdir) {
       struct stat st {};
       const auto holds = [&](const std::string& p) {
         auto r = real_path(absolute(p, cwd));
         return r && path_is_within(*r, *rdir);
       };
-      if (maskable(rdir) && ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
-          (st.st_mode & 07777) == 0700 && !(home && path_is_within(*home, *rdir)) &&
-          !path_is_within(cwd, *rdir) &&
-          (data.workdir.empty() || !path_is_within(data.workdir, *rdir)) &&
-          std::none_of(policy.filesystem.allow_read.begin(), policy.filesystem.allow_read.end(),
-                       holds))
-        candidates.push_back(*rdir);
+      return maskable(rdir) && ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+             (st.st_mode & 077) == 0 && !(home && path_is_within(*home, *rdir)) &&
+             !path_is_within(cwd, *rdir) &&
+             (data.workdir.empty() || !path_is_within(data.workdir, *rdir)) &&
+             std::none_of(policy.filesystem.allow_read.begin(), policy.filesystem.allow_read.end(),
+                          holds);
+    };
+    if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
+      // The agent's own directory (ssh-XXXX/) if it is a private one (the
+      // socket is then hidden with it), else the socket alone: an agent
+      // socket straight in /run or /var/tmp hides only itself.
+      if (auto rdir = real_path(parent_of(agent)); private_dir(rdir)) candidates.push_back(*rdir);
+      candidates.push_back(agent);
+    }
+    // The user's runtime dir where it is not below /run/user: the same
+    // sockets (session bus, agents) and sbx's own state dirs
+    // ($XDG_RUNTIME_DIR/sbx). Only what the XDG spec promises it is.
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && xdg[0] == '/') {
+      if (auto rdir = real_path(xdg); private_dir(rdir)) candidates.push_back(*rdir);
     }
     std::set<std::string> done;
     std::vector<std::string>

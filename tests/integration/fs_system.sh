@@ -92,6 +92,21 @@ OUT_NOAGENT=$OUT
 pass "docker.sock, /run/user (D-Bus session bus) and X11 sockets are not visible"
 OUT=$(SSH_AUTH_SOCK="$A/agent.sock" "$SBX" run --net none -- sh -c "[ -S '$A/agent.sock' ] && echo AGENT; true" 2>&1)
 expect_no_out "AGENT" "\$SSH_AUTH_SOCK is not visible"
+# The agent's directory is hidden too when it is a private one (ssh-agent's
+# /tmp/ssh-XXXX is 0700); a shared one ($A is 0755, like /run or /var/tmp)
+# keeps its other entries: hiding it would hide /run/systemd/resolve and the
+# rest of /run for an agent socket at /run/agent.sock.
+echo shared >"$A/sibling" && chmod 644 "$A/sibling"
+PRIV=$(mktemp -d /var/tmp/sbx-agentp.XXXXXX)  # 0700, the caller's
+_SCRATCH_DIRS+=("$PRIV")
+echo private >"$PRIV/sibling"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$PRIV/agent.sock" ||
+  fail "cannot create the private agent socket"
+OUT=$(SSH_AUTH_SOCK="$A/agent.sock" "$SBX" run --net none -- sh -c "cat '$A/sibling'; [ -S '$A/agent.sock' ] && echo AGENT; true" 2>&1)
+expect_out "shared" "a shared directory holding \$SSH_AUTH_SOCK keeps its other entries"
+expect_no_out "AGENT" "\$SSH_AUTH_SOCK in a shared directory is not visible"
+OUT=$(SSH_AUTH_SOCK="$PRIV/agent.sock" "$SBX" run --net none -- sh -c "ls -A '$PRIV'; cat '$PRIV/sibling'; true" 2>&1)
+expect_no_out "private|agent.sock" "the private directory holding \$SSH_AUTH_SOCK is hidden whole"
 cat > "$P/agent.toml" <<TOML
 extends = "standard"
 [filesystem]
