@@ -22,7 +22,8 @@ for f in bin/sbx lib/libsbx.so.0.1.0 include/sbx/sbx.h include/sbx/sbx.hpp inclu
   lib/pkgconfig/sbx.pc lib/cmake/sbx/sbxConfig.cmake lib/cmake/sbx/sbxConfigVersion.cmake \
   lib/cmake/sbx/sbxTargets.cmake share/doc/sbx/embedding.md share/doc/sbx/cli.md \
   share/doc/sbx/examples/embed.c share/doc/sbx/examples/embed.cpp share/doc/sbx/examples/embed.py \
-  share/man/man1/sbx.1 share/man/man1/sbx-run.1 share/man/man5/sbx-profile.5 \
+  share/man/man1/sbx.1 share/man/man1/sbx-run.1 share/man/man1/sbx-check.1 \
+  share/man/man5/sbx-profile.5 include/sbx/control.hpp libexec/sbx/sbx-probe \
   share/bash-completion/completions/sbx share/zsh/vendor-completions/_sbx \
   share/fish/vendor_completions.d/sbx.fish etc/apparmor.d/sbx; do
   [[ -f $prefix/$f ]] || fail "missing after install: $f"
@@ -48,7 +49,7 @@ expect_out "in-sandbox" "its output arrives"
 
 # Man pages render without warnings and have their NAME section.
 if command -v man >/dev/null; then
-  for page in man1/sbx.1 man1/sbx-run.1 man5/sbx-profile.5; do
+  for page in man1/sbx.1 man1/sbx-run.1 man1/sbx-check.1 man5/sbx-profile.5; do
     OUT=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$prefix/share/man/$page" 2>&1 >/dev/null)
     [[ -z $OUT ]] || fail "$page: groff warnings: $OUT"
     OUT=$(LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$prefix/share/man/$page" 2>/dev/null)
