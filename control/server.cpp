@@ -173,8 +173,8 @@ struct ControlServer::Impl {
     const std::string spare = base + "/" + kSpareDir;
     UniqueFdLite d(::open(spare.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (d.get() < 0 || ::flock(d.get(), LOCK_EX | LOCK_NB) != 0) return false;
-    struct stat st {
-    }, named{};
+    struct stat st {};
+    struct stat named {};
     if (::fstat(d.get(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 07777) != 0700 ||
         st.st_nlink == 0 || ::lstat(spare.c_str(), &named) != 0 || named.st_dev != st.st_dev ||
         named.st_ino != st.st_ino) {
@@ -232,8 +232,8 @@ struct ControlServer::Impl {
     // the same name could have replaced it (rename onto an empty directory
     // succeeds) and its live dir would have been moved.
     const std::string spare = base + "/" + kSpareDir;
-    struct stat own {
-    }, named{};
+    struct stat own {};
+    struct stat named {};
     const bool parked =
         keeps_spare() && ::fstat(dir_fd.get(), &own) == 0 && ::lstat(dir.c_str(), &named) == 0 &&
         own.st_dev == named.st_dev && own.st_ino == named.st_ino &&

@@ -611,30 +611,27 @@ struct Planner {
                                            "/var/lib/lxd/unix.socket",
                                            "/run/incus",
                                            "/run/sbx"};  // control sockets (docs/control.md)
-    // A whole directory is hidden only if that hides neither the root, nor
-    // the home directory, nor a writable area.
+    // A directory is hidden whole only if it is somebody's private one (no
+    // access for group and others: ssh-agent's /tmp/ssh-XXXX,
+    // $XDG_RUNTIME_DIR) and holds nothing the sandbox is given: not /, not
+    // inside a writable area, and no home, current or work dir, writable
+    // area or allow_read path inside it (never /run, /dev/shm or a parent of
+    // the home).
     const auto home = real_path(identity.home.empty() ? "/nonexistent" : identity.home);
-    const auto maskable = [&](const std::optional<std::string>& rdir) {
-      return rdir && *rdir != "/" && (!home || *rdir != *home) && !within_any(*rdir, writable) &&
-             std::none_of(writable.begin(), writable.end(),
-                          [&](const std::string& w) { return path_is_within(w, *rdir); });
-    };
-    // A directory that is somebody's private one (no access for group and
-    // others: ssh-agent's /tmp/ssh-XXXX, $XDG_RUNTIME_DIR) and holds
-    // nothing the sandbox is given: never /run, /dev/shm, a parent of the
-    // home or work dir, or of a path re-exposed read-only.
     const auto private_dir = [&](const std::optional<std::string>& rdir) {
-      struct stat st {};
-      const auto holds = [&](const std::string& p) {
+      if (!rdir || *rdir == "/" || within_any(*rdir, writable)) return false;
+      const auto inside = [&](const std::string& p) { return path_is_within(p, *rdir); };
+      const auto named_inside = [&](const std::string& p) {
         auto r = real_path(absolute(p, cwd));
-        return r && path_is_within(*r, *rdir);
+        return r && inside(*r);
       };
-      return maskable(rdir) && ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
-             (st.st_mode & 077) == 0 && !(home && path_is_within(*home, *rdir)) &&
-             !path_is_within(cwd, *rdir) &&
-             (data.workdir.empty() || !path_is_within(data.workdir, *rdir)) &&
+      struct stat st {};
+      return !(home && inside(*home)) && !inside(cwd) &&
+             (data.workdir.empty() || !inside(data.workdir)) &&
+             std::none_of(writable.begin(), writable.end(), inside) &&
              std::none_of(policy.filesystem.allow_read.begin(), policy.filesystem.allow_read.end(),
-                          holds);
+                          named_inside) &&
+             ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 077) == 0;
     };
     if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
       // The agent's own directory (ssh-XXXX/) if it is a private one (the
@@ -650,8 +647,8 @@ struct Planner {
       if (auto rdir = real_path(xdg); private_dir(rdir)) candidates.push_back(*rdir);
     }
     std::set<std::string> done;
-    std::vector<std::string>
-        socket_dirs;  // masked here (not deny_read's: allow_read may re-expose)
+    // Masked here (not deny_read's: allow_read may re-expose those).
+    std::vector<std::string> socket_dirs;
     for (const auto& c : candidates) {
       auto res = real_path(c);
       if (!res || !done.insert(*res).second || allowed.count(*res)) continue;
