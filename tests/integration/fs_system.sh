@@ -102,6 +102,9 @@ _SCRATCH_DIRS+=("$PRIV")
 echo private >"$PRIV/sibling"
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$PRIV/agent.sock" ||
   fail "cannot create the private agent socket"
+# As root the command runs as 65534: the private dir is that user's, so
+# only the mask keeps it out (not the permissions).
+if is_root; then chown -R 65534:65534 "$PRIV" || fail "chown $PRIV"; fi
 OUT=$(SSH_AUTH_SOCK="$A/agent.sock" "$SBX" run --net none -- sh -c "cat '$A/sibling'; [ -S '$A/agent.sock' ] && echo AGENT; true" 2>&1)
 expect_out "shared" "a shared directory holding \$SSH_AUTH_SOCK keeps its other entries"
 expect_no_out "AGENT" "\$SSH_AUTH_SOCK in a shared directory is not visible"
