@@ -369,6 +369,14 @@ struct UpstreamResult {
 
 class UpstreamResolver {
  public:
+  // A channel's UDP socket stays open between queries (ARES_FLAG_STAYOPEN: a
+  // socket, three fcntls, a connect and two epoll changes per query were most
+  // of what forwarding added). So that the source port still changes, a
+  // channel carries at most this many queries; later ones go to a fresh
+  // channel with a fresh socket, and the old one is destroyed once its last
+  // query is called back. Keeping queries in flight does not pin the port.
+  static constexpr std::size_t kQueriesPerChannel = 32;
+
   // Called when c-ares wants a socket watched (readable/writable) or removed
   // (both false). The caller mirrors this into its epoll set.
   using SocketWatch = std::function<void(int fd, bool readable, bool writable)>;
@@ -387,7 +395,8 @@ class UpstreamResolver {
   // Time until c-ares needs process_timeouts(); nullopt when idle.
   std::optional<std::chrono::milliseconds> next_timeout() const;
   void process_timeouts();
-  std::size_t pending() const;  // queries not yet called back
+  std::size_t pending() const;   // queries not yet called back
+  std::size_t channels() const;  // c-ares channels open (each has its own socket)
 
   struct Impl;  // opaque: the c-ares channel
 

@@ -4,6 +4,8 @@
 #include <ares.h>
 #include <sys/time.h>
 
+#include <list>
+#include <map>
 #include <mutex>
 
 #include "dnsproxy/dnsproxy.hpp"
@@ -11,27 +13,48 @@
 
 namespace sbx::dns {
 
-struct UpstreamResolver::Impl {
+struct UpstreamChannel {
+  UpstreamResolver::Impl* impl = nullptr;
   ares_channel channel = nullptr;
+  std::size_t sent = 0;
+  std::size_t pending = 0;
+};
+
+struct UpstreamResolver::Impl {
+  UpstreamConfig config;
   SocketWatch watch;
   std::size_t pending = 0;
+  // back() takes new queries; the others only finish theirs.
+  std::list<std::unique_ptr<UpstreamChannel>> channels;
+  std::map<int, UpstreamChannel*> by_fd;
+  int depth = 0;  // > 0 inside c-ares: a callback may resolve() again
+
+  UpstreamChannel& current() { return *channels.back(); }
+  void open_channel();
+  void close_drained();
 };
 
 namespace {
 
 struct Pending {
   UpstreamResolver::Callback done;
-  std::size_t* counter;
+  UpstreamChannel* channel;
 };
 
 void on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
-  auto* impl = static_cast<UpstreamResolver::Impl*>(data);
-  if (impl->watch) impl->watch(fd, readable != 0, writable != 0);
+  auto* ch = static_cast<UpstreamChannel*>(data);
+  if (readable || writable) {
+    ch->impl->by_fd[fd] = ch;
+  } else {
+    ch->impl->by_fd.erase(fd);
+  }
+  if (ch->impl->watch) ch->impl->watch(fd, readable != 0, writable != 0);
 }
 
 void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
   std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
-  --*p->counter;
+  --p->channel->pending;
+  --p->channel->impl->pending;
   UpstreamResult r;
   // c-ares reports NOERROR and NXDOMAIN as success with the raw answer;
   // SERVFAIL/REFUSED/NOTIMP from every server, time-outs and network errors
@@ -47,6 +70,52 @@ void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int
 
 }  // namespace
 
+void UpstreamResolver::Impl::open_channel() {
+  auto ch = std::make_unique<UpstreamChannel>();
+  ch->impl = this;
+  ares_options opts{};
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS |
+             ARES_OPT_TRIES;
+  opts.sock_state_cb = on_sock_state;
+  opts.sock_state_cb_data = ch.get();
+  // EDNS: without it c-ares 1.18 treats any UDP answer over 512 bytes as
+  // truncated and retries over TCP. NOSEARCH/NOALIASES: never rewrite names.
+  opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_STAYOPEN;
+  opts.ednspsz = kEdnsPayload;
+  opts.timeout = static_cast<int>(config.timeout.count());
+  opts.tries = config.tries;
+  int st = ares_init_options(&ch->channel, &opts, mask);
+  if (st != ARES_SUCCESS) {
+    throw Error(std::string("cannot create the DNS upstream client: ") + ares_strerror(st),
+                "check /etc/resolv.conf or set network.dns_upstream");
+  }
+  if (!config.servers.empty()) {
+    std::string csv;
+    for (const auto& s : config.servers) csv += (csv.empty() ? "" : ",") + s;
+    st = ares_set_servers_ports_csv(ch->channel, csv.c_str());
+    if (st != ARES_SUCCESS) {
+      ares_destroy(ch->channel);
+      throw Error("invalid network.dns_upstream '" + csv + "': " + ares_strerror(st),
+                  "write servers as ip, ip:port or [ipv6]:port");
+    }
+  }
+  channels.push_back(std::move(ch));
+}
+
+// Not while c-ares runs (a callback resolving again): a channel is destroyed
+// only once no ares_process_fd or ares_send of ours is on the stack.
+void UpstreamResolver::Impl::close_drained() {
+  if (depth > 0) return;
+  for (auto it = channels.begin(); std::next(it) != channels.end();) {
+    if ((*it)->pending == 0) {
+      ares_destroy((*it)->channel);  // closes its socket (sock-state callback first)
+      it = channels.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
     : impl_(std::make_unique<Impl>()) {
   static std::once_flag once;
@@ -55,38 +124,14 @@ UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
   if (init_status != ARES_SUCCESS) {
     throw Error(std::string("cannot initialise c-ares: ") + ares_strerror(init_status));
   }
+  impl_->config = std::move(config);
   impl_->watch = std::move(watch);
-  ares_options opts{};
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS |
-             ARES_OPT_TRIES;
-  opts.sock_state_cb = on_sock_state;
-  opts.sock_state_cb_data = impl_.get();
-  // EDNS: without it c-ares 1.18 treats any UDP answer over 512 bytes as
-  // truncated and retries over TCP. NOSEARCH/NOALIASES: never rewrite names.
-  opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-  opts.ednspsz = kEdnsPayload;
-  opts.timeout = static_cast<int>(config.timeout.count());
-  opts.tries = config.tries;
-  int st = ares_init_options(&impl_->channel, &opts, mask);
-  if (st != ARES_SUCCESS) {
-    throw Error(std::string("cannot create the DNS upstream client: ") + ares_strerror(st),
-                "check /etc/resolv.conf or set network.dns_upstream");
-  }
-  if (!config.servers.empty()) {
-    std::string csv;
-    for (const auto& s : config.servers) csv += (csv.empty() ? "" : ",") + s;
-    st = ares_set_servers_ports_csv(impl_->channel, csv.c_str());
-    if (st != ARES_SUCCESS) {
-      ares_destroy(impl_->channel);
-      throw Error("invalid network.dns_upstream '" + csv + "': " + ares_strerror(st),
-                  "write servers as ip, ip:port or [ipv6]:port");
-    }
-  }
+  impl_->open_channel();
 }
 
 UpstreamResolver::~UpstreamResolver() {
   // Calls every pending callback with ARES_EDESTRUCTION (answered SERVFAIL).
-  if (impl_->channel) ares_destroy(impl_->channel);
+  for (auto& ch : impl_->channels) ares_destroy(ch->channel);
 }
 
 void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callback done) {
@@ -102,29 +147,64 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
     if (done) done(std::move(r));
     return;
   }
-  auto* p = new Pending{std::move(done), &impl_->pending};
+  if (impl_->current().sent >= kQueriesPerChannel) {
+    try {
+      impl_->open_channel();
+    } catch (const Error& e) {
+      ares_free_string(buf);
+      UpstreamResult r;
+      r.error = e.what();
+      if (done) done(std::move(r));
+      return;
+    }
+  }
+  UpstreamChannel& ch = impl_->current();
+  auto* p = new Pending{std::move(done), &ch};
+  ++ch.sent;
+  ++ch.pending;
   ++impl_->pending;
-  ares_send(impl_->channel, buf, len, on_answer, p);
+  ++impl_->depth;
+  ares_send(ch.channel, buf, len, on_answer, p);
+  --impl_->depth;
   ares_free_string(buf);
+  impl_->close_drained();
 }
 
 void UpstreamResolver::process(int fd, bool readable, bool writable) {
-  ares_process_fd(impl_->channel, readable ? fd : ARES_SOCKET_BAD, writable ? fd : ARES_SOCKET_BAD);
+  auto it = impl_->by_fd.find(fd);
+  if (it == impl_->by_fd.end()) return;
+  ++impl_->depth;
+  ares_process_fd(it->second->channel, readable ? fd : ARES_SOCKET_BAD,
+                  writable ? fd : ARES_SOCKET_BAD);
+  --impl_->depth;
+  impl_->close_drained();
 }
 
 std::optional<std::chrono::milliseconds> UpstreamResolver::next_timeout() const {
-  timeval tv{};
-  timeval* t = ares_timeout(impl_->channel, nullptr, &tv);
-  if (!t) return std::nullopt;
-  return std::chrono::milliseconds(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
+  std::optional<std::chrono::milliseconds> next;
+  for (const auto& ch : impl_->channels) {
+    timeval tv{};
+    timeval* t = ares_timeout(ch->channel, nullptr, &tv);
+    if (!t) continue;
+    std::chrono::milliseconds left(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
+    if (!next || left < *next) next = left;
+  }
+  return next;
 }
 
 void UpstreamResolver::process_timeouts() {
-  ares_process_fd(impl_->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  ++impl_->depth;
+  for (auto& ch : impl_->channels) ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  --impl_->depth;
+  impl_->close_drained();
 }
 
 std::size_t UpstreamResolver::pending() const {
   return impl_->pending;
+}
+
+std::size_t UpstreamResolver::channels() const {
+  return impl_->channels.size();
 }
 
 }  // namespace sbx::dns

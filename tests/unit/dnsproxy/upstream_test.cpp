@@ -44,6 +44,10 @@ class TestResponder {
     std::lock_guard<std::mutex> l(mu_);
     return seen_;
   }
+  std::vector<std::uint16_t> source_ports() {  // one per query seen
+    std::lock_guard<std::mutex> l(mu_);
+    return ports_;
+  }
 
  private:
   void run() {
@@ -62,6 +66,7 @@ class TestResponder {
       {
         std::lock_guard<std::mutex> l(mu_);
         seen_.push_back(q);
+        ports_.push_back(ntohs(reinterpret_cast<sockaddr_in*>(&from)->sin_port));
       }
       std::vector<std::uint8_t> out;
       if (q.name == "slow.test") continue;  // never answers: time-out path
@@ -97,6 +102,7 @@ class TestResponder {
   std::thread thread_;
   std::mutex mu_;
   std::vector<Query> seen_;
+  std::vector<std::uint16_t> ports_;
 };
 
 // The supervisor's loop, reduced to what the resolver needs.
@@ -211,4 +217,63 @@ TEST_CASE("upstream resolver: bad server list is a clear error; destruction fail
   }
   CHECK(called);
   CHECK_FALSE(ok);
+}
+
+TEST_CASE(
+    "upstream resolver: the source port changes every kQueriesPerChannel queries, "
+    "also while a query stays in flight",
+    "[dns][upstream]") {
+  TestResponder responder;
+  Loop loop;
+  UpstreamConfig cfg;
+  cfg.servers = {responder.server()};
+  cfg.timeout = 400ms;
+  cfg.tries = 1;
+  UpstreamResolver res(cfg, loop.watch());
+  constexpr std::size_t k = UpstreamResolver::kQueriesPerChannel;
+
+  // One query that is never answered holds the first channel open...
+  bool slow_done = false;
+  res.resolve("slow.test", qtype::A, [&](UpstreamResult r) {
+    slow_done = true;
+    CHECK_FALSE(r.ok);
+  });
+  // ...while 3k more are resolved one at a time: each is answered.
+  std::size_t answered = 0;
+  for (std::size_t i = 0; i < 3 * k; ++i) {
+    std::size_t before = res.pending();
+    res.resolve("n" + std::to_string(i) + ".test", qtype::A,
+                [&](UpstreamResult r) { answered += r.ok ? 1 : 0; });
+    auto until = Clock::now() + 2s;
+    while (res.pending() > before && Clock::now() < until) {
+      epoll_event evs[8];
+      int n = epoll_wait(loop.ep, evs, 8, 50);
+      for (int j = 0; j < n; ++j) {
+        res.process(evs[j].data.fd, evs[j].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
+                    evs[j].events & EPOLLOUT);
+      }
+    }
+  }
+  CHECK(answered == 3 * k);
+  CHECK_FALSE(slow_done);
+  // The first channel waits for its unanswered query; the drained middle one
+  // is gone; the newest one takes queries.
+  CHECK(res.channels() == 2);
+
+  auto ports = responder.source_ports();
+  REQUIRE(ports.size() == 3 * k + 1);
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    INFO("query " << i);
+    CHECK(ports[i] == ports[i / k * k]);  // k queries per port
+  }
+  CHECK(ports[0] != ports[k]);
+  CHECK(ports[k] != ports[2 * k]);
+  CHECK(ports[0] != ports[2 * k]);
+
+  // The time-out ends the first channel's last query: only the newest is left.
+  loop.run(res, 3s);
+  CHECK(slow_done);
+  CHECK(res.pending() == 0);
+  CHECK(res.channels() == 1);
+  CHECK(loop.watched.size() == 1);  // its socket, kept open for the next query
 }
