@@ -10,7 +10,8 @@
 #                 upstream), compared with direct queries for the same name
 #   sbx refused   sandbox -> filter, answered locally (evil.test: REFUSED,
 #                 never forwarded)
-# Latency: p50/p99 of N sequential queries; "added" = sbx - direct.
+# Latency: p50/p99 of N sequential queries each, the direct and the sandboxed
+# client taking turns in batches of K (ABBA); "added" = sbx - direct.
 # Throughput: queries/s with W queries in flight for S seconds.
 # Targets (issue 7): <= 100 us p99 added, >= 20k qps cached.
 #
@@ -24,13 +25,14 @@
 # A benchmark, not a test. Needs ROOT (builds the fake internet). Traffic only
 # to loopback and the fixture's 198.51.100.0/24 netns.
 #
-#   bench/dns.sh   (SBX=path/to/sbx, default build/sbx; N=2000, S=5, W=32, RATE=1000000)
+#   bench/dns.sh   (SBX=path/to/sbx, default build/sbx; N=2000, K=50, S=5, W=32, RATE=1000000)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 SBX=${SBX:-$here/build/sbx}
 n=${N:-2000}
 secs=${S:-5}
 window=${W:-32}
+batch=${K:-50}
 rate=${RATE:-1000000}
 py=/usr/bin/python3
 die() { echo "dns.sh: $*" >&2; exit 2; }
@@ -71,16 +73,21 @@ in_sbx() {  # PROFILE ARGS...
     sed 's/^/    | /' "$work/err" >&2
 }
 
-echo "dns: $n sequential queries (latency), ${secs}s x $window in flight (throughput); kernel $(uname -r)"
+echo "dns: $n sequential queries (latency, direct and sbx interleaved in batches of $batch), ${secs}s x $window in flight (throughput); kernel $(uname -r)"
 echo "  sbx profile: dns_query_rate = $rate (raised from the default 200 for this benchmark)"
 # Warm up the fixture's server and the filter.
 "${load[@]}" "$SBXNET_DNS" good.test latency 200 >/dev/null
 
-read -r d50 d99 drc <<<"$("${load[@]}" "$SBXNET_DNS" good.test latency "$n")"
-read -r m50 m99 mrc <<<"$("${load[@]}" "$SBXNET_DNS" miss.good.test latency "$n")"
-read -r c50 c99 crc <<<"$(in_sbx "$work/fast.toml" good.test latency "$n")"
-read -r f50 f99 frc <<<"$(in_sbx "$work/fast.toml" miss.good.test latency "$n")"
-read -r r50 r99 rrc <<<"$(in_sbx "$work/fast.toml" evil.test latency "$n")"
+# Latency: the direct client (here) and the sandboxed one take turns in
+# batches of $batch queries (ABBA), so both see the same upstream moments.
+paired() {  # NAME -> "direct_p50 direct_p99 rcodes sbx_p50 sbx_p99 rcodes"
+  "${load[@]}" "$SBXNET_DNS" "$1" paired "$n" "$batch" -- \
+    "$SBX" run --profile "$work/fast.toml" -- "$py" -c "$load_src" resolv "$1" serve \
+    2>"$work/err" || sed 's/^/    | /' "$work/err" >&2
+}
+read -r d50 d99 drc c50 c99 crc <<<"$(paired good.test)"
+read -r m50 m99 mrc f50 f99 frc <<<"$(paired miss.good.test)"
+read -r _ _ _ r50 r99 rrc <<<"$(paired evil.test)"
 printf '  %-34s p50 %6s us  p99 %6s us  (%s)\n' "direct good.test (fixture server)" "$d50" "$d99" "$drc"
 printf '  %-34s p50 %6s us  p99 %6s us  (%s)\n' "direct miss.good.test" "$m50" "$m99" "$mrc"
 printf '  %-34s p50 %6s us  p99 %6s us  (%s)\n' "sbx good.test (cached)" "$c50" "$c99" "$crc"

@@ -2,8 +2,16 @@
 # DNS load generator for bench/dns.sh (standard library only).
 #   dns_load.py SERVER NAME latency N     -> "p50_us p99_us rcodes"
 #   dns_load.py SERVER NAME qps SECONDS W -> "qps lost rcodes"
+#   dns_load.py SERVER NAME serve         for each line "K" on stdin: K
+#                                         sequential queries, their latencies
+#                                         (us) on one line; "rcodes": the rcode
+#                                         counts so far; "reset": zero them
+#   dns_load.py SERVER NAME paired N K -- CMD...
+#       SERVER queried from here, interleaved with CMD (a "serve" client, e.g.
+#       inside sbx) in batches of K, ABBA order, N queries each
+#       -> "p50_us p99_us rcodes cmd_p50_us cmd_p99_us cmd_rcodes"
 # SERVER "resolv" = first nameserver of /etc/resolv.conf. Queries are A, RD=1.
-import select, socket, struct, sys, time
+import select, socket, struct, subprocess, sys, time
 from collections import Counter
 
 server, name, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -21,24 +29,81 @@ RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect((server, 53))
 rc = Counter()
-if mode == "latency":
-    n = int(sys.argv[4])
-    s.settimeout(2)
+last_id = 0
+
+
+def batch(k):
+    """k sequential queries; their latencies in us."""
+    global last_id
     ts = []
-    for i in range(n):
+    for _ in range(k):
+        last_id = (last_id + 1) & 0xFFFF
         t = time.perf_counter()
-        s.send(query(i & 0xFFFF))
+        s.send(query(last_id))
         r = s.recv(1500)
         ts.append((time.perf_counter() - t) * 1e6)
         rc[RCODES.get(r[3] & 15, r[3] & 15)] += 1
-    ts.sort()
-    print(int(ts[len(ts) // 2]), int(ts[min(n - 1, int(n * 0.99))]),
-          ",".join(f"{k}={v}" for k, v in sorted(rc.items())))
+    return ts
+
+
+def counts(c):
+    return ",".join(f"{k}={v}" for k, v in sorted(c.items()))
+
+
+def percentiles(ts):
+    ts = sorted(ts)
+    return f"{int(ts[len(ts) // 2])} {int(ts[min(len(ts) - 1, int(len(ts) * 0.99))])}"
+
+
+if mode == "latency":
+    s.settimeout(2)
+    print(percentiles(batch(int(sys.argv[4]))), counts(rc))
+elif mode == "serve":
+    s.settimeout(2)
+    for line in sys.stdin:
+        if line.strip() == "rcodes":
+            print(counts(rc), flush=True)
+        elif line.strip() == "reset":
+            rc.clear()
+        else:
+            print(" ".join(f"{t:.1f}" for t in batch(int(line))), flush=True)
+elif mode == "paired":
+    n, k = int(sys.argv[4]), int(sys.argv[5])
+    s.settimeout(2)
+    peer = subprocess.Popen(sys.argv[sys.argv.index("--") + 1:], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+    def ask(line):
+        peer.stdin.write(line + "\n")
+        peer.stdin.flush()
+        out = peer.stdout.readline()
+        if not out:
+            sys.exit("dns_load.py: the paired client exited")
+        return out.strip()
+
+    def peer_batch(k):
+        return [float(x) for x in ask(str(k)).split()]
+
+    batch(k), peer_batch(k)  # warm-up of both paths (caches filled)
+    rc.clear()
+    peer.stdin.write("reset\n")
+    mine, theirs = [], []
+    for r in range(max(1, n // k)):
+        if r % 2 == 0:
+            mine += batch(k)
+            theirs += peer_batch(k)
+        else:
+            theirs += peer_batch(k)
+            mine += batch(k)
+    their_rc = ask("rcodes")
+    peer.stdin.close()
+    peer.wait()
+    print(percentiles(mine), counts(rc), percentiles(theirs), their_rc)
 else:
     secs, window = float(sys.argv[4]), int(sys.argv[5])
     s.setblocking(False)
     inflight = {}
-    qid = 0
+    qid = 0  # the qps loop numbers its own queries
     done = lost = 0
     start = time.perf_counter()
     end = start + secs
