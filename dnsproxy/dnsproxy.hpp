@@ -512,6 +512,9 @@ class DnsService {
   std::map<std::uint64_t, TcpConn> tcp_;
   std::map<int, std::uint64_t> tcp_by_fd_;
   std::uint64_t next_tcp_id_ = 1;
+  // Set by the destructor: a failed query's reply must not start the next
+  // buffered TCP query on the resolver being destroyed.
+  bool closing_ = false;
   // Last: destroyed first, while the members its pending callbacks use live.
   std::unique_ptr<UpstreamResolver> upstream_;
 };

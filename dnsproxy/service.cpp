@@ -32,6 +32,8 @@ DnsService::DnsService(ServiceConfig config, UpstreamResolver::SocketWatch watch
 DnsService::~DnsService() {
   // Pending upstream queries fail first (ARES_EDESTRUCTION); their replies
   // find their TCP connections still open, which are closed right after.
+  // Queries still buffered on a connection are not started any more.
+  closing_ = true;
   upstream_.reset();
   while (!tcp_.empty()) close_tcp(tcp_.begin()->first);
 }
@@ -166,7 +168,7 @@ void DnsService::on_tcp(std::uint64_t id, bool readable, bool /*writable*/) {
 void DnsService::process_tcp_input(std::uint64_t id) {
   // Every complete length-prefixed message is a query (RFC 7766 pipelining).
   // The connection is looked up again after each step: a reply may close it.
-  while (true) {
+  while (!closing_) {
     auto it = tcp_.find(id);
     if (it == tcp_.end()) return;
     TcpConn& c = it->second;

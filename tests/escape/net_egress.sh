@@ -32,7 +32,10 @@ import os, socket, sys, threading
 d = sys.argv[1]
 tcp = socket.socket(); tcp.bind(("127.0.0.1", 0)); tcp.listen(8)
 ab = socket.socket(socket.AF_UNIX); ab.bind("\0sbx-escape-abstract-%d" % os.getpid()); ab.listen(8)
-open(d + "/port.tmp", "w").write("%d %d\n" % (tcp.getsockname()[1], os.getpid()))
+# A DNS server that reads queries and never answers (upstream of the
+# teardown attempt below).
+silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); silent.bind(("127.0.0.1", 0))
+open(d + "/port.tmp", "w").write("%d %d %d\n" % (tcp.getsockname()[1], os.getpid(), silent.getsockname()[1]))
 os.rename(d + "/port.tmp", d + "/port")
 def serve(s, tag):
     while True:
@@ -49,7 +52,7 @@ listener=$!
 _net_cleanup() { kill "$listener" 2>/dev/null; rm -rf "$AGENTBASE"; _cleanup_scratch; }
 trap _net_cleanup EXIT
 for _ in $(seq 50); do [[ -s $H/port ]] && break; sleep 0.1; done
-read -r hport hpid <"$H/port" || fail "host listener did not start"
+read -r hport hpid sport <"$H/port" || fail "host listener did not start"
 export SSH_AUTH_SOCK=$AGENT
 abstract="sbx-escape-abstract-$hpid"
 # After our EXIT trap: net_fixture_up chains its teardown before it.
@@ -154,6 +157,35 @@ for p in standard strict airgapped; do
   pass "$p: the host's loopback service, abstract socket and ssh agent saw no connection"
   cd / || fail "cd /"
 done
+
+# The command must not be able to crash its supervisor: TCP DNS queries that
+# the upstream never answers, pipelined past the filter's in-flight limit,
+# are failed when the sandbox is torn down; each failure's answer let the
+# connection start its next buffered query on the resolver being destroyed
+# (SIGSEGV: the command's exit status, audit record and clean-up were lost).
+# Timing decides whether the crash path is taken, so 3 runs per profile.
+pipeline='
+import socket, struct, sys, time
+ns = next(l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver"))
+c = socket.create_connection((ns, 53), timeout=5)
+q = lambda i: struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\x04good\x04test\x00\x00\x01\x00\x01"
+c.sendall(b"".join(struct.pack(">H", len(q(i))) + q(i) for i in range(18)))
+time.sleep(0.3)
+print("dns_pipeline=sent")
+sys.exit(7)'
+for p in standard strict; do
+  esc_args "$p"
+  printf 'extends = "%s"\n[network]\ndns_upstream = ["127.0.0.1:%s"]\nallow_domains = ["good.test"]\n' \
+    "${PA[1]}" "$sport" >"$ESC_CONF/$p-silent.toml"
+  for i in 1 2 3; do
+    cd "$(scratch)" || fail "cd"
+    OUT=$("$SBX" run -p "$ESC_CONF/$p-silent.toml" -- "$PY" -c "$pipeline" 2>&1 </dev/null)
+    RC=$?
+    expect_res dns_pipeline sent "$p: 18 pipelined TCP queries to a silent upstream were sent ($i)"
+    expect_rc 7 "$p: sbx survives their teardown and exits with the command's status ($i)"
+  done
+done
+cd / || fail "cd /"
 
 # permissive: host network by design, but the host's abstract sockets are
 # scoped away by Landlock (ABI 6) -- docs/filesystem.md.

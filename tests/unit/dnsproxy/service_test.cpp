@@ -41,6 +41,7 @@ struct Harness {
   std::unique_ptr<DnsService> service;
   std::uint16_t udp_port = 0, tcp_port = 0, upstream_port = 0;
   int udp, tcp, upstream;
+  bool upstream_silent = false;  // reads queries, never answers
 
   Harness() {
     udp = bound(SOCK_DGRAM, udp_port);
@@ -89,6 +90,7 @@ struct Harness {
                          reinterpret_cast<sockaddr*>(&from), &flen)) > 0) {
       auto p = parse_query({buf, static_cast<std::size_t>(n)});
       ++upstream_queries[p.query.name];
+      if (upstream_silent) continue;
       if (p.query.name == "nx.test") {  // NXDOMAIN with an SOA: negative TTL min(120, 30)
         dnstest::Bytes m;
         m.header(p.query.id, 0x8183, 1, 0, 1, 0).name("nx.test").u16(p.query.type).u16(1);
@@ -266,4 +268,49 @@ TEST_CASE("DnsService answer cache: negative answers cached by SOA, failures nev
   for (const auto& e : h.events) cached += e.cached ? 1 : 0;
   CHECK(cached == 2);
   CHECK(h.service->cache().size() == 1);
+}
+
+TEST_CASE("DnsService: torn down with TCP queries in flight and one more buffered",
+          "[dns][service]") {
+  // Destruction fails the in-flight queries; each failure's reply lets the
+  // connection take its next buffered query, which must not reach the
+  // resolver being destroyed (it did: the supervisor crashed at teardown).
+  Harness h;
+  h.upstream_silent = true;
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(h.tcp_port);
+  REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  std::vector<std::uint8_t> out;
+  const std::size_t queries = DnsService::kMaxTcpInFlight + 2;
+  for (std::size_t i = 0; i < queries; ++i) {
+    auto q = dnstest::query("good.test", qtype::A, true, static_cast<std::uint16_t>(100 + i));
+    out.push_back(static_cast<std::uint8_t>(q.size() >> 8));
+    out.push_back(static_cast<std::uint8_t>(q.size()));
+    out.insert(out.end(), q.begin(), q.end());
+  }
+  REQUIRE(send(c, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size()));
+  h.spin(200ms);
+  CHECK(h.upstream_queries["good.test"] == static_cast<int>(DnsService::kMaxTcpInFlight));
+  h.service.reset();
+  // Every answer the connection got is SERVFAIL; then it is closed.
+  std::vector<std::uint8_t> in(65536);
+  std::size_t got = 0;
+  while (true) {
+    ssize_t n = recv(c, in.data() + got, in.size() - got, 0);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  std::size_t answers = 0;
+  for (std::size_t at = 0; at + 2 <= got;) {
+    std::size_t len = static_cast<std::size_t>((in[at] << 8) | in[at + 1]);
+    REQUIRE(at + 2 + len <= got);
+    CHECK((in[at + 2 + 3] & 0x0f) == 2);  // SERVFAIL
+    ++answers;
+    at += 2 + len;
+  }
+  CHECK(answers >= DnsService::kMaxTcpInFlight);
+  close(c);
 }
