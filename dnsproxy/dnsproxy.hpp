@@ -372,10 +372,15 @@ class UpstreamResolver {
   // A channel's UDP socket stays open between queries (ARES_FLAG_STAYOPEN: a
   // socket, three fcntls, a connect and two epoll changes per query were most
   // of what forwarding added). So that the source port still changes, a
-  // channel carries at most this many queries; later ones go to a fresh
-  // channel with a fresh socket, and the old one is destroyed once its last
-  // query is called back. Keeping queries in flight does not pin the port.
+  // socket carries at most this many queries: then an idle channel gets new
+  // sockets (its servers set again), and a busy one is left to finish while a
+  // fresh channel takes the next queries; it is destroyed once its last query
+  // is called back, so one query kept in flight does not pin the port.
   static constexpr std::size_t kQueriesPerChannel = 32;
+  // Queries never answered keep old channels (and their sockets) until they
+  // time out (timeout x tries): at most this many channels are open at once;
+  // while all wait, the newest takes more queries on its port.
+  static constexpr std::size_t kMaxChannels = 16;
 
   // Called when c-ares wants a socket watched (readable/writable) or removed
   // (both false). The caller mirrors this into its epoll set.

@@ -31,7 +31,8 @@ struct UpstreamResolver::Impl {
 
   UpstreamChannel& current() { return *channels.back(); }
   void open_channel();
-  void close_drained();
+  bool renew_sockets(UpstreamChannel& ch);
+  void tidy();
 };
 
 namespace {
@@ -102,9 +103,26 @@ void UpstreamResolver::Impl::open_channel() {
   channels.push_back(std::move(ch));
 }
 
-// Not while c-ares runs (a callback resolving again): a channel is destroyed
-// only once no ares_process_fd or ares_send of ours is on the stack.
-void UpstreamResolver::Impl::close_drained() {
+// An idle channel's sockets are closed by setting its servers again (c-ares
+// 1.18 allows it only with no query pending): its next query opens a new
+// socket, with a new source port, and no new channel is needed. Cheaper than
+// a channel (ares_init_options reads resolv.conf and seeds its IDs).
+bool UpstreamResolver::Impl::renew_sockets(UpstreamChannel& ch) {
+  if (ch.pending != 0 || depth > 0) return false;
+  ares_addr_port_node* servers = nullptr;
+  if (ares_get_servers_ports(ch.channel, &servers) != ARES_SUCCESS) return false;
+  int st = ares_set_servers_ports(ch.channel, servers);
+  ares_free_data(servers);
+  if (st != ARES_SUCCESS) return false;
+  ch.sent = 0;
+  return true;
+}
+
+// Not while c-ares runs (a callback resolving again): only once no
+// ares_process_fd or ares_send of ours is on the stack. Drained old channels
+// are destroyed; the current one gets new sockets once it has carried its
+// share, here, after the answer went out, rather than before the next query.
+void UpstreamResolver::Impl::tidy() {
   if (depth > 0) return;
   for (auto it = channels.begin(); std::next(it) != channels.end();) {
     if ((*it)->pending == 0) {
@@ -114,6 +132,7 @@ void UpstreamResolver::Impl::close_drained() {
       ++it;
     }
   }
+  if (current().sent >= kQueriesPerChannel) renew_sockets(current());
 }
 
 UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
@@ -147,7 +166,10 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
     if (done) done(std::move(r));
     return;
   }
-  if (impl_->current().sent >= kQueriesPerChannel) {
+  // A new channel only while the current one waits for an answer; bounded:
+  // while kMaxChannels wait, the newest takes more.
+  if (impl_->current().sent >= kQueriesPerChannel && !impl_->renew_sockets(impl_->current()) &&
+      impl_->channels.size() < kMaxChannels) {
     try {
       impl_->open_channel();
     } catch (const Error& e) {
@@ -167,7 +189,7 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
   ares_send(ch.channel, buf, len, on_answer, p);
   --impl_->depth;
   ares_free_string(buf);
-  impl_->close_drained();
+  impl_->tidy();
 }
 
 void UpstreamResolver::process(int fd, bool readable, bool writable) {
@@ -177,7 +199,7 @@ void UpstreamResolver::process(int fd, bool readable, bool writable) {
   ares_process_fd(it->second->channel, readable ? fd : ARES_SOCKET_BAD,
                   writable ? fd : ARES_SOCKET_BAD);
   --impl_->depth;
-  impl_->close_drained();
+  impl_->tidy();
 }
 
 std::optional<std::chrono::milliseconds> UpstreamResolver::next_timeout() const {
@@ -196,7 +218,7 @@ void UpstreamResolver::process_timeouts() {
   ++impl_->depth;
   for (auto& ch : impl_->channels) ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   --impl_->depth;
-  impl_->close_drained();
+  impl_->tidy();
 }
 
 std::size_t UpstreamResolver::pending() const {

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "dnsproxy/dnsproxy.hpp"
@@ -276,4 +277,33 @@ TEST_CASE(
   CHECK(res.pending() == 0);
   CHECK(res.channels() == 1);
   CHECK(loop.watched.size() == 1);  // its socket, kept open for the next query
+}
+
+TEST_CASE("upstream resolver: at most kMaxChannels channels (sockets) while queries wait",
+          "[dns][upstream]") {
+  TestResponder responder;
+  Loop loop;
+  UpstreamConfig cfg;
+  cfg.servers = {responder.server()};
+  cfg.timeout = 300ms;
+  cfg.tries = 1;
+  UpstreamResolver res(cfg, loop.watch());
+  constexpr std::size_t k = UpstreamResolver::kQueriesPerChannel;
+  constexpr std::size_t most = UpstreamResolver::kMaxChannels;
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < (most + 2) * k; ++i) {
+    res.resolve("slow.test", qtype::A, [&](UpstreamResult r) { failed += r.ok ? 0 : 1; });
+  }
+  CHECK(res.channels() == most);
+  // Every query was sent (the newest channel took the surplus) and times out.
+  auto until = Clock::now() + 2s;
+  while (responder.seen().size() < (most + 2) * k && Clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  auto ports = responder.source_ports();
+  CHECK(ports.size() == (most + 2) * k);
+  CHECK(std::set<std::uint16_t>(ports.begin(), ports.end()).size() == most);
+  loop.run(res, 5s);
+  CHECK(failed == (most + 2) * k);
+  CHECK(res.channels() == 1);
 }
