@@ -481,10 +481,15 @@ class DnsService {
   void forget_addresses(std::span<const net::IpAddress> addresses);
   DnsFilter& filter() { return filter_; }
   std::size_t tcp_connections() const { return tcp_.size(); }
+  std::size_t tcp_buffered() const;  // bytes held for all TCP connections, in and out
 
   // DNS over TCP limits (RFC 7766 allows several queries per connection).
   static constexpr std::size_t kMaxTcpConnections = 32;
   static constexpr std::size_t kMaxTcpInFlight = 16;  // per connection
+  // Answers not yet read by the client: no query is read or started beyond
+  // this (a client that writes queries and never reads would otherwise grow
+  // the supervisor's memory without bound).
+  static constexpr std::size_t kMaxTcpOutput = 64 * 1024;
   static constexpr std::chrono::seconds kTcpIdle{10};
 
  private:

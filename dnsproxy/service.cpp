@@ -69,6 +69,7 @@ std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
   auto t = upstream_->next_timeout();
   auto now = Clock::now();
   for (const auto& entry : tcp_) {
+    if (entry.second.in_flight > 0) continue;  // the upstream's time-out ends those first
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(entry.second.last_active +
                                                                       kTcpIdle - now);
     if (left.count() < 0) left = std::chrono::milliseconds(0);
@@ -117,6 +118,20 @@ void DnsService::close_tcp(std::uint64_t id) {
   tcp_.erase(it);
 }
 
+std::size_t DnsService::tcp_buffered() const {
+  std::size_t n = 0;
+  for (const auto& entry : tcp_) n += entry.second.in.size() + entry.second.out.size();
+  return n;
+}
+
+namespace {
+
+bool query_buffered(const std::vector<std::uint8_t>& in) {
+  return in.size() >= 2 && in.size() >= 2 + static_cast<std::size_t>((in[0] << 8) | in[1]);
+}
+
+}  // namespace
+
 void DnsService::flush_tcp(std::uint64_t id) {
   auto it = tcp_.find(id);
   if (it == tcp_.end()) return;
@@ -131,11 +146,11 @@ void DnsService::flush_tcp(std::uint64_t id) {
     close_tcp(id);
     return;
   }
-  if (c.out.empty() && c.peer_closed && c.in_flight == 0 && !c.busy) {
+  if (c.out.empty() && c.peer_closed && c.in_flight == 0 && !c.busy && !query_buffered(c.in)) {
     close_tcp(id);
     return;
   }
-  bool want_read = !c.peer_closed && c.in_flight < kMaxTcpInFlight;
+  bool want_read = !c.peer_closed && c.in_flight < kMaxTcpInFlight && c.out.size() < kMaxTcpOutput;
   if (watch_) watch_(c.fd, want_read, !c.out.empty());
 }
 
@@ -163,6 +178,9 @@ void DnsService::on_tcp(std::uint64_t id, bool readable, bool /*writable*/) {
   }
   process_tcp_input(id);
   flush_tcp(id);
+  // Answers sent: queries held back by kMaxTcpOutput can go on.
+  process_tcp_input(id);
+  flush_tcp(id);
 }
 
 void DnsService::process_tcp_input(std::uint64_t id) {
@@ -172,7 +190,7 @@ void DnsService::process_tcp_input(std::uint64_t id) {
     auto it = tcp_.find(id);
     if (it == tcp_.end()) return;
     TcpConn& c = it->second;
-    if (c.in.size() < 2 || c.in_flight >= kMaxTcpInFlight) return;
+    if (c.in.size() < 2 || c.in_flight >= kMaxTcpInFlight || c.out.size() >= kMaxTcpOutput) return;
     std::size_t len = static_cast<std::size_t>((c.in[0] << 8) | c.in[1]);
     if (c.in.size() < 2 + len) return;
     auto end = c.in.begin() + 2 + static_cast<std::ptrdiff_t>(len);

@@ -314,3 +314,58 @@ TEST_CASE("DnsService: torn down with TCP queries in flight and one more buffere
   CHECK(answers >= DnsService::kMaxTcpInFlight);
   close(c);
 }
+
+TEST_CASE("DnsService over TCP: a client that never reads its answers holds bounded memory",
+          "[dns][service]") {
+  Harness h;
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  // Small kernel buffers both ways (the accepted socket inherits the
+  // listener's): the answers back up in the service itself.
+  int small = 4096;
+  setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  setsockopt(h.tcp, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(h.tcp_port);
+  connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  h.spin(20ms);
+  auto q = dnstest::query("evil.test", qtype::A, true, 7);  // refused locally: answered at once
+  std::vector<std::uint8_t> framed{0, static_cast<std::uint8_t>(q.size())};
+  framed.insert(framed.end(), q.begin(), q.end());
+  std::vector<std::uint8_t> chunk;
+  for (int i = 0; i < 256; ++i) chunk.insert(chunk.end(), framed.begin(), framed.end());
+  // Write queries for as long as the service reads them; never read.
+  std::size_t written = 0, most = 0;
+  for (int round = 0; round < 400 && written < 16 * DnsService::kMaxTcpOutput; ++round) {
+    ssize_t n = send(c, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) written += static_cast<std::size_t>(n);
+    h.spin(2ms);
+    most = std::max(most, h.service->tcp_buffered());
+  }
+  INFO("written " << written << " bytes of queries, most held " << most);
+  CHECK(written >= 16 * DnsService::kMaxTcpOutput);  // the client did get ahead
+  CHECK(most > DnsService::kMaxTcpOutput / 2);       // the service did hold answers
+  CHECK(most <= DnsService::kMaxTcpOutput + 2 * 65537 + 4096);
+  // Reading the answers lets every written query be answered, in order.
+  std::size_t answered = 0;
+  std::vector<std::uint8_t> buf(65536);
+  std::vector<std::uint8_t> got;
+  auto until = Clock::now() + 30s;
+  while (answered < written / framed.size() && Clock::now() < until) {
+    ssize_t n = recv(c, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n > 0) got.insert(got.end(), buf.begin(), buf.begin() + n);
+    std::size_t at = 0;
+    while (at + 2 <= got.size()) {
+      std::size_t len = static_cast<std::size_t>((got[at] << 8) | got[at + 1]);
+      if (at + 2 + len > got.size()) break;
+      CHECK((got[at + 2 + 3] & 0x0f) == 5);  // REFUSED
+      ++answered;
+      at += 2 + len;
+    }
+    got.erase(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(at));
+    h.spin(1ms);
+  }
+  CHECK(answered == written / framed.size());
+  close(c);
+}
