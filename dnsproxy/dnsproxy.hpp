@@ -522,6 +522,7 @@ class DnsService {
   std::map<std::uint64_t, TcpConn> tcp_;
   std::map<int, std::uint64_t> tcp_by_fd_;
   std::uint64_t next_tcp_id_ = 1;
+  net::Acceptor acceptor_;
   // Set by the destructor: a failed query's reply must not start the next
   // buffered TCP query on the resolver being destroyed.
   bool closing_ = false;

@@ -93,7 +93,7 @@ void DnsService::on_timeout() {
 
 void DnsService::accept_tcp(int listener) {
   while (true) {
-    int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = acceptor_.accept(listener);
     if (fd < 0) return;
     if (tcp_.size() >= kMaxTcpConnections) {
       close(fd);  // over the limit: the client retries later

@@ -116,7 +116,7 @@ Batch build_delete_allow_batch(const std::string& table, std::span<const IpAddre
 // Replaces the contents of allowc4/allowc6 (network.allow_cidrs) in one
 // transaction: live allow/deny of a range (sbx network allow NAME --cidr).
 Batch build_replace_allow_cidrs_batch(const std::string& table, std::span<const Cidr> cidrs,
-                                     std::uint32_t seq);
+                                      std::uint32_t seq);
 
 // Sends the batch over a NETLINK_NETFILTER socket and waits until the kernel
 // acknowledged every message (the transaction is committed then: an element
@@ -155,5 +155,28 @@ std::vector<LoggedPacket> parse_nflog(std::span<const std::uint8_t> buffer);
 // ruleset (and is redirected or rejected) instead of failing with ENETUNREACH.
 // Throws sbx::Error.
 void configure_netns_routes();
+
+// ---------------------------------------------------------------------------
+// Listeners the sandbox connects to (egress proxy, DNS over TCP, ports)
+
+// accept4 (non-blocking, close-on-exec) that does not spin when the process
+// is out of file descriptors: accept then fails with EMFILE, the backlog never
+// empties, and a level-triggered epoll reports the listener ready again at
+// once. A descriptor kept in reserve is given up to take each waiting
+// connection and reset it (the client sees ECONNRESET), then taken back.
+class Acceptor {
+ public:
+  Acceptor();
+  ~Acceptor();
+  Acceptor(const Acceptor&) = delete;
+  Acceptor& operator=(const Acceptor&) = delete;
+  // A connected fd, or -1 when none is waiting (or on another error).
+  int accept(int listener);
+  std::size_t shed() const { return shed_; }  // connections reset for lack of fds
+
+ private:
+  int reserve_ = -1;
+  std::size_t shed_ = 0;
+};
 
 }  // namespace sbx::net

@@ -150,6 +150,7 @@ struct FilteredNetwork::Impl {
   EventSink on_event;
   UniqueFd epoll, timer;
   UniqueFd netfilter, nflog;
+  net::Acceptor acceptor;  // sheds connections when out of fds (no busy loop)
   std::vector<UniqueFd> dns_udp, dns_tcp;
   std::map<int, UniqueFd> owned_listeners;      // egress + host-port listeners (inside)
   std::map<int, std::uint16_t> host_port_of;    // listener fd -> N
@@ -277,7 +278,10 @@ struct FilteredNetwork::Impl {
 
   void on_nflog() {
     std::vector<std::uint8_t> buf(1 << 16);
-    for (;;) {
+    // Bounded: a sandbox sending to blocked addresses as fast as it can must
+    // not keep the loop here (DNS, the proxy, signals and the time limit wait
+    // meanwhile); what is left is read on the next round (level-triggered).
+    for (int reads = 0; reads < 64; ++reads) {
       ssize_t n = recv(nflog.get(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == ENOBUFS) continue;  // events lost under a flood; keep reading
@@ -392,7 +396,7 @@ struct FilteredNetwork::Impl {
 
   void accept_egress(int listener) {
     for (;;) {
-      int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();
       c->client.reset(fd);
@@ -487,7 +491,17 @@ struct FilteredNetwork::Impl {
     del(c->upstream.get());
     int client = c->client.release();
     int upstream = c->upstream.release();
-    c->relay = std::make_unique<egress::SpliceRelay>(client, upstream, std::move(c->prefix));
+    try {
+      c->relay = std::make_unique<egress::SpliceRelay>(client, upstream, std::move(c->prefix));
+    } catch (const Error& e) {
+      // Out of fds for its pipes: this connection fails (the relay closed
+      // both sockets), the sandbox and its other connections go on.
+      conns.erase(client);
+      conns.erase(upstream);
+      c->deadline = Clock::time_point::max();
+      connection_event(*c, false, "upstream_failed", e.what());
+      return;
+    }
     c->state = Conn::State::relaying;
     c->deadline = Clock::time_point::max();
     conns[client] = c;
@@ -518,7 +532,7 @@ struct FilteredNetwork::Impl {
 
   void accept_host_port(int listener) {
     for (;;) {
-      int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();
       c->kind = Conn::Kind::host_port;
@@ -532,7 +546,7 @@ struct FilteredNetwork::Impl {
 
   void accept_publish(int listener) {
     for (;;) {
-      int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();
       c->kind = Conn::Kind::publish;

@@ -187,6 +187,40 @@ for p in standard strict; do
 done
 cd / || fail "cd /"
 
+# Nor by using up its file descriptors: each relayed connection costs the
+# supervisor two sockets and two pipes. With sbx's fd limit at ~160, 40 held
+# TLS connections to good.test run it out; a relay that cannot get its pipes aborted the
+# whole run (exit 125, "cannot create a relay pipe") and a full accept
+# backlog spun the loop. Now such connections fail alone.
+hold='
+import socket, ssl, sys
+addr = socket.getaddrinfo("good.test", 443, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+tls = ssl.create_default_context()
+tls.check_hostname = False
+tls.verify_mode = ssl.CERT_NONE
+held = []
+answered = 0
+for i in range(40):
+    try:
+        c = tls.wrap_socket(socket.create_connection(addr, timeout=3), server_hostname="good.test")
+        held.append(c)
+        answered += 1
+    except OSError:
+        pass
+print("fd_exhaustion=answered%d" % answered)
+sys.exit(7)'
+# Which step runs out (accept, the upstream socket, the first or the second
+# pipe) depends on the fds left: six limits in a row cover every case.
+for try in standard:160 standard:161 standard:162 standard:163 standard:164 standard:165 strict:160; do
+  p=${try%:*} lim=${try#*:}
+  cd "$(scratch)" || fail "cd"
+  OUT=$(prlimit --nofile="$lim:$lim" "$SBX" run -p "$ESC_CONF/$p-net.toml" -- "$PY" -c "$hold" 2>&1 </dev/null)
+  RC=$?
+  expect_res fd_exhaustion "answered[1-9][0-9]*" "$p: 40 held TLS connections with sbx at $lim fds: the first ones are relayed"
+  expect_rc 7 "$p: sbx at $lim fds still exits with the command's status"
+done
+cd / || fail "cd /"
+
 # permissive: host network by design, but the host's abstract sockets are
 # scoped away by Landlock (ABI 6) -- docs/filesystem.md.
 if [[ $(cat /sys/kernel/security/landlock/abi_version 2>/dev/null || echo 6) -ge 6 ]]; then
