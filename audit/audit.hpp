@@ -107,10 +107,14 @@ class RunReport {
                         const RunResult& result) const;
   const std::map<std::string, std::uint64_t>& counts() const { return counts_; }
   std::uint64_t blocked() const { return blocked_; }
+  // Distinct blocked destinations ranked: the sandbox names them (one DNS
+  // name each query), so the map is bounded; later ones are only counted.
+  static constexpr std::size_t kMaxRankedDestinations = 4096;
 
  private:
   std::map<std::string, std::uint64_t> counts_;
   std::map<std::string, std::uint64_t> blocked_destinations_;
+  std::uint64_t blocked_not_ranked_ = 0;
   std::map<std::string, std::uint64_t> denied_syscalls_;
   std::map<std::string, std::uint64_t> limits_;
   std::uint64_t blocked_ = 0;

@@ -76,7 +76,15 @@ void RunReport::add(const nlohmann::json& r) {
   if (type == "limit") ++limits_[r.value("kind", std::string("?"))];
   if (!is_blocked(r)) return;
   ++blocked_;
-  if (auto d = destination_of(r); !d.empty()) ++blocked_destinations_[d];
+  auto d = destination_of(r);
+  if (d.empty()) return;
+  if (auto it = blocked_destinations_.find(d); it != blocked_destinations_.end()) {
+    ++it->second;
+  } else if (blocked_destinations_.size() < kMaxRankedDestinations) {
+    blocked_destinations_.emplace(std::move(d), 1);
+  } else {
+    ++blocked_not_ranked_;
+  }
 }
 
 nlohmann::json RunReport::finish(const SandboxIdentity& who, const Policy& policy,
@@ -97,6 +105,7 @@ nlohmann::json RunReport::finish(const SandboxIdentity& who, const Policy& polic
   j["events"] = counts_;
   j["blocked"] = {{"total", blocked_},
                   {"top_destinations", top(blocked_destinations_, 10, "destination")}};
+  if (blocked_not_ranked_ > 0) j["blocked"]["not_ranked"] = blocked_not_ranked_;
   j["syscalls_denied"] = denied_syscalls_;
   j["limits"] = limits_;
   // What the policy asked for; the runtime does not (yet) report what the

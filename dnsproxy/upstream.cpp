@@ -28,6 +28,7 @@ struct UpstreamResolver::Impl {
   std::list<std::unique_ptr<UpstreamChannel>> channels;
   std::map<int, UpstreamChannel*> by_fd;
   int depth = 0;  // > 0 inside c-ares: a callback may resolve() again
+  bool destroying = false;
 
   UpstreamChannel& current() { return *channels.back(); }
   void open_channel();
@@ -36,6 +37,16 @@ struct UpstreamResolver::Impl {
 };
 
 namespace {
+
+// Held while c-ares runs: no channel is destroyed under it, even if a
+// callback throws.
+struct InCares {
+  explicit InCares(int& d) : depth(d) { ++depth; }
+  ~InCares() { --depth; }
+  InCares(const InCares&) = delete;
+  InCares& operator=(const InCares&) = delete;
+  int& depth;
+};
 
 struct Pending {
   UpstreamResolver::Callback done;
@@ -149,7 +160,10 @@ UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
 }
 
 UpstreamResolver::~UpstreamResolver() {
-  // Calls every pending callback with ARES_EDESTRUCTION (answered SERVFAIL).
+  // Calls every pending callback with ARES_EDESTRUCTION (answered SERVFAIL);
+  // a callback resolving again is answered at once, and nothing is tidied.
+  impl_->destroying = true;
+  ++impl_->depth;
   for (auto& ch : impl_->channels) ares_destroy(ch->channel);
 }
 
@@ -160,9 +174,12 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
   // A fresh, normalised query: ares_send replaces the ID anyway, and 1.18's
   // EDNS fallback assumes the OPT record is the one c-ares wrote.
   int st = ares_create_query(n.c_str(), kClassIn, qtype, 0, 1, &buf, &len, kEdnsPayload);
-  if (st != ARES_SUCCESS) {
+  if (st != ARES_SUCCESS || impl_->destroying) {
+    if (buf) ares_free_string(buf);
     UpstreamResult r;
-    r.error = std::string("cannot build the upstream query: ") + ares_strerror(st);
+    r.error = st != ARES_SUCCESS
+                  ? std::string("cannot build the upstream query: ") + ares_strerror(st)
+                  : std::string("the DNS filter is shutting down");
     if (done) done(std::move(r));
     return;
   }
@@ -185,9 +202,10 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
   ++ch.sent;
   ++ch.pending;
   ++impl_->pending;
-  ++impl_->depth;
-  ares_send(ch.channel, buf, len, on_answer, p);
-  --impl_->depth;
+  {
+    InCares in(impl_->depth);
+    ares_send(ch.channel, buf, len, on_answer, p);
+  }
   ares_free_string(buf);
   impl_->tidy();
 }
@@ -195,10 +213,11 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
 void UpstreamResolver::process(int fd, bool readable, bool writable) {
   auto it = impl_->by_fd.find(fd);
   if (it == impl_->by_fd.end()) return;
-  ++impl_->depth;
-  ares_process_fd(it->second->channel, readable ? fd : ARES_SOCKET_BAD,
-                  writable ? fd : ARES_SOCKET_BAD);
-  --impl_->depth;
+  {
+    InCares in(impl_->depth);
+    ares_process_fd(it->second->channel, readable ? fd : ARES_SOCKET_BAD,
+                    writable ? fd : ARES_SOCKET_BAD);
+  }
   impl_->tidy();
 }
 
@@ -215,9 +234,10 @@ std::optional<std::chrono::milliseconds> UpstreamResolver::next_timeout() const 
 }
 
 void UpstreamResolver::process_timeouts() {
-  ++impl_->depth;
-  for (auto& ch : impl_->channels) ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-  --impl_->depth;
+  {
+    InCares in(impl_->depth);
+    for (auto& ch : impl_->channels) ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  }
   impl_->tidy();
 }
 

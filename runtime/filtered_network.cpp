@@ -511,7 +511,13 @@ struct FilteredNetwork::Impl {
     pump(c);
   }
 
-  void pump(const std::shared_ptr<Conn>& c) {
+  // `fd`/`events`: what woke it. epoll reports ERR and HUP even on an fd armed
+  // with no interest; such an fd (closed or reset by its peer while the relay
+  // has nothing to move through it, e.g. the other side not reading) would be
+  // reported again at once, forever: it leaves the epoll set until the relay
+  // wants it again (then a write fails and ends the relay, or it drains).
+  static constexpr std::uint32_t kDetached = ~0u;
+  void pump(const std::shared_ptr<Conn>& c, int fd = -1, std::uint32_t events = 0) {
     if (!c->relay->pump()) {
       forget(*c);
       connection_event(*c, true, c->reason.empty() ? "allowed" : c->reason, c->relay->error());
@@ -523,8 +529,16 @@ struct FilteredNetwork::Impl {
     const int fds[2] = {c->relay->client_fd(), c->relay->upstream_fd()};
     for (int i = 0; i < 2; ++i) {
       std::uint32_t want = c->relay->interest(fds[i]);
-      if (c->armed[i] != want) {
-        mod(fds[i], want);
+      const bool dead = fds[i] == fd && (events & (EPOLLERR | EPOLLHUP)) != 0;
+      if (want == 0 && (dead || c->armed[i] == kDetached)) {
+        if (c->armed[i] != kDetached) del(fds[i]);
+        c->armed[i] = kDetached;
+      } else if (c->armed[i] != want) {
+        if (c->armed[i] == kDetached) {
+          add(fds[i], want);
+        } else {
+          mod(fds[i], want);
+        }
         c->armed[i] = want;
       }
     }
@@ -651,7 +665,7 @@ struct FilteredNetwork::Impl {
             if (fd == c->upstream.get()) on_connected(c);
             break;
           case Conn::State::relaying:
-            pump(c);
+            pump(c, fd, ev);
             break;
           case Conn::State::waiting_socket:
             break;

@@ -329,3 +329,21 @@ TEST_CASE("summary and run report count what the records say") {
   CHECK(j["usage"]["peak_memory_bytes"] == 1234);
   CHECK(j["confinement_requested"]["seccomp"] == "default");
 }
+
+TEST_CASE("run report: blocked destinations are ranked among a bounded number") {
+  RunReport report;
+  std::uint64_t seq = 0;
+  const std::size_t most = RunReport::kMaxRankedDestinations;
+  for (std::size_t i = 0; i < most + 100; ++i)
+    report.add(to_record(dns_event("x" + std::to_string(i) + ".test", "unlisted"), kWho,
+                         AuditLevel::standard, ++seq));
+  for (int i = 0; i < 3; ++i)  // a destination already ranked still counts
+    report.add(to_record(dns_event("x7.test", "unlisted"), kWho, AuditLevel::standard, ++seq));
+  RunResult result;
+  Policy p;
+  auto j = report.finish(kWho, p, result);
+  CHECK(j["blocked"]["total"] == most + 103);
+  CHECK(j["blocked"]["not_ranked"] == 100);
+  CHECK(j["blocked"]["top_destinations"][0]["destination"] == "x7.test");
+  CHECK(j["blocked"]["top_destinations"][0]["count"] == 4);
+}
