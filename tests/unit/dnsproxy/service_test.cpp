@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <thread>
@@ -133,6 +134,27 @@ int rcode_of(const std::vector<std::uint8_t>& m) {
   return m.size() >= 4 ? (m[3] & 0x0f) : -1;
 }
 
+// A TCP client of the service's listener on `port` (blocking unless `flags`
+// say otherwise; a receive buffer of `rcvbuf` bytes when not 0).
+int connect_tcp(std::uint16_t port, int flags = 0, int rcvbuf = 0) {
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+  if (rcvbuf != 0) setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  int rc = connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  REQUIRE((rc == 0 || errno == EINPROGRESS));
+  return c;
+}
+
+// Appends `q` with its 2-byte length prefix (DNS over TCP).
+void frame(std::vector<std::uint8_t>& out, const std::vector<std::uint8_t>& q) {
+  out.push_back(static_cast<std::uint8_t>(q.size() >> 8));
+  out.push_back(static_cast<std::uint8_t>(q.size()));
+  out.insert(out.end(), q.begin(), q.end());
+}
+
 }  // namespace
 
 TEST_CASE("DnsService over UDP: local answers, FORMERR, fail closed without the set",
@@ -173,19 +195,12 @@ TEST_CASE("DnsService over UDP: local answers, FORMERR, fail closed without the 
 
 TEST_CASE("DnsService over TCP: framing, pipelining, garbage closes", "[dns][service]") {
   Harness h;
-  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(h.tcp_port);
-  REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int c = connect_tcp(h.tcp_port);
   std::vector<std::uint8_t> out;
   for (auto q : {dnstest::query("evil.test", qtype::A, false, 11),
                  dnstest::query("good.test", qtype::ANY, false, 12),
                  dnstest::query("good.test", qtype::A, true, 13)}) {
-    out.push_back(static_cast<std::uint8_t>(q.size() >> 8));
-    out.push_back(static_cast<std::uint8_t>(q.size()));
-    out.insert(out.end(), q.begin(), q.end());
+    frame(out, q);
   }
   // Sent in two pieces, splitting a length prefix.
   send(c, out.data(), 1, 0);
@@ -277,19 +292,12 @@ TEST_CASE("DnsService: torn down with TCP queries in flight and one more buffere
   // resolver being destroyed (it did: the supervisor crashed at teardown).
   Harness h;
   h.upstream_silent = true;
-  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(h.tcp_port);
-  REQUIRE(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int c = connect_tcp(h.tcp_port);
   std::vector<std::uint8_t> out;
   const std::size_t queries = DnsService::kMaxTcpInFlight + 2;
   for (std::size_t i = 0; i < queries; ++i) {
     auto q = dnstest::query("good.test", qtype::A, true, static_cast<std::uint16_t>(100 + i));
-    out.push_back(static_cast<std::uint8_t>(q.size() >> 8));
-    out.push_back(static_cast<std::uint8_t>(q.size()));
-    out.insert(out.end(), q.begin(), q.end());
+    frame(out, q);
   }
   REQUIRE(send(c, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size()));
   h.spin(200ms);
@@ -318,21 +326,15 @@ TEST_CASE("DnsService: torn down with TCP queries in flight and one more buffere
 TEST_CASE("DnsService over TCP: a client that never reads its answers holds bounded memory",
           "[dns][service]") {
   Harness h;
-  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   // Small kernel buffers both ways (the accepted socket inherits the
   // listener's): the answers back up in the service itself.
   int small = 4096;
-  setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   setsockopt(h.tcp, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(h.tcp_port);
-  connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  int c = connect_tcp(h.tcp_port, SOCK_NONBLOCK, small);
   h.spin(20ms);
   auto q = dnstest::query("evil.test", qtype::A, true, 7);  // refused locally: answered at once
-  std::vector<std::uint8_t> framed{0, static_cast<std::uint8_t>(q.size())};
-  framed.insert(framed.end(), q.begin(), q.end());
+  std::vector<std::uint8_t> framed;
+  frame(framed, q);
   std::vector<std::uint8_t> chunk;
   for (int i = 0; i < 256; ++i) chunk.insert(chunk.end(), framed.begin(), framed.end());
   // Write queries for as long as the service reads them; never read.

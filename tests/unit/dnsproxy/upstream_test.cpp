@@ -142,17 +142,22 @@ struct Loop {
   }
 };
 
+// One try per query, against `responder`.
+UpstreamConfig one_try(const TestResponder& responder, std::chrono::milliseconds timeout) {
+  UpstreamConfig cfg;
+  cfg.servers = {responder.server()};
+  cfg.timeout = timeout;
+  cfg.tries = 1;
+  return cfg;
+}
+
 }  // namespace
 
 TEST_CASE("upstream resolver: answers, NXDOMAIN, SERVFAIL and time-outs through epoll",
           "[dns][upstream]") {
   TestResponder responder;
   Loop loop;
-  UpstreamConfig cfg;
-  cfg.servers = {responder.server()};
-  cfg.timeout = 300ms;
-  cfg.tries = 1;
-  UpstreamResolver res(cfg, loop.watch());
+  UpstreamResolver res(one_try(responder, 300ms), loop.watch());
 
   std::map<std::string, UpstreamResult> results;
   auto keep = [&](std::string key) {
@@ -226,11 +231,7 @@ TEST_CASE(
     "[dns][upstream]") {
   TestResponder responder;
   Loop loop;
-  UpstreamConfig cfg;
-  cfg.servers = {responder.server()};
-  cfg.timeout = 400ms;
-  cfg.tries = 1;
-  UpstreamResolver res(cfg, loop.watch());
+  UpstreamResolver res(one_try(responder, 400ms), loop.watch());
   constexpr std::size_t k = UpstreamResolver::kQueriesPerChannel;
 
   // One query that is never answered holds the first channel open...
@@ -283,11 +284,7 @@ TEST_CASE("upstream resolver: at most kMaxChannels channels (sockets) while quer
           "[dns][upstream]") {
   TestResponder responder;
   Loop loop;
-  UpstreamConfig cfg;
-  cfg.servers = {responder.server()};
-  cfg.timeout = 300ms;
-  cfg.tries = 1;
-  UpstreamResolver res(cfg, loop.watch());
+  UpstreamResolver res(one_try(responder, 300ms), loop.watch());
   constexpr std::size_t k = UpstreamResolver::kQueriesPerChannel;
   constexpr std::size_t most = UpstreamResolver::kMaxChannels;
   std::size_t failed = 0;
