@@ -369,18 +369,12 @@ struct UpstreamResult {
 
 class UpstreamResolver {
  public:
-  // A channel's UDP socket stays open between queries (ARES_FLAG_STAYOPEN: a
-  // socket, three fcntls, a connect and two epoll changes per query were most
-  // of what forwarding added). So that the source port still changes, a
-  // socket carries at most this many queries: then an idle channel gets new
-  // sockets (its servers set again), and a busy one is left to finish while a
-  // fresh channel takes the next queries; it is destroyed once its last query
-  // is called back, so one query kept in flight does not pin the port.
-  static constexpr std::size_t kQueriesPerChannel = 32;
-  // Queries never answered keep old channels (and their sockets) until they
-  // time out (timeout x tries): at most this many channels are open at once;
-  // while all wait, the newest takes more queries on its port.
-  static constexpr std::size_t kMaxChannels = 16;
+  // The UDP socket stays open between queries (ARES_FLAG_STAYOPEN: a socket,
+  // three fcntls, a connect and two epoll changes per query were most of
+  // what forwarding added). So that the source port still changes, the
+  // sockets are renewed once they carried this many queries and no query is
+  // pending (while one is, the port stays: c-ares cannot renew then).
+  static constexpr std::size_t kQueriesPerSocket = 32;
 
   // Called when c-ares wants a socket watched (readable/writable) or removed
   // (both false). The caller mirrors this into its epoll set.
@@ -400,8 +394,8 @@ class UpstreamResolver {
   // Time until c-ares needs process_timeouts(); nullopt when idle.
   std::optional<std::chrono::milliseconds> next_timeout() const;
   void process_timeouts();
-  std::size_t pending() const;   // queries not yet called back
-  std::size_t channels() const;  // c-ares channels open (each has its own socket)
+  std::size_t pending() const;          // queries not yet called back
+  std::size_t socket_renewals() const;  // times the sockets were renewed
 
   struct Impl;  // opaque: the c-ares channel
 

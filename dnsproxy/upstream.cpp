@@ -4,8 +4,6 @@
 #include <ares.h>
 #include <sys/time.h>
 
-#include <list>
-#include <map>
 #include <mutex>
 
 #include "dnsproxy/dnsproxy.hpp"
@@ -13,32 +11,21 @@
 
 namespace sbx::dns {
 
-struct UpstreamChannel {
-  UpstreamResolver::Impl* impl = nullptr;
-  ares_channel channel = nullptr;
-  std::size_t sent = 0;
-  std::size_t pending = 0;
-};
-
 struct UpstreamResolver::Impl {
-  UpstreamConfig config;
+  ares_channel channel = nullptr;
   SocketWatch watch;
   std::size_t pending = 0;
-  // back() takes new queries; the others only finish theirs.
-  std::list<std::unique_ptr<UpstreamChannel>> channels;
-  std::map<int, UpstreamChannel*> by_fd;
-  int depth = 0;  // > 0 inside c-ares: a callback may resolve() again
+  std::size_t sent = 0;      // queries on the current sockets
+  std::size_t renewals = 0;  // times the sockets were renewed
+  int depth = 0;             // > 0 inside c-ares: a callback may resolve() again
   bool destroying = false;
 
-  UpstreamChannel& current() { return *channels.back(); }
-  void open_channel();
-  bool renew_sockets(UpstreamChannel& ch);
-  void tidy();
+  void renew_sockets();
 };
 
 namespace {
 
-// Held while c-ares runs: no channel is destroyed under it, even if a
+// Held while c-ares runs: the sockets are not renewed under it, even if a
 // callback throws.
 struct InCares {
   explicit InCares(int& d) : depth(d) { ++depth; }
@@ -50,23 +37,17 @@ struct InCares {
 
 struct Pending {
   UpstreamResolver::Callback done;
-  UpstreamChannel* channel;
+  std::size_t* counter;
 };
 
 void on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
-  auto* ch = static_cast<UpstreamChannel*>(data);
-  if (readable || writable) {
-    ch->impl->by_fd[fd] = ch;
-  } else {
-    ch->impl->by_fd.erase(fd);
-  }
-  if (ch->impl->watch) ch->impl->watch(fd, readable != 0, writable != 0);
+  auto* impl = static_cast<UpstreamResolver::Impl*>(data);
+  if (impl->watch) impl->watch(fd, readable != 0, writable != 0);
 }
 
 void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
   std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
-  --p->channel->pending;
-  --p->channel->impl->pending;
+  --*p->counter;
   UpstreamResult r;
   // c-ares reports NOERROR and NXDOMAIN as success with the raw answer;
   // SERVFAIL/REFUSED/NOTIMP from every server, time-outs and network errors
@@ -82,68 +63,22 @@ void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int
 
 }  // namespace
 
-void UpstreamResolver::Impl::open_channel() {
-  auto ch = std::make_unique<UpstreamChannel>();
-  ch->impl = this;
-  ares_options opts{};
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS |
-             ARES_OPT_TRIES;
-  opts.sock_state_cb = on_sock_state;
-  opts.sock_state_cb_data = ch.get();
-  // EDNS: without it c-ares 1.18 treats any UDP answer over 512 bytes as
-  // truncated and retries over TCP. NOSEARCH/NOALIASES: never rewrite names.
-  opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_STAYOPEN;
-  opts.ednspsz = kEdnsPayload;
-  opts.timeout = static_cast<int>(config.timeout.count());
-  opts.tries = config.tries;
-  int st = ares_init_options(&ch->channel, &opts, mask);
-  if (st != ARES_SUCCESS) {
-    throw Error(std::string("cannot create the DNS upstream client: ") + ares_strerror(st),
-                "check /etc/resolv.conf or set network.dns_upstream");
-  }
-  if (!config.servers.empty()) {
-    std::string csv;
-    for (const auto& s : config.servers) csv += (csv.empty() ? "" : ",") + s;
-    st = ares_set_servers_ports_csv(ch->channel, csv.c_str());
-    if (st != ARES_SUCCESS) {
-      ares_destroy(ch->channel);
-      throw Error("invalid network.dns_upstream '" + csv + "': " + ares_strerror(st),
-                  "write servers as ip, ip:port or [ipv6]:port");
-    }
-  }
-  channels.push_back(std::move(ch));
-}
-
-// An idle channel's sockets are closed by setting its servers again (c-ares
-// 1.18 allows it only with no query pending): its next query opens a new
-// socket, with a new source port, and no new channel is needed. Cheaper than
-// a channel (ares_init_options reads resolv.conf and seeds its IDs).
-bool UpstreamResolver::Impl::renew_sockets(UpstreamChannel& ch) {
-  if (ch.pending != 0 || depth > 0) return false;
+// Once the sockets have carried kQueriesPerSocket queries and nothing is
+// pending or running, they are closed by setting the channel's own servers
+// again (c-ares 1.18 refuses that with a query pending): the next query
+// opens a new socket with a new source port. The channel itself (its ID key,
+// seeded once from /dev/urandom at start) is kept: a channel made at run
+// time could meet an fd shortage the sandbox arranged, and c-ares 1.18 then
+// seeds the key with rand() and falls back to 127.0.0.1 (CVE-2023-31147).
+void UpstreamResolver::Impl::renew_sockets() {
+  if (sent < kQueriesPerSocket || pending != 0 || depth > 0) return;
   ares_addr_port_node* servers = nullptr;
-  if (ares_get_servers_ports(ch.channel, &servers) != ARES_SUCCESS) return false;
-  int st = ares_set_servers_ports(ch.channel, servers);
+  if (ares_get_servers_ports(channel, &servers) != ARES_SUCCESS) return;
+  int st = ares_set_servers_ports(channel, servers);  // closes the sockets
   ares_free_data(servers);
-  if (st != ARES_SUCCESS) return false;
-  ch.sent = 0;
-  return true;
-}
-
-// Not while c-ares runs (a callback resolving again): only once no
-// ares_process_fd or ares_send of ours is on the stack. Drained old channels
-// are destroyed; the current one gets new sockets once it has carried its
-// share, here, after the answer went out, rather than before the next query.
-void UpstreamResolver::Impl::tidy() {
-  if (depth > 0) return;
-  for (auto it = channels.begin(); std::next(it) != channels.end();) {
-    if ((*it)->pending == 0) {
-      ares_destroy((*it)->channel);  // closes its socket (sock-state callback first)
-      it = channels.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (current().sent >= kQueriesPerChannel) renew_sockets(current());
+  if (st != ARES_SUCCESS) return;
+  sent = 0;
+  ++renewals;
 }
 
 UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
@@ -154,17 +89,42 @@ UpstreamResolver::UpstreamResolver(UpstreamConfig config, SocketWatch watch)
   if (init_status != ARES_SUCCESS) {
     throw Error(std::string("cannot initialise c-ares: ") + ares_strerror(init_status));
   }
-  impl_->config = std::move(config);
   impl_->watch = std::move(watch);
-  impl_->open_channel();
+  ares_options opts{};
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS |
+             ARES_OPT_TRIES;
+  opts.sock_state_cb = on_sock_state;
+  opts.sock_state_cb_data = impl_.get();
+  // EDNS: without it c-ares 1.18 treats any UDP answer over 512 bytes as
+  // truncated and retries over TCP. NOSEARCH/NOALIASES: never rewrite names.
+  // STAYOPEN: the socket is kept between queries (renew_sockets).
+  opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_STAYOPEN;
+  opts.ednspsz = kEdnsPayload;
+  opts.timeout = static_cast<int>(config.timeout.count());
+  opts.tries = config.tries;
+  int st = ares_init_options(&impl_->channel, &opts, mask);
+  if (st != ARES_SUCCESS) {
+    throw Error(std::string("cannot create the DNS upstream client: ") + ares_strerror(st),
+                "check /etc/resolv.conf or set network.dns_upstream");
+  }
+  if (!config.servers.empty()) {
+    std::string csv;
+    for (const auto& s : config.servers) csv += (csv.empty() ? "" : ",") + s;
+    st = ares_set_servers_ports_csv(impl_->channel, csv.c_str());
+    if (st != ARES_SUCCESS) {
+      ares_destroy(impl_->channel);
+      throw Error("invalid network.dns_upstream '" + csv + "': " + ares_strerror(st),
+                  "write servers as ip, ip:port or [ipv6]:port");
+    }
+  }
 }
 
 UpstreamResolver::~UpstreamResolver() {
   // Calls every pending callback with ARES_EDESTRUCTION (answered SERVFAIL);
-  // a callback resolving again is answered at once, and nothing is tidied.
+  // a callback resolving again is answered at once.
   impl_->destroying = true;
   ++impl_->depth;
-  for (auto& ch : impl_->channels) ares_destroy(ch->channel);
+  if (impl_->channel) ares_destroy(impl_->channel);
 }
 
 void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callback done) {
@@ -183,70 +143,48 @@ void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callb
     if (done) done(std::move(r));
     return;
   }
-  // A new channel only while the current one waits for an answer; bounded:
-  // while kMaxChannels wait, the newest takes more.
-  if (impl_->current().sent >= kQueriesPerChannel && !impl_->renew_sockets(impl_->current()) &&
-      impl_->channels.size() < kMaxChannels) {
-    try {
-      impl_->open_channel();
-    } catch (const Error& e) {
-      ares_free_string(buf);
-      UpstreamResult r;
-      r.error = e.what();
-      if (done) done(std::move(r));
-      return;
-    }
-  }
-  UpstreamChannel& ch = impl_->current();
-  auto* p = new Pending{std::move(done), &ch};
-  ++ch.sent;
-  ++ch.pending;
+  impl_->renew_sockets();
+  auto* p = new Pending{std::move(done), &impl_->pending};
   ++impl_->pending;
+  ++impl_->sent;
   {
     InCares in(impl_->depth);
-    ares_send(ch.channel, buf, len, on_answer, p);
+    ares_send(impl_->channel, buf, len, on_answer, p);
   }
   ares_free_string(buf);
-  impl_->tidy();
 }
 
 void UpstreamResolver::process(int fd, bool readable, bool writable) {
-  auto it = impl_->by_fd.find(fd);
-  if (it == impl_->by_fd.end()) return;
   {
     InCares in(impl_->depth);
-    ares_process_fd(it->second->channel, readable ? fd : ARES_SOCKET_BAD,
+    ares_process_fd(impl_->channel, readable ? fd : ARES_SOCKET_BAD,
                     writable ? fd : ARES_SOCKET_BAD);
   }
-  impl_->tidy();
+  // After the answer went out rather than before the next query.
+  impl_->renew_sockets();
 }
 
 std::optional<std::chrono::milliseconds> UpstreamResolver::next_timeout() const {
-  std::optional<std::chrono::milliseconds> next;
-  for (const auto& ch : impl_->channels) {
-    timeval tv{};
-    timeval* t = ares_timeout(ch->channel, nullptr, &tv);
-    if (!t) continue;
-    std::chrono::milliseconds left(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
-    if (!next || left < *next) next = left;
-  }
-  return next;
+  timeval tv{};
+  timeval* t = ares_timeout(impl_->channel, nullptr, &tv);
+  if (!t) return std::nullopt;
+  return std::chrono::milliseconds(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
 }
 
 void UpstreamResolver::process_timeouts() {
   {
     InCares in(impl_->depth);
-    for (auto& ch : impl_->channels) ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    ares_process_fd(impl_->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   }
-  impl_->tidy();
+  impl_->renew_sockets();
 }
 
 std::size_t UpstreamResolver::pending() const {
   return impl_->pending;
 }
 
-std::size_t UpstreamResolver::channels() const {
-  return impl_->channels.size();
+std::size_t UpstreamResolver::socket_renewals() const {
+  return impl_->renewals;
 }
 
 }  // namespace sbx::dns

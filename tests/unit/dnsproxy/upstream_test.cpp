@@ -11,7 +11,6 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "dnsproxy/dnsproxy.hpp"
@@ -225,84 +224,74 @@ TEST_CASE("upstream resolver: bad server list is a clear error; destruction fail
   CHECK_FALSE(ok);
 }
 
+namespace {
+
+// Resolves `name` and runs the loop until it is answered (or 2 s pass).
+void resolve_one(UpstreamResolver& res, Loop& loop, const std::string& name,
+                 std::size_t* answered = nullptr) {
+  std::size_t before = res.pending();
+  res.resolve(name, qtype::A, [answered](UpstreamResult r) {
+    if (answered && r.ok) ++*answered;
+  });
+  auto until = Clock::now() + 2s;
+  while (res.pending() > before && Clock::now() < until) {
+    epoll_event evs[8];
+    int n = epoll_wait(loop.ep, evs, 8, 50);
+    for (int j = 0; j < n; ++j) {
+      res.process(evs[j].data.fd, evs[j].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
+                  evs[j].events & EPOLLOUT);
+    }
+  }
+}
+
+}  // namespace
+
 TEST_CASE(
-    "upstream resolver: the source port changes every kQueriesPerChannel queries, "
-    "also while a query stays in flight",
+    "upstream resolver: the socket is kept, and renewed (a new source port) every "
+    "kQueriesPerSocket queries",
     "[dns][upstream]") {
   TestResponder responder;
   Loop loop;
   UpstreamResolver res(one_try(responder, 400ms), loop.watch());
-  constexpr std::size_t k = UpstreamResolver::kQueriesPerChannel;
-
-  // One query that is never answered holds the first channel open...
-  bool slow_done = false;
-  res.resolve("slow.test", qtype::A, [&](UpstreamResult r) {
-    slow_done = true;
-    CHECK_FALSE(r.ok);
-  });
-  // ...while 3k more are resolved one at a time: each is answered.
+  constexpr std::size_t k = UpstreamResolver::kQueriesPerSocket;
   std::size_t answered = 0;
   for (std::size_t i = 0; i < 3 * k; ++i) {
-    std::size_t before = res.pending();
-    res.resolve("n" + std::to_string(i) + ".test", qtype::A,
-                [&](UpstreamResult r) { answered += r.ok ? 1 : 0; });
-    auto until = Clock::now() + 2s;
-    while (res.pending() > before && Clock::now() < until) {
-      epoll_event evs[8];
-      int n = epoll_wait(loop.ep, evs, 8, 50);
-      for (int j = 0; j < n; ++j) {
-        res.process(evs[j].data.fd, evs[j].events & (EPOLLIN | EPOLLERR | EPOLLHUP),
-                    evs[j].events & EPOLLOUT);
-      }
-    }
+    resolve_one(res, loop, "n" + std::to_string(i) + ".test", &answered);
+    // Kept open between queries, closed right after the k-th answer.
+    CHECK(loop.watched.size() == ((i + 1) % k == 0 ? 0u : 1u));
   }
   CHECK(answered == 3 * k);
-  CHECK_FALSE(slow_done);
-  // The first channel waits for its unanswered query; the drained middle one
-  // is gone; the newest one takes queries.
-  CHECK(res.channels() == 2);
-
+  CHECK(res.socket_renewals() == 3);
   auto ports = responder.source_ports();
-  REQUIRE(ports.size() == 3 * k + 1);
+  REQUIRE(ports.size() == 3 * k);
   for (std::size_t i = 0; i < ports.size(); ++i) {
     INFO("query " << i);
     CHECK(ports[i] == ports[i / k * k]);  // k queries per port
   }
   CHECK(ports[0] != ports[k]);
   CHECK(ports[k] != ports[2 * k]);
-  CHECK(ports[0] != ports[2 * k]);
-
-  // The time-out ends the first channel's last query: only the newest is left.
-  loop.run(res, 3s);
-  CHECK(slow_done);
-  CHECK(res.pending() == 0);
-  CHECK(res.channels() == 1);
-  CHECK(loop.watched.size() == 1);  // its socket, kept open for the next query
 }
 
-TEST_CASE("upstream resolver: at most kMaxChannels channels (sockets) while queries wait",
+TEST_CASE("upstream resolver: while a query is pending the socket stays; renewed once it ends",
           "[dns][upstream]") {
   TestResponder responder;
   Loop loop;
   UpstreamResolver res(one_try(responder, 300ms), loop.watch());
-  constexpr std::size_t k = UpstreamResolver::kQueriesPerChannel;
-  constexpr std::size_t most = UpstreamResolver::kMaxChannels;
-  std::size_t failed = 0;
-  for (std::size_t i = 0; i < (most + 2) * k; ++i) {
-    res.resolve("slow.test", qtype::A, [&](UpstreamResult r) { failed += r.ok ? 0 : 1; });
-    if ((i + 1) % k != 0) continue;
-    // One socket's worth at a time: the responder's receive buffer holds
-    // ~270 queries, not all of them at once.
-    auto until = Clock::now() + 2s;
-    while (responder.seen().size() < i + 1 && Clock::now() < until) {
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-  CHECK(res.channels() == most);  // every query was sent: the newest took the surplus
+  constexpr std::size_t k = UpstreamResolver::kQueriesPerSocket;
+  bool slow_done = false;
+  res.resolve("slow.test", qtype::A, [&](UpstreamResult r) {
+    slow_done = true;
+    CHECK_FALSE(r.ok);
+  });
+  for (std::size_t i = 0; i < k + 5; ++i) resolve_one(res, loop, "n" + std::to_string(i) + ".test");
+  CHECK_FALSE(slow_done);
+  CHECK(res.socket_renewals() == 0);  // c-ares cannot renew with a query pending
+  loop.run(res, 3s);                  // the slow query times out...
+  CHECK(slow_done);
+  CHECK(res.socket_renewals() == 1);  // ...and the sockets are renewed at once
+  resolve_one(res, loop, "after.test");
   auto ports = responder.source_ports();
-  CHECK(ports.size() == (most + 2) * k);
-  CHECK(std::set<std::uint16_t>(ports.begin(), ports.end()).size() == most);
-  loop.run(res, 5s);
-  CHECK(failed == (most + 2) * k);
-  CHECK(res.channels() == 1);
+  REQUIRE(ports.size() == k + 7);
+  for (std::size_t i = 0; i < k + 6; ++i) CHECK(ports[i] == ports[0]);
+  CHECK(ports.back() != ports[0]);
 }
