@@ -150,8 +150,12 @@ void DnsService::flush_tcp(std::uint64_t id) {
     close_tcp(id);
     return;
   }
-  bool want_read = !c.peer_closed && c.in_flight < kMaxTcpInFlight && c.out.size() < kMaxTcpOutput;
-  if (watch_) watch_(c.fd, want_read, !c.out.empty());
+  const bool room = c.in_flight < kMaxTcpInFlight && c.out.size() < kMaxTcpOutput;
+  // A complete query held back (by kMaxTcpOutput) while there is room again:
+  // asking for writability wakes on_tcp at once on the next round, fair to
+  // the other fds; nothing else would (the client may send nothing more).
+  const bool held_back = room && query_buffered(c.in) && !c.busy;
+  if (watch_) watch_(c.fd, !c.peer_closed && room, !c.out.empty() || held_back);
 }
 
 void DnsService::on_tcp(std::uint64_t id, bool readable, bool /*writable*/) {
@@ -176,9 +180,6 @@ void DnsService::on_tcp(std::uint64_t id, bool readable, bool /*writable*/) {
       break;
     }
   }
-  process_tcp_input(id);
-  flush_tcp(id);
-  // Answers sent: queries held back by kMaxTcpOutput can go on.
   process_tcp_input(id);
   flush_tcp(id);
 }

@@ -43,8 +43,8 @@ SpliceRelay::SpliceRelay(int client_fd, int upstream_fd,
         if (x->pipe_r >= 0) close(x->pipe_r);
         if (x->pipe_w >= 0) close(x->pipe_w);
       }
-      close(client_fd);
-      close(upstream_fd);
+      close_with_reset(client_fd);  // the client fails at once, as on a refusal
+      close_with_reset(upstream_fd);
       throw Error(std::string("cannot create a relay pipe: ") + std::strerror(e),
                   e == EMFILE ? "raise the open-file limit (ulimit -n)" : "");
     }

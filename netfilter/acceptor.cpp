@@ -25,6 +25,9 @@ Acceptor::~Acceptor() {
 }
 
 int Acceptor::accept(int listener) {
+  // Lost when another process took the freed slot (ENFILE): take it back as
+  // soon as one is free, or the next shortage spins again.
+  if (reserve_ < 0) reserve_ = open_reserve();
   for (;;) {
     int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) return fd;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <map>
@@ -369,5 +370,69 @@ TEST_CASE("DnsService over TCP: a client that never reads its answers holds boun
     h.spin(1ms);
   }
   CHECK(answered == written / framed.size());
+  close(c);
+}
+
+TEST_CASE(
+    "DnsService over TCP: queries held back by the answer limit are answered "
+    "without more input",
+    "[dns][service]") {
+  // Small queries with large answers (cache hits of 40 addresses): what the
+  // service reads at once answers to many times kMaxTcpOutput. Large kernel
+  // buffers, so each flush empties the answers. The queries held back must
+  // be answered although the client sends nothing more (they waited for
+  // input, then the idle time-out closed the connection).
+  Harness h;
+  UpstreamAnswer forty;
+  forty.usable = true;
+  forty.rcode = Rcode::noerror;
+  for (int i = 1; i <= 40; ++i) {
+    forty.addresses.push_back({sbx::net::IpAddress::v4(203, 0, 113, static_cast<std::uint8_t>(i)),
+                               300, std::chrono::seconds(310), 300});
+  }
+  h.service->cache().store("good.test", qtype::A, forty, Clock::now(), Clock::now() + 60s);
+  int big = 4 << 20;
+  setsockopt(h.tcp, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);  // inherited when accepted
+  int c = connect_tcp(h.tcp_port, SOCK_NONBLOCK, big);
+  h.spin(20ms);
+  auto q = dnstest::query("good.test", qtype::A, true, 9);
+  std::vector<std::uint8_t> framed;
+  frame(framed, q);
+  const std::size_t queries = 1000;
+  REQUIRE(queries * framed.size() < 2 + 65535 + 4096);  // read by the service at once
+  std::vector<std::uint8_t> burst;
+  for (std::size_t i = 0; i < queries; ++i) burst.insert(burst.end(), framed.begin(), framed.end());
+  REQUIRE(send(c, burst.data(), burst.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(burst.size()));
+  // The client reads on its own thread, as a client process would: a flush
+  // can then find the answers all read and empty them, with queries still
+  // held back.
+  std::atomic<std::size_t> answered{0}, answer_bytes{0};
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    std::vector<std::uint8_t> buf(1 << 16), got;
+    while (!stop && answered < queries) {
+      pollfd p{c, POLLIN, 0};
+      if (poll(&p, 1, 10) != 1) continue;
+      ssize_t n;
+      while ((n = recv(c, buf.data(), buf.size(), MSG_DONTWAIT)) > 0) {
+        got.insert(got.end(), buf.begin(), buf.begin() + n);
+      }
+      std::size_t at = 0;
+      while (at + 2 <= got.size()) {
+        std::size_t len = static_cast<std::size_t>((got[at] << 8) | got[at + 1]);
+        if (at + 2 + len > got.size()) break;
+        ++answered;
+        answer_bytes += 2 + len;
+        at += 2 + len;
+      }
+      got.erase(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+  });
+  auto until = Clock::now() + 3s;  // under kTcpIdle: a stalled connection is not closed yet
+  while (answered < queries && Clock::now() < until) h.spin(2ms);
+  stop = true;
+  reader.join();
+  CHECK(answered == queries);
+  CHECK(answer_bytes > 4 * DnsService::kMaxTcpOutput);  // several rounds of the limit
   close(c);
 }
