@@ -494,6 +494,8 @@ class DnsService {
     bool peer_closed = false;
     bool busy = false;  // inside process_tcp_input: do not close under it
     Clock::time_point last_active;
+    // Another of its queries may be read and started now.
+    bool room() const { return in_flight < kMaxTcpInFlight && out.size() < kMaxTcpOutput; }
   };
   void finish(const Query& q, const UpstreamResult& r, Clock::time_point start,
               std::size_t max_response,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "dnsproxy/dnsproxy.hpp"
 #include "sbx/error.hpp"
@@ -126,8 +127,13 @@ std::size_t DnsService::tcp_buffered() const {
 
 namespace {
 
-bool query_buffered(const std::vector<std::uint8_t>& in) {
-  return in.size() >= 2 && in.size() >= 2 + static_cast<std::size_t>((in[0] << 8) | in[1]);
+// The length of the complete message at the front of `in` (2-byte length
+// prefix, RFC 7766); nullopt while it is incomplete.
+std::optional<std::size_t> complete_message(const std::vector<std::uint8_t>& in) {
+  if (in.size() < 2) return std::nullopt;
+  const auto len = static_cast<std::size_t>((in[0] << 8) | in[1]);
+  if (in.size() < 2 + len) return std::nullopt;
+  return len;
 }
 
 }  // namespace
@@ -146,16 +152,16 @@ void DnsService::flush_tcp(std::uint64_t id) {
     close_tcp(id);
     return;
   }
-  if (c.out.empty() && c.peer_closed && c.in_flight == 0 && !c.busy && !query_buffered(c.in)) {
+  const bool buffered = complete_message(c.in).has_value();
+  if (c.out.empty() && c.peer_closed && c.in_flight == 0 && !c.busy && !buffered) {
     close_tcp(id);
     return;
   }
-  const bool room = c.in_flight < kMaxTcpInFlight && c.out.size() < kMaxTcpOutput;
   // A complete query held back (by kMaxTcpOutput) while there is room again:
   // asking for writability wakes on_tcp at once on the next round, fair to
   // the other fds; nothing else would (the client may send nothing more).
-  const bool held_back = room && query_buffered(c.in) && !c.busy;
-  if (watch_) watch_(c.fd, !c.peer_closed && room, !c.out.empty() || held_back);
+  const bool held_back = c.room() && buffered && !c.busy;
+  if (watch_) watch_(c.fd, !c.peer_closed && c.room(), !c.out.empty() || held_back);
 }
 
 void DnsService::on_tcp(std::uint64_t id, bool readable, bool /*writable*/) {
@@ -191,10 +197,10 @@ void DnsService::process_tcp_input(std::uint64_t id) {
     auto it = tcp_.find(id);
     if (it == tcp_.end()) return;
     TcpConn& c = it->second;
-    if (c.in.size() < 2 || c.in_flight >= kMaxTcpInFlight || c.out.size() >= kMaxTcpOutput) return;
-    std::size_t len = static_cast<std::size_t>((c.in[0] << 8) | c.in[1]);
-    if (c.in.size() < 2 + len) return;
-    auto end = c.in.begin() + 2 + static_cast<std::ptrdiff_t>(len);
+    if (!c.room()) return;
+    const auto len = complete_message(c.in);
+    if (!len) return;
+    auto end = c.in.begin() + 2 + static_cast<std::ptrdiff_t>(*len);
     std::vector<std::uint8_t> msg(c.in.begin() + 2, end);
     c.in.erase(c.in.begin(), end);
     ++c.in_flight;

@@ -128,21 +128,20 @@ UpstreamResolver::~UpstreamResolver() {
 }
 
 void UpstreamResolver::resolve(std::string_view name, std::uint16_t qtype, Callback done) {
+  const auto fail = [&done](std::string error) {
+    UpstreamResult r;
+    r.error = std::move(error);
+    if (done) done(std::move(r));
+  };
+  if (impl_->destroying) return fail("the DNS filter is shutting down");
   unsigned char* buf = nullptr;
   int len = 0;
   std::string n(name);
   // A fresh, normalised query: ares_send replaces the ID anyway, and 1.18's
   // EDNS fallback assumes the OPT record is the one c-ares wrote.
   int st = ares_create_query(n.c_str(), kClassIn, qtype, 0, 1, &buf, &len, kEdnsPayload);
-  if (st != ARES_SUCCESS || impl_->destroying) {
-    if (buf) ares_free_string(buf);
-    UpstreamResult r;
-    r.error = st != ARES_SUCCESS
-                  ? std::string("cannot build the upstream query: ") + ares_strerror(st)
-                  : std::string("the DNS filter is shutting down");
-    if (done) done(std::move(r));
-    return;
-  }
+  if (st != ARES_SUCCESS)
+    return fail(std::string("cannot build the upstream query: ") + ares_strerror(st));
   impl_->renew_sockets();
   auto* p = new Pending{std::move(done), &impl_->pending};
   ++impl_->pending;

@@ -498,7 +498,6 @@ struct FilteredNetwork::Impl {
       // both sockets), the sandbox and its other connections go on.
       conns.erase(client);
       conns.erase(upstream);
-      c->deadline = Clock::time_point::max();
       connection_event(*c, false, "upstream_failed", e.what());
       return;
     }
