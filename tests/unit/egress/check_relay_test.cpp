@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "../loopback.hpp"
 #include "egress/egress.hpp"
 
 using namespace sbx::egress;
@@ -105,28 +106,8 @@ TEST_CASE("check_connection: address gate, name gate, second gate", "[egress]") 
 
 namespace {
 
-int listen_loopback(std::uint16_t& port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(listen(fd, 4) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
-  return fd;
-}
-
-int connect_loopback(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return fd;
-}
+using sbx::testing::connect_loopback;
+using sbx::testing::listen_loopback;
 
 // client <-> [proxy_client_side | relay | proxy_upstream_side] <-> server
 struct Pairs {

@@ -12,43 +12,21 @@
 #include <cerrno>
 #include <vector>
 
+#include "../loopback.hpp"
 #include "netfilter/netfilter.hpp"
 
 using namespace sbx::net;
 
-namespace {
-
-int listener(std::uint16_t& port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  listen(fd, 64);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
-  return fd;
-}
-
-int connect_to(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  return connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? fd : -1;
-}
-
-}  // namespace
+using sbx::testing::connect_loopback;
+using sbx::testing::listen_loopback;
 
 TEST_CASE("Acceptor accepts, and resets waiting connections when out of fds", "[netfilter]") {
   std::uint16_t port = 0;
-  int lfd = listener(port);
+  int lfd = listen_loopback(port, SOCK_NONBLOCK, 64);
   // Clients live in this process; the accepting side runs in a child whose
   // fd limit is then lowered to what it already uses.
   int clients[3];
-  for (int& c : clients) c = connect_to(port);
+  for (int& c : clients) c = connect_loopback(port);
   for (int c : clients) REQUIRE(c >= 0);
   pid_t pid = fork();
   REQUIRE(pid >= 0);
