@@ -139,6 +139,10 @@ class Loop {
     drain_pty();
     if (ctx_.cgroup.active() && ctx_.options.on_event)
       ctx_.cgroup.poll_events(ctx_.options.on_event);
+    // Denied calls the rate limit held back since its last report: without
+    // this, a sandbox that spent the burst on noise and exited at once left
+    // every later denial out of the log and the report.
+    if (notify_) notify_->flush();
     raw_mode_.restore();
 
     if (launch_error_) throw sandbox_step_error(*launch_error_);

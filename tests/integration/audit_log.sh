@@ -194,6 +194,34 @@ run_sbx run --net none --audit-log "$dir/work/in.jsonl" -- true
 expect_rc 0 "run with the log in the work dir"
 expect_out 'sandbox may write' "warns that the sandbox could alter a log in a writable path"
 
+# --- denials beyond the rate limit are summarised, also when the command
+# exits right after them: 100 denied unshare calls in a burst, then exit.
+# The log holds the first 32 as records and the rest in one
+# syscall_denied_suppressed summary written at the end (before the fix the
+# last 68 were in neither the log nor the report).
+burst_log=$dir/logs/burst.jsonl
+run_sbx run --net none --audit-log "$burst_log" --report "$dir/burst.json" -- python3 -c '
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+assert all(libc.unshare(0x10000000) == -1 for _ in range(100))'
+expect_rc 0 "100 denied unshare calls in a burst"
+OUT=$(python3 - "$burst_log" "$dir/burst.json" <<'EOF' 2>&1
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+rep = json.load(open(sys.argv[2]))
+single = sum(1 for r in recs if r["type"] == "syscall_denied" and r["syscall"] == "unshare")
+summaries = [r for r in recs if r["type"] == "violation"]
+assert summaries and all(s["kind"] == "syscall_denied_suppressed" and s["blocked"] for s in summaries), recs
+folded = sum(s["syscalls"].get("unshare", 0) for s in summaries)
+assert single + folded == 100, (single, folded)
+assert recs[-1]["type"] == "sandbox_exit" and recs[-2]["type"] == "violation", recs[-2:]
+assert rep["syscalls_denied"].get("unshare") == 100, rep["syscalls_denied"]
+print(f"{single} records + {folded} in the summary")
+EOF
+) || fail "burst: $OUT"
+pass "every denial of the burst is in the log and the report ($OUT)"
+OUT=$(validate "$burst_log" 2>&1) || fail "burst log schema: $OUT"
+
 # --- minimal level: no names or paths in the log
 printf 'extends = "standard"\n[audit]\nlevel = "minimal"\n' >"$dir/min.toml"
 run_sbx run --net none -p "$dir/min.toml" --audit-log "$dir/logs/min.jsonl" -- unshare -U true
