@@ -181,6 +181,7 @@ std::string describe(const nlohmann::json& r) {
   } else if (type == "limit" || type == "violation") {
     detail = str(r, "kind");
     if (r.contains("count")) detail += " count=" + str(r, "count");
+    if (r.contains("verdicts")) detail += " " + str(r, "verdicts");
   } else if (type == "sandbox_start") {
     detail = fmt::format("profile={} argv={}", str(r, "profile", "-"), str(r, "argv", "-"));
   } else if (type == "sandbox_exit") {

@@ -31,6 +31,9 @@ const std::set<std::string> kEnvelope = {"v",          "time",    "seq",    "typ
 const std::set<std::string> kDnsBlocked = {"denied",     "unlisted",     "any",       "class",
                                            "rate_limit", "wildcard_cap", "label_cap", "name_cap"};
 
+// Summaries of blocked attempts a rate limit did not report one by one.
+const std::set<std::string> kSuppressedKinds = {"syscall_denied_suppressed", "dns_suppressed"};
+
 const std::set<std::string> kTypes = {"sandbox_start", "exec",           "dns",   "net_connect",
                                       "net_blocked",   "syscall_denied", "limit", "violation",
                                       "sandbox_exit",  "control"};
@@ -143,8 +146,7 @@ nlohmann::json to_record(const Event& event, const SandboxIdentity& who, AuditLe
   if (type == "net_blocked" || type == "syscall_denied") blocked = true;
   if (type == "net_connect") blocked = !data.value("allowed", true);
   if (type == "dns") blocked = kDnsBlocked.contains(data.value("verdict", std::string()));
-  if (type == "violation")
-    blocked = data.value("kind", std::string()) == "syscall_denied_suppressed";
+  if (type == "violation") blocked = kSuppressedKinds.contains(data.value("kind", std::string()));
   r["blocked"] = blocked;
   return r;
 }
@@ -158,8 +160,11 @@ std::string category_of(const nlohmann::json& record) {
   if (type == "dns") return "dns";
   if (type == "net_connect" || type == "net_blocked") return "net";
   if (type == "syscall_denied") return "syscall";
-  if (type == "violation")
-    return record.value("kind", std::string()).starts_with("syscall") ? "syscall" : "violation";
+  if (type == "violation") {
+    const std::string kind = record.value("kind", std::string());
+    if (kind.starts_with("syscall")) return "syscall";
+    return kind.starts_with("dns") ? "dns" : "violation";
+  }
   if (type == "limit") return "limit";
   if (type == "control") return "control";
   return "exec";  // sandbox_start, exec, sandbox_exit

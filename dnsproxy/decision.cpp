@@ -40,6 +40,7 @@ Decision DnsFilter::limit(std::string reason, const std::string& key) {
   d.action = Action::answer;
   d.rcode = Rcode::refused;
   d.report_limit = reported_.insert(reason + "\n" + key).second;
+  d.limited = true;
   d.reason = std::move(reason);
   return d;
 }

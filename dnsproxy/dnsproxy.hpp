@@ -182,6 +182,8 @@ struct Decision {
   // True the first time a limit trips (per limit and wildcard): the caller
   // emits one audit event instead of one per refused query.
   bool report_limit = false;
+  // Refused by a limit (rate_limit, wildcard_cap, label_cap, name_cap).
+  bool limited = false;
 };
 
 // Per-sandbox state for the limits. decide() is otherwise a pure function of
@@ -190,6 +192,9 @@ class DnsFilter {
  public:
   explicit DnsFilter(FilterConfig config);
   Decision decide(const Query& query, Clock::time_point now);
+  // The rate limit alone, for a message that never becomes a Query (it is
+  // dropped or answered FORMERR/NOTIMP): false when over the limit.
+  bool admit_message(Clock::time_point now) { return take_token(now); }
   const FilterConfig& config() const { return config_; }
 
  private:
@@ -420,6 +425,10 @@ struct QueryEvent {
   std::chrono::microseconds latency{0};
   bool limit_first_report = false;
   bool cached = false;  // answered from the answer cache
+  // Not a query: the summary of refusals by a limit that were not reported
+  // one by one since the last summary (verdict -> count; see
+  // DnsService::flush_suppressed). Empty for every query event.
+  std::map<std::string, std::uint64_t> suppressed;
 };
 
 struct ServiceConfig {
@@ -457,6 +466,13 @@ class DnsService {
   // idle TCP connections); nullopt when nothing is pending.
   std::optional<std::chrono::milliseconds> next_timeout() const;
   void on_timeout();
+  // Refusals by a limit (rate_limit, wildcard_cap, name_cap, label_cap)
+  // after the first of each are counted, not reported one by one: a flood
+  // yields one event per limit plus a summary event (QueryEvent::suppressed)
+  // at most every kSummaryInterval while it lasts. Writes the summary now if
+  // anything is counted; call when the run ends.
+  void flush_suppressed();
+  static constexpr std::chrono::seconds kSummaryInterval{1};
 
   // Reads every queued datagram of `udp_fd` (non-blocking) and answers or
   // starts an upstream query for each.
@@ -505,6 +521,8 @@ class DnsService {
   void process_tcp_input(std::uint64_t id);
   void flush_tcp(std::uint64_t id);
   void close_tcp(std::uint64_t id);
+  // Counts a refusal by a limit that is not reported on its own.
+  void suppress(const std::string& verdict, Clock::time_point now);
 
   ServiceConfig config_;
   DnsFilter filter_;
@@ -522,6 +540,8 @@ class DnsService {
   // Set by the destructor: a failed query's reply must not start the next
   // buffered TCP query on the resolver being destroyed.
   bool closing_ = false;
+  std::map<std::string, std::uint64_t> suppressed_;  // verdict -> count since the last summary
+  Clock::time_point suppressed_since_{};             // the first of them
   // Last: destroyed first, while the members its pending callbacks use live.
   std::unique_ptr<UpstreamResolver> upstream_;
 };

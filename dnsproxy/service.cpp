@@ -69,6 +69,12 @@ void DnsService::on_ready(int fd, bool readable, bool writable) {
 std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
   auto t = upstream_->next_timeout();
   auto now = Clock::now();
+  if (!suppressed_.empty()) {  // the summary is due kSummaryInterval after the first
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(suppressed_since_ + kSummaryInterval - now);
+    if (left.count() < 0) left = std::chrono::milliseconds(0);
+    if (!t || left < *t) t = left;
+  }
   for (const auto& entry : tcp_) {
     if (entry.second.in_flight > 0) continue;  // the upstream's time-out ends those first
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(entry.second.last_active +
@@ -79,9 +85,25 @@ std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
   return t;
 }
 
+void DnsService::suppress(const std::string& verdict, Clock::time_point now) {
+  if (suppressed_.empty()) suppressed_since_ = now;
+  ++suppressed_[verdict];
+}
+
+void DnsService::flush_suppressed() {
+  if (suppressed_.empty()) return;
+  QueryEvent e;
+  e.verdict = "suppressed";
+  e.rcode = Rcode::refused;
+  e.suppressed = std::move(suppressed_);
+  suppressed_.clear();
+  if (events_) events_(e);
+}
+
 void DnsService::on_timeout() {
   upstream_->process_timeouts();
   auto now = Clock::now();
+  if (!suppressed_.empty() && now - suppressed_since_ >= kSummaryInterval) flush_suppressed();
   elements_.expire(now);
   std::vector<std::uint64_t> idle;
   for (const auto& entry : tcp_) {
@@ -255,10 +277,17 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
   auto parsed = parse_query(message, config_.parse_limits);
   auto emit = [&](QueryEvent e) {
     e.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+    if (!suppressed_.empty() && start - suppressed_since_ >= kSummaryInterval) flush_suppressed();
     if (events_) events_(e);
   };
+  // A message that never becomes a query still counts against the rate
+  // limit: a flood of malformed packets would otherwise cost an event each.
+  if (parsed.status != ParseStatus::ok && !filter_.admit_message(start)) {
+    suppress("rate_limit", start);
+    return false;
+  }
   if (parsed.status == ParseStatus::drop) {
-    emit({"", 0, "dropped: " + parsed.error, Rcode::noerror, 0, {}, {}, false, false});
+    emit({"", 0, "dropped: " + parsed.error, Rcode::noerror, 0, {}, {}, false, false, {}});
     return false;
   }
   if (parsed.status == ParseStatus::error) {
@@ -271,20 +300,25 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
           {},
           {},
           false,
-          false});
+          false,
+          {}});
     return true;
   }
   const Query& q = parsed.query;
   Decision d = filter_.decide(q, start);
   if (d.action == Action::answer) {
     reply(build_response(q, d.rcode, {}, UINT32_MAX, max_response));
-    emit({q.name, q.type, d.reason, d.rcode, 0, {}, {}, d.report_limit, false});
+    if (d.limited && !d.report_limit) {
+      suppress(d.reason, start);
+    } else {
+      emit({q.name, q.type, d.reason, d.rcode, 0, {}, {}, d.report_limit, false, {}});
+    }
     return true;
   }
   // Decided first, cached second: a hit never skips the policy or the limits.
   if (const UpstreamAnswer* hit = cache_.lookup(q.name, q.type, start)) {
     reply(build_answer_response(q, *hit, max_response));
-    emit({q.name, q.type, "allowed", hit->rcode, hit->addresses.size(), {}, {}, false, true});
+    emit({q.name, q.type, "allowed", hit->rcode, hit->addresses.size(), {}, {}, false, true, {}});
     return true;
   }
   upstream_->resolve(q.name, q.type,

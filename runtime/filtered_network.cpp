@@ -261,6 +261,12 @@ struct FilteredNetwork::Impl {
 
   // ---- events from the DNS filter and NFLOG
   void on_query(const dns::QueryEvent& q) {
+    if (!q.suppressed.empty()) {  // refusals by a limit, counted (DnsService::flush_suppressed)
+      std::uint64_t count = 0;
+      for (const auto& [verdict, n] : q.suppressed) count += n;
+      emit("dns_suppressed", {{"count", count}, {"verdicts", q.suppressed}});
+      return;
+    }
     nlohmann::json d;
     d["name"] = q.name;
     d["qtype"] = type_name(q.type);
@@ -729,6 +735,10 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
     m.kinds[fd.get()] = Impl::FdKind::publish_listener;
     m.owned_listeners[fd.get()] = std::move(fd);
   }
+}
+
+void FilteredNetwork::flush_events() {
+  if (impl_->dns) impl_->dns->flush_suppressed();
 }
 
 FilteredNetwork::~FilteredNetwork() {

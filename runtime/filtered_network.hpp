@@ -70,6 +70,9 @@ class FilteredNetwork {
   // Level-triggered epoll fd for the supervisor's loop; call on_ready().
   int fd() const;
   void on_ready();
+  // Writes what the DNS filter counted instead of reporting one by one
+  // (refusals by its limits); call when the sandbox is gone.
+  void flush_events();
 
   // Live control (docs/control.md): the network policy in force with its
   // live changes and the resolved addresses; and a change, applied at once

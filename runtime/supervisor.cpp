@@ -143,6 +143,7 @@ class Loop {
     // this, a sandbox that spent the burst on noise and exited at once left
     // every later denial out of the log and the report.
     if (notify_) notify_->flush();
+    if (ctx_.network != nullptr) ctx_.network->flush_events();
     raw_mode_.restore();
 
     if (launch_error_) throw sandbox_step_error(*launch_error_);

@@ -159,4 +159,57 @@ if ((oom)); then
 else
   pass "OOM not checked: no enforceable memory limit for uid $(id -u) on this host (root and the VM check it)"
 fi
+
+# --- a DNS flood over the rate limit: the limit's first refusal is a record,
+# the rest are counted into dns_suppressed summaries (at most one a second
+# while it lasts, the last when the run ends), so a sandbox cannot rotate
+# its own history out of the log with refused queries. Every query is
+# accounted for. Malformed packets count against the limit too.
+cat >"$D/flood.toml" <<EOF
+extends = "base"
+[network]
+mode = "filtered"
+allow_domains = ["good.test"]
+dns_upstream = ["$SBXNET_DNS"]
+dns_query_rate = 20
+EOF
+flood='
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i in range(3000):
+    q = struct.pack(">HHHHHH", i & 0xFFFF, 0x100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in f"n{i}.flood.test".split(".")) + b"\0\0\1\0\1"
+    s.sendto(q, ("127.0.0.1", 53))
+    s.recv(512)
+for i in range(500):
+    s.sendto(b"\1\2\3", ("127.0.0.1", 53))
+print("flood done")'
+run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/flood.jsonl" --report "$D/flood.json" -- "$py" -c "$flood"
+expect_rc 0 "3,000 queries and 500 malformed packets at a rate limit of 20/s"
+expect_out "flood done" "every query was answered"
+OUT=$("$py" - "$D/logs/flood.jsonl" "$D/flood.json" <<'EOF' 2>&1
+import json, sys, collections
+recs = [json.loads(l) for l in open(sys.argv[1])]
+rep = json.load(open(sys.argv[2]))
+dns = [r for r in recs if r["type"] == "dns"]
+summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == "dns_suppressed"]
+v = collections.Counter(r["verdict"] for r in dns)
+assert v["rate_limit"] == 1 and len(dns) < 200, v
+assert summaries and all(s["blocked"] and set(s["verdicts"]) == {"rate_limit"} for s in summaries), summaries
+assert all(s["count"] == s["verdicts"]["rate_limit"] for s in summaries), summaries
+counted = sum(s["count"] for s in summaries)
+assert len(dns) + counted == 3500, (len(dns), counted, v)
+assert recs[-1]["type"] == "sandbox_exit" and recs[-1]["audit_dropped"] == 0, recs[-1]
+assert rep["events"]["violation"] == len(summaries) and rep["events"]["dns"] == len(dns), rep["events"]
+print(f"{len(recs)} records: {dict(v)}, {len(summaries)} summaries of {counted}")
+EOF
+) || fail "flood: $OUT"
+pass "DNS flood: one rate_limit record, the rest counted in summaries ($OUT)"
+OUT=$("$py" "$SBX_SOURCE_DIR/tests/integration/audit_validate.py" "$SBX_SOURCE_DIR/docs/audit.schema.json" "$D/logs/flood.jsonl" 2>&1) ||
+  fail "flood log schema: $OUT"
+pass "the flood's log validates ($OUT)"
+run_sbx audit "$D/logs/flood.jsonl" --category dns
+expect_rc 0 "sbx audit --category dns"
+expect_out "dns_suppressed count=" "the summary is in the dns category"
 done_testing

@@ -436,3 +436,65 @@ TEST_CASE(
   CHECK(answer_bytes > 4 * DnsService::kMaxTcpOutput);  // several rounds of the limit
   close(c);
 }
+
+TEST_CASE("DnsService: refusals by a limit after the first are counted and summarised",
+          "[dns][service]") {
+  ServiceConfig cfg;
+  cfg.filter.lookup = [](std::string_view) -> DomainMatch { return {DomainVerdict::unlisted, ""}; };
+  cfg.filter.limits.queries_per_second = 1;
+  cfg.filter.limits.burst = 5;
+  cfg.upstream.servers = {"127.0.0.1:9"};  // never asked: every name is refused locally
+  std::vector<QueryEvent> events;
+  DnsService s(cfg, {}, [&](const QueryEvent& e) { events.push_back(e); });
+  int replies = 0;
+  auto count_reply = [&](std::vector<std::uint8_t>) { ++replies; };
+  for (int i = 0; i < 100; ++i) {
+    s.handle(dnstest::query("n" + std::to_string(i) + ".test", qtype::A, false,
+                            static_cast<std::uint16_t>(i)),
+             512, count_reply);
+  }
+  const std::vector<std::uint8_t> junk = {1, 2, 3};  // too short to be a message
+  for (int i = 0; i < 20; ++i) s.handle(junk, 512, count_reply);
+
+  // The burst, then the limit's first refusal; the rest are counted only.
+  std::size_t unlisted = 0, first_limit = 0, other = 0;
+  for (const auto& e : events) {
+    REQUIRE(e.suppressed.empty());
+    if (e.verdict == "unlisted")
+      ++unlisted;
+    else if (e.verdict == "rate_limit" && e.limit_first_report)
+      ++first_limit;
+    else
+      ++other;
+  }
+  CHECK(unlisted >= 5);
+  CHECK(unlisted <= 7);  // a token or two may refill while the loop runs
+  CHECK(first_limit == 1);
+  CHECK(other == 0);
+  CHECK(replies == 100);  // every well-formed query is answered; junk over the limit is not
+  // The summary is due kSummaryInterval after the first counted refusal.
+  auto due = s.next_timeout();
+  REQUIRE(due);
+  CHECK(*due <=
+        std::chrono::duration_cast<std::chrono::milliseconds>(DnsService::kSummaryInterval));
+
+  const std::size_t reported = events.size();
+  s.flush_suppressed();
+  REQUIRE(events.size() == reported + 1);
+  const auto& summary = events.back();
+  REQUIRE(summary.suppressed.size() == 1);
+  CHECK(summary.verdict == "suppressed");
+  // Every message is accounted for: reported one by one or counted.
+  CHECK(reported + summary.suppressed.at("rate_limit") == 120);
+  s.flush_suppressed();  // nothing counted since: no second summary
+  CHECK(events.size() == reported + 1);
+
+  // While refusals go on, the timer writes the summary once the interval is
+  // over, without waiting for the next reported event.
+  s.handle(dnstest::query("late.test", qtype::A, false, 1), 512, count_reply);
+  CHECK(events.size() == reported + 1);
+  std::this_thread::sleep_for(DnsService::kSummaryInterval + 50ms);
+  s.on_timeout();
+  REQUIRE(events.size() == reported + 2);
+  CHECK(events.back().suppressed == std::map<std::string, std::uint64_t>{{"rate_limit", 1}});
+}
