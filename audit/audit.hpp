@@ -112,6 +112,8 @@ class RunReport {
   static constexpr std::size_t kMaxRankedDestinations = 4096;
 
  private:
+  void rank_blocked(const std::string& destination, std::uint64_t n);
+
   std::map<std::string, std::uint64_t> counts_;
   std::map<std::string, std::uint64_t> blocked_destinations_;
   std::uint64_t blocked_not_ranked_ = 0;

@@ -32,7 +32,8 @@ const std::set<std::string> kDnsBlocked = {"denied",     "unlisted",     "any", 
                                            "rate_limit", "wildcard_cap", "label_cap", "name_cap"};
 
 // Summaries of blocked attempts a rate limit did not report one by one.
-const std::set<std::string> kSuppressedKinds = {"syscall_denied_suppressed", "dns_suppressed"};
+const std::set<std::string> kSuppressedKinds = {"syscall_denied_suppressed", "dns_suppressed",
+                                                "net_blocked_suppressed"};
 
 const std::set<std::string> kTypes = {"sandbox_start", "exec",           "dns",   "net_connect",
                                       "net_blocked",   "syscall_denied", "limit", "violation",
@@ -163,7 +164,8 @@ std::string category_of(const nlohmann::json& record) {
   if (type == "violation") {
     const std::string kind = record.value("kind", std::string());
     if (kind.starts_with("syscall")) return "syscall";
-    return kind.starts_with("dns") ? "dns" : "violation";
+    if (kind.starts_with("dns")) return "dns";
+    return kind.starts_with("net") ? "net" : "violation";
   }
   if (type == "limit") return "limit";
   if (type == "control") return "control";

@@ -76,14 +76,25 @@ void RunReport::add(const nlohmann::json& r) {
   if (type == "limit") ++limits_[r.value("kind", std::string("?"))];
   if (!is_blocked(r)) return;
   ++blocked_;
-  auto d = destination_of(r);
-  if (d.empty()) return;
-  if (auto it = blocked_destinations_.find(d); it != blocked_destinations_.end()) {
-    ++it->second;
+  // A net_blocked_suppressed summary counts its packets per destination.
+  if (type == "violation" && r.value("kind", std::string()) == "net_blocked_suppressed" &&
+      r.contains("destinations") && r["destinations"].is_object()) {
+    for (auto& [d, n] : r["destinations"].items())
+      if (n.is_number_integer() && n.get<std::int64_t>() > 0)
+        rank_blocked(d, n.get<std::uint64_t>());
+    return;
+  }
+  rank_blocked(destination_of(r), 1);
+}
+
+void RunReport::rank_blocked(const std::string& destination, std::uint64_t n) {
+  if (destination.empty()) return;
+  if (auto it = blocked_destinations_.find(destination); it != blocked_destinations_.end()) {
+    it->second += n;
   } else if (blocked_destinations_.size() < kMaxRankedDestinations) {
-    blocked_destinations_.emplace(std::move(d), 1);
+    blocked_destinations_.emplace(destination, n);
   } else {
-    ++blocked_not_ranked_;
+    blocked_not_ranked_ += n;
   }
 }
 

@@ -170,6 +170,38 @@ struct FilteredNetwork::Impl {
   int control_fd = -1;
   bool started = false;
 
+  // net_blocked records: one per blocked packet up to a token bucket, then
+  // counted per destination and written as one net_blocked_suppressed
+  // summary at most every kSummaryInterval and when the run ends, so that
+  // packets the sandbox sends at will cannot flood the audit log (and rotate
+  // its earlier records away). Packets the kernel could not queue to us
+  // (ENOBUFS) are counted as `lost`.
+  static constexpr double kBlockedBurst = 200;
+  static constexpr double kBlockedPerSecond = 50;
+  static constexpr std::size_t kSummaryDestinations = 64;
+  static constexpr std::chrono::seconds kSummaryInterval{1};
+  struct BlockedSummary {
+    double tokens = kBlockedBurst;
+    Clock::time_point refilled = Clock::now();
+    std::uint64_t count = 0, lost = 0, unlisted = 0;  // unlisted: beyond kSummaryDestinations
+    std::map<std::string, std::uint64_t> destinations;
+    Clock::time_point since{};
+
+    bool take(Clock::time_point now) {
+      tokens =
+          std::min(kBlockedBurst, tokens + std::chrono::duration<double>(now - refilled).count() *
+                                               kBlockedPerSecond);
+      refilled = now;
+      if (tokens < 1) return false;
+      tokens -= 1;
+      return true;
+    }
+    bool pending() const { return count > 0 || lost > 0; }
+    void hold(Clock::time_point now) {
+      if (!pending()) since = now;
+    }
+  } blocked_summary;
+
   Impl(const Policy& p, const RunOptions& options) : policy(p), on_event(options.on_event) {}
 
   void emit(const char* type, nlohmann::json data) {
@@ -287,12 +319,34 @@ struct FilteredNetwork::Impl {
     // Bounded: a sandbox sending to blocked addresses as fast as it can must
     // not keep the loop here (DNS, the proxy, signals and the time limit wait
     // meanwhile); what is left is read on the next round (level-triggered).
+    auto& sum = blocked_summary;
     for (int reads = 0; reads < 64; ++reads) {
       ssize_t n = recv(nflog.get(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == ENOBUFS) continue;  // events lost under a flood; keep reading
+      if (n < 0 && errno == ENOBUFS) {  // the kernel dropped packets' reports: count the loss
+        sum.hold(Clock::now());
+        ++sum.lost;
+        continue;
+      }
       if (n <= 0) return;
       for (const auto& p : net::parse_nflog({buf.data(), static_cast<std::size_t>(n)})) {
+        const auto now = Clock::now();
+        if (!sum.take(now)) {
+          sum.hold(now);
+          ++sum.count;
+          auto dest = p.destination.str();
+          if (dest.find(':') != std::string::npos) dest = "[" + dest + "]";
+          if (p.destination_port != 0) dest += ":" + std::to_string(p.destination_port);
+          if (auto it = sum.destinations.find(dest); it != sum.destinations.end()) {
+            ++it->second;
+          } else if (sum.destinations.size() < kSummaryDestinations) {
+            sum.destinations.emplace(std::move(dest), 1);
+          } else {
+            ++sum.unlisted;
+          }
+          continue;
+        }
+        if (sum.pending() && now - sum.since >= kSummaryInterval) flush_blocked();
         nlohmann::json d;
         d["protocol"] = protocol_name(p.protocol);
         d["address"] = p.destination.str();
@@ -306,6 +360,19 @@ struct FilteredNetwork::Impl {
         emit("net_blocked", std::move(d));
       }
     }
+  }
+
+  void flush_blocked() {
+    auto& sum = blocked_summary;
+    if (!sum.pending()) return;
+    nlohmann::json d;
+    d["count"] = sum.count;
+    d["destinations"] = sum.destinations;
+    if (sum.unlisted > 0) d["unlisted"] = sum.unlisted;
+    if (sum.lost > 0) d["lost_reads"] = sum.lost;
+    sum.count = sum.lost = sum.unlisted = 0;
+    sum.destinations.clear();
+    emit("net_blocked_suppressed", std::move(d));
   }
 
   // ---- connections
@@ -611,6 +678,8 @@ struct FilteredNetwork::Impl {
              c->state == Conn::State::peeking ? "no name within the peek deadline" : "timed out");
     }
     if (dns) dns->names().expire(now);
+    if (blocked_summary.pending() && now - blocked_summary.since >= kSummaryInterval)
+      flush_blocked();
   }
 
   void rearm_timer() {
@@ -620,6 +689,7 @@ struct FilteredNetwork::Impl {
       if (auto t = dns->next_timeout()) next = now + *t;
     }
     for (auto& [fd, c] : conns) next = std::min(next, c->deadline);
+    if (blocked_summary.pending()) next = std::min(next, blocked_summary.since + kSummaryInterval);
     struct itimerspec spec {};
     if (next != Clock::time_point::max()) {
       auto ms = std::max<std::int64_t>(
@@ -739,6 +809,8 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
 
 void FilteredNetwork::flush_events() {
   if (impl_->dns) impl_->dns->flush_suppressed();
+  if (impl_->started) impl_->on_nflog();  // what the sandbox's last packets left queued
+  impl_->flush_blocked();
 }
 
 FilteredNetwork::~FilteredNetwork() {

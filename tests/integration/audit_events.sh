@@ -212,4 +212,39 @@ pass "the flood's log validates ($OUT)"
 run_sbx audit "$D/logs/flood.jsonl" --category dns
 expect_rc 0 "sbx audit --category dns"
 expect_out "dns_suppressed count=" "the summary is in the dns category"
+
+# --- a flood of packets to a blocked address: the first 200 are records,
+# the rest are counted per destination into net_blocked_suppressed
+# summaries (packets the kernel could not queue to sbx show as lost_reads).
+run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/nb.jsonl" --report "$D/nb.json" -- "$py" -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000):
+    try: s.sendto(b'x', ('$SBXNET_B', 1000 + i % 100))
+    except OSError: pass
+print('sent')"
+expect_rc 0 "3,000 UDP packets to a blocked address"
+OUT=$("$py" - "$D/logs/nb.jsonl" "$D/nb.json" <<'EOF' 2>&1
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+rep = json.load(open(sys.argv[2]))
+single = [r for r in recs if r["type"] == "net_blocked"]
+summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == "net_blocked_suppressed"]
+assert 100 <= len(single) < 400, len(single)
+assert summaries and all(s["blocked"] for s in summaries), summaries
+counted = sum(s["count"] for s in summaries)
+lost = sum(s.get("lost_reads", 0) for s in summaries)
+assert len(single) + counted == 3000 or (lost > 0 and len(single) + counted < 3000), (len(single), counted, lost)
+for s in summaries:
+    assert len(s["destinations"]) <= 64, s
+    assert sum(s["destinations"].values()) + s.get("unlisted", 0) == s["count"], s
+top = rep["blocked"]["top_destinations"]
+assert top and top[0]["count"] > 2 and top[0]["destination"].startswith("203.0.113."), top
+print(f"{len(single)} records + {counted} counted in {len(summaries)} summaries, lost reads {lost}")
+EOF
+) || fail "packet flood: $OUT"
+pass "blocked packet flood: bounded records, the rest counted per destination ($OUT)"
+run_sbx audit "$D/logs/nb.jsonl" --category net --blocked-only
+expect_rc 0 "sbx audit --category net --blocked-only"
+expect_out "net_blocked_suppressed count=" "the summary is in the net category"
 done_testing

@@ -347,3 +347,32 @@ TEST_CASE("run report: blocked destinations are ranked among a bounded number") 
   CHECK(j["blocked"]["top_destinations"][0]["destination"] == "x7.test");
   CHECK(j["blocked"]["top_destinations"][0]["count"] == 4);
 }
+
+TEST_CASE("run report: suppression summaries are blocked and rank their destinations") {
+  RunReport report;
+  std::uint64_t seq = 0;
+  Event nb;
+  nb.type = "net_blocked_suppressed";
+  nb.data = {{"count", 12}, {"destinations", {{"203.0.113.10:9", 10}, {"[2001:db8::1]:80", 2}}}};
+  auto r = to_record(nb, kWho, AuditLevel::standard, ++seq);
+  CHECK(r["type"] == "violation");
+  CHECK(r["kind"] == "net_blocked_suppressed");
+  CHECK(r["blocked"] == true);
+  CHECK(category_of(r) == "net");
+  report.add(r);
+  Event dns;
+  dns.type = "dns_suppressed";
+  dns.data = {{"count", 5}, {"verdicts", {{"rate_limit", 5}}}};
+  auto d = to_record(dns, kWho, AuditLevel::standard, ++seq);
+  CHECK(d["kind"] == "dns_suppressed");
+  CHECK(d["blocked"] == true);
+  CHECK(category_of(d) == "dns");
+  report.add(d);
+  RunResult result;
+  Policy p;
+  auto j = report.finish(kWho, p, result);
+  CHECK(j["events"]["violation"] == 2);
+  CHECK(j["blocked"]["top_destinations"][0]["destination"] == "203.0.113.10:9");
+  CHECK(j["blocked"]["top_destinations"][0]["count"] == 10);
+  CHECK(j["blocked"]["top_destinations"][1]["count"] == 2);
+}
