@@ -33,7 +33,7 @@ const std::set<std::string> kDnsBlocked = {"denied",     "unlisted",     "any", 
 
 // Summaries of blocked attempts a rate limit did not report one by one.
 const std::set<std::string> kSuppressedKinds = {"syscall_denied_suppressed", "dns_suppressed",
-                                                "net_blocked_suppressed"};
+                                                "net_blocked_suppressed", "net_connect_suppressed"};
 
 const std::set<std::string> kTypes = {"sandbox_start", "exec",           "dns",   "net_connect",
                                       "net_blocked",   "syscall_denied", "limit", "violation",

@@ -76,9 +76,9 @@ void RunReport::add(const nlohmann::json& r) {
   if (type == "limit") ++limits_[r.value("kind", std::string("?"))];
   if (!is_blocked(r)) return;
   ++blocked_;
-  // A net_blocked_suppressed summary counts its packets per destination.
-  if (type == "violation" && r.value("kind", std::string()) == "net_blocked_suppressed" &&
-      r.contains("destinations") && r["destinations"].is_object()) {
+  // A net_blocked_suppressed or net_connect_suppressed summary counts its
+  // attempts per destination.
+  if (type == "violation" && r.contains("destinations") && r["destinations"].is_object()) {
     for (auto& [d, n] : r["destinations"].items())
       if (n.is_number_integer() && n.get<std::int64_t>() > 0)
         rank_blocked(d, n.get<std::uint64_t>());

@@ -127,6 +127,86 @@ socklen_t to_sockaddr(const net::IpAddress& a, std::uint16_t port, sockaddr_stor
   return sizeof *s;
 }
 
+// Records a sandbox can cause at will (a packet to a blocked address, a
+// refused connection): one each up to a token bucket (a burst, then a rate);
+// past it they are counted per destination and go out as one summary event
+// at most every kInterval while they go on and when the run ends. So the
+// sandbox cannot flood the audit log and make rotation drop its earlier
+// records, and every attempt is still in the log, alone or in a count.
+class Suppressor {
+ public:
+  static constexpr double kBurst = 200;
+  static constexpr double kPerSecond = 50;
+  static constexpr std::size_t kDestinations = 64;  // listed per summary; more are `unlisted`
+  static constexpr std::chrono::seconds kInterval{1};
+
+  // True: report this one on its own. False: it was counted.
+  bool admit(Clock::time_point now, const std::string& destination,
+             const std::string& verdict = {}) {
+    tokens_ = std::min(
+        kBurst, tokens_ + std::chrono::duration<double>(now - refilled_).count() * kPerSecond);
+    refilled_ = now;
+    if (tokens_ >= 1) {
+      tokens_ -= 1;
+      return true;
+    }
+    hold(now);
+    ++count_;
+    if (!verdict.empty()) ++verdicts_[verdict];
+    if (auto it = destinations_.find(destination); it != destinations_.end()) {
+      ++it->second;
+    } else if (destinations_.size() < kDestinations) {
+      destinations_.emplace(destination, 1);
+    } else {
+      ++unlisted_;
+    }
+    return false;
+  }
+  // Reports lost before they were read (NFLOG's ENOBUFS).
+  void lost(Clock::time_point now) {
+    hold(now);
+    ++lost_;
+  }
+  // When the summary is due; max() when nothing is counted.
+  Clock::time_point due() const {
+    return pending() ? since_ + kInterval : Clock::time_point::max();
+  }
+  // The summary's event data, resetting the counts; null when nothing is counted.
+  nlohmann::json take_summary() {
+    if (!pending()) return nullptr;
+    nlohmann::json d;
+    d["count"] = count_;
+    d["destinations"] = destinations_;
+    if (!verdicts_.empty()) d["verdicts"] = verdicts_;
+    if (unlisted_ > 0) d["unlisted"] = unlisted_;
+    if (lost_ > 0) d["lost_reads"] = lost_;
+    count_ = lost_ = unlisted_ = 0;
+    destinations_.clear();
+    verdicts_.clear();
+    return d;
+  }
+
+ private:
+  bool pending() const { return count_ > 0 || lost_ > 0; }
+  void hold(Clock::time_point now) {
+    if (!pending()) since_ = now;
+  }
+
+  double tokens_ = kBurst;
+  Clock::time_point refilled_ = Clock::now();
+  std::uint64_t count_ = 0, lost_ = 0, unlisted_ = 0;
+  std::map<std::string, std::uint64_t> destinations_, verdicts_;
+  Clock::time_point since_{};
+};
+
+// "address:port" ("[v6]:port"), the run report's form of a destination.
+std::string destination_key(const net::IpAddress& address, std::uint16_t port) {
+  std::string d = address.str();
+  if (d.find(':') != std::string::npos) d = "[" + d + "]";
+  if (port != 0) d += ":" + std::to_string(port);
+  return d;
+}
+
 }  // namespace
 
 struct FilteredNetwork::Impl {
@@ -170,37 +250,9 @@ struct FilteredNetwork::Impl {
   int control_fd = -1;
   bool started = false;
 
-  // net_blocked records: one per blocked packet up to a token bucket, then
-  // counted per destination and written as one net_blocked_suppressed
-  // summary at most every kSummaryInterval and when the run ends, so that
-  // packets the sandbox sends at will cannot flood the audit log (and rotate
-  // its earlier records away). Packets the kernel could not queue to us
-  // (ENOBUFS) are counted as `lost`.
-  static constexpr double kBlockedBurst = 200;
-  static constexpr double kBlockedPerSecond = 50;
-  static constexpr std::size_t kSummaryDestinations = 64;
-  static constexpr std::chrono::seconds kSummaryInterval{1};
-  struct BlockedSummary {
-    double tokens = kBlockedBurst;
-    Clock::time_point refilled = Clock::now();
-    std::uint64_t count = 0, lost = 0, unlisted = 0;  // unlisted: beyond kSummaryDestinations
-    std::map<std::string, std::uint64_t> destinations;
-    Clock::time_point since{};
-
-    bool take(Clock::time_point now) {
-      tokens =
-          std::min(kBlockedBurst, tokens + std::chrono::duration<double>(now - refilled).count() *
-                                               kBlockedPerSecond);
-      refilled = now;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
-    }
-    bool pending() const { return count > 0 || lost > 0; }
-    void hold(Clock::time_point now) {
-      if (!pending()) since = now;
-    }
-  } blocked_summary;
+  // Blocked packets (net_blocked) and refused connections (net_connect that
+  // were not allowed): see Suppressor.
+  Suppressor blocked_packets, refused_connections;
 
   Impl(const Policy& p, const RunOptions& options) : policy(p), on_event(options.on_event) {}
 
@@ -319,34 +371,19 @@ struct FilteredNetwork::Impl {
     // Bounded: a sandbox sending to blocked addresses as fast as it can must
     // not keep the loop here (DNS, the proxy, signals and the time limit wait
     // meanwhile); what is left is read on the next round (level-triggered).
-    auto& sum = blocked_summary;
     for (int reads = 0; reads < 64; ++reads) {
       ssize_t n = recv(nflog.get(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == ENOBUFS) {  // the kernel dropped packets' reports: count the loss
-        sum.hold(Clock::now());
-        ++sum.lost;
+        blocked_packets.lost(Clock::now());
         continue;
       }
       if (n <= 0) return;
       for (const auto& p : net::parse_nflog({buf.data(), static_cast<std::size_t>(n)})) {
         const auto now = Clock::now();
-        if (!sum.take(now)) {
-          sum.hold(now);
-          ++sum.count;
-          auto dest = p.destination.str();
-          if (dest.find(':') != std::string::npos) dest = "[" + dest + "]";
-          if (p.destination_port != 0) dest += ":" + std::to_string(p.destination_port);
-          if (auto it = sum.destinations.find(dest); it != sum.destinations.end()) {
-            ++it->second;
-          } else if (sum.destinations.size() < kSummaryDestinations) {
-            sum.destinations.emplace(std::move(dest), 1);
-          } else {
-            ++sum.unlisted;
-          }
+        if (!blocked_packets.admit(now, destination_key(p.destination, p.destination_port)))
           continue;
-        }
-        if (sum.pending() && now - sum.since >= kSummaryInterval) flush_blocked();
+        flush_summaries(now);
         nlohmann::json d;
         d["protocol"] = protocol_name(p.protocol);
         d["address"] = p.destination.str();
@@ -362,17 +399,14 @@ struct FilteredNetwork::Impl {
     }
   }
 
-  void flush_blocked() {
-    auto& sum = blocked_summary;
-    if (!sum.pending()) return;
-    nlohmann::json d;
-    d["count"] = sum.count;
-    d["destinations"] = sum.destinations;
-    if (sum.unlisted > 0) d["unlisted"] = sum.unlisted;
-    if (sum.lost > 0) d["lost_reads"] = sum.lost;
-    sum.count = sum.lost = sum.unlisted = 0;
-    sum.destinations.clear();
-    emit("net_blocked_suppressed", std::move(d));
+  // Writes the summaries that are due by `now` (all: max()).
+  void flush_summaries(Clock::time_point now) {
+    if (blocked_packets.due() <= now)
+      if (auto d = blocked_packets.take_summary(); !d.is_null())
+        emit("net_blocked_suppressed", std::move(d));
+    if (refused_connections.due() <= now)
+      if (auto d = refused_connections.take_summary(); !d.is_null())
+        emit("net_connect_suppressed", std::move(d));
   }
 
   // ---- connections
@@ -417,7 +451,14 @@ struct FilteredNetwork::Impl {
               const std::string& error = {}) {
     forget(*c);
     c->deadline = Clock::time_point::max();
-    connection_event(*c, false, reason, error);
+    const auto now = Clock::now();
+    if (refused_connections.admit(now,
+                                  c->name.empty() ? destination_key(c->dest.address, c->dest.port)
+                                                  : c->name + ":" + std::to_string(c->dest.port),
+                                  reason)) {
+      flush_summaries(now);
+      connection_event(*c, false, reason, error);
+    }
     if (c->client) egress::close_with_reset(c->client.release());
     c->upstream.reset();
   }
@@ -678,8 +719,7 @@ struct FilteredNetwork::Impl {
              c->state == Conn::State::peeking ? "no name within the peek deadline" : "timed out");
     }
     if (dns) dns->names().expire(now);
-    if (blocked_summary.pending() && now - blocked_summary.since >= kSummaryInterval)
-      flush_blocked();
+    flush_summaries(now);
   }
 
   void rearm_timer() {
@@ -689,7 +729,7 @@ struct FilteredNetwork::Impl {
       if (auto t = dns->next_timeout()) next = now + *t;
     }
     for (auto& [fd, c] : conns) next = std::min(next, c->deadline);
-    if (blocked_summary.pending()) next = std::min(next, blocked_summary.since + kSummaryInterval);
+    next = std::min({next, blocked_packets.due(), refused_connections.due()});
     struct itimerspec spec {};
     if (next != Clock::time_point::max()) {
       auto ms = std::max<std::int64_t>(
@@ -810,7 +850,7 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
 void FilteredNetwork::flush_events() {
   if (impl_->dns) impl_->dns->flush_suppressed();
   if (impl_->started) impl_->on_nflog();  // what the sandbox's last packets left queued
-  impl_->flush_blocked();
+  impl_->flush_summaries(Clock::time_point::max());
 }
 
 FilteredNetwork::~FilteredNetwork() {

@@ -170,6 +170,7 @@ extends = "base"
 [network]
 mode = "filtered"
 allow_domains = ["good.test"]
+allow_ports = [443]
 dns_upstream = ["$SBXNET_DNS"]
 dns_query_rate = 20
 EOF
@@ -247,4 +248,39 @@ pass "blocked packet flood: bounded records, the rest counted per destination ($
 run_sbx audit "$D/logs/nb.jsonl" --category net --blocked-only
 expect_rc 0 "sbx audit --category net --blocked-only"
 expect_out "net_blocked_suppressed count=" "the summary is in the net category"
+
+# --- a flood of refused connections (TLS to an allowed address naming
+# another host): the first 200 are net_connect records, the rest counted
+# per destination and verdict into net_connect_suppressed summaries.
+run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/nc.jsonl" --report "$D/nc.json" -- "$py" -c "
+import socket, ssl
+a = socket.gethostbyname('good.test')
+ctx = ssl.create_default_context()
+refused = 0
+for i in range(1000):
+    s = socket.create_connection((a, 443), timeout=5)
+    try: ctx.wrap_socket(s, server_hostname='evil.test')
+    except OSError: refused += 1
+    s.close()
+print('refused', refused)"
+expect_rc 0 "1,000 TLS connections naming evil.test"
+expect_out "refused 1000" "every one was refused"
+OUT=$("$py" - "$D/logs/nc.jsonl" "$D/nc.json" <<'EOF' 2>&1
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+rep = json.load(open(sys.argv[2]))
+single = [r for r in recs if r["type"] == "net_connect"]
+summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == "net_connect_suppressed"]
+assert 100 <= len(single) < 600 and all(not r["allowed"] for r in single), len(single)
+assert summaries and all(s["blocked"] for s in summaries), summaries
+counted = sum(s["count"] for s in summaries)
+assert len(single) + counted == 1000, (len(single), counted)
+assert all(set(s["destinations"]) == {"evil.test:443"} for s in summaries), summaries
+assert all(sum(s["verdicts"].values()) == s["count"] for s in summaries), summaries
+top = rep["blocked"]["top_destinations"]
+assert top[0] == {"destination": "evil.test:443", "count": 1000}, top
+print(f"{len(single)} records + {counted} counted in {len(summaries)} summaries")
+EOF
+) || fail "connection flood: $OUT"
+pass "refused connection flood: bounded records, the rest counted ($OUT)"
 done_testing
