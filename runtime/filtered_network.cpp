@@ -597,6 +597,14 @@ struct FilteredNetwork::Impl {
       refuse(c, "upstream_failed", errno_name(error));
       return;
     }
+    // Still connecting: the event was for an earlier socket with this fd
+    // number, closed and the number reused within one epoll batch (SO_ERROR
+    // is 0 while a connect is in progress). The real event comes later.
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    if (getpeername(c->upstream.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 &&
+        errno == ENOTCONN)
+      return;
     start_relay(c);
   }
 
