@@ -160,6 +160,19 @@ else
   pass "OOM not checked: no enforceable memory limit for uid $(id -u) on this host (root and the VM check it)"
 fi
 
+# check_flood LOG REPORT TYPE KIND: runs the Python checks on stdin with
+# recs (the log's records), rep (the run report), single (the records of
+# TYPE) and summaries (the violation records of KIND) defined.
+check_flood() {
+  "$py" -c '
+import json, sys, collections
+recs = [json.loads(l) for l in open(sys.argv[1])]
+rep = json.load(open(sys.argv[2]))
+single = [r for r in recs if r["type"] == sys.argv[3]]
+summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == sys.argv[4]]
+exec(sys.stdin.read())' "$@"
+}
+
 # --- a DNS flood over the rate limit: the limit's first refusal is a record,
 # the rest are counted into dns_suppressed summaries (at most one a second
 # while it lasts, the last when the run ends), so a sandbox cannot rotate
@@ -189,12 +202,8 @@ print("flood done")'
 run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/flood.jsonl" --report "$D/flood.json" -- "$py" -c "$flood"
 expect_rc 0 "3,000 queries and 500 malformed packets at a rate limit of 20/s"
 expect_out "flood done" "every query was answered"
-OUT=$("$py" - "$D/logs/flood.jsonl" "$D/flood.json" <<'EOF' 2>&1
-import json, sys, collections
-recs = [json.loads(l) for l in open(sys.argv[1])]
-rep = json.load(open(sys.argv[2]))
-dns = [r for r in recs if r["type"] == "dns"]
-summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == "dns_suppressed"]
+OUT=$(check_flood "$D/logs/flood.jsonl" "$D/flood.json" dns dns_suppressed <<'EOF' 2>&1
+dns = single
 v = collections.Counter(r["verdict"] for r in dns)
 assert v["rate_limit"] == 1 and len(dns) < 200, v
 assert summaries and all(s["blocked"] and set(s["verdicts"]) == {"rate_limit"} for s in summaries), summaries
@@ -225,12 +234,7 @@ for i in range(3000):
     except OSError: pass
 print('sent')"
 expect_rc 0 "3,000 UDP packets to a blocked address"
-OUT=$("$py" - "$D/logs/nb.jsonl" "$D/nb.json" <<'EOF' 2>&1
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-rep = json.load(open(sys.argv[2]))
-single = [r for r in recs if r["type"] == "net_blocked"]
-summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == "net_blocked_suppressed"]
+OUT=$(check_flood "$D/logs/nb.jsonl" "$D/nb.json" net_blocked net_blocked_suppressed <<'EOF' 2>&1
 assert 100 <= len(single) < 400, len(single)
 assert summaries and all(s["blocked"] for s in summaries), summaries
 counted = sum(s["count"] for s in summaries)
@@ -265,12 +269,7 @@ for i in range(1000):
 print('refused', refused)"
 expect_rc 0 "1,000 TLS connections naming evil.test"
 expect_out "refused 1000" "every one was refused"
-OUT=$("$py" - "$D/logs/nc.jsonl" "$D/nc.json" <<'EOF' 2>&1
-import json, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-rep = json.load(open(sys.argv[2]))
-single = [r for r in recs if r["type"] == "net_connect"]
-summaries = [r for r in recs if r["type"] == "violation" and r["kind"] == "net_connect_suppressed"]
+OUT=$(check_flood "$D/logs/nc.jsonl" "$D/nc.json" net_connect net_connect_suppressed <<'EOF' 2>&1
 assert 100 <= len(single) < 600 and all(not r["allowed"] for r in single), len(single)
 assert summaries and all(s["blocked"] for s in summaries), summaries
 counted = sum(s["count"] for s in summaries)
