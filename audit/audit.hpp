@@ -50,6 +50,18 @@ bool is_blocked(const nlohmann::json& record);
 // "dns", "net", "syscall", "limit", "control", "exec" (sandbox_start/exec/sandbox_exit).
 std::string category_of(const nlohmann::json& record);
 
+// The blocked attempts one record stands for: none when it is not blocked;
+// one for a blocked event, under its destination ("name:port",
+// "address:port", a DNS name; none for a denied syscall); a summary's
+// `count`, under the destinations it lists (by name when the audit level
+// kept names, else by address) with the rest as `unlisted`.
+struct BlockedAttempts {
+  std::uint64_t total = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> destinations;
+  std::uint64_t unlisted = 0;
+};
+BlockedAttempts blocked_attempts(const nlohmann::json& record);
+
 // The sandbox_start and sandbox_exit events (the CLI has what they need).
 // policy_text: the resolved policy in a canonical form (hashed into the digest).
 Event start_event(const Policy& policy, const std::string& policy_text,

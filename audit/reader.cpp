@@ -131,22 +131,9 @@ nlohmann::json summarize(const std::vector<nlohmann::json>& records, std::size_t
       peak_pids = std::max(peak_pids, r.value("peak_pids", std::uint64_t{0}));
       max_duration = std::max(max_duration, r.value("duration_ms", std::uint64_t{0}));
     }
-    if (is_blocked(r)) {
-      ++blocked;
-      std::string dest;
-      if (type == "dns") dest = str(r, "name", "(name hidden)");
-      if (type == "net_blocked" || type == "net_connect") {
-        if (r.contains("name")) {
-          dest = str(r, "name");
-        } else if (r.contains("names") && r["names"].is_array() && !r["names"].empty()) {
-          dest = r["names"][0].is_string() ? r["names"][0].get<std::string>() : "?";
-        } else {
-          dest = str(r, "address", "?");
-        }
-        if (r.contains("port")) dest += ":" + str(r, "port");
-      }
-      if (!dest.empty()) bump(blocked_dest, dest);
-    }
+    const auto attempts = blocked_attempts(r);  // a summary stands for many
+    blocked += attempts.total;
+    for (const auto& [d, k] : attempts.destinations) bump(blocked_dest, d, k);
   }
   nlohmann::json s;
   s["records"] = records.size();

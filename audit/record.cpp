@@ -156,6 +156,60 @@ bool is_blocked(const nlohmann::json& record) {
   return record.is_object() && record.value("blocked", false);
 }
 
+namespace {
+
+// "name:port", "address:port" or a DNS name for a blocked attempt; empty if none.
+std::string destination_of(const nlohmann::json& r) {
+  const std::string type = r.value("type", std::string());
+  if (type == "dns") return r.value("name", std::string("(name hidden)"));
+  if (type != "net_blocked" && type != "net_connect") return {};
+  std::string host;
+  if (r.contains("name") && r["name"].is_string()) {
+    host = r["name"].get<std::string>();
+  } else if (r.contains("names") && r["names"].is_array() && !r["names"].empty() &&
+             r["names"][0].is_string()) {
+    host = r["names"][0].get<std::string>();
+  } else {
+    host = r.value("address", std::string("?"));
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  }
+  if (r.contains("port") && r["port"].is_number()) host += fmt::format(":{}", r["port"].get<int>());
+  return host;
+}
+
+std::uint64_t count_of(const nlohmann::json& v) {
+  return v.is_number_integer() && v.get<std::int64_t>() > 0 ? v.get<std::uint64_t>() : 0;
+}
+
+}  // namespace
+
+BlockedAttempts blocked_attempts(const nlohmann::json& r) {
+  BlockedAttempts a;
+  if (!is_blocked(r)) return a;
+  const std::string type = r.value("type", std::string());
+  if (type != "violation" || !r.contains("count")) {  // one attempt
+    a.total = 1;
+    if (auto d = destination_of(r); !d.empty()) a.destinations.emplace_back(std::move(d), 1);
+    return a;
+  }
+  a.total = std::max<std::uint64_t>(1, count_of(r["count"]));
+  const bool by_name = r.contains("names") && r["names"].is_object();
+  const char* listed = by_name ? "names" : "destinations";
+  std::uint64_t ranked = 0;
+  if (r.contains(listed) && r[listed].is_object()) {
+    for (auto& [d, n] : r[listed].items()) {
+      if (const auto k = count_of(n); k > 0 && ranked + k <= a.total) {
+        a.destinations.emplace_back(d, k);
+        ranked += k;
+      }
+    }
+  }
+  // What it could not list (`unlisted`, and attempts without a name when
+  // ranked by name); a summary without destinations (syscalls, DNS) has only this.
+  if (r.contains(listed) && r[listed].is_object()) a.unlisted = a.total - ranked;
+  return a;
+}
+
 std::string category_of(const nlohmann::json& record) {
   const std::string type = record.value("type", std::string());
   if (type == "dns") return "dns";

@@ -33,25 +33,6 @@ std::string landlock_name(LandlockMode m) {
   return "unknown";
 }
 
-// "name:port", "address:port" or "name" for a blocked attempt; empty if none.
-std::string destination_of(const nlohmann::json& r) {
-  const std::string type = r.value("type", std::string());
-  if (type == "dns") return r.value("name", std::string("(name hidden)"));
-  if (type != "net_blocked" && type != "net_connect") return {};
-  std::string host;
-  if (r.contains("name") && r["name"].is_string()) {
-    host = r["name"].get<std::string>();
-  } else if (r.contains("names") && r["names"].is_array() && !r["names"].empty() &&
-             r["names"][0].is_string()) {
-    host = r["names"][0].get<std::string>();
-  } else {
-    host = r.value("address", std::string("?"));
-    if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  }
-  if (r.contains("port") && r["port"].is_number()) host += fmt::format(":{}", r["port"].get<int>());
-  return host;
-}
-
 nlohmann::json top(const std::map<std::string, std::uint64_t>& counts, std::size_t n,
                    const char* key) {
   std::vector<std::pair<std::string, std::uint64_t>> v(counts.begin(), counts.end());
@@ -74,17 +55,10 @@ void RunReport::add(const nlohmann::json& r) {
       if (n.is_number_unsigned()) denied_syscalls_[name] += n.get<std::uint64_t>();
   }
   if (type == "limit") ++limits_[r.value("kind", std::string("?"))];
-  if (!is_blocked(r)) return;
-  ++blocked_;
-  // A net_blocked_suppressed or net_connect_suppressed summary counts its
-  // attempts per destination.
-  if (type == "violation" && r.contains("destinations") && r["destinations"].is_object()) {
-    for (auto& [d, n] : r["destinations"].items())
-      if (n.is_number_integer() && n.get<std::int64_t>() > 0)
-        rank_blocked(d, n.get<std::uint64_t>());
-    return;
-  }
-  rank_blocked(destination_of(r), 1);
+  const auto attempts = blocked_attempts(r);  // a summary stands for many
+  blocked_ += attempts.total;
+  for (const auto& [d, n] : attempts.destinations) rank_blocked(d, n);
+  blocked_not_ranked_ += attempts.unlisted;
 }
 
 void RunReport::rank_blocked(const std::string& destination, std::uint64_t n) {

@@ -193,8 +193,12 @@ class DnsFilter {
   explicit DnsFilter(FilterConfig config);
   Decision decide(const Query& query, Clock::time_point now);
   // The rate limit alone, for a message that never becomes a Query (it is
-  // dropped or answered FORMERR/NOTIMP): false when over the limit.
-  bool admit_message(Clock::time_point now) { return take_token(now); }
+  // dropped or answered FORMERR/NOTIMP): the limit's decision when it is
+  // over the limit (report_limit the first time), nullopt otherwise.
+  std::optional<Decision> rate_limited(Clock::time_point now) {
+    if (take_token(now)) return std::nullopt;
+    return limit("rate_limit", "");
+  }
   const FilterConfig& config() const { return config_; }
 
  private:
@@ -472,6 +476,10 @@ class DnsService {
   // at most every kSummaryInterval while it lasts. Writes the summary now if
   // anything is counted; call when the run ends.
   void flush_suppressed();
+  // When the sandbox is gone: counts the queries it left unread (queued on
+  // the UDP sockets, or sent over TCP and not yet handled) as "unanswered"
+  // and closes the TCP connections. Call before flush_suppressed().
+  void count_unread();
   static constexpr std::chrono::seconds kSummaryInterval{1};
 
   // Reads every queued datagram of `udp_fd` (non-blocking) and answers or
@@ -523,6 +531,8 @@ class DnsService {
   void close_tcp(std::uint64_t id);
   // Counts a refusal by a limit that is not reported on its own.
   void suppress(const std::string& verdict, Clock::time_point now);
+  // Counts (and removes) the complete messages in a TCP input buffer.
+  void count_unanswered(std::vector<std::uint8_t>& in);
 
   ServiceConfig config_;
   DnsFilter filter_;

@@ -135,6 +135,7 @@ void DnsService::accept_tcp(int listener) {
 void DnsService::close_tcp(std::uint64_t id) {
   auto it = tcp_.find(id);
   if (it == tcp_.end()) return;
+  count_unanswered(it->second.in);
   if (watch_) watch_(it->second.fd, false, false);
   tcp_by_fd_.erase(it->second.fd);
   close(it->second.fd);
@@ -159,6 +160,33 @@ std::optional<std::size_t> complete_message(const std::vector<std::uint8_t>& in)
 }
 
 }  // namespace
+
+void DnsService::count_unanswered(std::vector<std::uint8_t>& in) {
+  const auto now = Clock::now();
+  while (const auto len = complete_message(in)) {
+    suppress("unanswered", now);
+    in.erase(in.begin(), in.begin() + 2 + static_cast<std::ptrdiff_t>(*len));
+  }
+}
+
+void DnsService::count_unread() {
+  const auto now = Clock::now();
+  std::uint8_t buf[4096];
+  for (int fd : udp_fds_) {
+    while (recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC) >= 0) suppress("unanswered", now);
+  }
+  while (!tcp_.empty()) {
+    auto it = tcp_.begin();
+    TcpConn& c = it->second;
+    for (;;) {
+      count_unanswered(c.in);
+      ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) break;
+      c.in.insert(c.in.end(), buf, buf + n);
+    }
+    close_tcp(it->first);
+  }
+}
 
 void DnsService::flush_tcp(std::uint64_t id) {
   auto it = tcp_.find(id);
@@ -282,9 +310,16 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
   };
   // A message that never becomes a query still counts against the rate
   // limit: a flood of malformed packets would otherwise cost an event each.
-  if (parsed.status != ParseStatus::ok && !filter_.admit_message(start)) {
-    suppress("rate_limit", start);
-    return false;
+  // Over the limit it is dropped unanswered.
+  if (parsed.status != ParseStatus::ok) {
+    if (auto d = filter_.rate_limited(start)) {
+      if (d->report_limit) {
+        emit({"", 0, d->reason, d->rcode, 0, {}, {}, true, false, {}});
+      } else {
+        suppress(d->reason, start);
+      }
+      return false;
+    }
   }
   if (parsed.status == ParseStatus::drop) {
     emit({"", 0, "dropped: " + parsed.error, Rcode::noerror, 0, {}, {}, false, false, {}});

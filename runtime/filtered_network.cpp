@@ -140,9 +140,11 @@ class Suppressor {
   static constexpr std::size_t kDestinations = 64;  // listed per summary; more are `unlisted`
   static constexpr std::chrono::seconds kInterval{1};
 
-  // True: report this one on its own. False: it was counted.
-  bool admit(Clock::time_point now, const std::string& destination,
-             const std::string& verdict = {}) {
+  // True: report this one on its own. False: it was counted, under its
+  // destination ("address:port"), its verdict and the name it gave (SNI or
+  // Host, with the port), when those are not empty.
+  bool admit(Clock::time_point now, const std::string& destination, const std::string& verdict = {},
+             const std::string& name = {}) {
     tokens_ = std::min(
         kBurst, tokens_ + std::chrono::duration<double>(now - refilled_).count() * kPerSecond);
     refilled_ = now;
@@ -153,13 +155,8 @@ class Suppressor {
     hold(now);
     ++count_;
     if (!verdict.empty()) ++verdicts_[verdict];
-    if (auto it = destinations_.find(destination); it != destinations_.end()) {
-      ++it->second;
-    } else if (destinations_.size() < kDestinations) {
-      destinations_.emplace(destination, 1);
-    } else {
-      ++unlisted_;
-    }
+    if (!bump(destinations_, destination)) ++unlisted_;
+    if (!name.empty() && !bump(names_, name)) ++unlisted_names_;
     return false;
   }
   // Reports lost before they were read (NFLOG's ENOBUFS).
@@ -179,14 +176,29 @@ class Suppressor {
     d["destinations"] = destinations_;
     if (!verdicts_.empty()) d["verdicts"] = verdicts_;
     if (unlisted_ > 0) d["unlisted"] = unlisted_;
+    // Names (dropped at audit level minimal, like every name field).
+    if (!names_.empty()) d["names"] = names_;
+    if (unlisted_names_ > 0) d["unlisted_names"] = unlisted_names_;
     if (lost_ > 0) d["lost_reads"] = lost_;
-    count_ = lost_ = unlisted_ = 0;
+    count_ = lost_ = unlisted_ = unlisted_names_ = 0;
     destinations_.clear();
+    names_.clear();
     verdicts_.clear();
     return d;
   }
 
  private:
+  // Counts `key`; false when it is new and kDestinations are listed already.
+  static bool bump(std::map<std::string, std::uint64_t>& counts, const std::string& key) {
+    if (auto it = counts.find(key); it != counts.end()) {
+      ++it->second;
+    } else if (counts.size() < kDestinations) {
+      counts.emplace(key, 1);
+    } else {
+      return false;
+    }
+    return true;
+  }
   bool pending() const { return count_ > 0 || lost_ > 0; }
   void hold(Clock::time_point now) {
     if (!pending()) since_ = now;
@@ -194,8 +206,8 @@ class Suppressor {
 
   double tokens_ = kBurst;
   Clock::time_point refilled_ = Clock::now();
-  std::uint64_t count_ = 0, lost_ = 0, unlisted_ = 0;
-  std::map<std::string, std::uint64_t> destinations_, verdicts_;
+  std::uint64_t count_ = 0, lost_ = 0, unlisted_ = 0, unlisted_names_ = 0;
+  std::map<std::string, std::uint64_t> destinations_, names_, verdicts_;
   Clock::time_point since_{};
 };
 
@@ -366,12 +378,14 @@ struct FilteredNetwork::Impl {
     emit("dns", std::move(d));
   }
 
-  void on_nflog() {
+  // `max_reads`: bounded in the loop, since a sandbox sending to blocked
+  // addresses as fast as it can must not keep it here (DNS, the proxy,
+  // signals and the time limit wait meanwhile); what is left is read on the
+  // next round (level-triggered). Once the sandbox is gone nothing new comes
+  // and everything queued is read.
+  void on_nflog(int max_reads = 64) {
     std::vector<std::uint8_t> buf(1 << 16);
-    // Bounded: a sandbox sending to blocked addresses as fast as it can must
-    // not keep the loop here (DNS, the proxy, signals and the time limit wait
-    // meanwhile); what is left is read on the next round (level-triggered).
-    for (int reads = 0; reads < 64; ++reads) {
+    for (int reads = 0; reads < max_reads; ++reads) {
       ssize_t n = recv(nflog.get(), buf.data(), buf.size(), MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == ENOBUFS) {  // the kernel dropped packets' reports: count the loss
@@ -446,16 +460,18 @@ struct FilteredNetwork::Impl {
     }
   }
 
-  // Refused or failed before relaying: the sandbox side sees a reset.
+  // Refused or failed before relaying: the sandbox side sees a reset. What
+  // the sandbox causes at will goes through refused_connections; a cut by a
+  // live deny (the user's act, not the sandbox's) is always a record.
   void refuse(const std::shared_ptr<Conn>& c, const std::string& reason,
               const std::string& error = {}) {
     forget(*c);
     c->deadline = Clock::time_point::max();
     const auto now = Clock::now();
-    if (refused_connections.admit(now,
-                                  c->name.empty() ? destination_key(c->dest.address, c->dest.port)
-                                                  : c->name + ":" + std::to_string(c->dest.port),
-                                  reason)) {
+    if (reason == "denied_live" ||
+        refused_connections.admit(
+            now, destination_key(c->dest.address, c->dest.port), reason,
+            c->name.empty() ? std::string() : c->name + ":" + std::to_string(c->dest.port))) {
       flush_summaries(now);
       connection_event(*c, false, reason, error);
     }
@@ -855,9 +871,14 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
   }
 }
 
-void FilteredNetwork::flush_events() {
-  if (impl_->dns) impl_->dns->flush_suppressed();
-  if (impl_->started) impl_->on_nflog();  // what the sandbox's last packets left queued
+void FilteredNetwork::flush_events(bool sandbox_gone) {
+  if (impl_->dns) {
+    if (sandbox_gone) impl_->dns->count_unread();
+    impl_->dns->flush_suppressed();
+  }
+  // What the sandbox's last packets left queued: the sandbox is gone, so
+  // this ends (the bound is only a backstop).
+  if (impl_->started && sandbox_gone) impl_->on_nflog(1 << 20);
   impl_->flush_summaries(Clock::time_point::max());
 }
 

@@ -70,9 +70,12 @@ class FilteredNetwork {
   // Level-triggered epoll fd for the supervisor's loop; call on_ready().
   int fd() const;
   void on_ready();
-  // Writes what the DNS filter counted instead of reporting one by one
-  // (refusals by its limits); call when the sandbox is gone.
-  void flush_events();
+  // Writes the summaries of what was counted instead of reported one by
+  // one (DNS refusals by a limit, blocked packets, refused connections).
+  // `sandbox_gone`: first reads what the sandbox left queued (NFLOG, DNS
+  // queries it never waited for: counted as "unanswered"); only then, since
+  // a live sandbox could keep those queues full.
+  void flush_events(bool sandbox_gone);
 
   // Live control (docs/control.md): the network policy in force with its
   // live changes and the resolved addresses; and a change, applied at once

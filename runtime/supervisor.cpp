@@ -123,14 +123,23 @@ class Loop {
     LiveSandbox live(sandbox_, ctx_);  // sbx ps/stop/network while the loop runs
     if (ctx_.options.controller != nullptr) watch(ctx_.options.controller->fd(), kLiveControl);
 
-    while (!init_exited_) {
-      struct epoll_event events[16];
-      int n = epoll_wait(epoll_.get(), events, 16, -1);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw Error(fmt::format("epoll_wait: {}", std::strerror(errno)));
+    try {
+      while (!init_exited_) {
+        struct epoll_event events[16];
+        int n = epoll_wait(epoll_.get(), events, 16, -1);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          throw Error(fmt::format("epoll_wait: {}", std::strerror(errno)));
+        }
+        for (int i = 0; i < n; ++i) dispatch(events[i]);
       }
-      for (int i = 0; i < n; ++i) dispatch(events[i]);
+    } catch (...) {
+      // What the rate limits counted is written however the loop ends.
+      try {
+        flush_counted(false);
+      } catch (...) {  // the loop's own error is the one to report
+      }
+      throw;
     }
     // init is gone and with it every process of the sandbox: collect what
     // they wrote before dying.
@@ -139,11 +148,7 @@ class Loop {
     drain_pty();
     if (ctx_.cgroup.active() && ctx_.options.on_event)
       ctx_.cgroup.poll_events(ctx_.options.on_event);
-    // Denied calls the rate limit held back since its last report: without
-    // this, a sandbox that spent the burst on noise and exited at once left
-    // every later denial out of the log and the report.
-    if (notify_) notify_->flush();
-    if (ctx_.network != nullptr) ctx_.network->flush_events();
+    flush_counted(true);
     raw_mode_.restore();
 
     if (launch_error_) throw sandbox_step_error(*launch_error_);
@@ -171,6 +176,16 @@ class Loop {
   }
 
  private:
+  // Attempts the rate limits counted instead of reporting one by one
+  // (denied calls, refused DNS queries, blocked packets and connections):
+  // without this, a sandbox that spent a burst on noise and exited at once
+  // left every later attempt out of the log and the report. `sandbox_gone`:
+  // what it left queued (blocked packets, DNS queries) is read first.
+  void flush_counted(bool sandbox_gone) {
+    if (notify_) notify_->flush();
+    if (ctx_.network != nullptr) ctx_.network->flush_events(sandbox_gone);
+  }
+
   void watch(int fd, Tag tag, std::uint32_t events = EPOLLIN) {
     struct epoll_event ev {};
     ev.events = events;

@@ -206,8 +206,9 @@ OUT=$(check_flood "$D/logs/flood.jsonl" "$D/flood.json" dns dns_suppressed <<'EO
 dns = single
 v = collections.Counter(r["verdict"] for r in dns)
 assert v["rate_limit"] == 1 and len(dns) < 200, v
-assert summaries and all(s["blocked"] and set(s["verdicts"]) == {"rate_limit"} for s in summaries), summaries
-assert all(s["count"] == s["verdicts"]["rate_limit"] for s in summaries), summaries
+# rate_limit, and "unanswered" for junk still queued when the command ended
+assert summaries and all(s["blocked"] and set(s["verdicts"]) <= {"rate_limit", "unanswered"} for s in summaries), summaries
+assert all(s["count"] == sum(s["verdicts"].values()) for s in summaries), summaries
 counted = sum(s["count"] for s in summaries)
 assert len(dns) + counted == 3500, (len(dns), counted, v)
 assert recs[-1]["type"] == "sandbox_exit" and recs[-1]["audit_dropped"] == 0, recs[-1]
@@ -227,15 +228,20 @@ expect_out "dns_suppressed count=" "the summary is in the dns category"
 # the rest are counted per destination into net_blocked_suppressed
 # summaries (packets the kernel could not queue to sbx show as lost_reads).
 run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/nb.jsonl" --report "$D/nb.json" -- "$py" -c "
-import socket
+import socket, time
+t = time.monotonic()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(3000):
     try: s.sendto(b'x', ('$SBXNET_B', 1000 + i % 100))
     except OSError: pass
-print('sent')"
+print('elapsed', time.monotonic() - t)"
 expect_rc 0 "3,000 UDP packets to a blocked address"
-OUT=$(check_flood "$D/logs/nb.jsonl" "$D/nb.json" net_blocked net_blocked_suppressed <<'EOF' 2>&1
-assert 100 <= len(single) < 400, len(single)
+elapsed=$(sed -n 's/^elapsed //p' <<<"$OUT")
+OUT=$(ELAPSED=$elapsed check_flood "$D/logs/nb.jsonl" "$D/nb.json" net_blocked net_blocked_suppressed <<'EOF' 2>&1
+import os
+# the budget: a burst of 200, then 50 a second (+1 s for the run around it)
+budget = 200 + 50 * (float(os.environ["ELAPSED"]) + 1)
+assert 100 <= len(single) <= budget, (len(single), budget)
 assert summaries and all(s["blocked"] for s in summaries), summaries
 counted = sum(s["count"] for s in summaries)
 lost = sum(s.get("lost_reads", 0) for s in summaries)
@@ -257,24 +263,31 @@ expect_out "net_blocked_suppressed count=" "the summary is in the net category"
 # another host): the first 200 are net_connect records, the rest counted
 # per destination and verdict into net_connect_suppressed summaries.
 run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/nc.jsonl" --report "$D/nc.json" -- "$py" -c "
-import socket, ssl
+import socket, ssl, time
 a = socket.gethostbyname('good.test')
 ctx = ssl.create_default_context()
+t = time.monotonic()
 refused = 0
 for i in range(1000):
     s = socket.create_connection((a, 443), timeout=5)
     try: ctx.wrap_socket(s, server_hostname='evil.test')
     except OSError: refused += 1
     s.close()
-print('refused', refused)"
+print('refused', refused)
+print('elapsed', time.monotonic() - t)"
 expect_rc 0 "1,000 TLS connections naming evil.test"
+elapsed=$(sed -n 's/^elapsed //p' <<<"$OUT")
 expect_out "refused 1000" "every one was refused"
-OUT=$(check_flood "$D/logs/nc.jsonl" "$D/nc.json" net_connect net_connect_suppressed <<'EOF' 2>&1
-assert 100 <= len(single) < 600 and all(not r["allowed"] for r in single), len(single)
-assert summaries and all(s["blocked"] for s in summaries), summaries
+OUT=$(ELAPSED=$elapsed check_flood "$D/logs/nc.jsonl" "$D/nc.json" net_connect net_connect_suppressed <<'EOF' 2>&1
+import os
+budget = 200 + 50 * (float(os.environ["ELAPSED"]) + 1)
+assert 100 <= len(single) <= budget and all(not r["allowed"] for r in single), (len(single), budget)
+# a host slow enough to stay within the budget leaves nothing to summarise
+assert summaries or len(single) == 1000, len(single)
+assert all(s["blocked"] for s in summaries), summaries
 counted = sum(s["count"] for s in summaries)
 assert len(single) + counted == 1000, (len(single), counted)
-assert all(set(s["destinations"]) == {"evil.test:443"} for s in summaries), summaries
+assert all(set(s["names"]) == {"evil.test:443"} and len(s["destinations"]) == 1 for s in summaries), summaries
 assert all(sum(s["verdicts"].values()) == s["count"] for s in summaries), summaries
 top = rep["blocked"]["top_destinations"]
 assert top[0] == {"destination": "evil.test:443", "count": 1000}, top

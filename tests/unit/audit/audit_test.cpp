@@ -353,13 +353,22 @@ TEST_CASE("run report: suppression summaries are blocked and rank their destinat
   std::uint64_t seq = 0;
   Event nb;
   nb.type = "net_blocked_suppressed";
-  nb.data = {{"count", 12}, {"destinations", {{"203.0.113.10:9", 10}, {"[2001:db8::1]:80", 2}}}};
+  nb.data = {{"count", 15},
+             {"destinations", {{"203.0.113.10:9", 10}, {"[2001:db8::1]:80", 2}}},
+             {"unlisted", 3}};
   auto r = to_record(nb, kWho, AuditLevel::standard, ++seq);
   CHECK(r["type"] == "violation");
   CHECK(r["kind"] == "net_blocked_suppressed");
   CHECK(r["blocked"] == true);
   CHECK(category_of(r) == "net");
   report.add(r);
+  Event nc;  // ranked by the names the sandbox sent while the level keeps them
+  nc.type = "net_connect_suppressed";
+  nc.data = {{"count", 7},
+             {"destinations", {{"198.51.100.7:443", 7}}},
+             {"names", {{"evil.test:443", 6}}},
+             {"verdicts", {{"name_not_allowed", 7}}}};
+  report.add(to_record(nc, kWho, AuditLevel::standard, ++seq));
   Event dns;
   dns.type = "dns_suppressed";
   dns.data = {{"count", 5}, {"verdicts", {{"rate_limit", 5}}}};
@@ -371,8 +380,27 @@ TEST_CASE("run report: suppression summaries are blocked and rank their destinat
   RunResult result;
   Policy p;
   auto j = report.finish(kWho, p, result);
-  CHECK(j["events"]["violation"] == 2);
-  CHECK(j["blocked"]["top_destinations"][0]["destination"] == "203.0.113.10:9");
-  CHECK(j["blocked"]["top_destinations"][0]["count"] == 10);
-  CHECK(j["blocked"]["top_destinations"][1]["count"] == 2);
+  CHECK(j["events"]["violation"] == 3);
+  CHECK(j["blocked"]["total"] == 15 + 7 + 5);  // attempts, not records
+  const auto& top = j["blocked"]["top_destinations"];
+  REQUIRE(top.size() == 3);
+  CHECK(top[0] == nlohmann::json{{"destination", "203.0.113.10:9"}, {"count", 10}});
+  CHECK(top[1] == nlohmann::json{{"destination", "evil.test:443"}, {"count", 6}});
+  CHECK(top[2]["count"] == 2);
+  CHECK(j["blocked"]["not_ranked"] == 3 + 1);  // the unlisted packets, the unnamed connection
+
+  // `sbx audit --summary` counts the same way.
+  auto s = summarize({r, to_record(nc, kWho, AuditLevel::standard, ++seq), d}, 10);
+  CHECK(s["blocked"]["total"] == 27);
+  CHECK(s["blocked"]["top_destinations"][0]["count"] == 10);
+
+  // Level minimal keeps no names: the connections are ranked by address.
+  auto m = to_record(nc, kWho, AuditLevel::minimal, ++seq);
+  CHECK_FALSE(m.contains("names"));
+  CHECK(m["destinations"] == nlohmann::json{{"198.51.100.7:443", 7}});
+  RunReport minimal;
+  minimal.add(m);
+  auto mj = minimal.finish(kWho, p, result);
+  CHECK(mj["blocked"]["top_destinations"][0] ==
+        nlohmann::json{{"destination", "198.51.100.7:443"}, {"count", 7}});
 }
