@@ -192,8 +192,8 @@ BlockedAttempts blocked_attempts(const nlohmann::json& r) {
     if (auto d = destination_of(r); !d.empty()) a.destinations.emplace_back(std::move(d), 1);
     return a;
   }
-  a.total = std::max<std::uint64_t>(1, count_of(r["count"]));
-  const bool by_name = r.contains("names") && r["names"].is_object();
+  a.total = count_of(r["count"]);  // 0: e.g. only lost_reads
+  const bool by_name = r.contains("names") && r["names"].is_object() && !r["names"].empty();
   const char* listed = by_name ? "names" : "destinations";
   std::uint64_t ranked = 0;
   if (r.contains(listed) && r[listed].is_object()) {
@@ -204,8 +204,9 @@ BlockedAttempts blocked_attempts(const nlohmann::json& r) {
       }
     }
   }
-  // What it could not list (`unlisted`, and attempts without a name when
-  // ranked by name); a summary without destinations (syscalls, DNS) has only this.
+  // What a net summary could not list (`unlisted`, and attempts without a
+  // name when ranked by name). Summaries without destinations (syscalls,
+  // DNS) rank nothing, like a single denied syscall.
   if (r.contains(listed) && r[listed].is_object()) a.unlisted = a.total - ranked;
   return a;
 }

@@ -433,6 +433,10 @@ struct QueryEvent {
   // one by one since the last summary (verdict -> count; see
   // DnsService::flush_suppressed). Empty for every query event.
   std::map<std::string, std::uint64_t> suppressed;
+  // Not a query either: the number of queries the sandbox sent and the
+  // filter never answered (left unread when it ended, or the rest of a TCP
+  // stream closed for a bad message). Not refusals: the record says so.
+  std::uint64_t unanswered = 0;
 };
 
 struct ServiceConfig {
@@ -477,8 +481,9 @@ class DnsService {
   // anything is counted; call when the run ends.
   void flush_suppressed();
   // When the sandbox is gone: counts the queries it left unread (queued on
-  // the UDP sockets, or sent over TCP and not yet handled) as "unanswered"
-  // and closes the TCP connections. Call before flush_suppressed().
+  // the UDP sockets, or sent over TCP and not yet handled; connections not
+  // yet accepted included) as unanswered and closes the TCP connections.
+  // Call before flush_suppressed(), which reports them.
   void count_unread();
   static constexpr std::chrono::seconds kSummaryInterval{1};
 
@@ -551,7 +556,9 @@ class DnsService {
   // buffered TCP query on the resolver being destroyed.
   bool closing_ = false;
   std::map<std::string, std::uint64_t> suppressed_;  // verdict -> count since the last summary
+  std::uint64_t unanswered_ = 0;                     // since the last summary
   Clock::time_point suppressed_since_{};             // the first of them
+  bool counting() const { return !suppressed_.empty() || unanswered_ > 0; }
   // Last: destroyed first, while the members its pending callbacks use live.
   std::unique_ptr<UpstreamResolver> upstream_;
 };

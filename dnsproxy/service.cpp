@@ -69,7 +69,7 @@ void DnsService::on_ready(int fd, bool readable, bool writable) {
 std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
   auto t = upstream_->next_timeout();
   auto now = Clock::now();
-  if (!suppressed_.empty()) {  // the summary is due kSummaryInterval after the first
+  if (counting()) {  // the summary is due kSummaryInterval after the first
     auto left =
         std::chrono::ceil<std::chrono::milliseconds>(suppressed_since_ + kSummaryInterval - now);
     if (left.count() < 0) left = std::chrono::milliseconds(0);
@@ -86,24 +86,32 @@ std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
 }
 
 void DnsService::suppress(const std::string& verdict, Clock::time_point now) {
-  if (suppressed_.empty()) suppressed_since_ = now;
+  if (!counting()) suppressed_since_ = now;
   ++suppressed_[verdict];
 }
 
 void DnsService::flush_suppressed() {
-  if (suppressed_.empty()) return;
-  QueryEvent e;
-  e.verdict = "suppressed";
-  e.rcode = Rcode::refused;
-  e.suppressed = std::move(suppressed_);
-  suppressed_.clear();
-  if (events_) events_(e);
+  if (!suppressed_.empty()) {
+    QueryEvent e;
+    e.verdict = "suppressed";
+    e.rcode = Rcode::refused;
+    e.suppressed = std::move(suppressed_);
+    suppressed_.clear();
+    if (events_) events_(e);
+  }
+  if (unanswered_ > 0) {
+    QueryEvent e;
+    e.verdict = "unanswered";
+    e.unanswered = unanswered_;
+    unanswered_ = 0;
+    if (events_) events_(e);
+  }
 }
 
 void DnsService::on_timeout() {
   upstream_->process_timeouts();
   auto now = Clock::now();
-  if (!suppressed_.empty() && now - suppressed_since_ >= kSummaryInterval) flush_suppressed();
+  if (counting() && now - suppressed_since_ >= kSummaryInterval) flush_suppressed();
   elements_.expire(now);
   std::vector<std::uint64_t> idle;
   for (const auto& entry : tcp_) {
@@ -164,7 +172,8 @@ std::optional<std::size_t> complete_message(const std::vector<std::uint8_t>& in)
 void DnsService::count_unanswered(std::vector<std::uint8_t>& in) {
   const auto now = Clock::now();
   while (const auto len = complete_message(in)) {
-    suppress("unanswered", now);
+    if (!counting()) suppressed_since_ = now;
+    ++unanswered_;
     in.erase(in.begin(), in.begin() + 2 + static_cast<std::ptrdiff_t>(*len));
   }
 }
@@ -173,14 +182,22 @@ void DnsService::count_unread() {
   const auto now = Clock::now();
   std::uint8_t buf[4096];
   for (int fd : udp_fds_) {
-    while (recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC) >= 0) suppress("unanswered", now);
+    for (;;) {
+      ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      if (!counting()) suppressed_since_ = now;
+      ++unanswered_;
+    }
   }
+  for (int listener : tcp_listeners_) accept_tcp(listener);  // connected, never accepted
   while (!tcp_.empty()) {
     auto it = tcp_.begin();
     TcpConn& c = it->second;
     for (;;) {
       count_unanswered(c.in);
       ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       c.in.insert(c.in.end(), buf, buf + n);
     }
@@ -305,7 +322,7 @@ bool DnsService::handle(std::span<const std::uint8_t> message, std::size_t max_r
   auto parsed = parse_query(message, config_.parse_limits);
   auto emit = [&](QueryEvent e) {
     e.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
-    if (!suppressed_.empty() && start - suppressed_since_ >= kSummaryInterval) flush_suppressed();
+    if (counting() && start - suppressed_since_ >= kSummaryInterval) flush_suppressed();
     if (events_) events_(e);
   };
   // A message that never becomes a query still counts against the rate

@@ -152,10 +152,11 @@ std::vector<std::uint8_t> build_nflog_bind(std::uint16_t group, std::uint32_t se
 void nflog_bind(int netlink_fd, std::uint16_t group) {
   // Room for a few thousand reports (the default ~200 KiB holds a few
   // hundred): a burst of blocked packets then costs the kernel fewer
-  // dropped reports (ENOBUFS). FORCE passes rmem_max: the supervisor holds
-  // CAP_NET_ADMIN over the sandbox netns, which owns the socket; where it
-  // does not, the plain size (capped at rmem_max) is the fallback.
-  const int bytes = 4 << 20;
+  // dropped reports (ENOBUFS). The kernel doubles the request: 4 MiB. FORCE
+  // passes rmem_max: the supervisor holds CAP_NET_ADMIN over the sandbox
+  // netns, which owns the socket; where it does not, the plain size (capped
+  // at rmem_max) is the fallback.
+  const int bytes = 2 << 20;
   if (setsockopt(netlink_fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
     (void)setsockopt(netlink_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
   auto msgs = build_nflog_bind(group, 1);

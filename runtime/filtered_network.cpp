@@ -363,6 +363,15 @@ struct FilteredNetwork::Impl {
       emit("dns_suppressed", {{"count", count}, {"verdicts", q.suppressed}});
       return;
     }
+    if (q.unanswered > 0) {  // queries never answered (DnsService::count_unread)
+      emit("dns", {{"verdict", "unanswered"},
+                   {"count", q.unanswered},
+                   {"qtype", "0"},
+                   {"rcode", "NOERROR"},
+                   {"answers", 0},
+                   {"latency_us", 0}});
+      return;
+    }
     nlohmann::json d;
     d["name"] = q.name;
     d["qtype"] = type_name(q.type);

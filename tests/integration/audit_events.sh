@@ -196,8 +196,10 @@ for i in range(3000):
     q += b"".join(bytes([len(p)]) + p.encode() for p in f"n{i}.flood.test".split(".")) + b"\0\0\1\0\1"
     s.sendto(q, ("127.0.0.1", 53))
     s.recv(512)
-for i in range(500):
+import time
+for i in range(500):  # paced: a full socket buffer would drop some unseen
     s.sendto(b"\1\2\3", ("127.0.0.1", 53))
+    if i % 50 == 49: time.sleep(0.005)
 print("flood done")'
 run_sbx run -p "$D/flood.toml" --audit-log "$D/logs/flood.jsonl" --report "$D/flood.json" -- "$py" -c "$flood"
 expect_rc 0 "3,000 queries and 500 malformed packets at a rate limit of 20/s"
@@ -206,11 +208,13 @@ OUT=$(check_flood "$D/logs/flood.jsonl" "$D/flood.json" dns dns_suppressed <<'EO
 dns = single
 v = collections.Counter(r["verdict"] for r in dns)
 assert v["rate_limit"] == 1 and len(dns) < 200, v
-# rate_limit, and "unanswered" for junk still queued when the command ended
-assert summaries and all(s["blocked"] and set(s["verdicts"]) <= {"rate_limit", "unanswered"} for s in summaries), summaries
-assert all(s["count"] == sum(s["verdicts"].values()) for s in summaries), summaries
+assert summaries and all(s["blocked"] and set(s["verdicts"]) == {"rate_limit"} for s in summaries), summaries
+assert all(s["count"] == s["verdicts"]["rate_limit"] for s in summaries), summaries
+# junk still queued when the command ended: one dns record, not blocked
+unanswered = [r for r in dns if r["verdict"] == "unanswered"]
+assert all(not r["blocked"] and r["count"] >= 1 for r in unanswered), unanswered
 counted = sum(s["count"] for s in summaries)
-assert len(dns) + counted == 3500, (len(dns), counted, v)
+assert sum(r.get("count", 1) for r in dns) + counted == 3500, (len(dns), counted, v)
 assert recs[-1]["type"] == "sandbox_exit" and recs[-1]["audit_dropped"] == 0, recs[-1]
 assert rep["events"]["violation"] == len(summaries) and rep["events"]["dns"] == len(dns), rep["events"]
 print(f"{len(recs)} records: {dict(v)}, {len(summaries)} summaries of {counted}")

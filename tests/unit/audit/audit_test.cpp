@@ -404,3 +404,41 @@ TEST_CASE("run report: suppression summaries are blocked and rank their destinat
   CHECK(mj["blocked"]["top_destinations"][0] ==
         nlohmann::json{{"destination", "198.51.100.7:443"}, {"count", 7}});
 }
+
+TEST_CASE("blocked_attempts: edge cases of summaries") {
+  std::uint64_t seq = 0;
+  // Only lost reports: nothing counted, nothing ranked.
+  Event lost;
+  lost.type = "net_blocked_suppressed";
+  lost.data = {{"count", 0}, {"destinations", nlohmann::json::object()}, {"lost_reads", 2}};
+  auto a = blocked_attempts(to_record(lost, kWho, AuditLevel::standard, ++seq));
+  CHECK(a.total == 0);
+  CHECK(a.destinations.empty());
+  CHECK(a.unlisted == 0);
+  // An empty names object: ranked by address.
+  Event nc;
+  nc.type = "net_connect_suppressed";
+  nc.data = {{"count", 3},
+             {"destinations", {{"198.51.100.7:443", 3}}},
+             {"names", nlohmann::json::object()}};
+  auto b = blocked_attempts(to_record(nc, kWho, AuditLevel::standard, ++seq));
+  CHECK(b.total == 3);
+  REQUIRE(b.destinations.size() == 1);
+  CHECK(b.destinations[0].first == "198.51.100.7:443");
+  CHECK(b.unlisted == 0);
+  // Lists that add up to more than the count rank no more than the count.
+  nc.data["destinations"] = {{"198.51.100.7:443", 3}, {"198.51.100.8:443", 3}};
+  nc.data.erase("names");
+  auto c = blocked_attempts(to_record(nc, kWho, AuditLevel::standard, ++seq));
+  std::uint64_t ranked = 0;
+  for (const auto& [d, n] : c.destinations) ranked += n;
+  CHECK(ranked + c.unlisted == 3);
+  // Unanswered DNS queries are not refusals.
+  Event un;
+  un.type = "dns";
+  un.data = {{"verdict", "unanswered"}, {"count", 4},   {"qtype", "0"},
+             {"rcode", "NOERROR"},      {"answers", 0}, {"latency_us", 0}};
+  auto r = to_record(un, kWho, AuditLevel::standard, ++seq);
+  CHECK(r["blocked"] == false);
+  CHECK(blocked_attempts(r).total == 0);
+}

@@ -558,6 +558,44 @@ TEST_CASE("DnsService: queries the sandbox left unread are counted as unanswered
   h.service->count_unread();
   h.service->flush_suppressed();
   REQUIRE(h.events.size() == 1);
-  CHECK(h.events[0].suppressed == std::map<std::string, std::uint64_t>{{"unanswered", 5}});
+  CHECK(h.events[0].verdict == "unanswered");
+  CHECK(h.events[0].unanswered == 5);
+  CHECK(h.events[0].suppressed.empty());  // not refusals
   CHECK(h.service->tcp_connections() == 0);
+}
+
+TEST_CASE("DnsService: a TCP stream closed for a bad message counts the queries after it",
+          "[dns][service]") {
+  Harness h;
+  int c = connect_tcp(h.tcp_port);
+  std::vector<std::uint8_t> out;
+  frame(out, dnstest::query("evil.test", qtype::A, false, 1));  // answered (REFUSED)
+  auto bogus = dnstest::query("good.test", qtype::A, false, 2);
+  bogus[2] |= 0x80;  // a response: the stream cannot be trusted further
+  frame(out, bogus);
+  frame(out, dnstest::query("evil.test", qtype::A, false, 3));
+  frame(out, dnstest::query("evil.test", qtype::A, false, 4));
+  REQUIRE(send(c, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size()));
+  h.spin(100ms);
+  CHECK(h.service->tcp_connections() == 0);
+  h.service->flush_suppressed();
+  std::map<std::string, std::uint64_t> seen;
+  for (const auto& e : h.events) seen[e.verdict] += e.unanswered > 0 ? e.unanswered : 1;
+  CHECK(seen["unlisted"] == 1);
+  CHECK(seen["unanswered"] == 2);  // 3 and 4
+  close(c);
+
+  // A normal exchange leaves nothing unanswered.
+  h.events.clear();
+  int d = connect_tcp(h.tcp_port);
+  std::vector<std::uint8_t> q;
+  frame(q, dnstest::query("evil.test", qtype::A, false, 5));
+  REQUIRE(send(d, q.data(), q.size(), 0) == static_cast<ssize_t>(q.size()));
+  h.spin(100ms);
+  close(d);
+  h.spin(100ms);
+  h.service->count_unread();
+  h.service->flush_suppressed();
+  REQUIRE(h.events.size() == 1);
+  CHECK(h.events[0].verdict == "unlisted");
 }
