@@ -153,7 +153,9 @@ nlohmann::json summarize(const std::vector<nlohmann::json>& records, std::size_t
 std::string describe(const nlohmann::json& r) {
   const std::string type = r.value("type", std::string());
   std::string detail;
-  if (type == "dns") {
+  if (type == "dns" && r.contains("count")) {  // queries never answered, counted
+    detail = fmt::format("{} queries {}", str(r, "count"), str(r, "verdict"));
+  } else if (type == "dns") {
     detail = fmt::format("{} {} -> {} ({} answers)", str(r, "qtype"), str(r, "name", "-"),
                          str(r, "verdict"), str(r, "answers", "0"));
   } else if (type == "net_connect") {

@@ -441,4 +441,5 @@ TEST_CASE("blocked_attempts: edge cases of summaries") {
   auto r = to_record(un, kWho, AuditLevel::standard, ++seq);
   CHECK(r["blocked"] == false);
   CHECK(blocked_attempts(r).total == 0);
+  CHECK(describe(r).find("4 queries unanswered") != std::string::npos);
 }
