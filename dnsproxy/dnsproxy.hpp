@@ -529,7 +529,9 @@ class DnsService {
   void finish(const Query& q, const UpstreamResult& r, Clock::time_point start,
               std::size_t max_response,
               const std::function<void(std::vector<std::uint8_t>)>& reply);
-  void accept_tcp(int listener);
+  // At most `max` connections (the loop's share per wake-up); returns how
+  // many were taken (accepted, or closed over kMaxTcpConnections).
+  std::size_t accept_tcp(int listener, std::size_t max = 64);
   void on_tcp(std::uint64_t id, bool readable, bool writable);
   void process_tcp_input(std::uint64_t id);
   void flush_tcp(std::uint64_t id);

@@ -122,10 +122,11 @@ void DnsService::on_timeout() {
   for (auto id : idle) close_tcp(id);
 }
 
-void DnsService::accept_tcp(int listener) {
-  while (true) {
+std::size_t DnsService::accept_tcp(int listener, std::size_t max) {
+  std::size_t taken = 0;
+  for (; taken < max; ++taken) {
     int fd = acceptor_.accept(listener);
-    if (fd < 0) return;
+    if (fd < 0) break;
     if (tcp_.size() >= kMaxTcpConnections) {
       close(fd);  // over the limit: the client retries later
       continue;
@@ -138,6 +139,7 @@ void DnsService::accept_tcp(int listener) {
     tcp_by_fd_[fd] = id;
     if (watch_) watch_(fd, true, false);
   }
+  return taken;
 }
 
 void DnsService::close_tcp(std::uint64_t id) {
@@ -190,18 +192,26 @@ void DnsService::count_unread() {
       ++unanswered_;
     }
   }
-  for (int listener : tcp_listeners_) accept_tcp(listener);  // connected, never accepted
-  while (!tcp_.empty()) {
-    auto it = tcp_.begin();
-    TcpConn& c = it->second;
-    for (;;) {
-      count_unanswered(c.in);
-      ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      c.in.insert(c.in.end(), buf, buf + n);
+  // Every open connection: what it holds and what waits in its socket.
+  auto count_and_close = [&] {
+    while (!tcp_.empty()) {
+      auto it = tcp_.begin();
+      TcpConn& c = it->second;
+      for (;;) {
+        count_unanswered(c.in);
+        ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        c.in.insert(c.in.end(), buf, buf + n);
+      }
+      close_tcp(it->first);  // counts nothing more: the buffer is empty
     }
-    close_tcp(it->first);
+  };
+  count_and_close();
+  // Then the connections never accepted, a batch at a time (within
+  // kMaxTcpConnections, which would otherwise close them uncounted).
+  for (int listener : tcp_listeners_) {
+    while (accept_tcp(listener, kMaxTcpConnections) > 0) count_and_close();
   }
 }
 

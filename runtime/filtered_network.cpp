@@ -262,6 +262,11 @@ struct FilteredNetwork::Impl {
   int control_fd = -1;
   bool started = false;
 
+  // Connections accepted per listener and wake-up: a sandbox connecting as
+  // fast as it can must not keep the loop from everything else (signals,
+  // the time limit, DNS); the rest are accepted next round (level-triggered).
+  static constexpr int kAcceptsPerWake = 64;
+
   // Blocked packets (net_blocked) and refused connections (net_connect that
   // were not allowed): see Suppressor.
   Suppressor blocked_packets, refused_connections;
@@ -534,7 +539,7 @@ struct FilteredNetwork::Impl {
   }
 
   void accept_egress(int listener) {
-    for (;;) {
+    for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();
@@ -691,7 +696,7 @@ struct FilteredNetwork::Impl {
   }
 
   void accept_host_port(int listener) {
-    for (;;) {
+    for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();
@@ -705,7 +710,7 @@ struct FilteredNetwork::Impl {
   }
 
   void accept_publish(int listener) {
-    for (;;) {
+    for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();

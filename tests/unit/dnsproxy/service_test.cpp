@@ -599,3 +599,23 @@ TEST_CASE("DnsService: a TCP stream closed for a bad message counts the queries 
   REQUIRE(h.events.size() == 1);
   CHECK(h.events[0].verdict == "unlisted");
 }
+
+TEST_CASE("DnsService: queries on connections never accepted are counted, past the TCP limit",
+          "[dns][service]") {
+  Harness h;  // listen backlog 64
+  const int clients = static_cast<int>(DnsService::kMaxTcpConnections) + 8;
+  std::vector<int> fds;
+  for (int i = 0; i < clients; ++i) {
+    int c = connect_tcp(h.tcp_port);
+    std::vector<std::uint8_t> q;
+    frame(q, numbered_query(i));
+    REQUIRE(send(c, q.data(), q.size(), 0) == static_cast<ssize_t>(q.size()));
+    fds.push_back(c);
+  }
+  h.service->count_unread();  // the loop never ran: nothing was accepted
+  h.service->flush_suppressed();
+  REQUIRE(h.events.size() == 1);
+  CHECK(h.events[0].unanswered == static_cast<std::uint64_t>(clients));
+  CHECK(h.service->tcp_connections() == 0);
+  for (int c : fds) close(c);
+}
