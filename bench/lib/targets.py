@@ -92,7 +92,7 @@ def main():
         verdict = "not measured" if holds is None else ("holds" if holds else "MISSED")
         print("  %-*s  %-28s %s" % (width, name, measured or "-", verdict))
     if "(--quick:" in text:
-        print("  (--quick: 10 rounds, 500 DNS queries, seccomp loops run once: noisy; "
+        print("  (--quick: 10 rounds, 500 DNS queries, short seccomp loops: noisy; "
               "judge the targets on a full run)")
     return 0
 
