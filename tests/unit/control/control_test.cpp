@@ -118,12 +118,17 @@ TEST_CASE("stale state of a dead owner is cleaned, a live one is kept") {
   std::filesystem::create_directory(dead);
   std::ofstream(dead + "/lock").put('x');
   std::ofstream(dead + "/state.json") << "{}";
-  // A live owner: the lock held by this process (another open file).
-  std::filesystem::create_directory(alive);
-  std::ofstream(alive + "/lock").put('x');
-  int fd = ::open((alive + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  // A live owner: the lock held by this process (another open file). Made
+  // under a young .new- name and locked before it takes its name, as sbx
+  // does: as root the base is the shared /run/sbx, and another test's
+  // clean_stale (ctest -j) would take an unlocked dir for a dead one.
+  const std::string making = base + "/.new-unit-alive-" + std::to_string(::getpid());
+  std::filesystem::create_directory(making);
+  std::ofstream(making + "/lock").put('x');
+  int fd = ::open((making + "/lock").c_str(), O_RDWR | O_CLOEXEC);
   REQUIRE(fd >= 0);
   REQUIRE(::flock(fd, LOCK_EX) == 0);
+  REQUIRE(::rename(making.c_str(), alive.c_str()) == 0);
   clean_stale(base);
   CHECK_FALSE(std::filesystem::exists(dead));
   CHECK(std::filesystem::exists(alive));
