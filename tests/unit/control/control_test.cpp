@@ -21,6 +21,23 @@
 
 using namespace sbx::control;
 
+namespace {
+// A state dir with a state.json, locked (the dir's own flock) before it
+// takes its name `dir`, as sbx makes one: as root the base is the shared
+// /run/sbx, and another test's clean_stale (ctest -j) takes an unlocked dir
+// for a dead one. Returns the locked fd.
+int locked_new_dir(const std::string& base, const std::string& dir) {
+  const std::string making = base + "/.new-unit-" + std::to_string(::getpid());
+  std::filesystem::create_directory(making);
+  std::ofstream(making + "/state.json") << "{}";
+  int fd = ::open(making.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  REQUIRE(::rename(making.c_str(), dir.c_str()) == 0);
+  return fd;
+}
+}  // namespace
+
 TEST_CASE("sandbox names follow the --name rule") {
   CHECK(valid_name("ci-42"));
   CHECK(valid_name("a.b_c-1"));
@@ -175,11 +192,7 @@ TEST_CASE("liveness is the flock of the state dir itself") {
   const std::string alive = base + "/unit-diralive-" + std::to_string(::getpid());
   std::filesystem::create_directory(dead);
   std::ofstream(dead + "/state.json") << "{}";
-  std::filesystem::create_directory(alive);
-  std::ofstream(alive + "/state.json") << "{}";
-  int fd = ::open(alive.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  int fd = locked_new_dir(base, alive);
   CHECK(is_live(alive));
   CHECK_FALSE(is_live(dead));
   clean_stale(base);
@@ -360,11 +373,7 @@ TEST_CASE("a request to a sandbox that stopped accepting gives up at its deadlin
   const std::string base = state_base(true);
   const std::string name = "unit-stuck-" + std::to_string(::getpid());
   const std::string dir = base + "/" + name;
-  std::filesystem::create_directory(dir);
-  std::ofstream(dir + "/state.json") << "{}";
-  int lock = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  REQUIRE(lock >= 0);
-  REQUIRE(::flock(lock, LOCK_EX) == 0);
+  int lock = locked_new_dir(base, dir);
   const std::string path = socket_path(dir);
   int listener = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   REQUIRE(listener >= 0);
