@@ -195,19 +195,19 @@ BlockedAttempts blocked_attempts(const nlohmann::json& r) {
   a.total = count_of(r["count"]);  // 0: e.g. only lost_reads
   const bool by_name = r.contains("names") && r["names"].is_object() && !r["names"].empty();
   const char* listed = by_name ? "names" : "destinations";
+  // Summaries without destinations (syscalls, DNS) rank nothing, like a
+  // single denied syscall.
+  if (!r.contains(listed) || !r[listed].is_object()) return a;
   std::uint64_t ranked = 0;
-  if (r.contains(listed) && r[listed].is_object()) {
-    for (auto& [d, n] : r[listed].items()) {
-      if (const auto k = count_of(n); k > 0 && ranked + k <= a.total) {
-        a.destinations.emplace_back(d, k);
-        ranked += k;
-      }
+  for (auto& [d, n] : r[listed].items()) {
+    if (const auto k = count_of(n); k > 0 && ranked + k <= a.total) {
+      a.destinations.emplace_back(d, k);
+      ranked += k;
     }
   }
   // What a net summary could not list (`unlisted`, and attempts without a
-  // name when ranked by name). Summaries without destinations (syscalls,
-  // DNS) rank nothing, like a single denied syscall.
-  if (r.contains(listed) && r[listed].is_object()) a.unlisted = a.total - ranked;
+  // name when ranked by name).
+  a.unlisted = a.total - ranked;
   return a;
 }
 

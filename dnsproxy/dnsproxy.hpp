@@ -561,6 +561,11 @@ class DnsService {
   std::uint64_t unanswered_ = 0;                     // since the last summary
   Clock::time_point suppressed_since_{};             // the first of them
   bool counting() const { return !suppressed_.empty() || unanswered_ > 0; }
+  // Before counting one more: the first since the last summary sets when
+  // the next summary is due.
+  void hold(Clock::time_point now) {
+    if (!counting()) suppressed_since_ = now;
+  }
   // Last: destroyed first, while the members its pending callbacks use live.
   std::unique_ptr<UpstreamResolver> upstream_;
 };

@@ -86,7 +86,7 @@ std::optional<std::chrono::milliseconds> DnsService::next_timeout() const {
 }
 
 void DnsService::suppress(const std::string& verdict, Clock::time_point now) {
-  if (!counting()) suppressed_since_ = now;
+  hold(now);
   ++suppressed_[verdict];
 }
 
@@ -174,7 +174,7 @@ std::optional<std::size_t> complete_message(const std::vector<std::uint8_t>& in)
 void DnsService::count_unanswered(std::vector<std::uint8_t>& in) {
   const auto now = Clock::now();
   while (const auto len = complete_message(in)) {
-    if (!counting()) suppressed_since_ = now;
+    hold(now);
     ++unanswered_;
     in.erase(in.begin(), in.begin() + 2 + static_cast<std::ptrdiff_t>(*len));
   }
@@ -188,7 +188,7 @@ void DnsService::count_unread() {
       ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) break;
-      if (!counting()) suppressed_since_ = now;
+      hold(now);
       ++unanswered_;
     }
   }

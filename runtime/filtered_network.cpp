@@ -474,21 +474,24 @@ struct FilteredNetwork::Impl {
     }
   }
 
-  // Refused or failed before relaying: the sandbox side sees a reset. What
-  // the sandbox causes at will goes through refused_connections; a cut by a
-  // live deny (the user's act, not the sandbox's) is always a record.
+  // Refused or failed before relaying: the sandbox side sees a reset. The
+  // sandbox causes these at will: the record goes through refused_connections.
   void refuse(const std::shared_ptr<Conn>& c, const std::string& reason,
               const std::string& error = {}) {
-    forget(*c);
-    c->deadline = Clock::time_point::max();
     const auto now = Clock::now();
-    if (reason == "denied_live" ||
-        refused_connections.admit(
+    if (refused_connections.admit(
             now, destination_key(c->dest.address, c->dest.port), reason,
             c->name.empty() ? std::string() : c->name + ":" + std::to_string(c->dest.port))) {
       flush_summaries(now);
       connection_event(*c, false, reason, error);
     }
+    reset_unrelayed(c);
+  }
+
+  // Ends a connection that is not relaying yet: the sandbox side sees a reset.
+  void reset_unrelayed(const std::shared_ptr<Conn>& c) {
+    forget(*c);
+    c->deadline = Clock::time_point::max();
     if (c->client) egress::close_with_reset(c->client.release());
     c->upstream.reset();
   }
@@ -525,8 +528,11 @@ struct FilteredNetwork::Impl {
     for (const auto& [fd, c] : conns)
       if (seen.insert(c.get()).second && denied_now(*c)) cut.push_back(c);
     for (const auto& c : cut) {
+      // Each is a record of its own: the user's act, not the sandbox's, so
+      // not through refused_connections.
       if (!c->relay) {  // connecting upstream
-        refuse(c, "denied_live");
+        connection_event(*c, false, "denied_live");
+        reset_unrelayed(c);
         continue;
       }
       forget(*c);
