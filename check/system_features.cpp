@@ -206,10 +206,10 @@ Row nftables(const Policy& policy) {
   row.verdict = Verdict::unsupported;
   row.detail = fmt::format("{}: {}", c.message, errno_name(c.error));
   row.why =
-      "the filtered network needs nf_tables (nft_chain_nat, nft_reject, nft_log...) "
+      "the filtered network needs nf_tables (nft_reject_inet, nft_log, nfnetlink_log...) "
       "usable from a user namespace";
   row.fix =
-      "load the nf_tables modules (modprobe nf_tables nft_chain_nat nft_reject_inet) "
+      "load the nf_tables modules (modprobe nf_tables nft_reject_inet nft_log nfnetlink_log) "
       "or use --net none";
   return row;
 }

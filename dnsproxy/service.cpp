@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <optional>
 
 #include "dnsproxy/dnsproxy.hpp"
@@ -308,20 +309,84 @@ void DnsService::process_tcp_input(std::uint64_t id) {
   }
 }
 
+namespace {
+
+// The address a UDP query went to, from its IP_PKTINFO / IPV6_PKTINFO
+// control message, as the control message that makes the reply come from
+// there. A socket bound to every address of the sandbox netns receives
+// queries to any resolver address; a resolver drops an answer from another
+// address than it asked. Empty when the message carries none (a socket
+// without the option, in tests): the kernel then picks the source.
+struct ReplySource {
+  alignas(cmsghdr) unsigned char buf[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+  std::size_t len = 0;
+};
+
+ReplySource reply_source(msghdr& msg) {
+  ReplySource src;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    auto* out = reinterpret_cast<cmsghdr*>(src.buf);
+    if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      in_pktinfo in{};
+      std::memcpy(&in, CMSG_DATA(c), sizeof in);
+      in_pktinfo reply{};
+      reply.ipi_spec_dst = in.ipi_addr;  // the source; no interface forced
+      out->cmsg_level = SOL_IP;
+      out->cmsg_type = IP_PKTINFO;
+      out->cmsg_len = CMSG_LEN(sizeof reply);
+      std::memcpy(CMSG_DATA(out), &reply, sizeof reply);
+      src.len = CMSG_SPACE(sizeof reply);
+    } else if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo))) {
+      in6_pktinfo in{};
+      std::memcpy(&in, CMSG_DATA(c), sizeof in);
+      in6_pktinfo reply{};
+      reply.ipi6_addr = in.ipi6_addr;
+      out->cmsg_level = SOL_IPV6;
+      out->cmsg_type = IPV6_PKTINFO;
+      out->cmsg_len = CMSG_LEN(sizeof reply);
+      std::memcpy(CMSG_DATA(out), &reply, sizeof reply);
+      src.len = CMSG_SPACE(sizeof reply);
+    }
+  }
+  return src;
+}
+
+}  // namespace
+
 void DnsService::on_udp_readable(int fd) {
   std::vector<std::uint8_t> buf(4096);
   for (int i = 0; i < 64; ++i) {  // bounded: other fds get their turn
     sockaddr_storage peer{};
-    socklen_t plen = sizeof peer;
-    ssize_t n = recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT,
-                         reinterpret_cast<sockaddr*>(&peer), &plen);
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo)) + 64];
+    msghdr msg{};
+    msg.msg_name = &peer;
+    msg.msg_namelen = sizeof peer;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
     if (n < 0) return;  // EAGAIN, or an error the next readiness reports again
+    const socklen_t plen = msg.msg_namelen;
+    const ReplySource source = reply_source(msg);
     auto parsed = parse_query({buf.data(), static_cast<std::size_t>(n)}, config_.parse_limits);
     std::size_t max = parsed.status == ParseStatus::ok ? parsed.query.max_udp_response() : 512;
     handle({buf.data(), static_cast<std::size_t>(n)}, max,
-           [fd, peer, plen](std::vector<std::uint8_t> out) {
-             sendto(fd, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                    reinterpret_cast<const sockaddr*>(&peer), plen);
+           [fd, peer, plen, source](std::vector<std::uint8_t> out) mutable {
+             iovec out_iov{out.data(), out.size()};
+             msghdr reply{};
+             reply.msg_name = &peer;
+             reply.msg_namelen = plen;
+             reply.msg_iov = &out_iov;
+             reply.msg_iovlen = 1;
+             if (source.len != 0) {
+               reply.msg_control = const_cast<unsigned char*>(source.buf);
+               reply.msg_controllen = source.len;
+             }
+             sendmsg(fd, &reply, MSG_DONTWAIT | MSG_NOSIGNAL);
            });
   }
 }

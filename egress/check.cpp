@@ -1,5 +1,5 @@
-// check_connection: the egress proxy's decision for one redirected
-// connection, and SO_ORIGINAL_DST.
+// check_connection: the egress proxy's decision for one accepted
+// connection, and where it was going.
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -8,31 +8,24 @@
 
 #include "egress/egress.hpp"
 
-// From <linux/netfilter_ipv4.h> / <linux/netfilter_ipv6/ip6_tables.h>, which
-// clash with <netinet/in.h> when included together.
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80
-#endif
-
 namespace sbx::egress {
 
 std::optional<Destination> original_destination(int fd) {
+  // The listener is bound to port P of every address and every address is
+  // local to the netns: the accepted socket's own address is the one the
+  // program connected to (no NAT in between).
   sockaddr_storage local{};
   socklen_t len = sizeof local;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return std::nullopt;
   if (local.ss_family == AF_INET) {
-    sockaddr_in a{};
-    len = sizeof a;
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &a, &len) != 0) return std::nullopt;
+    const auto& a = reinterpret_cast<const sockaddr_in&>(local);
     return Destination{net::IpAddress::from_v4_bytes(&a.sin_addr), ntohs(a.sin_port)};
   }
   if (local.ss_family == AF_INET6) {
-    sockaddr_in6 a{};
-    len = sizeof a;
-    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &a, &len) != 0) return std::nullopt;
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(local);
+    if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr))
+      return Destination{net::IpAddress::from_v4_bytes(&a.sin6_addr.s6_addr[12]),
+                         ntohs(a.sin6_port)};
     return Destination{net::IpAddress::from_v6_bytes(&a.sin6_addr), ntohs(a.sin6_port)};
   }
   return std::nullopt;

@@ -1,7 +1,7 @@
 // egress — the transparent egress proxy's cores: the TLS ClientHello SNI and
 // HTTP/1.x Host peekers (incremental, capped), the connection check
 // (original destination + peeked name + policy + DNS name map -> verdict),
-// SO_ORIGINAL_DST, and the splice() relay for the supervisor's epoll loop.
+// the original destination, and the splice() relay for the supervisor's epoll loop.
 #pragma once
 
 #include <chrono>
@@ -79,8 +79,9 @@ struct Destination {
   bool operator==(const Destination&) const = default;
 };
 
-// The destination the sandboxed program connected to, before the nat
-// redirect (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST on the accepted socket).
+// The destination the sandboxed program connected to: the accepted socket's
+// own address (getsockname), since the egress listener of port P is bound to
+// P on every address and every address is local to the sandbox netns.
 std::optional<Destination> original_destination(int accepted_fd);
 
 struct EgressPolicy {

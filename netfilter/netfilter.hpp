@@ -32,6 +32,13 @@ struct IpAddress {
   static IpAddress from_v6_bytes(const void* sixteen_bytes);
   std::size_t size() const { return family == AF_INET6 ? 16 : 4; }
   std::string str() const;
+  // 127.0.0.0/8 or ::1.
+  bool is_loopback() const {
+    if (family == AF_INET) return bytes[0] == 127;
+    static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0,
+                                                             0, 0, 0, 0, 0, 0, 0, 1};
+    return family == AF_INET6 && bytes == kLoopback6;
+  }
   bool operator==(const IpAddress&) const = default;
   auto operator<=>(const IpAddress&) const = default;
 };
@@ -62,12 +69,17 @@ std::vector<Cidr> effective_deny_cidrs(std::span<const std::string> policy_deny_
 // ---------------------------------------------------------------------------
 // Ruleset
 
+// The SO_MARK sandbox init puts on the sockets it makes for sbx inside the
+// netns (DNS filter, egress listeners): their packets are accepted as they
+// are. Only a process with CAP_NET_ADMIN over the netns can set a mark.
+inline constexpr std::uint32_t kOwnSocketMark = 0x5b580001;
+
 struct RulesetConfig {
   std::string table = "sbx";                        // table inet <table>
   std::uint16_t nflog_group = 7;                    // blocked packets are logged here
-  std::uint16_t dns_port = 53;                      // the DNS filter's port on 127.0.0.1 / ::1
-  std::uint16_t egress_port = 15001;                // the egress listener's port on 127.0.0.1 / ::1
+  std::uint32_t own_mark = kOwnSocketMark;          // SO_MARK of sbx's sockets in the netns
   std::vector<std::uint16_t> allow_ports{80, 443};  // TCP ports reachable on allowed addresses
+  std::vector<std::uint16_t> host_ports;            // served on 127.0.0.1 (network.host_ports)
   std::vector<Cidr> deny_cidrs = always_denied_cidrs();
   // network.allow_cidrs: reachable on allow_ports without a DNS answer (still
   // through the egress proxy). Held in interval sets allowc4/allowc6.
@@ -80,10 +92,10 @@ inline constexpr const char* kSetAllow6 = "allow6";
 inline constexpr const char* kSetDeny4 = "deny4";
 inline constexpr const char* kSetDeny6 = "deny6";
 inline constexpr const char* kSetPorts = "ports";
+inline constexpr const char* kSetLoopbackPorts = "lo_ports";
 inline constexpr const char* kSetAllowCidr4 = "allowc4";
 inline constexpr const char* kSetAllowCidr6 = "allowc6";
 inline constexpr const char* kChainFilter = "filter_out";
-inline constexpr const char* kChainNat = "nat_out";
 inline constexpr const char* kLogPrefixBlocked = "sbx-blocked ";
 inline constexpr const char* kLogPrefixDenied = "sbx-denied ";
 
@@ -95,11 +107,16 @@ struct Batch {
 };
 
 // The complete ruleset in one transaction: table inet sbx with sets
-// allow4/allow6 (timeout), allowc4/allowc6 and deny4/deny6 (interval), ports;
-// chain filter_out
-// (output, priority -150, policy drop) and nat_out (output nat, -100).
-// See docs/network.md for the rule list and why each rule is there.
+// allow4/allow6 (timeout), allowc4/allowc6 and deny4/deny6 (interval),
+// ports and lo_ports; one chain, filter_out (output, priority 0, policy
+// drop). No nat and no conntrack: see docs/network.md for the rule list and
+// why each rule is there.
 Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq);
+
+// The TCP ports that get an egress listener on every address of the netns:
+// allow_ports without duplicates and without 53 (always the DNS filter's),
+// sorted.
+std::vector<std::uint16_t> egress_listener_ports(std::span<const std::uint16_t> allow_ports);
 
 struct AllowElement {
   IpAddress address;

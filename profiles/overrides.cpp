@@ -220,24 +220,31 @@ std::vector<std::string> check_policy(const Policy& p, bool inert_none_lists) {
                          fmt::format("add it to allow_ports (or --allow-port {})", port));
     }
   }
-  // Inside the sandbox netns sbx itself listens on 127.0.0.1:53 (DNS filter)
-  // and :15001 (egress proxy, runtime/filtered_network.hpp).
-  const auto sbx_port = [](std::uint16_t port) { return port == 53 || port == 15001; };
+  // Inside the sandbox netns sbx itself listens on port 53 (DNS filter) and
+  // on every allowed port (egress listeners), on every address
+  // (runtime/filtered_network.hpp). A host_ports entry that is also an
+  // allowed port is served by that port's egress listener.
   for (std::uint16_t port : net.host_ports) {
-    if (sbx_port(port)) {
+    if (port == 53) {
       throw ProfileError(
-          fmt::format("network.host_ports: port {} is used inside the sandbox by sbx ({})", port,
-                      port == 53 ? "DNS filter" : "egress proxy"),
-          "forward another host port (--host-port N with N not 53 or 15001)");
+          "network.host_ports: port 53 is used inside the sandbox by sbx (DNS filter)",
+          "forward another host port (--host-port N with N not 53)");
     }
   }
   std::set<std::uint16_t> published;
   for (const auto& pp : net.publish) {
-    if (sbx_port(pp.sandbox_port)) {
+    if (pp.sandbox_port == 53) {
       throw ProfileError(
-          fmt::format("network.publish: sandbox port {} is sbx's own {} inside the sandbox",
-                      pp.sandbox_port, pp.sandbox_port == 53 ? "DNS filter" : "egress proxy"),
+          "network.publish: sandbox port 53 is sbx's own DNS filter inside the sandbox",
           "let the server inside listen on another port and publish that one");
+    }
+    if (std::find(net.allow_ports.begin(), net.allow_ports.end(), pp.sandbox_port) !=
+        net.allow_ports.end()) {
+      throw ProfileError(
+          fmt::format("network.publish: sandbox port {} is in allow_ports, so sbx's egress "
+                      "listener holds it on every address inside the sandbox",
+                      pp.sandbox_port),
+          "let the server inside listen on a port that is not in allow_ports and publish that one");
     }
     if (!published.insert(pp.host_port).second) {
       throw ProfileError(

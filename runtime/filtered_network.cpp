@@ -3,9 +3,10 @@
 // in the supervisor's loop):
 //  - the ruleset (netfilter/), loaded through the passed NETLINK_NETFILTER
 //    socket before the command starts;
-//  - the DNS filter (dnsproxy::DnsService) on 127.0.0.1:53 / [::1]:53;
-//  - the egress proxy: accept the redirected connection, SO_ORIGINAL_DST,
-//    peek SNI / Host, check, connect out from the host netns, splice relay;
+//  - the DNS filter (dnsproxy::DnsService) on port 53 of every address;
+//  - the egress proxy: accept a connection to an allowed address (it lands
+//    on the listener of its port, getsockname is where it was going), peek
+//    SNI / Host, check, connect out from the host netns, splice relay;
 //  - NFLOG -> net_blocked events;
 //  - --publish (host 127.0.0.1:H -> sandbox 127.0.0.1:S through a socket init
 //    creates in the netns on request) and host_ports (a listener inside on
@@ -305,15 +306,14 @@ struct FilteredNetwork::Impl {
 
   // ---- start
   void start() {
-    if (!netfilter || !nflog || dns_udp.empty() || owned_listeners.empty()) {
+    if (!netfilter || !nflog || dns_udp.empty()) {
       throw Error("the sandbox did not pass its network sockets",
                   "this is a bug in sbx; run with --net none meanwhile");
     }
     net::RulesetConfig rules;
     rules.nflog_group = kNflogGroup;
-    rules.dns_port = kFilterDnsPort;
-    rules.egress_port = kEgressPort;
     rules.allow_ports = policy.network.allow_ports;
+    rules.host_ports = policy.network.host_ports;
     rules.deny_cidrs = deny;
     rules.allow_cidrs = allow_cidrs;
     try {
@@ -321,8 +321,9 @@ struct FilteredNetwork::Impl {
     } catch (const Error& e) {
       throw Error(fmt::format("cannot load the sandbox's nftables ruleset: {}", e.what()),
                   "network \"filtered\" needs nf_tables usable in a user namespace (kernel "
-                  "options NF_TABLES, NFT_NAT, NFT_REJECT, NFT_LOG, NETFILTER_NETLINK_LOG, "
-                  "NF_CONNTRACK; the modules loaded; not disabled by a hardening sysctl); "
+                  "options NF_TABLES, NF_TABLES_INET, NFT_REJECT, NFT_LOG, "
+                  "NETFILTER_NETLINK_LOG; the modules loaded; not disabled by a hardening "
+                  "sysctl); "
                   "or run with --net none or --net host");
     }
     try {
@@ -556,6 +557,21 @@ struct FilteredNetwork::Impl {
         continue;
       }
       c->dest = *dest;
+      if (dest->address.is_loopback()) {
+        // Only a host_ports entry that is also an allowed port reaches the
+        // egress listener on loopback: the ruleset refuses the others.
+        if (std::find(policy.network.host_ports.begin(), policy.network.host_ports.end(),
+                      dest->port) != policy.network.host_ports.end()) {
+          c->kind = Conn::Kind::host_port;
+          c->dest = {net::IpAddress::v4(127, 0, 0, 1), dest->port};
+          c->reason = "host_port";
+          conns[fd] = c;
+          connect_upstream(c);
+        } else {
+          refuse(c, "denied_address");
+        }
+        continue;
+      }
       auto early = egress::check_connection(egress, *dest, nullptr);
       if (!early.allowed && early.reason != "not_inspected") {
         c->name = early.name;

@@ -4,11 +4,14 @@
 // lo up, adds `local default dev lo` (IPv4 + IPv6), creates the sockets the
 // supervisor needs INSIDE the netns and passes them out over the control
 // channel (SCM_RIGHTS): two NETLINK_NETFILTER sockets (ruleset + set updates,
-// NFLOG), the DNS filter's UDP+TCP sockets on 127.0.0.1:53 and [::1]:53, the
-// egress listeners on 127.0.0.1:15001 and [::1]:15001, and one listener per
-// host_ports entry on 127.0.0.1:N. It then waits until the supervisor has
-// loaded the ruleset (through the passed socket) before it goes on, so the
-// command never runs unfiltered.
+// NFLOG), the DNS filter's UDP+TCP sockets on port 53 of every IPv4 and
+// IPv6 address, one egress listener per allowed port P on every address
+// (IPv4 and IPv6: a connection to an allowed address:P lands there as it
+// is, no NAT), and one listener per host_ports entry on 127.0.0.1:N that is
+// not an allowed port (the egress listener serves 127.0.0.1:P too). All
+// carry the SO_MARK the ruleset accepts (net::kOwnSocketMark). It then waits until the supervisor
+// has loaded the ruleset (through the passed socket) before it goes on, so the command never runs
+// unfiltered.
 //
 // The supervisor (FilteredNetwork) serves all of them from its epoll loop:
 // DNS filter, egress proxy, NFLOG events, --publish and host ports.
@@ -38,7 +41,6 @@ enum class NetSocket : int {
 };
 
 inline constexpr std::uint16_t kFilterDnsPort = 53;
-inline constexpr std::uint16_t kEgressPort = 15001;
 inline constexpr std::uint16_t kNflogGroup = 7;
 // Bytes on the control channel, supervisor -> init.
 inline constexpr char kNetworkReady = 'N';   // ruleset loaded: go on

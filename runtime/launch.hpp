@@ -54,9 +54,12 @@ struct LaunchPlan {
   // the supervisor); init only sends these bytes inside the new netns.
   std::vector<unsigned char> loopback_up_request;
   // Network "filtered": `local default dev lo` for IPv4, then IPv6 (rtnetlink
-  // bytes), and the host_ports whose listeners init opens inside.
+  // bytes), the ports whose egress listeners (every address) and the
+  // host_ports whose listeners (127.0.0.1, when not an egress port) init
+  // opens inside.
   std::vector<std::vector<unsigned char>> route_requests;
   std::vector<unsigned char> address_request;  // 127.0.0.2/32 on lo (AI_ADDRCONFIG)
+  std::vector<std::uint16_t> egress_ports;
   std::vector<std::uint16_t> host_ports;
   bool serve_sockets = false;  // --publish: init hands out sockets of the netns
 

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <memory>
 
+#include "netfilter/netfilter.hpp"
 #include "runtime/channel.hpp"
 #include "runtime/filtered_network.hpp"
 #include "runtime/sandbox_steps.hpp"
@@ -89,30 +90,50 @@ bool send_socket(int control_fd, NetSocket role, std::uint16_t port, int fd, Chi
   return true;
 }
 
+// Where a socket made for the supervisor is bound: 127.0.0.1:N (host_ports)
+// or port N of every address (DNS filter, egress listeners).
+enum class Bind { loopback, every_address };
+
 // A socket bound inside the netns, passed out and closed here. IPv6 is
-// optional (a kernel booted without it): *skipped then, not a failure.
+// optional (a kernel booted without it): skipped then, not a failure.
 bool make_and_send(int control_fd, NetSocket role, int family, int type, std::uint16_t port,
-                   ChildError& err, const char* what) {
+                   Bind where, ChildError& err, const char* what) {
   int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0 && family == AF_INET6 && errno == EAFNOSUPPORT) return true;
   if (fd < 0) return err.fail("socket", errno, what);
   int one = 1;
   if (type == SOCK_STREAM) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc;
+  // The ruleset accepts what sbx's own sockets send (net::kOwnSocketMark):
+  // the DNS filter's replies go to whatever address the program used.
+  const std::uint32_t mark = net::kOwnSocketMark;
+  int rc = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+  if (rc == 0 && type == SOCK_DGRAM) {
+    // A reply must come from the address the query went to (a resolver
+    // checks): recvmsg learns it (PKTINFO), sendmsg sets it, which for an
+    // address no device carries needs IP_FREEBIND on IPv6.
+    rc = family == AF_INET ? setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof one)
+                           : setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+    if (rc == 0 && family == AF_INET6) rc = setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof one);
+  }
+  if (rc != 0) {
+    int saved = errno;
+    close(fd);
+    return err.fail("setsockopt", saved, what);
+  }
   if (family == AF_INET) {
     struct sockaddr_in a {};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_addr.s_addr = htonl(where == Bind::loopback ? INADDR_LOOPBACK : INADDR_ANY);
     rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   } else {
     (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     struct sockaddr_in6 a {};
     a.sin6_family = AF_INET6;
     a.sin6_port = htons(port);
-    a.sin6_addr = in6addr_loopback;
+    a.sin6_addr = where == Bind::loopback ? in6addr_loopback : in6addr_any;
     rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    // lo has no ::1 when IPv6 is disabled by sysctl: no IPv6 then.
+    // IPv6 disabled by sysctl: no IPv6 then.
     if (rc != 0 && errno == EADDRNOTAVAIL) {
       close(fd);
       return true;
@@ -140,7 +161,8 @@ bool open_netfilter_and_send(int control_fd, NetSocket role, ChildError& err) {
 bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
   if (!bring_up_loopback(plan, err)) return false;
   // Every destination becomes local to the netns: any connect() passes the
-  // output hook (redirected or rejected at once) instead of ENETUNREACH.
+  // output hook (accepted to a listener of sbx, or rejected at once) instead
+  // of ENETUNREACH.
   // 127.0.0.2 on lo: glibc's getaddrinfo(AI_ADDRCONFIG) (getent ahosts,
   // Node's dns.lookup, ...) returns nothing for IPv4 when 127.0.0.1 is the
   // only address; any other address counts. It is loopback: reaching it is
@@ -154,24 +176,28 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
                          err, i == 0 ? 0 : EAFNOSUPPORT, &skipped))
       return false;
   }
+  constexpr auto every = Bind::every_address;
   if (!open_netfilter_and_send(control_fd, NetSocket::netfilter, err) ||
       !open_netfilter_and_send(control_fd, NetSocket::nflog, err) ||
-      !make_and_send(control_fd, NetSocket::dns_udp4, AF_INET, SOCK_DGRAM, kFilterDnsPort, err,
-                     "127.0.0.1:53/udp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::dns_tcp4, AF_INET, SOCK_STREAM, kFilterDnsPort, err,
-                     "127.0.0.1:53/tcp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::dns_udp6, AF_INET6, SOCK_DGRAM, kFilterDnsPort, err,
-                     "[::1]:53/udp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::dns_tcp6, AF_INET6, SOCK_STREAM, kFilterDnsPort, err,
-                     "[::1]:53/tcp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::egress4, AF_INET, SOCK_STREAM, kEgressPort, err,
-                     "127.0.0.1:15001 (egress proxy)") ||
-      !make_and_send(control_fd, NetSocket::egress6, AF_INET6, SOCK_STREAM, kEgressPort, err,
-                     "[::1]:15001 (egress proxy)"))
+      !make_and_send(control_fd, NetSocket::dns_udp4, AF_INET, SOCK_DGRAM, kFilterDnsPort, every,
+                     err, "0.0.0.0:53/udp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::dns_tcp4, AF_INET, SOCK_STREAM, kFilterDnsPort, every,
+                     err, "0.0.0.0:53/tcp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::dns_udp6, AF_INET6, SOCK_DGRAM, kFilterDnsPort, every,
+                     err, "[::]:53/udp (DNS filter)") ||
+      !make_and_send(control_fd, NetSocket::dns_tcp6, AF_INET6, SOCK_STREAM, kFilterDnsPort, every,
+                     err, "[::]:53/tcp (DNS filter)"))
     return false;
+  for (std::uint16_t port : plan.egress_ports) {
+    if (!make_and_send(control_fd, NetSocket::egress4, AF_INET, SOCK_STREAM, port, every, err,
+                       "0.0.0.0 (egress proxy, an allowed port)") ||
+        !make_and_send(control_fd, NetSocket::egress6, AF_INET6, SOCK_STREAM, port, every, err,
+                       "[::] (egress proxy, an allowed port)"))
+      return false;
+  }
   for (std::uint16_t port : plan.host_ports) {
-    if (!make_and_send(control_fd, NetSocket::host_port, AF_INET, SOCK_STREAM, port, err,
-                       "127.0.0.1 (host_ports)"))
+    if (!make_and_send(control_fd, NetSocket::host_port, AF_INET, SOCK_STREAM, port, Bind::loopback,
+                       err, "127.0.0.1 (host_ports)"))
       return false;
   }
   Message done;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <algorithm>
 
+#include "netfilter/netfilter.hpp"
 #include "runtime/agent_state.hpp"
 #include "runtime/environment.hpp"
 #include "runtime/sandbox_steps.hpp"
@@ -97,7 +98,12 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
     plan.route_requests.push_back(build_local_default_route_request(AF_INET));
     plan.route_requests.push_back(build_local_default_route_request(AF_INET6));
     plan.address_request = build_sandbox_address_request();
-    plan.host_ports = policy.network.host_ports;
+    plan.egress_ports = net::egress_listener_ports(policy.network.allow_ports);
+    for (std::uint16_t port : policy.network.host_ports) {
+      if (std::find(plan.egress_ports.begin(), plan.egress_ports.end(), port) ==
+          plan.egress_ports.end())
+        plan.host_ports.push_back(port);
+    }
     plan.serve_sockets = !policy.network.publish.empty();
   }
 

@@ -128,7 +128,7 @@ for p in standard strict airgapped; do
   expect_res v4mapped "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL" "$p: an IPv4-mapped IPv6 address fails"
   expect_res udp "timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: UDP to the echo server gets no reply"
   expect_res quic "timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: UDP/443 (QUIC) gets no reply"
-  # DNS to any server is answered by sbx's filter (redirected), never by it.
+  # DNS to any server is answered by sbx's filter (it listens on port 53 of every address), never by it.
   expect_res dns_direct "ok rcode=[1-9][0-9]* answers=0|timeout|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM" "$p: a query sent straight to another resolver gets no answer"
   grep -q "sbx-escape-direct-$$" <<<"$log" && fail "$p: a query sent straight to the resolver reached it. Log: $log"
   pass "$p: the direct query never reached the real resolver"

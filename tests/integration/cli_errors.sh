@@ -58,7 +58,7 @@ cases=(
   "publish without a network|--publish needs network mode .filtered. \(this run uses .none.\); fix: add --net filtered|run --net none --publish 8080:8000 -- true"
   "host-port in host mode|--host-port needs network mode .filtered. \(this run uses .host.\)|run --net host --host-port 5432 -- true"
   "host-port on the DNS port|network.host_ports: port 53 is used inside the sandbox by sbx \(DNS filter\)|run --host-port 53 -- true"
-  "host-port on the egress port|port 15001 is used inside the sandbox by sbx \(egress proxy\)|run --host-port 15001 -- true"
+  "publish an allowed port|network.publish: sandbox port 443 is in allow_ports, so sbx's egress listener holds it|run --net filtered --allow-port 443 --publish 8443:443 -- true"
   "publish a host port twice|network.publish: host port 8080 is published twice; fix: give each --publish its own HOST_PORT|run --publish 8080:8000 --publish 8080:9000 -- true"
   "publish sbx's DNS port|network.publish: sandbox port 53 is sbx's own DNS filter|run --publish 8053:53 -- true"
   "tmpfs bad size|--tmpfs /x:size=abc: invalid size|run --tmpfs /x:size=abc -- true"

@@ -66,6 +66,37 @@ expect_rc 0 "host_ports profile client ran"
 expect_out "$HP got $HP" "network.host_ports = [$HP] reaches the host's 127.0.0.1:$HP"
 expect_out "$OTHER error ECONNREFUSED" "and not 127.0.0.1:$OTHER"
 
+# A host port that is also an allowed port: sbx's egress listener holds the
+# port on every address inside and hands 127.0.0.1:N to the host port. The
+# other allowed ports stay closed on loopback (no egress through 127.0.0.1).
+run_sbx run --net filtered --host-port "$HP" --allow-port "$HP" --allow-port "$OTHER" -v -- \
+  "$py" -c "$client" "$HP" "$OTHER" 443
+expect_rc 0 "client with a host port that is also an allowed port ran"
+expect_out "$HP got $HP" "--host-port $HP --allow-port $HP: still the host's 127.0.0.1:$HP"
+expect_out "$OTHER error ECONNREFUSED" "an allowed port on loopback is refused (127.0.0.1:$OTHER)"
+expect_out "443 error ECONNREFUSED" "and 127.0.0.1:443 too"
+expect_no_out 'event net_blocked .*127\.0\.0\.1' "a refused loopback connect is not a blocked attempt"
+
+# Resolvers at any address (127.0.0.53 as systemd-resolved's stub, a
+# hard-coded public one, an IPv6 one) are all answered by the DNS filter, and
+# each answer comes from the address the query went to: resolvers drop
+# answers from another address.
+resolver='import socket, struct, sys
+for addr in sys.argv[1:]:
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(3)
+    q = struct.pack(">HHHHHH", 0x5b58, 0x0100, 1, 0, 0, 0) + b"\x07invalid\x00\x00\x01\x00\x01"
+    try:
+        s.sendto(q, (addr, 53)); data, src = s.recvfrom(512)
+        print(addr, "answered from", src[0], "id", hex(struct.unpack(">H", data[:2])[0]))
+    except OSError as e:
+        print(addr, "error", e)'
+run_sbx run --net filtered -- "$py" -c "$resolver" 127.0.0.53 127.0.0.1 198.51.100.53 2001:db8::53 ::1
+expect_rc 0 "resolver client ran"
+for a in 127.0.0.53 127.0.0.1 198.51.100.53 2001:db8::53 ::1; do
+  expect_out "(^|[[:space:]])$a answered from $a id 0x5b58" "a query to $a:53 is answered from $a"
+done
+
 # A busy host port for --publish fails before anything runs.
 run_sbx run --net filtered --publish "$HP:8000" -- true
 expect_rc 125 "--publish on a busy host port is sbx's error"

@@ -68,7 +68,7 @@ std::map<std::string, std::string> scenario() {
   net::RulesetConfig rc;
   rc.allow_ports = {443};
   net::send_batch(nfd, net::build_ruleset_batch(rc, 1));
-  int egress = bound(SOCK_STREAM, "127.0.0.1", 15001);  // redirect target
+  int egress = bound(SOCK_STREAM, "0.0.0.0", 443);  // the egress listener of port 443
   int upstream = bound(SOCK_DGRAM, "127.0.0.1", 5300);
   int dns_fd = bound(SOCK_DGRAM, "127.0.0.1", 53);
   int ep = epoll_create1(EPOLL_CLOEXEC);

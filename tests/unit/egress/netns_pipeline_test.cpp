@@ -1,7 +1,7 @@
 // The three network modules together, in a fresh user+net namespace, with a
 // test loop standing in for the supervisor: DNS query -> filter -> c-ares
-// upstream -> acked allow-set update -> answer -> connect -> redirect ->
-// egress listener -> SO_ORIGINAL_DST -> SNI peek -> check -> splice relay.
+// upstream -> acked allow-set update -> answer -> connect ->
+// egress listener on the port -> getsockname -> SNI peek -> check -> splice relay.
 // Upstream DNS and the "origin" server are loopback servers inside the netns.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -54,6 +54,21 @@ int bound(int type, const char* ip, std::uint16_t port) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   auto a = v4(ip, port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw Error("bind failed");
+  if (type == SOCK_STREAM) listen(fd, 64);
+  return fd;
+}
+
+// As sandbox init makes sbx's own sockets: port N of every address, marked
+// for the ruleset, and (UDP) told where each query went.
+int bound_every(int type, std::uint16_t port) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const std::uint32_t mark = net::kOwnSocketMark;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) throw Error("SO_MARK failed");
+  if (type == SOCK_DGRAM) setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof one);
+  auto a = v4("0.0.0.0", port);
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw Error("bind failed");
   if (type == SOCK_STREAM) listen(fd, 64);
   return fd;
@@ -237,10 +252,10 @@ class Supervisor {
  public:
   Supervisor(int netfilter_fd) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
-    dns_fd_ = bound(SOCK_DGRAM, "127.0.0.1", 53);
-    dns_tcp_fd_ = bound(SOCK_STREAM, "127.0.0.1", 53);
+    dns_fd_ = bound_every(SOCK_DGRAM, 53);
+    dns_tcp_fd_ = bound_every(SOCK_STREAM, 53);
     upstream_.fd = bound(SOCK_DGRAM, "127.0.0.1", 5300);
-    egress_fd_ = bound(SOCK_STREAM, "127.0.0.1", 15001);
+    egress_fd_ = bound_every(SOCK_STREAM, 443);
     origin_fd_ = bound(SOCK_STREAM, "127.0.0.1", 9443);
     dns::ServiceConfig cfg;
     cfg.filter.lookup = [](std::string_view n) -> dns::DomainMatch {
@@ -469,8 +484,6 @@ Obs scenario() {
   net::configure_netns_routes();
   int nfd = net::open_netfilter_socket();
   net::RulesetConfig rc;
-  rc.dns_port = 53;
-  rc.egress_port = 15001;
   rc.allow_ports = {443};
   net::send_batch(nfd, net::build_ruleset_batch(rc, 1));
   int nfd2 = net::open_netfilter_socket();  // the test's own, for deletes

@@ -2,7 +2,6 @@
 // binary) and checks what connect()/sendto() can and cannot reach.
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -65,16 +64,42 @@ sockaddr_storage make_addr(const char* ip, std::uint16_t port, socklen_t& len) {
   return ss;
 }
 
-int listen_on(const char* ip, std::uint16_t port, int type = SOCK_STREAM) {
+// As sandbox init makes sbx's sockets: marked, so the ruleset lets their
+// packets out whatever the destination.
+int listen_on(const char* ip, std::uint16_t port, int type = SOCK_STREAM, bool marked = true) {
   socklen_t len;
   auto ss = make_addr(ip, port, len);
   // Non-blocking: a missing connection makes accept() fail the check, not hang.
   int fd = socket(ss.ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const std::uint32_t mark = kOwnSocketMark;
+  if (marked && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) return -1;
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return -1;
   if (type == SOCK_STREAM && listen(fd, 16) != 0) return -1;
   return fd;
+}
+
+// The accepted connection's own address: where the program connected to.
+std::string accepted_destination(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  poll(&p, 1, 500);
+  int c = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (c < 0) return "none";
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  getsockname(c, reinterpret_cast<sockaddr*>(&local), &len);
+  close(c);
+  char b[INET6_ADDRSTRLEN] = {};
+  if (local.ss_family == AF_INET) {
+    auto& a = reinterpret_cast<sockaddr_in&>(local);
+    inet_ntop(AF_INET, &a.sin_addr, b, sizeof b);
+    return std::string(b) + ":" + std::to_string(ntohs(a.sin_port));
+  }
+  auto& a = reinterpret_cast<sockaddr_in6&>(local);
+  inet_ntop(AF_INET6, &a.sin6_addr, b, sizeof b);
+  return std::string(b) + ":" + std::to_string(ntohs(a.sin6_port));
 }
 
 // connect() result: "ok" or the errno name, plus the time it took.
@@ -124,9 +149,8 @@ Observations scenario() {
   configure_netns_routes();
   int nfd = open_netfilter_socket();
   RulesetConfig cfg;
-  cfg.dns_port = 5353;
-  cfg.egress_port = 15001;
   cfg.allow_ports = {443, 8443};
+  cfg.host_ports = {8443};
   cfg.nflog_group = 7;
   auto denies = effective_deny_cidrs(std::vector<std::string>{"198.51.100.200/32"});
   cfg.deny_cidrs = denies;
@@ -137,13 +161,24 @@ Observations scenario() {
   int logfd = open_netfilter_socket();
   nflog_bind(logfd, 7);
 
-  int egress4 = listen_on("127.0.0.1", 15001);
-  int egress6 = listen_on("::1", 15001);
-  int local = listen_on("127.0.0.1", 9000);
-  int dns = listen_on("127.0.0.1", 5353, SOCK_DGRAM);
-  o["listeners"] = (egress4 >= 0 && egress6 >= 0 && local >= 0 && dns >= 0) ? "ok" : "fail";
+  // As in the sandbox: an egress listener per allowed port on every
+  // address, the DNS filter on port 53 of every address.
+  int egress4 = listen_on("0.0.0.0", 443);
+  int egress6 = listen_on("::", 443);
+  int egress4b = listen_on("0.0.0.0", 8443);
+  int local = listen_on("127.0.0.1", 9000, SOCK_STREAM, false);
+  int dns = listen_on("0.0.0.0", 53, SOCK_DGRAM);
+  o["listeners"] =
+      (egress4 >= 0 && egress6 >= 0 && egress4b >= 0 && local >= 0 && dns >= 0) ? "ok" : "fail";
 
   o["loopback"] = try_connect("127.0.0.1", 9000);
+  // An egress port on loopback: refused as if nothing listened, not logged,
+  // unless a host_ports entry is served there.
+  o["loopback_egress_port"] = try_connect("127.0.0.1", 443);
+  o["loopback_egress_port6"] = try_connect("::1", 443);
+  o["loopback_host_port"] = try_connect("127.0.0.1", 8443);
+  if (o["loopback_host_port"] == "ok") accepted_destination(egress4b);
+  o["loopback_log"] = drain_nflog(logfd, 100);
 
   double ms = 0;
   o["unlisted"] = try_connect("198.51.100.7", 443, &ms);
@@ -152,19 +187,7 @@ Observations scenario() {
 
   add_allow(nfd, "198.51.100.7", std::chrono::seconds(60));
   o["allowed"] = try_connect("198.51.100.7", 443);
-  {
-    int c = accept4(egress4, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    sockaddr_in orig{};
-    socklen_t olen = sizeof orig;
-    if (c >= 0 && getsockopt(c, SOL_IP, SO_ORIGINAL_DST, &orig, &olen) == 0) {
-      char b[INET_ADDRSTRLEN];
-      inet_ntop(AF_INET, &orig.sin_addr, b, sizeof b);
-      o["allowed_original_dst"] = std::string(b) + ":" + std::to_string(ntohs(orig.sin_port));
-    } else {
-      o["allowed_original_dst"] = "none";
-    }
-    if (c >= 0) close(c);
-  }
+  o["allowed_original_dst"] = accepted_destination(egress4);
   o["allowed_wrong_port"] = try_connect("198.51.100.7", 22);
   drain_nflog(logfd, 200);
 
@@ -203,7 +226,8 @@ Observations scenario() {
     o["udp_log"] = drain_nflog(logfd, 500);
   }
 
-  // DNS to a hard-coded resolver lands on the filter's port.
+  // DNS to a hard-coded resolver lands on the filter's socket, and the
+  // filter's (marked) reply comes back from that address.
   {
     socklen_t len;
     auto ss = make_addr("8.8.8.8", 53, len);
@@ -211,8 +235,33 @@ Observations scenario() {
     sendto(u, "q", 1, 0, reinterpret_cast<sockaddr*>(&ss), len);
     pollfd p{dns, POLLIN, 0};
     char b[16];
-    o["dns_redirect"] = (poll(&p, 1, 1000) == 1 && recv(dns, b, sizeof b, 0) == 1) ? "ok" : "lost";
+    sockaddr_storage from{};
+    socklen_t flen = sizeof from;
+    bool got = poll(&p, 1, 1000) == 1 &&
+               recvfrom(dns, b, sizeof b, 0, reinterpret_cast<sockaddr*>(&from), &flen) == 1;
+    o["dns_to_filter"] = got ? "ok" : "lost";
+    if (got) sendto(dns, "a", 1, 0, reinterpret_cast<sockaddr*>(&from), flen);
+    pollfd q{u, POLLIN, 0};
+    sockaddr_storage src{};
+    socklen_t slen = sizeof src;
+    got = poll(&q, 1, 1000) == 1 &&
+          recvfrom(u, b, sizeof b, 0, reinterpret_cast<sockaddr*>(&src), &slen) == 1;
+    o["dns_reply"] =
+        got ? IpAddress::from_v4_bytes(&reinterpret_cast<sockaddr_in&>(src).sin_addr).str()
+            : "lost";
     close(u);
+  }
+  // A reply from a socket that is not sbx's (no mark) to such an address is
+  // blocked like any other packet.
+  {
+    int plain = listen_on("127.0.0.1", 5300, SOCK_DGRAM, false);
+    socklen_t len;
+    auto ss = make_addr("198.51.100.9", 5301, len);
+    o["unmarked_send"] = sendto(plain, "x", 1, 0, reinterpret_cast<sockaddr*>(&ss), len) == 1
+                             ? "sent"
+                             : strerrorname_np(errno);
+    close(plain);
+    drain_nflog(logfd, 100);
   }
 
   // Drain connections queued by the checks above.
@@ -225,29 +274,40 @@ Observations scenario() {
   o["v6_unlisted"] = try_connect("2001:db8::5", 443);
   add_allow(nfd, "2001:db8::5", std::chrono::seconds(60));
   o["v6_allowed"] = try_connect("2001:db8::5", 443);
-  {
-    int c = accept4(egress6, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    sockaddr_in6 orig{};
-    socklen_t olen = sizeof orig;
-    constexpr int kIp6tSoOriginalDst = 80;  // <linux/netfilter_ipv6/ip6_tables.h>
-    if (c >= 0 && getsockopt(c, SOL_IPV6, kIp6tSoOriginalDst, &orig, &olen) == 0) {
-      char b[INET6_ADDRSTRLEN];
-      inet_ntop(AF_INET6, &orig.sin6_addr, b, sizeof b);
-      o["v6_original_dst"] = std::string(b) + ":" + std::to_string(ntohs(orig.sin6_port));
-    } else {
-      o["v6_original_dst"] = "none";
-    }
-    if (c >= 0) close(c);
-  }
+  o["v6_original_dst"] = accepted_destination(egress6);
   o["v6_ula"] = try_connect("fd00::2", 443);
   drain_nflog(logfd, 100);
 
-  // Expiry, and the add/delete/add refresh.
+  // Expiry, and the add/delete/add refresh; a connection admitted before
+  // its element expired goes on (no conntrack: its packets are not SYNs).
   add_allow(nfd, "198.51.100.40", std::chrono::milliseconds(400));
+  int live = -1, live_server = -1;
+  {
+    socklen_t len;
+    auto ss = make_addr("198.51.100.40", 443, len);
+    live = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(live, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+      pollfd p{egress4, POLLIN, 0};
+      poll(&p, 1, 500);
+      live_server = accept4(egress4, nullptr, nullptr, SOCK_CLOEXEC);
+    }
+  }
   add_allow(nfd, "198.51.100.41", std::chrono::milliseconds(400));
   add_allow(nfd, "198.51.100.41", std::chrono::seconds(60));  // refresh (also if it exists)
   std::this_thread::sleep_for(std::chrono::milliseconds(900));
   o["expired"] = try_connect("198.51.100.40", 443);
+  {
+    char b[8] = {};
+    bool ok = live_server >= 0 && send(live, "ping", 4, 0) == 4;
+    pollfd p{live_server, POLLIN, 0};
+    ok = ok && poll(&p, 1, 1000) == 1 && recv(live_server, b, sizeof b, 0) == 4;
+    ok = ok && send(live_server, "pong", 4, 0) == 4;
+    pollfd q{live, POLLIN, 0};
+    ok = ok && poll(&q, 1, 1000) == 1 && recv(live, b, sizeof b, 0) == 4;
+    o["live_after_expiry"] = ok ? "ok" : "cut";
+    close(live);
+    if (live_server >= 0) close(live_server);
+  }
   o["refreshed"] = try_connect("198.51.100.41", 443);
 
   // A nested user namespace (the sandboxed command) holds no CAP_NET_ADMIN
@@ -321,8 +381,10 @@ Observations run_in_child() {
 
 }  // namespace
 
-TEST_CASE("ruleset in a user+net namespace filters connects, logs and redirects",
-          "[netfilter][netns]") {
+TEST_CASE(
+    "ruleset in a user+net namespace filters and logs connects, allowed ones land on their port's "
+    "listener",
+    "[netfilter][netns]") {
   auto o = run_in_child();
   std::string all;
   for (auto& [k, v] : o) all += k + " = " + v + "\n";
@@ -335,11 +397,15 @@ TEST_CASE("ruleset in a user+net namespace filters connects, logs and redirects"
   CHECK(o["ruleset"] == "ok");
   CHECK(o["listeners"] == "ok");
   CHECK(o["loopback"] == "ok");
+  CHECK(o["loopback_egress_port"] == "ECONNREFUSED");
+  CHECK(o["loopback_egress_port6"] == "ECONNREFUSED");
+  CHECK(o["loopback_host_port"] == "ok");
+  CHECK(o["loopback_log"].empty());
   // Blocked TCP fails at once with RST (ECONNREFUSED), not by time-out.
   CHECK(o["unlisted"] == "ECONNREFUSED");
   CHECK(std::stod(o["unlisted_ms"]) < 100.0);
   CHECK(o["unlisted_log"].find("sbx-blocked 6 198.51.100.7:443;") != std::string::npos);
-  // Allowed: redirected to the egress listener, original destination kept.
+  // Allowed: delivered to the egress listener of its port as it is.
   CHECK(o["allowed"] == "ok");
   CHECK(o["allowed_original_dst"] == "198.51.100.7:443");
   CHECK(o["allowed_wrong_port"] == "ECONNREFUSED");
@@ -361,12 +427,18 @@ TEST_CASE("ruleset in a user+net namespace filters connects, logs and redirects"
   CHECK((o["udp"] == "EPERM,EHOSTUNREACH" || o["udp"] == "EPERM,EPERM" ||
          o["udp"] == "sent,EHOSTUNREACH"));
   CHECK(o["udp_log"].find("sbx-blocked 17 198.51.100.7:443;") != std::string::npos);
-  CHECK(o["dns_redirect"] == "ok");
+  // The ICMP errors the reject rules send pass the same hook: accepted, not
+  // logged as attempts of the program.
+  CHECK(o["udp_log"].find("sbx-blocked 1 ") == std::string::npos);
+  CHECK(o["dns_to_filter"] == "ok");
+  CHECK(o["dns_reply"] == "8.8.8.8");
+  CHECK(o["unmarked_send"] == "EPERM");
   CHECK(o["v6_unlisted"] == "ECONNREFUSED");
   CHECK(o["v6_allowed"] == "ok");
   CHECK(o["v6_original_dst"] == "2001:db8::5:443");
   CHECK(o["v6_ula"] == "ECONNREFUSED");
   CHECK(o["expired"] == "ECONNREFUSED");
+  CHECK(o["live_after_expiry"] == "ok");
   CHECK(o["refreshed"] == "ok");
   CHECK(o["nested_userns"] == "EPERM");
   CHECK(o["after_nested"] == "ECONNREFUSED");
