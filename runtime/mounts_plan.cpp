@@ -740,10 +740,30 @@ void MountPlanData::remove_placeholders() noexcept {
   }
   if (!cleanup_placeholders) return;
   cleanup_placeholders = false;
-  // Own ones last-created first (children before parents), then the others'
-  // (held walking down: reversed, children first too).
+  // Own directories on a thread of their own: freeing a directory's block
+  // can be a synchronous discard (~0.5 ms each on an ext4 without journal
+  // mounted with `discard`), which the file unlinks need not wait for. None
+  // of this run's placeholders lies below another of its placeholder
+  // directories (plan_deny_write_one), so the two lists are independent.
+  const auto own_dirs = [this] {
+    for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it)
+      if (it->is_dir) remove_placeholder(*it, false);
+  };
+  std::thread dirs;
+  try {
+    if (std::any_of(placeholders.begin(), placeholders.end(),
+                    [](const Placeholder& p) { return p.is_dir; }))
+      dirs = std::thread(own_dirs);
+  } catch (...) {  // no thread: below, on this one
+  }
   for (auto it = placeholders.rbegin(); it != placeholders.rend(); ++it)
-    remove_placeholder(*it, false);
+    if (!it->is_dir) remove_placeholder(*it, false);
+  if (dirs.joinable())
+    dirs.join();
+  else
+    own_dirs();
+  // Then the others' (held walking down: reversed, children first), which
+  // may contain this run's.
   for (auto it = held.rbegin(); it != held.rend(); ++it) remove_placeholder(*it, true);
 }
 
