@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput and connect latency of sbx's filtered network path
-#   sandbox client -> nf_tables redirect -> egress proxy (splice relay) -> fake internet
+#   sandbox client -> egress listener of the port (nf_tables filter) -> egress proxy
+#   (splice relay) -> fake internet
 # beside, in the SAME run and against the SAME server:
 #   host loopback      (iperf3 client and server both on 127.0.0.1, the ceiling),
 #   host -> fixture    (the host's own route over the veth, no sandbox),

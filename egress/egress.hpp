@@ -111,7 +111,7 @@ struct EgressVerdict {
   std::string name;  // the peeked name, or for opaque ports a resolved name
 };
 
-// Decides one redirected connection. `peeked` is null before peeking (and
+// Decides one accepted connection. `peeked` is null before peeking (and
 // for opaque ports): then only the address gate is checked — call it at
 // accept() to refuse early, and again with the peek result.
 EgressVerdict check_connection(const EgressPolicy& policy, const Destination& destination,

@@ -1,4 +1,4 @@
-// The first bytes of a redirected connection: TLS ClientHello SNI and HTTP/1.x
+// The first bytes of an accepted connection: TLS ClientHello SNI and HTTP/1.x
 // Host. Both parsers are stateless over "all bytes so far", bounds-checked at
 // every read, and refuse ambiguity (duplicate SNI, two Host headers, bare LF)
 // instead of guessing: an ambiguity is where a proxy and a server disagree.

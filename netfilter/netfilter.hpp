@@ -71,7 +71,8 @@ std::vector<Cidr> effective_deny_cidrs(std::span<const std::string> policy_deny_
 
 // The SO_MARK sandbox init puts on the sockets it makes for sbx inside the
 // netns (DNS filter, egress listeners): their packets are accepted as they
-// are. Only a process with CAP_NET_ADMIN over the netns can set a mark.
+// are. Only a process with CAP_NET_ADMIN or CAP_NET_RAW over the netns can
+// set a mark; the sandboxed program has neither (tested).
 inline constexpr std::uint32_t kOwnSocketMark = 0x5b580001;
 
 struct RulesetConfig {
@@ -93,6 +94,7 @@ inline constexpr const char* kSetDeny4 = "deny4";
 inline constexpr const char* kSetDeny6 = "deny6";
 inline constexpr const char* kSetPorts = "ports";
 inline constexpr const char* kSetLoopbackPorts = "lo_ports";
+inline constexpr const char* kSetLoopbackHostPorts = "lo_host_ports";
 inline constexpr const char* kSetAllowCidr4 = "allowc4";
 inline constexpr const char* kSetAllowCidr6 = "allowc6";
 inline constexpr const char* kChainFilter = "filter_out";
@@ -169,7 +171,7 @@ std::vector<LoggedPacket> parse_nflog(std::span<const std::uint8_t> buffer);
 
 // Sets lo up and adds `local default dev lo` for IPv4 and IPv6: every
 // destination is then local to the netns, so any connect() reaches the
-// ruleset (and is redirected or rejected) instead of failing with ENETUNREACH.
+// ruleset (and is accepted or rejected) instead of failing with ENETUNREACH.
 // Throws sbx::Error.
 void configure_netns_routes();
 

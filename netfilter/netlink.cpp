@@ -276,7 +276,8 @@ void configure_netns_routes() {
 
   // `ip route add local default dev lo` (and -6): every destination becomes a
   // local address of the netns, so packets to the internet go through the
-  // output hook (ruleset) and, when redirected, reach the local listeners.
+  // output hook (ruleset) and, when accepted, reach the listener of their
+  // port (sbx binds its listeners to every address).
   for (unsigned char family : {AF_INET, AF_INET6}) {
     std::memset(buf, 0, sizeof buf);
     nlh = mnl_nlmsg_put_header(buf);

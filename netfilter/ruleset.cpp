@@ -189,7 +189,7 @@ void load_daddr(nftnl_rule* r, int family) {
 
 struct SetIds {
   std::uint32_t allow4 = 1, allow6 = 2, deny4 = 3, deny6 = 4, ports = 5, allowc4 = 6, allowc6 = 7,
-                lo_ports = 8;
+                lo_ports = 8, lo_host_ports = 9;
 };
 
 class RuleAdder {
@@ -337,6 +337,7 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   add_set(w, table, kSetDeny6, ids.deny6, kTypeIpv6Addr, 16, NFT_SET_INTERVAL);
   add_set(w, table, kSetPorts, ids.ports, kTypeInetService, 2, 0);
   add_set(w, table, kSetLoopbackPorts, ids.lo_ports, kTypeInetService, 2, 0);
+  add_set(w, table, kSetLoopbackHostPorts, ids.lo_host_ports, kTypeInetService, 2, 0);
   add_set(w, table, kSetAllowCidr4, ids.allowc4, kTypeIpv4Addr, 4, NFT_SET_INTERVAL);
   add_set(w, table, kSetAllowCidr6, ids.allowc6, kTypeIpv6Addr, 16, NFT_SET_INTERVAL);
   add_interval_elements(w, table, kSetAllowCidr4, ids.allowc4, config.allow_cidrs, AF_INET);
@@ -347,13 +348,15 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   // on loopback addresses they are refused unless a host_ports entry serves
   // them, as if nothing listened (see rule 1).
   std::vector<std::uint16_t> listened = egress_listener_ports(config.allow_ports);
-  std::vector<std::uint16_t> lo_refused;
+  std::vector<std::uint16_t> lo_refused, lo_host;
   for (auto p : listened) {
-    if (std::find(config.host_ports.begin(), config.host_ports.end(), p) == config.host_ports.end())
-      lo_refused.push_back(p);
+    const bool host =
+        std::find(config.host_ports.begin(), config.host_ports.end(), p) != config.host_ports.end();
+    (host ? lo_host : lo_refused).push_back(p);
   }
   add_port_elements(w, table, kSetPorts, ids.ports, config.allow_ports);
   add_port_elements(w, table, kSetLoopbackPorts, ids.lo_ports, lo_refused);
+  add_port_elements(w, table, kSetLoopbackHostPorts, ids.lo_host_ports, lo_host);
 
   ChainPtr c(nftnl_chain_alloc());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
@@ -379,7 +382,8 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
 
   // 0. Packets from sbx's own sockets in the netns (the DNS filter's
   //    replies go to the program's address, which may be any address). The
-  //    program cannot set a mark: SO_MARK needs CAP_NET_ADMIN over the netns.
+  //    program cannot set a mark: SO_MARK needs CAP_NET_ADMIN or CAP_NET_RAW
+  //    over the netns.
   rules.add(F, [&](nftnl_rule* r) {
     add_meta(r, NFT_META_MARK);
     add_cmp(r, NFT_CMP_EQ, &config.own_mark, 4);
@@ -389,7 +393,9 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   //    host_ports listeners. Not `oif lo`: with `local default dev lo` every
   //    destination leaves through lo, so oif would accept everything. An
   //    egress listener's port on loopback is refused first (RST): only the
-  //    listener is there, and a connection to it is not egress.
+  //    listener is there, and a connection to it is not egress. A host
+  //    port that is also an egress port is served on 127.0.0.1 only, as
+  //    any other host port (lo_host_ports).
   rules.add(F, [&](nftnl_rule* r) {
     match_nfproto(r, NFPROTO_IPV4);
     match_l4proto(r, IPPROTO_TCP);
@@ -402,15 +408,32 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
     add_reject_tcp_reset(r);
   });
   rules.add(F, [&](nftnl_rule* r) {
-    match_nfproto(r, NFPROTO_IPV6);
+    match_nfproto(r, NFPROTO_IPV4);
     match_l4proto(r, IPPROTO_TCP);
-    load_daddr(r, AF_INET6);
-    const in6_addr lo = IN6ADDR_LOOPBACK_INIT;
-    add_cmp(r, NFT_CMP_EQ, &lo, 16);
+    load_daddr(r, AF_INET);
+    const std::uint8_t host[4] = {127, 0, 0, 1};
+    add_cmp(r, NFT_CMP_NEQ, host, 4);
+    load_daddr(r, AF_INET);
+    const std::uint8_t mask[4] = {0xff, 0, 0, 0}, net[4] = {127, 0, 0, 0};
+    add_bitwise(r, mask, 4);
+    add_cmp(r, NFT_CMP_EQ, net, 4);
     add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-    add_lookup(r, kSetLoopbackPorts, ids.lo_ports);
+    add_lookup(r, kSetLoopbackHostPorts, ids.lo_host_ports);
     add_reject_tcp_reset(r);
   });
+  for (const auto& [set, id] : {std::pair{kSetLoopbackPorts, ids.lo_ports},
+                                std::pair{kSetLoopbackHostPorts, ids.lo_host_ports}}) {
+    rules.add(F, [&](nftnl_rule* r) {
+      match_nfproto(r, NFPROTO_IPV6);
+      match_l4proto(r, IPPROTO_TCP);
+      load_daddr(r, AF_INET6);
+      const in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+      add_cmp(r, NFT_CMP_EQ, &lo, 16);
+      add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+      add_lookup(r, set, id);
+      add_reject_tcp_reset(r);
+    });
+  }
   rules.add(F, [](nftnl_rule* r) {
     match_nfproto(r, NFPROTO_IPV4);
     load_daddr(r, AF_INET);

@@ -558,9 +558,11 @@ struct FilteredNetwork::Impl {
       }
       c->dest = *dest;
       if (dest->address.is_loopback()) {
-        // Only a host_ports entry that is also an allowed port reaches the
-        // egress listener on loopback: the ruleset refuses the others.
-        if (std::find(policy.network.host_ports.begin(), policy.network.host_ports.end(),
+        // Only 127.0.0.1:N of a host_ports entry N that is also an allowed
+        // port reaches the egress listener on loopback: the ruleset refuses
+        // the rest (lo_ports, lo_host_ports); checked again here.
+        if (dest->address == net::IpAddress::v4(127, 0, 0, 1) &&
+            std::find(policy.network.host_ports.begin(), policy.network.host_ports.end(),
                       dest->port) != policy.network.host_ports.end()) {
           c->kind = Conn::Kind::host_port;
           c->dest = {net::IpAddress::v4(127, 0, 0, 1), dest->port};

@@ -26,7 +26,8 @@ void plan_resolv_conf(const Policy& policy, std::vector<MountOp>& ops) {
   op.target = real;
   op.source = "resolv.conf";  // file name in the staging tmpfs
   op.target_is_dir = false;
-  // Queries to any other server are redirected here by the ruleset anyway;
+  // Queries to any other server land on the same filter anyway (it listens
+  // on port 53 of every address);
   // one server and no search list: names are asked exactly as written.
   op.generated_content =
       "# sbx: the sandbox's DNS filter (network.mode = \"filtered\")\n"

@@ -133,7 +133,8 @@ bool make_and_send(int control_fd, NetSocket role, int family, int type, std::ui
     a.sin6_port = htons(port);
     a.sin6_addr = where == Bind::loopback ? in6addr_loopback : in6addr_any;
     rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    // IPv6 disabled by sysctl: no IPv6 then.
+    // Only a loopback bind can meet this (IPv6 disabled by sysctl: lo has
+    // no ::1); binding [::] works even then, and the socket is harmless.
     if (rc != 0 && errno == EADDRNOTAVAIL) {
       close(fd);
       return true;

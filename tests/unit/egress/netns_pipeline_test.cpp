@@ -104,22 +104,34 @@ std::vector<std::uint8_t> dns_query(const std::string& name, std::uint16_t type,
   return v;
 }
 
-// Sends a query to a "hard-coded resolver" (redirected to the filter) and
-// returns rcode and A addresses.
+// Sends a query to a "hard-coded resolver" (it lands on the filter) and
+// returns rcode, A addresses and where the answer came from. `source`: the
+// client binds to it first (127.0.0.1: the kernel would then answer from
+// 127.0.0.1 too, unless the filter sets the source to the address asked).
 struct DnsReply {
   int rcode = -1;
   std::vector<std::string> addrs;
+  std::string from;
 };
-DnsReply ask(const std::string& name, std::uint16_t id) {
+DnsReply ask(const std::string& name, std::uint16_t id, const char* source = nullptr) {
   DnsReply r;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (source != nullptr) {
+    auto s = v4(source, 0);
+    bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof s);
+  }
   auto a = v4("8.8.8.8", 53);
   auto q = dns_query(name, 1, id);
   sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
   pollfd p{fd, POLLIN, 0};
   std::uint8_t buf[1500];
   if (poll(&p, 1, 3000) == 1) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    sockaddr_in from{};
+    socklen_t flen = sizeof from;
+    ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    char f[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &from.sin_addr, f, sizeof f);
+    r.from = f;
     if (n >= 12) {
       r.rcode = buf[3] & 0x0f;
       struct ares_addrttl_like {
@@ -492,6 +504,10 @@ Obs scenario() {
   auto good = ask("good.test", 1);
   o["good_rcode"] = std::to_string(good.rcode);
   o["good_addrs"] = good.addrs.empty() ? "" : good.addrs[0];
+  o["good_from"] = good.from;
+  // From 127.0.0.1 to 8.8.8.8: the answer must still come from 8.8.8.8
+  // (IP_PKTINFO on the filter's socket).
+  o["bound_from"] = ask("good.test", 7, "127.0.0.1").from;
   // Zero races: remove the element, resolve, connect at once; 300 times.
   int races = 0;
   auto addr = *net::IpAddress::parse("198.51.100.7");
@@ -582,6 +598,8 @@ TEST_CASE("DNS filter, ruleset and egress proxy together in a netns", "[egress][
   REQUIRE(o.count("exception") == 0);
   CHECK(o["good_rcode"] == "0");
   CHECK(o["good_addrs"] == "198.51.100.7");
+  CHECK(o["good_from"] == "8.8.8.8");
+  CHECK(o["bound_from"] == "8.8.8.8");
   CHECK(o["races"] == "0");
   CHECK(o["evil_rcode"] == "5");  // REFUSED, answered locally
   CHECK(o["evil_connect"] == "ECONNREFUSED");

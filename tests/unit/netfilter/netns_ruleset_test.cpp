@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -166,10 +167,13 @@ Observations scenario() {
   int egress4 = listen_on("0.0.0.0", 443);
   int egress6 = listen_on("::", 443);
   int egress4b = listen_on("0.0.0.0", 8443);
+  int egress6b = listen_on("::", 8443);
   int local = listen_on("127.0.0.1", 9000, SOCK_STREAM, false);
   int dns = listen_on("0.0.0.0", 53, SOCK_DGRAM);
   o["listeners"] =
-      (egress4 >= 0 && egress6 >= 0 && egress4b >= 0 && local >= 0 && dns >= 0) ? "ok" : "fail";
+      (egress4 >= 0 && egress6 >= 0 && egress4b >= 0 && egress6b >= 0 && local >= 0 && dns >= 0)
+          ? "ok"
+          : "fail";
 
   o["loopback"] = try_connect("127.0.0.1", 9000);
   // An egress port on loopback: refused as if nothing listened, not logged,
@@ -178,6 +182,9 @@ Observations scenario() {
   o["loopback_egress_port6"] = try_connect("::1", 443);
   o["loopback_host_port"] = try_connect("127.0.0.1", 8443);
   if (o["loopback_host_port"] == "ok") accepted_destination(egress4b);
+  // A host port that is also an egress port: 127.0.0.1 only, as any host port.
+  o["loopback_host_port_other"] = try_connect("127.0.0.2", 8443);
+  o["loopback_host_port6"] = try_connect("::1", 8443);
   o["loopback_log"] = drain_nflog(logfd, 100);
 
   double ms = 0;
@@ -311,7 +318,9 @@ Observations scenario() {
   o["refreshed"] = try_connect("198.51.100.41", 443);
 
   // A nested user namespace (the sandboxed command) holds no CAP_NET_ADMIN
-  // over this netns: the kernel refuses its batches.
+  // over this netns: the kernel refuses its batches. Nor CAP_NET_RAW: the
+  // ruleset's accept rules for marked packets, non-SYN TCP and ICMP rest on
+  // the program having no way to mark, forge TCP or send ICMP.
   {
     int pfd[2];
     pipe2(pfd, O_CLOEXEC);
@@ -329,6 +338,27 @@ Observations scenario() {
         } catch (const sbx::Error& e) {
           r = std::string(e.what()).find("EPERM") != std::string::npos ? "EPERM" : e.what();
         }
+        const auto outcome = [](int rc) {
+          return rc >= 0 ? std::string("allowed") : std::string(strerrorname_np(errno));
+        };
+        const auto sock_outcome = [&](int family, int type, int proto) {
+          int fd = socket(family, type | SOCK_CLOEXEC, proto);
+          std::string res = outcome(fd);
+          if (fd >= 0) close(fd);
+          return res;
+        };
+        int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const std::uint32_t mark = kOwnSocketMark;
+        int one = 1;
+        r += ";mark=" + outcome(setsockopt(t, SOL_SOCKET, SO_MARK, &mark, sizeof mark));
+        r += ";transparent=" + outcome(setsockopt(t, SOL_IP, IP_TRANSPARENT, &one, sizeof one));
+        r += ";repair=" + outcome(setsockopt(t, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one));
+        close(t);
+        r += ";raw=" + sock_outcome(AF_INET, SOCK_RAW, IPPROTO_TCP);
+        r += ";raw6=" + sock_outcome(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+        r += ";packet=" + sock_outcome(AF_PACKET, SOCK_RAW, 0);
+        r += ";ping=" + sock_outcome(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+        r += ";ping6=" + sock_outcome(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6);
       }
       write(pfd[1], r.data(), r.size());
       _exit(0);
@@ -400,6 +430,8 @@ TEST_CASE(
   CHECK(o["loopback_egress_port"] == "ECONNREFUSED");
   CHECK(o["loopback_egress_port6"] == "ECONNREFUSED");
   CHECK(o["loopback_host_port"] == "ok");
+  CHECK(o["loopback_host_port_other"] == "ECONNREFUSED");
+  CHECK(o["loopback_host_port6"] == "ECONNREFUSED");
   CHECK(o["loopback_log"].empty());
   // Blocked TCP fails at once with RST (ECONNREFUSED), not by time-out.
   CHECK(o["unlisted"] == "ECONNREFUSED");
@@ -440,6 +472,8 @@ TEST_CASE(
   CHECK(o["expired"] == "ECONNREFUSED");
   CHECK(o["live_after_expiry"] == "ok");
   CHECK(o["refreshed"] == "ok");
-  CHECK(o["nested_userns"] == "EPERM");
+  CHECK(o["nested_userns"] ==
+        "EPERM;mark=EPERM;transparent=EPERM;repair=EPERM;raw=EPERM;raw6=EPERM;packet=EPERM;"
+        "ping=EACCES;ping6=EACCES");
   CHECK(o["after_nested"] == "ECONNREFUSED");
 }
