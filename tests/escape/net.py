@@ -64,6 +64,20 @@ def attempt(label, op, args):
             s.sendto(q, (args[0], 53))
             data = s.recv(1500)
             res = f"ok rcode={data[3] & 15} answers={int.from_bytes(data[6:8], 'big')}"
+        elif op == "mark":
+            # SO_MARK: the filtered network's ruleset accepts the packets of
+            # sbx's own (marked) sockets as they are.
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, int(args[0], 0))
+            res = "ok"
+        elif op == "rawsock":
+            # Forged TCP (a bare ACK, a SYN-less connection) or ICMP.
+            proto = {"tcp": socket.IPPROTO_TCP, "icmp": socket.IPPROTO_ICMP}[args[0]]
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
+            res = "ok"
+        elif op == "ping":
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+            res = "ok"
         elif op == "unix":
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(args[0])

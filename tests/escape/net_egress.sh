@@ -79,6 +79,8 @@ attempts=(
   abstract:abstract:$abstract
   docker:unix:/var/run/docker.sock dbus:unix:/run/dbus/system_bus_socket
   ssh_agent:unix:$AGENT
+  so_mark:mark:0x5b580001 raw_tcp:rawsock:tcp raw_icmp:rawsock:icmp ping_socket:ping:x
+  loopback_443:tcp:127.0.0.1,443
 )
 for p in standard strict airgapped; do
   W=$(scratch)
@@ -145,6 +147,15 @@ for p in standard strict airgapped; do
   expect_res host_loopback "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: the host's 127.0.0.1:$hport is not reachable"
   expect_res host_veth "ECONNREFUSED|EHOSTUNREACH|ENETUNREACH" "$p: the host's own address on the veth is not reachable"
   expect_res abstract "ECONNREFUSED|EPERM|ENOENT" "$p: the host's abstract unix socket is not reachable"
+  # What the filtered ruleset's accept rules rest on (docs/network.md): no
+  # mark like sbx's own sockets, no forged TCP, no ICMP of the program's.
+  expect_res so_mark "EPERM" "$p: SO_MARK (sbx's own sockets' mark) is refused"
+  expect_res raw_tcp "EPERM|EACCES|EAFNOSUPPORT" "$p: no raw TCP socket"
+  expect_res raw_icmp "EPERM|EACCES|EAFNOSUPPORT" "$p: no raw ICMP socket"
+  expect_res ping_socket "EPERM|EACCES" "$p: no ping socket"
+  # An allowed port on loopback: sbx's egress listener holds it, and the
+  # ruleset refuses it as if nothing listened.
+  expect_res loopback_443 "ECONNREFUSED" "$p: 127.0.0.1:443 is refused (no egress through loopback)"
   expect_res docker "ENOENT|EACCES" "$p: no docker.sock"
   expect_res dbus "ENOENT|EACCES" "$p: no system D-Bus socket"
   expect_res ip_link "rc[1-9][0-9]*" "$p: ip link set lo down fails"
