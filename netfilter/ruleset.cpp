@@ -187,6 +187,21 @@ void load_daddr(nftnl_rule* r, int family) {
   }
 }
 
+// Destination in 127.0.0.0/8 (an IPv4 packet), or ::1 (an IPv6 packet).
+void match_loopback4(nftnl_rule* r) {
+  match_nfproto(r, NFPROTO_IPV4);
+  load_daddr(r, AF_INET);
+  const std::uint8_t mask[4] = {0xff, 0, 0, 0}, net[4] = {127, 0, 0, 0};
+  add_bitwise(r, mask, 4);
+  add_cmp(r, NFT_CMP_EQ, net, 4);
+}
+void match_loopback6(nftnl_rule* r) {
+  match_nfproto(r, NFPROTO_IPV6);
+  load_daddr(r, AF_INET6);
+  const in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+  add_cmp(r, NFT_CMP_EQ, &lo, 16);
+}
+
 struct SetIds {
   std::uint32_t allow4 = 1, allow6 = 2, deny4 = 3, deny6 = 4, ports = 5, allowc4 = 6, allowc6 = 7,
                 lo_ports = 8, lo_host_ports = 9;
@@ -396,57 +411,40 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   //    listener is there, and a connection to it is not egress. A host
   //    port that is also an egress port is served on 127.0.0.1 only, as
   //    any other host port (lo_host_ports).
-  rules.add(F, [&](nftnl_rule* r) {
-    match_nfproto(r, NFPROTO_IPV4);
-    match_l4proto(r, IPPROTO_TCP);
-    load_daddr(r, AF_INET);
-    const std::uint8_t mask[4] = {0xff, 0, 0, 0}, net[4] = {127, 0, 0, 0};
-    add_bitwise(r, mask, 4);
-    add_cmp(r, NFT_CMP_EQ, net, 4);
+  const auto tcp_dport_in = [](nftnl_rule* r, const char* set, std::uint32_t id) {
     add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-    add_lookup(r, kSetLoopbackPorts, ids.lo_ports);
+    add_lookup(r, set, id);
+  };
+  rules.add(F, [&](nftnl_rule* r) {
+    match_l4proto(r, IPPROTO_TCP);
+    match_loopback4(r);
+    tcp_dport_in(r, kSetLoopbackPorts, ids.lo_ports);
     add_reject_tcp_reset(r);
   });
   rules.add(F, [&](nftnl_rule* r) {
-    match_nfproto(r, NFPROTO_IPV4);
     match_l4proto(r, IPPROTO_TCP);
+    match_loopback4(r);
     load_daddr(r, AF_INET);
     const std::uint8_t host[4] = {127, 0, 0, 1};
     add_cmp(r, NFT_CMP_NEQ, host, 4);
-    load_daddr(r, AF_INET);
-    const std::uint8_t mask[4] = {0xff, 0, 0, 0}, net[4] = {127, 0, 0, 0};
-    add_bitwise(r, mask, 4);
-    add_cmp(r, NFT_CMP_EQ, net, 4);
-    add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-    add_lookup(r, kSetLoopbackHostPorts, ids.lo_host_ports);
+    tcp_dport_in(r, kSetLoopbackHostPorts, ids.lo_host_ports);
     add_reject_tcp_reset(r);
   });
   for (const auto& [set, id] : {std::pair{kSetLoopbackPorts, ids.lo_ports},
                                 std::pair{kSetLoopbackHostPorts, ids.lo_host_ports}}) {
     rules.add(F, [&](nftnl_rule* r) {
-      match_nfproto(r, NFPROTO_IPV6);
       match_l4proto(r, IPPROTO_TCP);
-      load_daddr(r, AF_INET6);
-      const in6_addr lo = IN6ADDR_LOOPBACK_INIT;
-      add_cmp(r, NFT_CMP_EQ, &lo, 16);
-      add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-      add_lookup(r, set, id);
+      match_loopback6(r);
+      tcp_dport_in(r, set, id);
       add_reject_tcp_reset(r);
     });
   }
   rules.add(F, [](nftnl_rule* r) {
-    match_nfproto(r, NFPROTO_IPV4);
-    load_daddr(r, AF_INET);
-    const std::uint8_t mask[4] = {0xff, 0, 0, 0}, net[4] = {127, 0, 0, 0};
-    add_bitwise(r, mask, 4);
-    add_cmp(r, NFT_CMP_EQ, net, 4);
+    match_loopback4(r);
     add_verdict(r, NF_ACCEPT);
   });
   rules.add(F, [](nftnl_rule* r) {
-    match_nfproto(r, NFPROTO_IPV6);
-    load_daddr(r, AF_INET6);
-    const in6_addr lo = IN6ADDR_LOOPBACK_INIT;
-    add_cmp(r, NFT_CMP_EQ, &lo, 16);
+    match_loopback6(r);
     add_verdict(r, NF_ACCEPT);
   });
   // 2. TCP that does not open a connection (anything but a SYN without ACK):
