@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "netfilter/netfilter.hpp"
 #include "runtime/channel.hpp"
@@ -91,26 +92,35 @@ bool send_socket(int control_fd, NetSocket role, std::uint16_t port, int fd, Chi
 }
 
 // Where a socket made for the supervisor is bound: 127.0.0.1:N (host_ports)
-// or port N of every address (DNS filter, egress listeners).
+// or port N of every address, IPv4 and IPv6 (DNS filter, egress listeners).
 enum class Bind { loopback, every_address };
 
-// A socket bound inside the netns, passed out and closed here. IPv6 is
-// optional (a kernel booted without it): skipped then, not a failure.
-bool make_and_send(int control_fd, NetSocket role, int family, int type, std::uint16_t port,
-                   Bind where, ChildError& err, const char* what) {
+// A socket bound inside the netns, passed out and closed here. For every
+// address: one IPv6 socket that takes IPv4 too (IPV6_V6ONLY off; its IPv4
+// peers and addresses read as ::ffff:a.b.c.d), or an IPv4 socket on a
+// kernel without IPv6. `roles`: the role to report for IPv4 and for IPv6.
+bool make_and_send(int control_fd, std::pair<NetSocket, NetSocket> roles, int type,
+                   std::uint16_t port, Bind where, ChildError& err, const char* what) {
+  int family = where == Bind::loopback ? AF_INET : AF_INET6;
   int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0 && family == AF_INET6 && errno == EAFNOSUPPORT) return true;
+  if (fd < 0 && family == AF_INET6 && errno == EAFNOSUPPORT) {
+    family = AF_INET;
+    fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  }
   if (fd < 0) return err.fail("socket", errno, what);
-  int one = 1;
+  int one = 1, zero = 0;
   if (type == SOCK_STREAM) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   // The ruleset accepts what sbx's own sockets send (net::kOwnSocketMark):
   // the DNS filter's replies go to whatever address the program used.
   const std::uint32_t mark = net::kOwnSocketMark;
   int rc = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+  if (rc == 0 && family == AF_INET6)
+    rc = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   if (rc == 0 && type == SOCK_DGRAM) {
     // A reply must come from the address the query went to (a resolver
-    // checks): recvmsg learns it (PKTINFO), sendmsg sets it, which for an
-    // address no device carries needs IP_FREEBIND on IPv6.
+    // checks): recvmsg learns it (PKTINFO; IPV6_PKTINFO for IPv4 queries
+    // too, as ::ffff:a.b.c.d), sendmsg sets it, which for an IPv6 address
+    // no device carries needs IP_FREEBIND.
     rc = family == AF_INET ? setsockopt(fd, SOL_IP, IP_PKTINFO, &one, sizeof one)
                            : setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
     if (rc == 0 && family == AF_INET6) rc = setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof one);
@@ -127,18 +137,11 @@ bool make_and_send(int control_fd, NetSocket role, int family, int type, std::ui
     a.sin_addr.s_addr = htonl(where == Bind::loopback ? INADDR_LOOPBACK : INADDR_ANY);
     rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   } else {
-    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     struct sockaddr_in6 a {};
     a.sin6_family = AF_INET6;
     a.sin6_port = htons(port);
-    a.sin6_addr = where == Bind::loopback ? in6addr_loopback : in6addr_any;
+    a.sin6_addr = in6addr_any;
     rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    // Only a loopback bind can meet this (IPv6 disabled by sysctl: lo has
-    // no ::1); binding [::] works even then, and the socket is harmless.
-    if (rc != 0 && errno == EADDRNOTAVAIL) {
-      close(fd);
-      return true;
-    }
   }
   if (rc == 0 && type == SOCK_STREAM) rc = listen(fd, SOMAXCONN);
   if (rc != 0) {
@@ -146,7 +149,7 @@ bool make_and_send(int control_fd, NetSocket role, int family, int type, std::ui
     close(fd);
     return err.fail("bind", saved, what);
   }
-  return send_socket(control_fd, role, port, fd, err);
+  return send_socket(control_fd, family == AF_INET ? roles.first : roles.second, port, fd, err);
 }
 
 bool open_netfilter_and_send(int control_fd, NetSocket role, ChildError& err) {
@@ -180,25 +183,19 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
   constexpr auto every = Bind::every_address;
   if (!open_netfilter_and_send(control_fd, NetSocket::netfilter, err) ||
       !open_netfilter_and_send(control_fd, NetSocket::nflog, err) ||
-      !make_and_send(control_fd, NetSocket::dns_udp4, AF_INET, SOCK_DGRAM, kFilterDnsPort, every,
-                     err, "0.0.0.0:53/udp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::dns_tcp4, AF_INET, SOCK_STREAM, kFilterDnsPort, every,
-                     err, "0.0.0.0:53/tcp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::dns_udp6, AF_INET6, SOCK_DGRAM, kFilterDnsPort, every,
-                     err, "[::]:53/udp (DNS filter)") ||
-      !make_and_send(control_fd, NetSocket::dns_tcp6, AF_INET6, SOCK_STREAM, kFilterDnsPort, every,
-                     err, "[::]:53/tcp (DNS filter)"))
+      !make_and_send(control_fd, {NetSocket::dns_udp4, NetSocket::dns_udp6}, SOCK_DGRAM,
+                     kFilterDnsPort, every, err, "[::]:53/udp (DNS filter)") ||
+      !make_and_send(control_fd, {NetSocket::dns_tcp4, NetSocket::dns_tcp6}, SOCK_STREAM,
+                     kFilterDnsPort, every, err, "[::]:53/tcp (DNS filter)"))
     return false;
   for (std::uint16_t port : plan.egress_ports) {
-    if (!make_and_send(control_fd, NetSocket::egress4, AF_INET, SOCK_STREAM, port, every, err,
-                       "0.0.0.0 (egress proxy, an allowed port)") ||
-        !make_and_send(control_fd, NetSocket::egress6, AF_INET6, SOCK_STREAM, port, every, err,
-                       "[::] (egress proxy, an allowed port)"))
+    if (!make_and_send(control_fd, {NetSocket::egress4, NetSocket::egress6}, SOCK_STREAM, port,
+                       every, err, "[::] (egress proxy, an allowed port)"))
       return false;
   }
   for (std::uint16_t port : plan.host_ports) {
-    if (!make_and_send(control_fd, NetSocket::host_port, AF_INET, SOCK_STREAM, port, Bind::loopback,
-                       err, "127.0.0.1 (host_ports)"))
+    if (!make_and_send(control_fd, {NetSocket::host_port, NetSocket::host_port}, SOCK_STREAM, port,
+                       Bind::loopback, err, "127.0.0.1 (host_ports)"))
       return false;
   }
   Message done;
