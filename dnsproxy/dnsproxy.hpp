@@ -550,6 +550,7 @@ class DnsService {
   UpstreamResolver::SocketWatch watch_;
   std::uint32_t seq_ = 1u << 20;
   std::set<int> udp_fds_, tcp_listeners_, upstream_fds_;
+  std::vector<std::uint8_t> udp_buf_ = std::vector<std::uint8_t>(4096);  // one datagram
   std::map<std::uint64_t, TcpConn> tcp_;
   std::map<int, std::uint64_t> tcp_by_fd_;
   std::uint64_t next_tcp_id_ = 1;

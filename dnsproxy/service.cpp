@@ -356,8 +356,8 @@ ReplySource reply_source(msghdr& msg) {
 }  // namespace
 
 void DnsService::on_udp_readable(int fd) {
-  std::vector<std::uint8_t> buf(4096);
-  for (int i = 0; i < 64; ++i) {  // bounded: other fds get their turn
+  std::vector<std::uint8_t>& buf = udp_buf_;  // not zeroed again per datagram
+  for (int i = 0; i < 64; ++i) {              // bounded: other fds get their turn
     sockaddr_storage peer{};
     iovec iov{buf.data(), buf.size()};
     alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo)) + 64];

@@ -171,10 +171,15 @@ int SharedInit::entry(void*) {
 
 #endif
 
+void SharedInit::release() noexcept {
+  if (!thread_started_ || released_.load(std::memory_order_relaxed) != 0) return;
+  released_.store(1, std::memory_order_release);
+  futex_wake(released_);
+}
+
 SharedInit::~SharedInit() {
   if (thread_started_) {
-    released_.store(1, std::memory_order_release);
-    futex_wake(released_);
+    release();
     pthread_join(thread_, nullptr);
   }
   if (mapping_ != nullptr) munmap(mapping_, mapping_size_);

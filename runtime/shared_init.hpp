@@ -60,6 +60,11 @@ class SharedInit {
 
   SharedChild child();
 
+  // Once init is reaped: lets the parked thread end now, so that it has
+  // ended by the time the destructor joins it (~0.17 ms of a run's end
+  // when the join had to wait for it). Idempotent.
+  void release() noexcept;
+
  private:
   SharedInit() = default;
   static int entry(void* self);

@@ -321,6 +321,7 @@ class Loop {
     sandbox_.reaped = true;
     init_exited_ = true;
     startup_trace::mark("supervisor: init reaped");
+    if (sandbox_.shared_init) sandbox_.shared_init->release();  // it ends meanwhile
     // Every process of the pid namespace is gone before init's exit is
     // reported: nothing inside can use the sandbox's mounts any more.
     if (ctx_.sandbox_gone) ctx_.sandbox_gone();
