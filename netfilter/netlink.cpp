@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "netfilter/netfilter.hpp"
 #include "sbx/error.hpp"
@@ -34,7 +35,11 @@ std::string errno_text(int err) {
 void wait_for_acks(int fd, std::uint32_t expected, std::chrono::milliseconds deadline,
                    const char* what) {
   auto until = std::chrono::steady_clock::now() + deadline;
-  std::vector<char> buf(1 << 16);
+  // Not zero-filled: acks are small (NETLINK_CAP_ACK), and clearing 64 KiB
+  // per batch cost every ruleset load and every DNS answer's set update.
+  constexpr std::size_t kBufSize = 1 << 16;
+  const auto storage = std::make_unique_for_overwrite<char[]>(kBufSize);
+  char* const buf = storage.get();
   std::uint32_t seen = 0;
   int first_error = 0;
   std::uint32_t error_seq = 0;
@@ -50,14 +55,14 @@ void wait_for_acks(int fd, std::uint32_t expected, std::chrono::milliseconds dea
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) throw Error(std::string(what) + ": poll: " + errno_text(errno));
     if (r == 0) continue;
-    ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    ssize_t n = recv(fd, buf, kBufSize, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (n < 0) {
       throw Error(std::string(what) + ": recv: " + errno_text(errno),
                   errno == ENOBUFS ? "the netlink receive buffer overflowed" : "");
     }
     int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
+    for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf); mnl_nlmsg_ok(nlh, len);
          nlh = mnl_nlmsg_next(nlh, &len)) {
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;  // events on a shared socket
       if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) continue;

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -151,8 +152,9 @@ void fill_passwd(Identity& id, const char* name, const char* home, const char* s
 bool lookup_passwd(uid_t uid, Identity& id, gid_t* primary_gid) {
   struct passwd pw {};
   struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+  constexpr std::size_t kBufSize = 16384;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kBufSize);  // not zero-filled
+  if (getpwuid_r(uid, &pw, buf.get(), kBufSize, &found) == 0 && found != nullptr) {
     fill_passwd(id, pw.pw_name, pw.pw_dir, pw.pw_shell);
     if (primary_gid != nullptr) *primary_gid = pw.pw_gid;
     return true;
@@ -174,8 +176,9 @@ bool lookup_passwd(uid_t uid, Identity& id, gid_t* primary_gid) {
 bool group_exists(gid_t gid) {
   struct group gr {};
   struct group* found = nullptr;
-  std::vector<char> buf(65536);
-  if (getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr) return true;
+  constexpr std::size_t kBufSize = 65536;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kBufSize);  // not zero-filled
+  if (getgrgid_r(gid, &gr, buf.get(), kBufSize, &found) == 0 && found != nullptr) return true;
   if (!files_only) return false;
   const auto f = getent("group", gid);  // name:password:gid:members
   return f && f->size() >= 3 && !(*f)[0].empty() && (*f)[2] == std::to_string(gid);
