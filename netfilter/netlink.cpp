@@ -29,11 +29,14 @@ std::string errno_text(int err) {
   return name ? name : "errno " + std::to_string(err);
 }
 
-// Waits for `expected` acks whose sequence numbers start at first_seq. Any
-// NLMSG_ERROR with a non-zero code fails the whole call (the kernel aborted
-// the transaction, nothing of it is applied).
-void wait_for_acks(int fd, std::uint32_t expected, std::chrono::milliseconds deadline,
-                   const char* what) {
+// Waits for `expected` acks of the messages sent with sequence numbers
+// first_seq..last_seq. Acks of other numbers are skipped: those of an
+// earlier request whose caller stopped waiting (a time-out) would otherwise
+// count for this one, or pin its error on it. Any NLMSG_ERROR of the range
+// with a non-zero code fails the whole call (for a batch: the kernel
+// aborted the transaction, nothing of it is applied).
+void wait_for_acks(int fd, std::uint32_t first_seq, std::uint32_t last_seq, std::uint32_t expected,
+                   std::chrono::milliseconds deadline, const char* what) {
   auto until = std::chrono::steady_clock::now() + deadline;
   // Not zero-filled: acks are small (NETLINK_CAP_ACK), and clearing 64 KiB
   // per batch cost every ruleset load and every DNS answer's set update.
@@ -66,6 +69,7 @@ void wait_for_acks(int fd, std::uint32_t expected, std::chrono::milliseconds dea
          nlh = mnl_nlmsg_next(nlh, &len)) {
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;  // events on a shared socket
       if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) continue;
+      if (nlh->nlmsg_seq - first_seq > last_seq - first_seq) continue;  // not ours (wraps too)
       auto* err = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
       ++seen;
       if (err->error != 0 && first_error == 0) {
@@ -115,7 +119,9 @@ int open_netfilter_socket() {
 
 void send_batch(int netlink_fd, const Batch& batch, std::chrono::milliseconds deadline) {
   send_all(netlink_fd, batch.bytes.data(), batch.bytes.size(), "nftables batch");
-  wait_for_acks(netlink_fd, batch.acked_messages, deadline, "nftables batch");
+  // BEGIN, the acked messages, END: an error may name BEGIN or END too.
+  wait_for_acks(netlink_fd, batch.first_seq, batch.first_seq + batch.acked_messages + 1,
+                batch.acked_messages, deadline, "nftables batch");
 }
 
 // ---------------------------------------------------------------------------
@@ -164,9 +170,9 @@ void nflog_bind(int netlink_fd, std::uint16_t group) {
   const int bytes = 2 << 20;
   if (setsockopt(netlink_fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
     (void)setsockopt(netlink_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-  auto msgs = build_nflog_bind(group, 1);
+  auto msgs = build_nflog_bind(group, 1);  // two messages, seq 1 and 2
   send_all(netlink_fd, msgs.data(), msgs.size(), "NFLOG bind");
-  wait_for_acks(netlink_fd, 2, std::chrono::milliseconds(2000), "NFLOG bind");
+  wait_for_acks(netlink_fd, 1, 2, 2, std::chrono::milliseconds(2000), "NFLOG bind");
 }
 
 namespace {
@@ -252,7 +258,7 @@ namespace {
 
 void rtnl_request(int fd, nlmsghdr* nlh, const char* what) {
   send_all(fd, nlh, nlh->nlmsg_len, what);
-  wait_for_acks(fd, 1, std::chrono::milliseconds(2000), what);
+  wait_for_acks(fd, nlh->nlmsg_seq, nlh->nlmsg_seq, 1, std::chrono::milliseconds(2000), what);
 }
 
 }  // namespace

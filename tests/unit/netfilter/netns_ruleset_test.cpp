@@ -2,6 +2,7 @@
 // binary) and checks what connect()/sendto() can and cannot reach.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -317,6 +318,23 @@ Observations scenario() {
   }
   o["refreshed"] = try_connect("198.51.100.41", 443);
 
+  // Acks of a batch nobody waited for (a caller that timed out) do not count
+  // for the next one: it waits for its own, and leaves none behind.
+  {
+    int fd = open_netfilter_socket();
+    AllowElement first{*IpAddress::parse("198.51.100.77"), std::chrono::seconds(60)};
+    AllowElement second{*IpAddress::parse("198.51.100.78"), std::chrono::seconds(60)};
+    auto unwaited = build_allow_batch("sbx", {&first, 1}, 50000);
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    sendto(fd, unwaited.bytes.data(), unwaited.bytes.size(), 0,
+           reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
+    send_batch(fd, build_allow_batch("sbx", {&second, 1}, 60000));
+    pollfd p{fd, POLLIN, 0};
+    o["stale_acks"] = poll(&p, 1, 100) == 1 ? "own acks left unread" : "none left";
+    close(fd);
+  }
+
   // A nested user namespace (the sandboxed command) holds no CAP_NET_ADMIN
   // over this netns: the kernel refuses its batches. Nor CAP_NET_RAW: the
   // ruleset's accept rules for marked packets, non-SYN TCP and ICMP rest on
@@ -472,6 +490,7 @@ TEST_CASE(
   CHECK(o["expired"] == "ECONNREFUSED");
   CHECK(o["live_after_expiry"] == "ok");
   CHECK(o["refreshed"] == "ok");
+  CHECK(o["stale_acks"] == "none left");
   CHECK(o["nested_userns"] ==
         "EPERM;mark=EPERM;transparent=EPERM;repair=EPERM;raw=EPERM;raw6=EPERM;packet=EPERM;"
         "ping=EACCES;ping6=EACCES");
