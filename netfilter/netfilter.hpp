@@ -78,7 +78,6 @@ inline constexpr std::uint32_t kOwnSocketMark = 0x5b580001;
 struct RulesetConfig {
   std::string table = "sbx";                        // table inet <table>
   std::uint16_t nflog_group = 7;                    // blocked packets are logged here
-  std::uint32_t own_mark = kOwnSocketMark;          // SO_MARK of sbx's sockets in the netns
   std::vector<std::uint16_t> allow_ports{80, 443};  // TCP ports reachable on allowed addresses
   std::vector<std::uint16_t> host_ports;            // served on 127.0.0.1 (network.host_ports)
   std::vector<Cidr> deny_cidrs = always_denied_cidrs();

@@ -178,6 +178,11 @@ void match_dport(nftnl_rule* r, std::uint16_t port) {
   add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
   add_cmp(r, NFT_CMP_EQ, &be, 2);
 }
+// Destination port (TCP/UDP) in a set of ports.
+void match_dport_in(nftnl_rule* r, const char* set, std::uint32_t set_id) {
+  add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+  add_lookup(r, set, set_id);
+}
 // Offsets of the destination address in the IPv4 / IPv6 header.
 void load_daddr(nftnl_rule* r, int family) {
   if (family == AF_INET) {
@@ -401,7 +406,7 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   //    over the netns.
   rules.add(F, [&](nftnl_rule* r) {
     add_meta(r, NFT_META_MARK);
-    add_cmp(r, NFT_CMP_EQ, &config.own_mark, 4);
+    add_cmp(r, NFT_CMP_EQ, &kOwnSocketMark, 4);
     add_verdict(r, NF_ACCEPT);
   });
   // 1. Loopback: the program's own local servers, the DNS filter, the
@@ -411,14 +416,10 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
   //    listener is there, and a connection to it is not egress. A host
   //    port that is also an egress port is served on 127.0.0.1 only, as
   //    any other host port (lo_host_ports).
-  const auto tcp_dport_in = [](nftnl_rule* r, const char* set, std::uint32_t id) {
-    add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-    add_lookup(r, set, id);
-  };
   rules.add(F, [&](nftnl_rule* r) {
     match_l4proto(r, IPPROTO_TCP);
     match_loopback4(r);
-    tcp_dport_in(r, kSetLoopbackPorts, ids.lo_ports);
+    match_dport_in(r, kSetLoopbackPorts, ids.lo_ports);
     add_reject_tcp_reset(r);
   });
   rules.add(F, [&](nftnl_rule* r) {
@@ -427,7 +428,7 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
     load_daddr(r, AF_INET);
     const std::uint8_t host[4] = {127, 0, 0, 1};
     add_cmp(r, NFT_CMP_NEQ, host, 4);
-    tcp_dport_in(r, kSetLoopbackHostPorts, ids.lo_host_ports);
+    match_dport_in(r, kSetLoopbackHostPorts, ids.lo_host_ports);
     add_reject_tcp_reset(r);
   });
   for (const auto& [set, id] : {std::pair{kSetLoopbackPorts, ids.lo_ports},
@@ -435,7 +436,7 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
     rules.add(F, [&](nftnl_rule* r) {
       match_l4proto(r, IPPROTO_TCP);
       match_loopback6(r);
-      tcp_dport_in(r, set, id);
+      match_dport_in(r, set, id);
       add_reject_tcp_reset(r);
     });
   }
@@ -523,8 +524,7 @@ Batch build_ruleset_batch(const RulesetConfig& config, std::uint32_t seq) {
       match_l4proto(r, IPPROTO_TCP);
       load_daddr(r, family);
       add_lookup(r, set, id);
-      add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-      add_lookup(r, kSetPorts, ids.ports);
+      match_dport_in(r, kSetPorts, ids.ports);
       add_verdict(r, NF_ACCEPT);
     });
   }

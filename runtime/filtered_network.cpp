@@ -569,11 +569,7 @@ struct FilteredNetwork::Impl {
         if (dest->address == net::IpAddress::v4(127, 0, 0, 1) &&
             std::find(policy.network.host_ports.begin(), policy.network.host_ports.end(),
                       dest->port) != policy.network.host_ports.end()) {
-          c->kind = Conn::Kind::host_port;
-          c->dest = {net::IpAddress::v4(127, 0, 0, 1), dest->port};
-          c->reason = "host_port";
-          conns[fd] = c;
-          connect_upstream(c);
+          connect_host_port(c, dest->port);
         } else {
           refuse(c, "denied_address");
         }
@@ -729,13 +725,18 @@ struct FilteredNetwork::Impl {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
       auto c = std::make_shared<Conn>();
-      c->kind = Conn::Kind::host_port;
       c->client.reset(fd);
-      c->dest = {net::IpAddress::v4(127, 0, 0, 1), host_port_of[listener]};
-      c->reason = "host_port";
-      conns[fd] = c;
-      connect_upstream(c);
+      connect_host_port(c, host_port_of[listener]);
     }
+  }
+
+  // An accepted connection to host_ports entry N: to the host's 127.0.0.1:N.
+  void connect_host_port(const std::shared_ptr<Conn>& c, std::uint16_t port) {
+    c->kind = Conn::Kind::host_port;
+    c->dest = {net::IpAddress::v4(127, 0, 0, 1), port};
+    c->reason = "host_port";
+    conns[c->client.get()] = c;
+    connect_upstream(c);
   }
 
   void accept_publish(int listener) {

@@ -7,11 +7,12 @@
 // NFLOG), the DNS filter's UDP+TCP sockets on port 53 of every IPv4 and
 // IPv6 address, one egress listener per allowed port P on every address
 // (one dual-stack socket each; a connection to an allowed address:P lands
-// there as it is, no NAT), and one listener per host_ports entry on 127.0.0.1:N that is
-// not an allowed port (the egress listener serves 127.0.0.1:P too). All
-// carry the SO_MARK the ruleset accepts (net::kOwnSocketMark). It then waits until the supervisor
-// has loaded the ruleset (through the passed socket) before it goes on, so the command never runs
-// unfiltered.
+// there as it is, no NAT), and one listener per host_ports entry on
+// 127.0.0.1:N that is not an allowed port (the egress listener serves
+// 127.0.0.1:P too). All carry the SO_MARK the ruleset accepts
+// (net::kOwnSocketMark). It then waits until the supervisor has loaded the
+// ruleset (through the passed socket) before it goes on, so the command
+// never runs unfiltered.
 //
 // The supervisor (FilteredNetwork) serves all of them from its epoll loop:
 // DNS filter, egress proxy, NFLOG events, --publish and host ports.
