@@ -226,6 +226,7 @@ void supervisor_process_main(const SupervisorSetup& setup) {
     RunOptions options;
     options.argv = setup.argv;
     options.share_address_space = true;  // this process runs this one sandbox
+    options.raise_open_file_limit = true;
     if (setup.want_events) {
       options.on_event = [&relay](const Event& e) { relay.push('E', event_record(e)); };
     }

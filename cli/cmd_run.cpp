@@ -126,7 +126,8 @@ int run(RunState& s) {
   options.argv = s.command;
   options.secrets = std::move(secrets);  // values: never argv, env, log or report
   options.on_warning = [](const std::string& w) { warn(w); };
-  options.share_address_space = true;  // one sandbox per sbx process
+  options.share_address_space = true;    // one sandbox per sbx process
+  options.raise_open_file_limit = true;  // after the start: the sandbox keeps the caller's
   options.on_event = [&recorder, verbose = s.verbose](const Event& e) {
     const auto record = recorder->record(e);
     if (verbose > 0) note(fmt::format("event {} {}", e.type, e.data.dump()));

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -273,7 +274,16 @@ struct FilteredNetwork::Impl {
   // were not allowed): see Suppressor.
   Suppressor blocked_packets, refused_connections;
 
-  Impl(const Policy& p, const RunOptions& options) : policy(p), on_event(options.on_event) {}
+  // Connections lost for lack of fds (open_files limit records): besides
+  // the acceptor's, those whose upstream socket or relay pipes could not be
+  // made; how many were recorded, and when the next record may go.
+  std::size_t fd_losses = 0;
+  std::size_t shed_recorded = 0;
+  Clock::time_point shed_due{};
+  WarningSink on_warning;
+
+  Impl(const Policy& p, const RunOptions& options)
+      : policy(p), on_event(options.on_event), on_warning(options.on_warning) {}
 
   void emit(const char* type, nlohmann::json data) {
     if (!on_event) return;
@@ -433,8 +443,34 @@ struct FilteredNetwork::Impl {
     }
   }
 
+  // Connections shed because the supervisor had no fd left (net::Acceptor):
+  // a `limit` record of kind open_files at most once a second, the first
+  // also a warning with the fix. Not a policy verdict: the sandbox sees a
+  // reset, as for any connection sbx cannot carry.
+  std::size_t fds_short() const { return acceptor.shed() + fd_losses; }
+  bool shed_pending() const { return fds_short() > shed_recorded; }
+  void record_shed(Clock::time_point now) {
+    if (!shed_pending() || now < shed_due) return;
+    struct rlimit rl {};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    const std::size_t total = fds_short();
+    nlohmann::json d = {{"kind", "open_files"}, {"count", total - shed_recorded}, {"total", total}};
+    if (rl.rlim_cur != RLIM_INFINITY) d["limit"] = rl.rlim_cur;
+    if (shed_recorded == 0 && on_warning) {
+      on_warning(fmt::format(
+          "sbx ran out of file descriptors (open-file limit {}): connections from the sandbox "
+          "are reset; raise the hard limit before sbx run (ulimit -Hn, or LimitNOFILE= for a "
+          "service)",
+          rl.rlim_cur));
+    }
+    emit("limit", std::move(d));
+    shed_recorded = total;
+    shed_due = now + std::chrono::seconds(1);
+  }
+
   // Writes the summaries that are due by `now` (all: max()).
   void flush_summaries(Clock::time_point now) {
+    record_shed(now);
     if (blocked_packets.due() <= now)
       if (auto d = blocked_packets.take_summary(); !d.is_null())
         emit("net_blocked_suppressed", std::move(d));
@@ -625,7 +661,10 @@ struct FilteredNetwork::Impl {
     socklen_t len = to_sockaddr(c->dest.address, c->dest.port, sa);
     if (!sock) sock.reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!sock) {
-      refuse(c, "upstream_failed", errno_name(errno));
+      const int err = errno;
+      if (err == EMFILE || err == ENFILE) ++fd_losses;
+      refuse(c, "upstream_failed", errno_name(err));
+      record_shed(Clock::now());
       return;
     }
     int rc = connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), len);
@@ -671,11 +710,14 @@ struct FilteredNetwork::Impl {
     try {
       c->relay = std::make_unique<egress::SpliceRelay>(client, upstream, std::move(c->prefix));
     } catch (const Error& e) {
-      // Out of fds for its pipes: this connection fails (the relay closed
-      // both sockets), the sandbox and its other connections go on.
+      // Out of fds for its pipes (pipe2's only failure here): this
+      // connection fails (the relay closed both sockets), the sandbox and
+      // its other connections go on.
       conns.erase(client);
       conns.erase(upstream);
+      ++fd_losses;
       connection_event(*c, false, "upstream_failed", e.what());
+      record_shed(Clock::now());
       return;
     }
     c->state = Conn::State::relaying;
@@ -798,6 +840,7 @@ struct FilteredNetwork::Impl {
     }
     for (auto& [fd, c] : conns) next = std::min(next, c->deadline);
     next = std::min({next, blocked_packets.due(), refused_connections.due()});
+    if (shed_pending()) next = std::min(next, shed_due);
     struct itimerspec spec {};
     if (next != Clock::time_point::max()) {
       auto ms = std::max<std::int64_t>(
@@ -828,12 +871,15 @@ struct FilteredNetwork::Impl {
             break;
           case FdKind::egress_listener:
             accept_egress(fd);
+            record_shed(Clock::now());
             break;
           case FdKind::publish_listener:
             accept_publish(fd);
+            record_shed(Clock::now());
             break;
           case FdKind::host_port_listener:
             accept_host_port(fd);
+            record_shed(Clock::now());
             break;
         }
         continue;

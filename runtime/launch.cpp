@@ -3,6 +3,7 @@
 // worker's (pid 2, the command). Each step is one function named after what
 // it does; the comments say why it is there and why at that point.
 #include <malloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +104,16 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
     startup_trace::mark("supervisor: ruleset loaded");
   }
   return sandbox;
+}
+
+// The soft open-file limit up to the hard one (RunOptions::
+// raise_open_file_limit). Best effort: the limit stays as it was if the
+// kernel refuses, and the proxy reports what it then sheds.
+void raise_soft_open_file_limit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = rl.rlim_max;
+  (void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 }  // namespace
@@ -208,6 +219,9 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   startup_trace::mark("run: git guard");
   Sandbox sandbox =
       start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
+  // Now, not before clone3: the sandbox keeps the caller's limit (nofile
+  // "inherit"); rlimits are per process, also for an init sharing memory.
+  if (options.raise_open_file_limit) raise_soft_open_file_limit();
   return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get(),
                              &cpu_pin, [&plan] { start_placeholder_removal(plan.mounts); }});
 }

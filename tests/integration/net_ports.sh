@@ -77,6 +77,51 @@ expect_out "$OTHER error ECONNREFUSED" "an allowed port on loopback is refused (
 expect_out "443 error ECONNREFUSED" "and 127.0.0.1:443 too"
 expect_no_out 'event net_blocked .*127\.0\.0\.1' "a refused loopback connect is not a blocked attempt"
 
+# The supervisor's open files: each proxied connection holds up to six fds
+# in sbx (two sockets, two pipes). sbx raises its own soft limit to the hard
+# one once the sandbox has started, and the sandbox keeps the caller's. Out
+# of fds anyway (hard limit 64), connections are reset and that is reported:
+# a warning with the fix and `limit` records of kind open_files.
+HOLD=$(pick 5434)
+"$py" -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(512)
+open("hold.ready", "w").close()
+keep = []
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(b"ok"); keep.append(c)
+    except OSError:
+        pass' "$HOLD" &
+holder=$!
+trap 'kill $servers $holder 2>/dev/null; _cleanup_scratch' EXIT
+for _ in $(seq 50); do [[ -e hold.ready ]] && break; sleep 0.1; done
+[[ -e hold.ready ]] || fail "the holding test server did not start"
+many='import socket, sys, resource
+ok = err = 0; keep = []
+for _ in range(int(sys.argv[2])):
+    try:
+        c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        keep.append(c)
+        ok += c.recv(2) == b"ok"
+    except OSError:
+        err += 1
+print("nofile", resource.getrlimit(resource.RLIMIT_NOFILE)[0], "ok", ok, "err", err)'
+OUT=$(ulimit -Sn 64 && "$SBX" run --net filtered --host-port "$HOLD" -v -- "$py" -c "$many" "$HOLD" 40 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "40 connections held open with a soft open-file limit of 64"
+expect_out "nofile 64 ok 40 err 0" "all 40 carried (sbx raised its own soft limit), the sandbox keeps 64"
+expect_no_out "open_files" "and nothing was shed"
+OUT=$(ulimit -n 64 && "$SBX" run --net filtered --host-port "$HOLD" -v -- "$py" -c "$many" "$HOLD" 40 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "40 connections with a hard open-file limit of 64"
+expect_out "nofile 64 ok [0-9]+ err [1-9][0-9]*" "some are reset: sbx has no fd left for them"
+expect_out "warning: sbx ran out of file descriptors \(open-file limit 64\).*raise the hard limit" \
+  "a warning says so, with the fix"
+expect_out 'event limit .*"kind":"open_files".*"limit":64' "and the audit trail has open_files limit records"
+
 # Resolvers at any address (127.0.0.53 as systemd-resolved's stub, a
 # hard-coded public one, an IPv6 one) are all answered by the DNS filter, and
 # each answer comes from the address the query went to: resolvers drop
