@@ -505,6 +505,8 @@ class DnsService {
   DnsFilter& filter() { return filter_; }
   std::size_t tcp_connections() const { return tcp_.size(); }
   std::size_t tcp_buffered() const;  // bytes held for all TCP connections, in and out
+  // TCP connections reset because the process had no fd left (net::Acceptor).
+  std::size_t tcp_shed() const { return acceptor_.shed(); }
 
   // DNS over TCP limits (RFC 7766 allows several queries per connection).
   static constexpr std::size_t kMaxTcpConnections = 32;

@@ -275,8 +275,9 @@ struct FilteredNetwork::Impl {
   Suppressor blocked_packets, refused_connections;
 
   // Connections lost for lack of fds (open_files limit records): besides
-  // the acceptor's, those whose upstream socket or relay pipes could not be
-  // made; how many were recorded, and when the next record may go.
+  // the acceptors' (here and the DNS service's for DNS over TCP), those
+  // whose upstream socket or relay pipes could not be made; how many were
+  // recorded, and when the next record may go.
   std::size_t fd_losses = 0;
   std::size_t shed_recorded = 0;
   Clock::time_point shed_due{};
@@ -447,7 +448,9 @@ struct FilteredNetwork::Impl {
   // a `limit` record of kind open_files at most once a second, the first
   // also a warning with the fix. Not a policy verdict: the sandbox sees a
   // reset, as for any connection sbx cannot carry.
-  std::size_t fds_short() const { return acceptor.shed() + fd_losses; }
+  std::size_t fds_short() const {
+    return acceptor.shed() + fd_losses + (dns ? dns->tcp_shed() : 0);
+  }
   bool shed_pending() const { return fds_short() > shed_recorded; }
   void record_shed(Clock::time_point now) {
     if (!shed_pending() || now < shed_due) return;
