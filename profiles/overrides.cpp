@@ -214,6 +214,20 @@ namespace {
 std::vector<std::string> check_policy(const Policy& p, bool inert_none_lists) {
   std::vector<std::string> warnings;
   const auto& net = p.network;
+  // Each entry is a socket of sbx's (an egress listener inside the sandbox,
+  // a host-port listener, a published port's listener), made and passed
+  // over before the command starts: a list of thousands fails on the open-
+  // file limit, and costs start-up time long before that.
+  for (const auto& [key, size] :
+       {std::pair{"allow_ports", net.allow_ports.size()},
+        std::pair{"host_ports", net.host_ports.size()}, std::pair{"publish", net.publish.size()}}) {
+    if (size > kMaxPortEntries) {
+      throw ProfileError(
+          fmt::format("network.{} has {} entries; at most {} (each is a listening socket of sbx's)",
+                      key, size, kMaxPortEntries),
+          "list only the ports the command needs");
+    }
+  }
   for (std::uint16_t port : net.opaque_ports) {
     if (std::find(net.allow_ports.begin(), net.allow_ports.end(), port) == net.allow_ports.end()) {
       throw ProfileError(fmt::format("network.opaque_ports: port {} is not in allow_ports", port),

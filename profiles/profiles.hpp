@@ -28,6 +28,10 @@ namespace sbx::profiles {
 // The profile `sbx run` uses when no --profile is given.
 inline constexpr std::string_view kDefaultProfile = "standard";
 
+// Most entries in network.allow_ports, host_ports and publish each: every
+// entry is a listening socket of sbx's (docs/profiles.md).
+inline constexpr std::size_t kMaxPortEntries = 256;
+
 // An invalid profile, value or flag. what() is one line, prefixed with
 // "FILE:LINE:COL: " when it comes from a profile file (or "--flag VALUE: "
 // from the command line); fix() says what to do.

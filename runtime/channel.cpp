@@ -73,7 +73,9 @@ int receive_message(int sock, Message& message, int* received_fd) {
   if (got != static_cast<ssize_t>(sizeof message) || (msg.msg_flags & MSG_CTRUNC) != 0) {
     if (*received_fd >= 0) close(*received_fd);
     *received_fd = -1;
-    errno = EPROTO;
+    // A whole message whose fd was dropped: this process had no fd free
+    // (the only way one fd overflows CMSG_SPACE(sizeof(int))).
+    errno = got == static_cast<ssize_t>(sizeof message) ? EMFILE : EPROTO;
     return -1;
   }
   // Never trust the sandbox's strings to be terminated.

@@ -45,7 +45,8 @@ bool send_failure(int sock, const ChildError& error);
 ssize_t read_go_byte(int sock, char* byte);
 
 // Supervisor side: 1 = message read (*received_fd = attached fd or -1),
-// 0 = EOF, -1 = error (errno set; EAGAIN when nothing is pending).
+// 0 = EOF, -1 = error (errno set; EAGAIN when nothing is pending; EMFILE when
+// the message came but its fd could not be installed here).
 int receive_message(int sock, Message& message, int* received_fd);
 
 }  // namespace sbx::runtime

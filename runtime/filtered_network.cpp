@@ -1184,6 +1184,15 @@ void connect_filtered_network(int control_fd, FilteredNetwork& network) {
     int fd = -1;
     int rc = receive_message(control_fd, message, &fd);
     if (rc < 0 && errno == EAGAIN) continue;
+    if (rc < 0 && errno == EMFILE) {
+      struct rlimit rl {};
+      getrlimit(RLIMIT_NOFILE, &rl);
+      throw Error(fmt::format("sbx ran out of file descriptors taking over the sandbox's network "
+                              "sockets (open-file limit {})",
+                              rl.rlim_cur),
+                  "raise the open-file limit (ulimit -n) or list fewer allowed, host or published "
+                  "ports");
+    }
     if (rc <= 0) {
       // init died before the command ran without telling why.
       throw Error("the sandbox exited while setting up its network",

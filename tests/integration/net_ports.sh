@@ -121,6 +121,14 @@ expect_out "nofile 64 ok [0-9]+ err [1-9][0-9]*" "some are reset: sbx has no fd 
 expect_out "warning: sbx ran out of file descriptors \(open-file limit 64\).*raise the hard limit" \
   "a warning says so, with the fix"
 expect_out 'event limit .*"kind":"open_files".*"limit":64' "and the audit trail has open_files limit records"
+# Too few fds to take over the sandbox's listeners at all: sbx's error, the fix.
+ports=$(seq -s, 20000 20099)
+OUT=$(ulimit -n 64 && "$SBX" run --net filtered $(printf -- '--allow-port %s ' ${ports//,/ }) -- true 2>&1 </dev/null)
+RC=$?
+expect_rc 125 "100 allowed ports with an open-file limit of 64 is sbx's error"
+expect_out "ran out of file descriptors taking over the sandbox's network sockets \(open-file limit 64\)" \
+  "which says so"
+expect_out "fix: raise the open-file limit" "with the fix"
 
 # Resolvers at any address (127.0.0.53 as systemd-resolved's stub, a
 # hard-coded public one, an IPv6 one) are all answered by the DNS filter, and

@@ -273,6 +273,31 @@ TEST_CASE("validate: opaque ports must be allowed; host mode warns that filters 
   CHECK(validate(load_profile("strict", test_env())).empty());
 }
 
+TEST_CASE("validate: at most kMaxPortEntries allowed ports, host ports and published ports") {
+  const auto ports = [](std::size_t n) {
+    std::string list;
+    for (std::size_t i = 0; i < n; ++i) list += (i ? "," : "") + std::to_string(20000 + i);
+    return list;
+  };
+  auto ok = load("[network]\nmode = \"filtered\"\nallow_ports = [" + ports(kMaxPortEntries) +
+                 "]\nhost_ports = [" + ports(kMaxPortEntries) + "]\n");
+  CHECK_NOTHROW(validate(ok));
+  for (const std::string key : {"allow_ports", "host_ports"}) {
+    INFO(key);
+    auto p = load("[network]\nmode = \"filtered\"\n" + key + " = [" + ports(kMaxPortEntries + 1) +
+                  "]\n");
+    try {
+      validate(p);
+      FAIL("accepted");
+    } catch (const ProfileError& e) {
+      CHECK(std::string(e.what()) ==
+            "network." + key +
+                " has 257 entries; at most 256 (each is a listening socket of sbx's)");
+      CHECK(e.fix() == "list only the ports the command needs");
+    }
+  }
+}
+
 TEST_CASE("built-ins: the four profiles and base exist and load") {
   std::vector<std::string> names;
   for (const auto& b : builtin_profiles()) names.push_back(std::string(b.name));
