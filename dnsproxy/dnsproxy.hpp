@@ -483,6 +483,8 @@ class DnsService {
   // When the sandbox is gone: counts the queries it left unread (queued on
   // the UDP sockets, or sent over TCP and not yet handled; connections not
   // yet accepted included) as unanswered and closes the TCP connections.
+  // Datagrams the kernel dropped for a full receive buffer count as
+  // unanswered too, as they are seen during the run and here at the end.
   // Call before flush_suppressed(), which reports them.
   void count_unread();
   static constexpr std::chrono::seconds kSummaryInterval{1};
@@ -552,6 +554,10 @@ class DnsService {
   UpstreamResolver::SocketWatch watch_;
   std::uint32_t seq_ = 1u << 20;
   std::set<int> udp_fds_, tcp_listeners_, upstream_fds_;
+  // Per UDP socket: datagrams the kernel dropped (receive buffer full), as
+  // last seen (SO_RXQ_OVFL on each datagram, SO_MEMINFO at the end).
+  std::map<int, std::uint32_t> udp_drops_;
+  void count_drops(int fd, std::uint32_t now_dropped, Clock::time_point now);
   std::vector<std::uint8_t> udp_buf_ = std::vector<std::uint8_t>(4096);  // one datagram
   std::map<std::uint64_t, TcpConn> tcp_;
   std::map<int, std::uint64_t> tcp_by_fd_;

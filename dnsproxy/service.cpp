@@ -1,6 +1,7 @@
 // DnsService: parse -> decide -> (resolve upstream -> filter addresses ->
 // acked set update) -> answer. The order is the security property: the
 // answer leaves only after the kernel committed the allow-set elements.
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,8 +46,41 @@ void DnsService::forget_addresses(std::span<const net::IpAddress> addresses) {
   cache_.clear();
 }
 
+namespace {
+
+// The socket's count of dropped datagrams (SK_MEMINFO_DROPS), or nullopt.
+std::optional<std::uint32_t> socket_drops(int fd) {
+  std::uint32_t meminfo[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof meminfo;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len) != 0 ||
+      len < (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t))
+    return std::nullopt;
+  return meminfo[SK_MEMINFO_DROPS];
+}
+
+// The drop count a datagram carries (SO_RXQ_OVFL: the socket's count when
+// it was queued), or nullopt.
+std::optional<std::uint32_t> datagram_drops(msghdr& msg) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+        c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
+      std::uint32_t v;
+      std::memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 void DnsService::add_udp_socket(int fd) {
   udp_fds_.insert(fd);
+  // Queries the kernel drops (the sandbox sending faster than the filter
+  // reads) were otherwise invisible: counted from here on as unanswered.
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+  udp_drops_[fd] = socket_drops(fd).value_or(0);
   if (watch_) watch_(fd, true, false);
 }
 
@@ -181,6 +215,14 @@ void DnsService::count_unanswered(std::vector<std::uint8_t>& in) {
   }
 }
 
+void DnsService::count_drops(int fd, std::uint32_t now_dropped, Clock::time_point now) {
+  auto it = udp_drops_.find(fd);
+  if (it == udp_drops_.end() || now_dropped == it->second) return;
+  hold(now);
+  unanswered_ += static_cast<std::uint32_t>(now_dropped - it->second);  // wraps as the kernel's
+  it->second = now_dropped;
+}
+
 void DnsService::count_unread() {
   const auto now = Clock::now();
   std::uint8_t buf[4096];
@@ -192,6 +234,7 @@ void DnsService::count_unread() {
       hold(now);
       ++unanswered_;
     }
+    if (auto d = socket_drops(fd)) count_drops(fd, *d, now);
   }
   // Every open connection: what it holds and what waits in its socket.
   auto count_and_close = [&] {
@@ -360,7 +403,9 @@ void DnsService::on_udp_readable(int fd) {
   for (int i = 0; i < 64; ++i) {              // bounded: other fds get their turn
     sockaddr_storage peer{};
     iovec iov{buf.data(), buf.size()};
-    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo)) + 64];
+    // PKTINFO (v4 or v6) and SO_RXQ_OVFL, with room to spare.
+    alignas(cmsghdr) unsigned char
+        control[CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(std::uint32_t)) + 64];
     msghdr msg{};
     msg.msg_name = &peer;
     msg.msg_namelen = sizeof peer;
@@ -372,6 +417,7 @@ void DnsService::on_udp_readable(int fd) {
     if (n < 0) return;  // EAGAIN, or an error the next readiness reports again
     const socklen_t plen = msg.msg_namelen;
     const ReplySource source = reply_source(msg);
+    if (auto d = datagram_drops(msg)) count_drops(fd, *d, Clock::now());
     auto parsed = parse_query({buf.data(), static_cast<std::size_t>(n)}, config_.parse_limits);
     std::size_t max = parsed.status == ParseStatus::ok ? parsed.query.max_udp_response() : 512;
     handle({buf.data(), static_cast<std::size_t>(n)}, max,

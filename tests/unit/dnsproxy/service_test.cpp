@@ -564,6 +564,53 @@ TEST_CASE("DnsService: queries the sandbox left unread are counted as unanswered
   CHECK(h.service->tcp_connections() == 0);
 }
 
+TEST_CASE("DnsService: datagrams the kernel dropped for a full buffer count as unanswered",
+          "[dns][service]") {
+  Harness h;
+  int small = 1;  // the kernel's minimum: a few datagrams fit
+  REQUIRE(setsockopt(h.udp, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(h.udp_port);
+  constexpr int kSent = 300;
+  // Two rounds: drops a later datagram reports (SO_RXQ_OVFL), then drops
+  // only the end-of-run count sees (SO_MEMINFO).
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kSent / 2; ++i) {
+      auto q = numbered_query(round * 1000 + i);
+      sendto(c, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    }
+    if (round == 0) {
+      h.spin(100ms);
+      // One more after the drops: it carries the count.
+      auto q = numbered_query(999);
+      sendto(c, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      h.spin(100ms);
+      h.service->flush_suppressed();  // the summary the loop writes a second later
+      REQUIRE(!h.events.empty());
+      CHECK(h.events.back().unanswered > 0);  // the first round's drops, seen during the run
+    }
+  }
+  close(c);
+  h.service->count_unread();
+  h.service->flush_suppressed();
+  std::uint64_t answered = 0, unanswered = 0, suppressed = 0;
+  for (const auto& e : h.events) {
+    if (e.unanswered > 0) {
+      unanswered += e.unanswered;
+    } else if (!e.suppressed.empty()) {
+      for (const auto& [verdict, n] : e.suppressed) suppressed += n;
+    } else {
+      ++answered;
+    }
+  }
+  INFO("answered " << answered << ", suppressed " << suppressed << ", unanswered " << unanswered);
+  CHECK(unanswered > 0);
+  CHECK(answered + suppressed + unanswered == kSent + 1);  // every datagram accounted for
+}
+
 TEST_CASE("DnsService: a TCP stream closed for a bad message counts the queries after it",
           "[dns][service]") {
   Harness h;
