@@ -214,14 +214,14 @@ namespace {
 std::vector<std::string> check_policy(const Policy& p, bool inert_none_lists) {
   std::vector<std::string> warnings;
   const auto& net = p.network;
-  // Each entry is a socket of sbx's (an egress listener inside the sandbox,
+  // In filtered mode each entry is a socket of sbx's (an egress listener inside the sandbox,
   // a host-port listener, a published port's listener), made and passed
   // over before the command starts: a list of thousands fails on the open-
   // file limit, and costs start-up time long before that.
   for (const auto& [key, size] :
        {std::pair{"allow_ports", net.allow_ports.size()},
         std::pair{"host_ports", net.host_ports.size()}, std::pair{"publish", net.publish.size()}}) {
-    if (size > kMaxPortEntries) {
+    if (net.mode == NetworkMode::filtered && size > kMaxPortEntries) {
       throw ProfileError(
           fmt::format("network.{} has {} entries; at most {} (each is a listening socket of sbx's)",
                       key, size, kMaxPortEntries),

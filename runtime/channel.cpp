@@ -73,8 +73,9 @@ int receive_message(int sock, Message& message, int* received_fd) {
   if (got != static_cast<ssize_t>(sizeof message) || (msg.msg_flags & MSG_CTRUNC) != 0) {
     if (*received_fd >= 0) close(*received_fd);
     *received_fd = -1;
-    // A whole message whose fd was dropped: this process had no fd free
-    // (the only way one fd overflows CMSG_SPACE(sizeof(int))).
+    // A whole message whose fd was dropped: most likely this process had no
+    // fd free (a security module refusing the fd, or a sender attaching
+    // more than one, would look the same; init sends one).
     errno = got == static_cast<ssize_t>(sizeof message) ? EMFILE : EPROTO;
     return -1;
   }

@@ -46,7 +46,8 @@ ssize_t read_go_byte(int sock, char* byte);
 
 // Supervisor side: 1 = message read (*received_fd = attached fd or -1),
 // 0 = EOF, -1 = error (errno set; EAGAIN when nothing is pending; EMFILE when
-// the message came but its fd could not be installed here).
+// the message came but its fd could not be installed here, most likely for
+// lack of a free fd).
 int receive_message(int sock, Message& message, int* received_fd);
 
 }  // namespace sbx::runtime

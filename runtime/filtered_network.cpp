@@ -238,6 +238,10 @@ struct FilteredNetwork::Impl {
     Clock::time_point started = Clock::now();
     Clock::time_point deadline = Clock::time_point::max();
     std::string name, reason;
+    std::shared_ptr<std::size_t> live;  // Impl::live_connections, counted while this lives
+    ~Conn() {
+      if (live) --*live;
+    }
   };
 
   const Policy& policy;
@@ -264,6 +268,35 @@ struct FilteredNetwork::Impl {
   std::vector<net::Cidr> deny, allow_cidrs;
   int control_fd = -1;
   bool started = false;
+
+  // Proxied connections open at once (egress, host ports, publish; from
+  // accept to the relay's end): each holds up to six fds and two pipes of
+  // up to 1 MiB in the supervisor, whose memory the sandbox's limit does not
+  // cover. Beyond it a connection is refused (verdict connection_limit).
+  static constexpr std::size_t kMaxConnections = 1024;
+  std::shared_ptr<std::size_t> live_connections = std::make_shared<std::size_t>(0);
+  bool cap_warned = false;
+
+  std::shared_ptr<Conn> new_conn(int client_fd) {
+    auto c = std::make_shared<Conn>();
+    c->client.reset(client_fd);
+    c->live = live_connections;
+    ++*live_connections;
+    return c;
+  }
+  // Refuses `c` (its destination set) when it is one over the cap.
+  bool over_connection_cap(const std::shared_ptr<Conn>& c) {
+    if (*live_connections <= kMaxConnections) return false;
+    if (!cap_warned && on_warning) {
+      cap_warned = true;
+      on_warning(
+          fmt::format("the sandbox holds {} proxied connections open, sbx's limit: further "
+                      "ones are reset (net_connect verdict connection_limit)",
+                      kMaxConnections));
+    }
+    refuse(c, "connection_limit");
+    return true;
+  }
 
   // Connections accepted per listener and wake-up: a sandbox connecting as
   // fast as it can must not keep the loop from everything else (signals,
@@ -462,13 +495,17 @@ struct FilteredNetwork::Impl {
     if (shed_recorded == 0 && on_warning) {
       on_warning(fmt::format(
           "sbx ran out of file descriptors (open-file limit {}): connections from the sandbox "
-          "are reset; raise the hard limit before sbx run (ulimit -Hn, or LimitNOFILE= for a "
-          "service)",
-          rl.rlim_cur));
+          "are reset; {}",
+          rl.rlim_cur,
+          rl.rlim_cur < rl.rlim_max
+              ? "raise the open-file limit (ulimit -n) before starting sbx"
+              : "raise the hard open-file limit before starting sbx (ulimit -Hn, or "
+                "LimitNOFILE= for a service)"));
     }
     emit("limit", std::move(d));
     shed_recorded = total;
-    shed_due = now + std::chrono::seconds(1);
+    // At the end (now = max) nothing comes after: no next time to compute.
+    shed_due = now == Clock::time_point::max() ? now : now + std::chrono::seconds(1);
   }
 
   // Writes the summaries that are due by `now` (all: max()).
@@ -523,14 +560,17 @@ struct FilteredNetwork::Impl {
   // sandbox causes these at will: the record goes through refused_connections.
   void refuse(const std::shared_ptr<Conn>& c, const std::string& reason,
               const std::string& error = {}) {
+    record_refusal(*c, reason, error);
+    reset_unrelayed(c);
+  }
+  void record_refusal(const Conn& c, const std::string& reason, const std::string& error) {
     const auto now = Clock::now();
     if (refused_connections.admit(
-            now, destination_key(c->dest.address, c->dest.port), reason,
-            c->name.empty() ? std::string() : c->name + ":" + std::to_string(c->dest.port))) {
+            now, destination_key(c.dest.address, c.dest.port), reason,
+            c.name.empty() ? std::string() : c.name + ":" + std::to_string(c.dest.port))) {
       flush_summaries(now);
-      connection_event(*c, false, reason, error);
+      connection_event(c, false, reason, error);
     }
-    reset_unrelayed(c);
   }
 
   // Ends a connection that is not relaying yet: the sandbox side sees a reset.
@@ -593,14 +633,14 @@ struct FilteredNetwork::Impl {
     for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
-      auto c = std::make_shared<Conn>();
-      c->client.reset(fd);
+      auto c = new_conn(fd);
       auto dest = egress::original_destination(fd);
       if (!dest) {
         refuse(c, "no_original_destination");
         continue;
       }
       c->dest = *dest;
+      if (over_connection_cap(c)) continue;
       if (dest->address.is_loopback()) {
         // Only 127.0.0.1:N of a host_ports entry N that is also an allowed
         // port reaches the egress listener on loopback: the ruleset refuses
@@ -719,7 +759,7 @@ struct FilteredNetwork::Impl {
       conns.erase(client);
       conns.erase(upstream);
       ++fd_losses;
-      connection_event(*c, false, "upstream_failed", e.what());
+      record_refusal(*c, "upstream_failed", e.what());  // the sandbox can repeat it at will
       record_shed(Clock::now());
       return;
     }
@@ -769,8 +809,10 @@ struct FilteredNetwork::Impl {
     for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
-      auto c = std::make_shared<Conn>();
-      c->client.reset(fd);
+      auto c = new_conn(fd);
+      c->kind = Conn::Kind::host_port;
+      c->dest = {net::IpAddress::v4(127, 0, 0, 1), host_port_of[listener]};
+      if (over_connection_cap(c)) continue;
       connect_host_port(c, host_port_of[listener]);
     }
   }
@@ -788,10 +830,10 @@ struct FilteredNetwork::Impl {
     for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
-      auto c = std::make_shared<Conn>();
+      auto c = new_conn(fd);
       c->kind = Conn::Kind::publish;
-      c->client.reset(fd);
       c->dest = {net::IpAddress::v4(127, 0, 0, 1), publish_target[listener]};
+      if (over_connection_cap(c)) continue;
       c->reason = "publish";
       c->state = Conn::State::waiting_socket;
       c->deadline = Clock::now() + kConnectTimeout;
@@ -1019,6 +1061,11 @@ void FilteredNetwork::add_socket(NetSocket role, std::uint16_t port, UniqueFd fd
   }
 }
 
+void FilteredNetwork::note_fd_loss() {
+  ++impl_->fd_losses;
+  impl_->rearm_timer();  // the open_files record goes out within a second
+}
+
 void FilteredNetwork::start(int control_fd) {
   impl_->control_fd = control_fd;
   impl_->start();
@@ -1190,8 +1237,8 @@ void connect_filtered_network(int control_fd, FilteredNetwork& network) {
       throw Error(fmt::format("sbx ran out of file descriptors taking over the sandbox's network "
                               "sockets (open-file limit {})",
                               rl.rlim_cur),
-                  "raise the open-file limit (ulimit -n) or list fewer allowed, host or published "
-                  "ports");
+                  "raise the hard open-file limit (ulimit -Hn: sbx raises its own soft limit up to "
+                  "it) or list fewer allowed, host or published ports");
     }
     if (rc <= 0) {
       // init died before the command ran without telling why.

@@ -73,6 +73,9 @@ class FilteredNetwork {
   // Level-triggered epoll fd for the supervisor's loop; call on_ready().
   int fd() const;
   void on_ready();
+  // A socket of the sandbox netns (--publish) that this process had no fd
+  // for: counted with the connections lost for lack of fds (open_files).
+  void note_fd_loss();
   // Writes the summaries of what was counted instead of reported one by
   // one (DNS refusals by a limit, blocked packets, refused connections).
   // `sandbox_gone`: first reads what the sandbox left queued (NFLOG, DNS

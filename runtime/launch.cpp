@@ -11,6 +11,7 @@
 #include <sbx/sbx.hpp>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -51,6 +52,21 @@ ChannelPair make_channel() {
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
+// The soft open-file limit up to the hard one, at most kOpenFileCeiling
+// (RunOptions::raise_open_file_limit): enough for the proxy's connection
+// cap (1024 connections of up to six fds each), the DNS filter and the
+// listeners. Best effort: the limit stays as it was if the kernel refuses,
+// and the proxy reports what it then sheds.
+constexpr rlim_t kOpenFileCeiling = 16384;
+void raise_soft_open_file_limit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t want = std::min(rl.rlim_max, kOpenFileCeiling);
+  if (rl.rlim_cur >= want) return;
+  rl.rlim_cur = want;
+  (void)setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 // Steps 3 and 4: one clone3 creates every namespace at once; the parent maps
 // the ids and only then releases the child, which until then waits on the
 // control channel (it has no usable uid before the maps exist).
@@ -75,6 +91,10 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
     // The sandbox: from here to execve only async-signal-safe code.
     sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get());
   }
+  // Now, not before clone3: the sandbox keeps the caller's limit (nofile
+  // "inherit"; rlimits are per process, also for an init sharing memory),
+  // and the network's sockets below already count against the raised one.
+  if (options.raise_open_file_limit) raise_soft_open_file_limit();
   Sandbox sandbox;
   // Init runs on its stack and thread area: they go only once it is reaped.
   if (child.shared_memory) sandbox.shared_init = std::move(shared);
@@ -104,16 +124,6 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
     startup_trace::mark("supervisor: ruleset loaded");
   }
   return sandbox;
-}
-
-// The soft open-file limit up to the hard one (RunOptions::
-// raise_open_file_limit). Best effort: the limit stays as it was if the
-// kernel refuses, and the proxy reports what it then sheds.
-void raise_soft_open_file_limit() {
-  struct rlimit rl {};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
-  rl.rlim_cur = rl.rlim_max;
-  (void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 }  // namespace
@@ -219,9 +229,6 @@ RunResult run(const Policy& policy, const RunOptions& options) {
   startup_trace::mark("run: git guard");
   Sandbox sandbox =
       start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
-  // Now, not before clone3: the sandbox keeps the caller's limit (nofile
-  // "inherit"); rlimits are per process, also for an init sharing memory.
-  if (options.raise_open_file_limit) raise_soft_open_file_limit();
   return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get(),
                              &cpu_pin, [&plan] { start_placeholder_removal(plan.mounts); }});
 }

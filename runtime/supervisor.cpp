@@ -355,6 +355,12 @@ class Loop {
         unwatch(sandbox_.control.get());
         sandbox_.control.reset();
       }
+      // A publish socket that found no free fd here: its connection times
+      // out waiting, and the loss is counted (open_files).
+      if (rc < 0 && errno == EMFILE && ctx_.network != nullptr) {
+        ctx_.network->note_fd_loss();
+        continue;
+      }
       return;
     }
   }

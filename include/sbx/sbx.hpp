@@ -57,8 +57,8 @@ struct RunOptions {
   // thread; a second sandbox started meanwhile gets a copy, whose id maps an
   // unprivileged process then cannot write (the copy inherits the flag).
   bool share_address_space = false;
-  // Once the sandbox has started, raises this process's soft open-file limit
-  // to its hard limit: the supervisor holds up to six fds per proxied
+  // Once the sandbox is cloned, raises this process's soft open-file limit
+  // to its hard limit (at most 16384): the supervisor holds up to six fds per proxied
   // connection (client, upstream, two pipes), and the usual soft limit of
   // 1024 would reset connections past ~170 (reported as a `limit` event of
   // kind open_files). The sandbox keeps the limit it started with. Changes

@@ -282,6 +282,9 @@ TEST_CASE("validate: at most kMaxPortEntries allowed ports, host ports and publi
   auto ok = load("[network]\nmode = \"filtered\"\nallow_ports = [" + ports(kMaxPortEntries) +
                  "]\nhost_ports = [" + ports(kMaxPortEntries) + "]\n");
   CHECK_NOTHROW(validate(ok));
+  // Only filtered mode makes the sockets (elsewhere the lists only warn).
+  CHECK_NOTHROW(validate(
+      load("[network]\nmode = \"none\"\nallow_ports = [" + ports(kMaxPortEntries + 1) + "]\n")));
   for (const std::string key : {"allow_ports", "host_ports"}) {
     INFO(key);
     auto p = load("[network]\nmode = \"filtered\"\n" + key + " = [" + ports(kMaxPortEntries + 1) +
