@@ -477,10 +477,12 @@ struct FilteredNetwork::Impl {
     }
   }
 
-  // Connections shed because the supervisor had no fd left (net::Acceptor):
-  // a `limit` record of kind open_files at most once a second, the first
-  // also a warning with the fix. Not a policy verdict: the sandbox sees a
-  // reset, as for any connection sbx cannot carry.
+  // Connections lost because the supervisor had no fd left: a `limit`
+  // record of kind open_files at most once a second, the first also a
+  // warning with the fix. Written by flush_summaries: rearm_timer wakes the
+  // loop for it (at once for the first) while a loss is unrecorded. Not a
+  // policy verdict: the sandbox sees a reset, as for any connection sbx
+  // cannot carry.
   std::size_t fds_short() const {
     return acceptor.shed() + fd_losses + (dns ? dns->tcp_shed() : 0);
   }
@@ -640,7 +642,6 @@ struct FilteredNetwork::Impl {
         continue;
       }
       c->dest = *dest;
-      if (over_connection_cap(c)) continue;
       if (dest->address.is_loopback()) {
         // Only 127.0.0.1:N of a host_ports entry N that is also an allowed
         // port reaches the egress listener on loopback: the ruleset refuses
@@ -654,6 +655,7 @@ struct FilteredNetwork::Impl {
         }
         continue;
       }
+      if (over_connection_cap(c)) continue;
       auto early = egress::check_connection(egress, *dest, nullptr);
       if (!early.allowed && early.reason != "not_inspected") {
         c->name = early.name;
@@ -707,7 +709,6 @@ struct FilteredNetwork::Impl {
       const int err = errno;
       if (err == EMFILE || err == ENFILE) ++fd_losses;
       refuse(c, "upstream_failed", errno_name(err));
-      record_shed(Clock::now());
       return;
     }
     int rc = connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), len);
@@ -760,7 +761,6 @@ struct FilteredNetwork::Impl {
       conns.erase(upstream);
       ++fd_losses;
       record_refusal(*c, "upstream_failed", e.what());  // the sandbox can repeat it at will
-      record_shed(Clock::now());
       return;
     }
     c->state = Conn::State::relaying;
@@ -809,11 +809,7 @@ struct FilteredNetwork::Impl {
     for (int n = 0; n < kAcceptsPerWake; ++n) {
       int fd = acceptor.accept(listener);
       if (fd < 0) return;
-      auto c = new_conn(fd);
-      c->kind = Conn::Kind::host_port;
-      c->dest = {net::IpAddress::v4(127, 0, 0, 1), host_port_of[listener]};
-      if (over_connection_cap(c)) continue;
-      connect_host_port(c, host_port_of[listener]);
+      connect_host_port(new_conn(fd), host_port_of[listener]);
     }
   }
 
@@ -822,6 +818,7 @@ struct FilteredNetwork::Impl {
     c->kind = Conn::Kind::host_port;
     c->dest = {net::IpAddress::v4(127, 0, 0, 1), port};
     c->reason = "host_port";
+    if (over_connection_cap(c)) return;
     conns[c->client.get()] = c;
     connect_upstream(c);
   }
@@ -916,15 +913,12 @@ struct FilteredNetwork::Impl {
             break;
           case FdKind::egress_listener:
             accept_egress(fd);
-            record_shed(Clock::now());
             break;
           case FdKind::publish_listener:
             accept_publish(fd);
-            record_shed(Clock::now());
             break;
           case FdKind::host_port_listener:
             accept_host_port(fd);
-            record_shed(Clock::now());
             break;
         }
         continue;

@@ -58,12 +58,12 @@ struct RunOptions {
   // unprivileged process then cannot write (the copy inherits the flag).
   bool share_address_space = false;
   // Once the sandbox is cloned, raises this process's soft open-file limit
-  // to its hard limit (at most 16384): the supervisor holds up to six fds per proxied
-  // connection (client, upstream, two pipes), and the usual soft limit of
-  // 1024 would reset connections past ~170 (reported as a `limit` event of
-  // kind open_files). The sandbox keeps the limit it started with. Changes
-  // a process-wide setting, so only for a process of its own: the sbx CLI
-  // and the C ABI's supervisor process set it.
+  // to its hard limit (at most 16384): the supervisor holds up to six fds
+  // per proxied connection (client, upstream, two pipes), and the usual
+  // soft limit of 1024 would reset connections past ~170 (reported as a
+  // `limit` event of kind open_files). The sandbox keeps the limit it
+  // started with. Changes a process-wide setting, so only for a process of
+  // its own: the sbx CLI and the C ABI's supervisor process set it.
   bool raise_open_file_limit = false;
 };
 
