@@ -116,7 +116,7 @@ class RecordRelay {
  private:
   void wake() {
     const std::uint64_t one = 1;
-    (void)!write(wake_, &one, sizeof one);
+    if (wake_ >= 0) (void)!write(wake_, &one, sizeof one);
   }
 
   void loop() {
@@ -137,9 +137,10 @@ class RecordRelay {
         if (queue_.empty()) return;
         continue;
       }
-      // POLLERR on the write end: every read end is closed.
+      // POLLERR on the write end: every read end is closed. Without an
+      // eventfd (no fd was free) the queue is looked at every 20 ms.
       pollfd fds[2] = {{kRecordFd, 0, 0}, {wake_, POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0) continue;
+      if (poll(fds, wake_ >= 0 ? 2 : 1, wake_ >= 0 ? -1 : 20) < 0) continue;
       if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) return caller_gone();
       std::uint64_t n;
       if (fds[1].revents & POLLIN) (void)!read(wake_, &n, sizeof n);
@@ -157,7 +158,7 @@ class RecordRelay {
   }
 
   std::chrono::milliseconds kill_after_;
-  int wake_;
+  int wake_;  // eventfd; -1 if none could be made (the loop polls then)
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable cv_;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/supervisor.hpp"
+
 namespace sbx::cli {
 namespace {
 
@@ -27,11 +29,17 @@ int report_usage_error(std::string_view what, std::string_view fix) {
   return kExitSbxError;
 }
 
-int report_usage_error(const sbx::Error& e) {
+// Steps of the CLI's own (state file, audit log, work dir) can run out of fds
+// too: the fix is the open-file limit's, whichever step it was.
+int report_usage_error(const sbx::Error& error) {
+  const auto explained = sbx::runtime::with_open_files_fix(error);
+  const sbx::Error& e = explained ? *explained : error;
   return report_usage_error(e.what(), e.fix());
 }
 
-int report_run_error(const sbx::Error& e) {
+int report_run_error(const sbx::Error& error) {
+  const auto explained = sbx::runtime::with_open_files_fix(error);
+  const sbx::Error& e = explained ? *explained : error;
   fmt::print(stderr, "sbx: {}\n", e.what());
   if (!e.fix().empty()) fmt::print(stderr, "  fix: {}\n", e.fix());
   return kExitSbxError;

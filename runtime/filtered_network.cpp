@@ -1226,13 +1226,8 @@ void connect_filtered_network(int control_fd, FilteredNetwork& network) {
     int rc = receive_message(control_fd, message, &fd);
     if (rc < 0 && errno == EAGAIN) continue;
     if (rc < 0 && errno == EMFILE) {
-      struct rlimit rl {};
-      getrlimit(RLIMIT_NOFILE, &rl);
-      throw Error(fmt::format("sbx ran out of file descriptors taking over the sandbox's network "
-                              "sockets (open-file limit {})",
-                              rl.rlim_cur),
-                  "raise the hard open-file limit (ulimit -Hn: sbx raises its own soft limit up to "
-                  "it) or list fewer allowed, host or published ports");
+      throw out_of_fds_error("the sandbox's network sockets",
+                             "list fewer allowed, host or published ports");
     }
     if (rc <= 0) {
       // init died before the command ran without telling why.

@@ -204,7 +204,9 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
 
 // The supervisor (steps 1, 2 and 8); sandbox_init and worker_main above run
 // steps 5 to 7 on the other side of clone3.
-RunResult run(const Policy& policy, const RunOptions& options) {
+namespace {
+
+RunResult run_sandbox(const Policy& policy, const RunOptions& options) {
   using namespace runtime;
   reject_unsupported(policy);             // fail closed, exit 125
   const DefaultChildSignal child_signal;  // children are ours to reap (not SIG_IGN)
@@ -231,6 +233,17 @@ RunResult run(const Policy& policy, const RunOptions& options) {
       start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release
   return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get(),
                              &cpu_pin, [&plan] { start_placeholder_removal(plan.mounts); }});
+}
+
+}  // namespace
+
+RunResult run(const Policy& policy, const RunOptions& options) {
+  try {
+    return run_sandbox(policy, options);
+  } catch (const Error& e) {
+    if (auto explained = runtime::with_open_files_fix(e)) throw *explained;
+    throw;
+  }
 }
 
 }  // namespace sbx

@@ -2,6 +2,8 @@
 // message and fix the user sees. Only the supervisor formats; the sandbox
 // never logs.
 #include <fmt/format.h>
+#include <sys/resource.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -71,6 +73,37 @@ Error sandbox_step_error(const ChildError& error) {
         "`uname -r`";
   }
   return Error(what, fix);
+}
+
+Error out_of_fds_error(std::string_view what, std::string_view other_fix) {
+  struct rlimit rl {};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  std::string fix =
+      "raise the hard open-file limit (ulimit -Hn: sbx raises its own soft limit up to it)";
+  if (!other_fix.empty()) fix += fmt::format(" or {}", other_fix);
+  return Error(fmt::format("sbx ran out of file descriptors taking over {} (open-file limit {})",
+                           what, rl.rlim_cur),
+               std::move(fix));
+}
+
+std::optional<Error> with_open_files_fix(const Error& e) {
+  const std::string_view what = e.what();
+  if (what.find(std::strerror(ENFILE)) != std::string_view::npos) {  // before EMFILE: its prefix
+    if (e.fix().find("fs.file-max") != std::string::npos) return std::nullopt;
+    return Error(e.what(),
+                 "the system's table of open files is full (sysctl fs.file-max): close programs "
+                 "or raise fs.file-max");
+  }
+  if (what.find(std::strerror(EMFILE)) == std::string_view::npos ||
+      e.fix().find("open-file limit") != std::string::npos) {
+    return std::nullopt;
+  }
+  struct rlimit rl {};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return Error(e.what(), fmt::format("sbx ran out of file descriptors (open-file limit {}): raise "
+                                     "it (ulimit -n; above the hard limit: ulimit -Hn as root, "
+                                     "LimitNOFILE= for a service)",
+                                     rl.rlim_cur));
 }
 
 }  // namespace sbx::runtime

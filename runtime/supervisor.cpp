@@ -55,7 +55,9 @@ enum Tag : std::uint32_t {
 };
 
 UniqueFd make_timer() {
-  return UniqueFd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer) throw Error(fmt::format("timerfd_create: {}", std::strerror(errno)));
+  return timer;
 }
 
 void arm_timer(int fd, std::chrono::milliseconds after, std::chrono::milliseconds every = {}) {
@@ -393,6 +395,15 @@ class Loop {
         // EOF: the worker's end closed on execve (or it died).
         unwatch(sandbox_.exec.get());
         sandbox_.exec.reset();
+      }
+      // The fd did not fit: without it the command's output would go
+      // nowhere, or its seccomp listener would be missing. Fail the run
+      // (~Sandbox kills it).
+      if (rc < 0 && errno == EMFILE) {
+        throw out_of_fds_error(message.kind == MessageKind::pty_master ? "the command's terminal"
+                               : message.kind == MessageKind::notify_fd
+                                   ? "the sandbox's seccomp listener"
+                                   : "a descriptor from the sandbox");
       }
       return;
     }

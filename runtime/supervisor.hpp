@@ -92,4 +92,15 @@ RunResult supervise(Sandbox& sandbox, const SuperviseContext& context);
 // The user-facing error for a step that failed inside the sandbox.
 Error sandbox_step_error(const ChildError& error);
 
+// sbx had no fd free to take one over from the sandbox (`what`: "the
+// sandbox's network sockets"): the error, with the open-file limit and the
+// fix (raise the hard limit, or `other_fix`).
+Error out_of_fds_error(std::string_view what, std::string_view other_fix = {});
+
+// For an error about running out of file descriptors (EMFILE or ENFILE, as
+// strerror words them in its message) without the fix for that: `e` with
+// that fix. A fix chosen for the step that failed would send the user the
+// wrong way.
+std::optional<Error> with_open_files_fix(const Error& e);
+
 }  // namespace sbx::runtime

@@ -47,6 +47,28 @@ TEST_CASE("user namespace errors point at the sysctls", "[errors]") {
   CHECK(contains(sandbox_step_error(nested).fix(), "max_user_namespaces"));
 }
 
+TEST_CASE("running out of fds gets the open-file fix, whatever the step", "[errors]") {
+  ChildError err;
+  err.fail("fsmount", EMFILE, "/proc");
+  const auto step = with_open_files_fix(sandbox_step_error(err));
+  REQUIRE(step);
+  CHECK(contains(step->what(), "fsmount"));  // the message stays
+  CHECK(contains(step->fix(), "open-file limit"));
+  CHECK(!contains(step->fix(), "report"));  // not the step's own fix
+
+  const sbx::Error cli("cannot write state.json: Too many open files", "check the disk");
+  REQUIRE(with_open_files_fix(cli));
+  CHECK(contains(with_open_files_fix(cli)->fix(), "ulimit -n"));
+
+  const sbx::Error system("socketpair: Too many open files in system");
+  REQUIRE(with_open_files_fix(system));
+  CHECK(contains(with_open_files_fix(system)->fix(), "fs.file-max"));
+
+  CHECK(!with_open_files_fix(sbx::Error("pivot_root: Invalid argument", "x")));
+  // Already explained: left as it is.
+  CHECK(!with_open_files_fix(out_of_fds_error("the sandbox's network sockets")));
+}
+
 TEST_CASE("every terminal fd becomes the pty, pipes stay", "[terminal]") {
   HostTerminal all;
   all.stdin_is_tty = all.stdout_is_tty = all.stderr_is_tty = true;
