@@ -126,6 +126,10 @@ void reset_on_close(int fd);
 // Relays two connected, non-blocking sockets with splice() through a pipe per
 // direction (no copy to user space). Owns both fds. Level-triggered: after
 // every pump() the caller sets each fd's epoll events to interest(fd).
+// Bytes of enlarged relay pipes open in this process (all relays): at most
+// 64 MiB, past which new relays keep the kernel's default 64 KiB pipes.
+std::size_t relay_pipe_bytes();
+
 class SpliceRelay {
  public:
   // `to_upstream_first` (e.g. the peeked ClientHello) is written upstream
@@ -150,6 +154,7 @@ class SpliceRelay {
   struct Direction {
     int from = -1, to = -1;
     int pipe_r = -1, pipe_w = -1;
+    std::size_t pipe_charge = 0;  // what its enlarged pipe counts against the budget
     std::size_t in_pipe = 0;
     std::vector<std::uint8_t> prefix;  // written before splicing starts
     std::size_t prefix_sent = 0;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -20,7 +21,29 @@ constexpr std::size_t kChunk = 1 << 20;
 // KiB (the relay's main cost). Best effort: over the user's pipe-buffer
 // limit (fs.pipe-user-pages-soft) F_SETPIPE_SZ fails and 64 KiB stays.
 constexpr int kPipeBytes = 1 << 20;
+// Pipe memory is this process's, outside the sandbox's memory limit, and a
+// sandbox that never reads fills both pipes of every connection it holds.
+// So the enlarged pipes of all relays of the process stay within this
+// budget (the kernel's own default for an unprivileged user, without
+// CAP_SYS_ADMIN or CAP_SYS_RESOURCE to bypass it); past it a relay keeps
+// 64 KiB pipes.
+constexpr std::size_t kPipeBudget = 64 << 20;
+std::atomic<std::size_t> pipe_bytes_in_use{0};
+
+// Grows the pipe to `bytes` if the budget has room; returns what it charged.
+std::size_t enlarge_pipe(int pipe_w, std::size_t bytes) {
+  if (pipe_bytes_in_use.fetch_add(bytes) + bytes <= kPipeBudget &&
+      fcntl(pipe_w, F_SETPIPE_SZ, static_cast<int>(bytes)) >= 0) {
+    return bytes;
+  }
+  pipe_bytes_in_use.fetch_sub(bytes);
+  return 0;
+}
 }  // namespace
+
+std::size_t relay_pipe_bytes() {
+  return pipe_bytes_in_use.load();
+}
 
 void reset_on_close(int fd) {
   linger l{1, 0};
@@ -42,6 +65,7 @@ SpliceRelay::SpliceRelay(int client_fd, int upstream_fd,
       for (Direction* x : {&up_, &down_}) {
         if (x->pipe_r >= 0) close(x->pipe_r);
         if (x->pipe_w >= 0) close(x->pipe_w);
+        pipe_bytes_in_use.fetch_sub(x->pipe_charge);
       }
       close_with_reset(client_fd);  // the client fails at once, as on a refusal
       close_with_reset(upstream_fd);
@@ -50,7 +74,8 @@ SpliceRelay::SpliceRelay(int client_fd, int upstream_fd,
     }
     d->pipe_r = p[0];
     d->pipe_w = p[1];
-    if (fcntl(p[1], F_SETPIPE_SZ, kPipeBytes) < 0) fcntl(p[1], F_SETPIPE_SZ, kPipeBytes / 4);
+    d->pipe_charge = enlarge_pipe(p[1], kPipeBytes);
+    if (d->pipe_charge == 0) d->pipe_charge = enlarge_pipe(p[1], kPipeBytes / 4);
   }
   up_.from = client_;
   up_.to = upstream_;
@@ -64,6 +89,7 @@ SpliceRelay::~SpliceRelay() {
   for (Direction* d : {&up_, &down_}) {
     close(d->pipe_r);
     close(d->pipe_w);
+    pipe_bytes_in_use.fetch_sub(d->pipe_charge);
   }
   if (!error_.empty()) {
     // One side failed: the other must see a reset, not a clean end.

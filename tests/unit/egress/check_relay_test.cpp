@@ -4,11 +4,14 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "../loopback.hpp"
 #include "egress/egress.hpp"
@@ -241,4 +244,54 @@ TEST_CASE("relay: upstream reset reaches the client as a reset", "[egress][relay
   CHECK(n < 0);
   CHECK(errno == ECONNRESET);
   close(s.client);
+}
+
+namespace {
+// Sizes of this process's pipes larger than the kernel's default.
+std::vector<int> enlarged_pipes() {
+  std::vector<int> sizes;
+  for (int fd = 0; fd < 4096; ++fd) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) continue;
+    int size = fcntl(fd, F_GETPIPE_SZ);
+    if (size > (64 << 10)) sizes.push_back(size);
+  }
+  return sizes;
+}
+}  // namespace
+
+TEST_CASE("relay pipes: at most 64 MiB enlarged in all, given back when a relay ends",
+          "[egress][relay]") {
+  REQUIRE(relay_pipe_bytes() == 0);
+  std::vector<std::unique_ptr<SpliceRelay>> relays;
+  for (int i = 0; i < 40; ++i) {
+    int a[2], b[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) == 0);
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) == 0);
+    close(a[1]);
+    close(b[1]);
+    relays.push_back(std::make_unique<SpliceRelay>(a[0], b[0]));
+  }
+  // Each pipe is counted where its write end is (the read end shares it).
+  std::size_t in_pipes = 0;
+  for (int size : enlarged_pipes()) in_pipes += static_cast<std::size_t>(size);
+  in_pipes /= 2;
+  CHECK(relay_pipe_bytes() <= (64u << 20));
+  CHECK(in_pipes == relay_pipe_bytes());
+  if (relay_pipe_bytes() > 0) {                // the kernel let this process grow pipes
+    CHECK(relay_pipe_bytes() == (64u << 20));  // 80 pipes asked for 80 MiB
+    relays.resize(10);
+    CHECK(relay_pipe_bytes() <= (20u << 20));
+    int a[2], b[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) == 0);
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b) == 0);
+    close(a[1]);
+    close(b[1]);
+    const std::size_t before = relay_pipe_bytes();
+    relays.push_back(std::make_unique<SpliceRelay>(a[0], b[0]));
+    CHECK(relay_pipe_bytes() == before + (2u << 20));  // big pipes again
+  }
+  relays.clear();
+  CHECK(relay_pipe_bytes() == 0);
+  CHECK(enlarged_pipes().empty());
 }
