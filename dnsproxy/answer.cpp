@@ -115,7 +115,7 @@ UpstreamAnswer parse_upstream_answer(std::span<const std::uint8_t> m, std::strin
   for (const auto& entry : found) {
     const net::IpAddress& addr = entry.first;  // not a structured binding: clang 14
     std::uint32_t t = entry.second;            // cannot capture those in lambdas
-    if (net::in_any(deny, addr)) {
+    if (net::denied(deny, addr)) {
       out.dropped.push_back(addr);
       continue;
     }

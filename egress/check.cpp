@@ -50,7 +50,7 @@ EgressVerdict check_connection(const EgressPolicy& p, const Destination& d,
   }
   // The ruleset rejects these already; checked again because the proxy is
   // the gate that connects from the host (where 127.0.0.1 is the host's).
-  if (net::in_any(p.deny_cidrs, d.address)) return deny("denied_address");
+  if (net::denied(p.deny_cidrs, d.address)) return deny("denied_address");
   bool by_cidr = net::in_any(p.allow_cidrs, d.address);
   std::vector<std::string> resolved;
   if (p.resolved_names) resolved = p.resolved_names(d.address);

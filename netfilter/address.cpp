@@ -112,9 +112,12 @@ const std::vector<Cidr>& always_denied_cidrs() {
              "240.0.0.0/4",     // reserved + broadcast
              "::/128",          // unspecified
              "::1/128",         // loopback
+             "::/96",           // IPv4-compatible (deprecated; sit tunnels to any IPv4)
              "::ffff:0:0/96",   // IPv4-mapped: would bypass every IPv4 range above
-             "64:ff9b:1::/48",  // local-use NAT64
+             "64:ff9b:1::/48",  // local-use NAT64 (64:ff9b::/96: denied() checks its IPv4)
+             "2001::/32",       // Teredo: IPv4 tunnel endpoints, obfuscated
              "fc00::/7",        // ULA, incl. fd00:ec2::254 (AWS metadata over IPv6)
+             "fec0::/10",       // site-local (deprecated)
              "fe80::/10",       // link-local
              "ff00::/8",        // multicast
          }) {
@@ -130,6 +133,21 @@ bool in_any(std::span<const Cidr> ranges, const IpAddress& a) {
     if (r.contains(a)) return true;
   }
   return false;
+}
+
+std::optional<IpAddress> embedded_ipv4(const IpAddress& a) {
+  if (a.family != AF_INET6) return std::nullopt;
+  static const Cidr nat64 = *Cidr::parse("64:ff9b::/96");
+  static const Cidr six_to_four = *Cidr::parse("2002::/16");
+  if (nat64.contains(a)) return IpAddress::from_v4_bytes(&a.bytes[12]);
+  if (six_to_four.contains(a)) return IpAddress::from_v4_bytes(&a.bytes[2]);
+  return std::nullopt;
+}
+
+bool denied(std::span<const Cidr> deny, const IpAddress& a) {
+  if (in_any(deny, a)) return true;
+  const auto v4 = embedded_ipv4(a);
+  return v4 && in_any(deny, *v4);
 }
 
 std::vector<Cidr> effective_deny_cidrs(std::span<const std::string> policy_deny_cidrs) {

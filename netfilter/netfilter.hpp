@@ -58,10 +58,18 @@ struct Cidr {
 // Ranges a sandbox never reaches through the filter, whatever the policy says:
 // this-network, loopback, RFC 1918, CGNAT (RFC 6598), link-local incl. the
 // cloud metadata address 169.254.169.254, multicast, reserved, broadcast;
-// IPv6 unspecified, loopback, IPv4-mapped, ULA (incl. fd00:ec2::254),
-// link-local, multicast. DNS answers inside them are dropped (rebinding).
+// IPv6 unspecified, loopback, IPv4-mapped and -compatible, local-use NAT64,
+// Teredo, ULA (incl. fd00:ec2::254), site-local, link-local, multicast. DNS
+// answers inside them are dropped (rebinding).
 const std::vector<Cidr>& always_denied_cidrs();
 bool in_any(std::span<const Cidr> ranges, const IpAddress& a);
+// The IPv4 address an IPv6 address carries to an IPv4 host: the well-known
+// NAT64 prefix 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (RFC 3056).
+std::optional<IpAddress> embedded_ipv4(const IpAddress& a);
+// `a` is in `deny`, or carries an IPv4 address that is (64:ff9b::a9fe:a9fe
+// is 169.254.169.254 behind a NAT64 gateway). The check for every address a
+// sandbox asks for; in_any alone is for allow lists.
+bool denied(std::span<const Cidr> deny, const IpAddress& a);
 // always_denied_cidrs() plus the policy's deny_cidrs. Throws sbx::Error on a
 // malformed entry (the policy is validated earlier; this is the last gate).
 std::vector<Cidr> effective_deny_cidrs(std::span<const std::string> policy_deny_cidrs);

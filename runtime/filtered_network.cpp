@@ -591,7 +591,7 @@ struct FilteredNetwork::Impl {
   bool denied_now(const Conn& c) const {
     if (c.kind != Conn::Kind::egress) return false;
     if (c.state != Conn::State::connecting && c.state != Conn::State::relaying) return false;
-    if (net::in_any(egress.deny_cidrs, c.dest.address)) return true;
+    if (net::denied(egress.deny_cidrs, c.dest.address)) return true;
     const bool by_cidr = net::in_any(egress.allow_cidrs, c.dest.address);
     auto allowed = [&](const std::string& n) {
       return lookup(n).verdict == dns::DomainVerdict::allow;
@@ -1183,7 +1183,7 @@ nlohmann::json FilteredNetwork::change(const NetworkChange& c) {
     nlohmann::json removed = nlohmann::json::array();
     std::vector<net::IpAddress> gone;
     for (const auto& [address, names] : m.dns->names().entries(Clock::now())) {
-      bool keep = !net::in_any(m.egress.deny_cidrs, address) &&
+      bool keep = !net::denied(m.egress.deny_cidrs, address) &&
                   std::any_of(names.begin(), names.end(), [&](const std::string& n) {
                     return m.lookup(n).verdict == dns::DomainVerdict::allow;
                   });

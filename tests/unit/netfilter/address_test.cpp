@@ -49,9 +49,11 @@ TEST_CASE("Cidr parses, refuses host bits, and matches", "[netfilter]") {
 TEST_CASE("always-denied ranges cover rebinding targets and spare documentation ranges",
           "[netfilter]") {
   const auto& d = always_denied_cidrs();
-  for (const char* bad : {"127.0.0.1", "10.1.2.3", "172.31.0.1", "192.168.1.1", "169.254.169.254",
-                          "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::",
-                          "fd00::2", "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1", "ff02::1"}) {
+  for (const char* bad :
+       {"127.0.0.1",  "10.1.2.3",    "172.31.0.1",          "192.168.1.1",     "169.254.169.254",
+        "100.64.0.1", "0.0.0.0",     "224.0.0.1",           "255.255.255.255", "::1",
+        "::",         "fd00::2",     "fd00:ec2::254",       "fe80::1",         "::ffff:127.0.0.1",
+        "ff02::1",    "::a9fe:a9fe", "2001:0:4136:e378::1", "fec0::1",         "64:ff9b:1::1"}) {
     INFO(bad);
     CHECK(in_any(d, *IpAddress::parse(bad)));
   }
@@ -62,6 +64,22 @@ TEST_CASE("always-denied ranges cover rebinding targets and spare documentation 
   }
   auto eff = effective_deny_cidrs(std::vector<std::string>{"198.51.100.0/24"});
   CHECK(in_any(eff, *IpAddress::parse("198.51.100.7")));
+  // IPv6 addresses carrying an IPv4 one (NAT64, 6to4) are denied with it.
+  for (const char* bad : {"64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b::a00:1",
+                          "2002:a9fe:a9fe::1", "2002:7f00:1:ffff::1"}) {
+    INFO(bad);
+    CHECK(denied(d, *IpAddress::parse(bad)));
+    CHECK_FALSE(in_any(d, *IpAddress::parse(bad)));  // in_any alone misses them
+  }
+  for (const char* good : {"64:ff9b::cb00:710a", "2002:cb00:710a::1", "2001:db8::5"}) {
+    INFO(good);
+    CHECK_FALSE(denied(d, *IpAddress::parse(good)));
+  }
+  CHECK(denied(eff, *IpAddress::parse("64:ff9b::c633:6407")));  // 198.51.100.7: the policy's
+  CHECK(embedded_ipv4(*IpAddress::parse("64:ff9b::c633:6407"))->str() == "198.51.100.7");
+  CHECK(embedded_ipv4(*IpAddress::parse("2002:c633:6407::"))->str() == "198.51.100.7");
+  CHECK_FALSE(embedded_ipv4(*IpAddress::parse("2001:db8::c633:6407")));
+  CHECK_FALSE(embedded_ipv4(*IpAddress::parse("198.51.100.7")));
   CHECK_THROWS_AS(effective_deny_cidrs(std::vector<std::string>{"nonsense"}), sbx::Error);
   // A built-in range named again (as base.toml does) is listed once.
   const auto builtin = always_denied_cidrs();
