@@ -60,7 +60,10 @@ class Peeker {
                   std::chrono::milliseconds deadline = kPeekDeadline,
                   dns::Clock::time_point start = dns::Clock::now())
       : kind_(kind), cap_(cap), until_(start + deadline) {}
+  // Keeps every byte it is given (they go upstream first if the connection
+  // is allowed): the caller reads at most room() at a time.
   PeekResult feed(std::span<const std::uint8_t> bytes);
+  std::size_t room() const { return cap_ > buffer_.size() ? cap_ - buffer_.size() : 0; }
   bool expired(dns::Clock::time_point now) const { return now >= until_; }
   dns::Clock::time_point deadline() const { return until_; }
   const std::vector<std::uint8_t>& buffered() const { return buffer_; }

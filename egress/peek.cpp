@@ -294,9 +294,7 @@ PeekResult parse_http_host(std::span<const std::uint8_t> data, std::size_t cap) 
 }
 
 PeekResult Peeker::feed(std::span<const std::uint8_t> bytes) {
-  std::size_t room = cap_ > buffer_.size() ? cap_ - buffer_.size() : 0;
-  buffer_.insert(buffer_.end(), bytes.begin(),
-                 bytes.begin() + static_cast<std::ptrdiff_t>(std::min(room, bytes.size())));
+  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
   switch (kind_) {
     case Inspection::tls:
       return parse_client_hello(buffer_, cap_);

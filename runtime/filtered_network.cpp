@@ -677,8 +677,11 @@ struct FilteredNetwork::Impl {
   }
 
   void on_peek(const std::shared_ptr<Conn>& c) {
+    // No more than the peeker can hold: what is read here goes upstream
+    // from its buffer, or is lost (a request head and body sent together
+    // lost the body's bytes past the cap).
     std::uint8_t buf[4096];
-    ssize_t n = recv(c->client.get(), buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t n = recv(c->client.get(), buf, std::min(sizeof buf, c->peeker->room()), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
       refuse(c, "incomplete", n < 0 ? errno_name(errno) : "closed before a name was sent");
