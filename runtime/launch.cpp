@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -206,13 +207,16 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
 // steps 5 to 7 on the other side of clone3.
 namespace {
 
-RunResult run_sandbox(const Policy& policy, const RunOptions& options) {
+RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   using namespace runtime;
-  reject_unsupported(policy);             // fail closed, exit 125
+  reject_unsupported(given);              // fail closed, exit 125
   const DefaultChildSignal child_signal;  // children are ours to reap (not SIG_IGN)
   LaunchCpuPin cpu_pin;  // one CPU for the launch; the command gets the caller's set
   open_missing_stdio();  // channels never land on 0-2
-  const Identity identity = resolve_identity(policy.process);  // never host root by default
+  const Identity identity = resolve_identity(given.process);  // never host root by default
+  // sudo, --user: what ~ hides is hidden in the command's home too.
+  const std::optional<Policy> rebased = hide_in_command_home(given, identity, std::getenv("HOME"));
+  const Policy& policy = rebased ? *rebased : given;
   const HostTerminal terminal = inspect_host_terminal();
   LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
                                         cpu_pin);  // all allocation

@@ -13,6 +13,7 @@
 #include "netfilter/netfilter.hpp"
 #include "runtime/agent_state.hpp"
 #include "runtime/environment.hpp"
+#include "runtime/mounts_internal.hpp"
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/secret_mounts.hpp"
 #include "runtime/startup_trace.hpp"
@@ -79,6 +80,28 @@ std::uint64_t sandbox_namespaces(const Policy& policy) {
   std::uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (policy.network.mode != NetworkMode::host) flags |= CLONE_NEWNET;
   return flags;
+}
+
+std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity& identity,
+                                           const char* caller_home) {
+  if (caller_home == nullptr || caller_home[0] != '/') return std::nullopt;
+  const std::string from = normalize_path(caller_home);
+  const std::string to = normalize_path(identity.home);
+  if (from == "/" || to == "/" || from == to) return std::nullopt;
+  std::optional<Policy> out;
+  const auto rebase = [&](std::vector<std::string> FilesystemPolicy::*list) {
+    for (const auto& path : policy.filesystem.*list) {
+      if (!path_is_within(path, from)) continue;
+      std::string moved = to + path.substr(from.size());
+      if (!out) out = policy;
+      auto& target = (*out).filesystem.*list;
+      if (std::find(target.begin(), target.end(), moved) == target.end())
+        target.push_back(std::move(moved));
+    }
+  };
+  rebase(&FilesystemPolicy::deny_read);
+  rebase(&FilesystemPolicy::allow_read);
+  return out;
 }
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,

@@ -4,6 +4,8 @@
 
 #include <sbx/sbx.hpp>
 
+#include <optional>
+
 #include "runtime/cpu_pin.hpp"
 #include "runtime/identity.hpp"
 #include "runtime/launch.hpp"
@@ -13,6 +15,14 @@ namespace sbx::runtime {
 
 // Throws sbx::Error for a policy the launcher cannot honour.
 void reject_unsupported(const Policy& policy);
+
+// `~` in a profile is the caller's $HOME, expanded when the profile was
+// read; under sudo or --user the command runs as another user, whose home
+// is `identity.home`. The policy with every hidden path (and allow_read
+// re-exposure) under `caller_home` also under the command's home, or
+// nullopt when there is nothing to add (same home, no $HOME).
+std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity& identity,
+                                           const char* caller_home);
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
                                const Identity& identity, const HostTerminal& terminal,

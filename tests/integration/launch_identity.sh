@@ -45,6 +45,28 @@ if is_root; then
   expect_rc 0 "under sudo"
   [[ $OUT == "$(id -u sbx-test 2>/dev/null || echo 1001)" ]] || fail "SUDO_UID not used: $OUT"
   pass "root under sudo runs as SUDO_UID"
+  # ~ in the profile is root's $HOME; the command's is sbx-test's: what the
+  # profile hides under ~ is hidden there too (a decoy, removed at exit).
+  user_home=$(getent passwd sbx-test | cut -d: -f6)
+  if [[ -d $user_home ]]; then
+    decoy_dir=$user_home/.ssh
+    [[ -e $decoy_dir ]] || { mkdir -m 700 "$decoy_dir" && chown sbx-test: "$decoy_dir" && _SCRATCH_DIRS+=("$decoy_dir"); }
+    decoy=$decoy_dir/sbx-test-decoy-$$
+    echo DECOY-SSH-KEY >"$decoy" && chown sbx-test: "$decoy"
+    trap 'rm -f "$decoy"; _cleanup_scratch' EXIT
+    for how in sudo user; do
+      if [[ $how == sudo ]]; then
+        OUT=$(HOME=/root SUDO_UID=$(id -u sbx-test) SUDO_GID=$(id -g sbx-test) \
+          "$SBX" run --profile standard --net none -- sh -c "id -u; cat $decoy" 2>&1 </dev/null)
+      else
+        OUT=$(HOME=/root "$SBX" run --profile standard --net none --user "$(id -u sbx-test)" -- \
+          sh -c "id -u; cat $decoy" 2>&1 </dev/null)
+      fi
+      [[ $OUT == "$(id -u sbx-test)"* ]] || fail "$how: not run as sbx-test: $OUT"
+      [[ $OUT != *DECOY-SSH-KEY* ]] || fail "$how: the command read its user's ~/.ssh: $OUT"
+      pass "$how: ~/.ssh of the command's own home is hidden, not only root's"
+    done
+  fi
   run_sbx run --profile airgapped -- cat /proc/self/status
   expect_out $'Groups:\t *\n' "root's supplementary groups are dropped"
 else

@@ -3,6 +3,7 @@
 #include <sbx/error.hpp>
 
 #include "runtime/identity.hpp"
+#include "runtime/plan.hpp"
 
 using sbx::ProcessPolicy;
 using sbx::runtime::IdentitySource;
@@ -77,4 +78,30 @@ TEST_CASE("a setuid sbx is refused", "[identity]") {
   auto source = user(1000, 1000);
   source.effective_uid = 0;
   CHECK_THROWS_AS(resolve_identity(ProcessPolicy{}, source), sbx::Error);
+}
+
+TEST_CASE("what ~ hides is hidden in the command's home too (sudo, --user)", "[identity]") {
+  sbx::Policy policy;
+  policy.filesystem.deny_read = {"/root/.ssh", "/root/.config", "/etc/shadow"};
+  policy.filesystem.allow_read = {"/root/.config/git"};
+  sbx::runtime::Identity id;
+  id.home = "/home/u";
+  auto moved = sbx::runtime::hide_in_command_home(policy, id, "/root");
+  REQUIRE(moved);
+  CHECK(moved->filesystem.deny_read == std::vector<std::string>{"/root/.ssh", "/root/.config",
+                                                                "/etc/shadow", "/home/u/.ssh",
+                                                                "/home/u/.config"});
+  CHECK(moved->filesystem.allow_read ==
+        std::vector<std::string>{"/root/.config/git", "/home/u/.config/git"});
+  // The same home, no $HOME, a home of "/" (unknown): nothing to add.
+  id.home = "/root/";
+  CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
+  CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, nullptr));
+  id.home = "/";
+  CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
+  // /rootfs is not below /root.
+  id.home = "/home/u";
+  policy.filesystem.deny_read = {"/rootfs/.ssh"};
+  policy.filesystem.allow_read.clear();
+  CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
 }
