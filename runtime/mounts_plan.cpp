@@ -18,6 +18,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "runtime/host_paths.hpp"
@@ -610,7 +611,9 @@ struct Planner {
                                            "/run/lxd",
                                            "/var/lib/lxd/unix.socket",
                                            "/run/incus",
-                                           "/run/sbx"};  // control sockets (docs/control.md)
+                                           "/run/screen",  // GNU screen: `screen -X stuff` types
+                                           "/var/run/screen",  // into the user's terminal
+                                           "/run/sbx"};        // control sockets (docs/control.md)
     // A directory is hidden whole only if it is somebody's private one (no
     // access for group and others: ssh-agent's /tmp/ssh-XXXX,
     // $XDG_RUNTIME_DIR) and holds nothing the sandbox is given: not /, not
@@ -633,12 +636,29 @@ struct Planner {
                           named_inside) &&
              ::stat(rdir->c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 077) == 0;
     };
-    if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr && agent[0] == '/') {
-      // The agent's own directory (ssh-XXXX/) if it is a private one (the
-      // socket is then hidden with it), else the socket alone: an agent
-      // socket straight in /run or /var/tmp hides only itself.
-      if (auto rdir = real_path(parent_of(agent)); private_dir(rdir)) candidates.push_back(*rdir);
-      candidates.push_back(agent);
+    // A socket named by the environment: its own directory if that is a
+    // private one (the socket is then hidden with it), else the socket
+    // alone (an agent socket straight in /run or /var/tmp hides only itself).
+    const auto socket_and_dir = [&](std::string socket) {
+      if (socket.empty() || socket[0] != '/') return;
+      if (auto rdir = real_path(parent_of(socket)); private_dir(rdir)) candidates.push_back(*rdir);
+      candidates.push_back(std::move(socket));
+    };
+    if (const char* agent = std::getenv("SSH_AUTH_SOCK"); agent != nullptr)
+      socket_and_dir(agent);  // ssh-XXXX/agent.N
+    // Terminal multiplexers: their server types whatever a client sends into
+    // the user's terminal (tmux send-keys, screen -X stuff), as TIOCSTI
+    // would. tmux's socket ($TMUX is "socket,pid,session"; its default
+    // directory /tmp/tmux-UID is under the sandbox's fresh /tmp anyway) and
+    // screen's directory when it is not /run/screen.
+    if (const char* tmux = std::getenv("TMUX"); tmux != nullptr)
+      socket_and_dir(std::string(tmux).substr(0, std::string_view(tmux).find(',')));
+    if (const char* dir = std::getenv("TMUX_TMPDIR"); dir != nullptr && dir[0] == '/') {
+      if (auto rdir = real_path(fmt::format("{}/tmux-{}", dir, ::getuid())); private_dir(rdir))
+        candidates.push_back(*rdir);
+    }
+    if (const char* dir = std::getenv("SCREENDIR"); dir != nullptr && dir[0] == '/') {
+      if (auto rdir = real_path(dir); private_dir(rdir)) candidates.push_back(*rdir);
     }
     // The user's runtime dir where it is not below /run/user: the same
     // sockets (session bus, agents) and sbx's own state dirs

@@ -89,4 +89,60 @@ for p in "${ESC_PROFILES[@]}"; do
     done
   done
 done
-esc_done "1 (TIOCSTI, TIOCLINUX)"
+# Terminal multiplexers: their server types whatever a client sends into the
+# user's terminal (tmux send-keys, screen -X stuff), as TIOCSTI would. A tmux
+# server whose socket is outside /tmp ($TMUX names it; TMUX_TMPDIR, tmux -S)
+# must be out of reach; the sandbox's fresh /tmp hides the default one.
+tdir=$(mktemp -d /var/tmp/sbx-escape.tmux-XXXXXX)  # private (0700), as tmux makes it
+_mux_cleanup() { tmux -S "$tdir/s" kill-server 2>/dev/null; rm -rf "$tdir"; _tty_cleanup; }
+trap _mux_cleanup EXIT
+tmux -S "$tdir/s" new-session -d -s m -x 80 -y 10 sh || fail "tmux -S $tdir/s"
+export TMUX="$tdir/s,1,0"
+typed() { # did the host shell in the tmux pane run "touch $tdir/$1"?
+  for _ in $(seq 30); do [[ -e $tdir/$1 ]] && return 0; sleep 0.1; done
+  return 1
+}
+tmux -S "$tdir/s" send-keys -t m "touch $tdir/control" Enter
+typed control || fail "control: send-keys from outside a sandbox did not type into the pane"
+pass "control: a tmux client outside any sandbox types into the user's pane"
+for p in "${ESC_PROFILES[@]}"; do
+  esc_args "$p"
+  OUT=$("$SBX" run "${PA[@]}" -- tmux -S "$tdir/s" send-keys -t m "touch $tdir/from-$p" Enter 2>&1 </dev/null)
+  ! typed "from-$p" || fail "$p: tmux send-keys from the sandbox typed into the host's pane: $OUT"
+  pass "$p: the tmux server named by \$TMUX is out of reach"
+done
+unset TMUX
+# GNU screen's sockets live in /run/screen/S-USER (root only: /run).
+if is_root; then
+  sdir=/run/screen/S-sbx-escape-$$
+  made_run_screen=0
+  [[ -d /run/screen ]] || { mkdir -m 775 /run/screen && made_run_screen=1; }
+  mkdir -m 700 "$sdir"
+  python3 - "$sdir/1.pts-0.host" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4); s.settimeout(20)
+try:
+    while True:
+        c, _ = s.accept(); print("screen socket reached:", c.recv(64)); sys.stdout.flush()
+except OSError:
+    pass
+PY
+  listener=$!
+  for _ in $(seq 50); do [[ -S $sdir/1.pts-0.host ]] && break; sleep 0.1; done
+  for p in "${ESC_PROFILES[@]}"; do
+    esc_args "$p"
+    OUT=$("$SBX" run "${PA[@]}" -- python3 -c "
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect('$sdir/1.pts-0.host'); s.send(b'stuff x'); print('REACHED')
+except OSError as e:
+    print('refused', e)" 2>&1 </dev/null)
+    [[ $OUT != *REACHED* ]] || fail "$p: the sandbox reached a screen socket in /run/screen: $OUT"
+    pass "$p: /run/screen is out of reach"
+  done
+  kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
+  rm -rf "$sdir"
+  [[ $made_run_screen == 1 ]] && rmdir /run/screen
+fi
+esc_done "1 (TIOCSTI, TIOCLINUX, multiplexer sockets)"
