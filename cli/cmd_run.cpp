@@ -24,6 +24,20 @@ void hide_secrets_store(Policy& policy);
 
 namespace {
 
+// The base profile hides ~/.local/state/sbx; a log moved elsewhere
+// (XDG_STATE_HOME, --audit-log) must not be readable either: it holds past
+// runs' commands and destinations. The default log's directory (sbx's own:
+// the other labels' logs and rotated files too), else the file itself.
+void hide_audit_log(Policy& policy, const std::string& log) {
+  if (log.empty() || log[0] != '/') return;
+  const std::string dir = log.substr(0, log.rfind('/'));
+  const std::string path = dir.ends_with("/sbx/audit") ? dir : log;
+  for (const auto& p : policy.filesystem.deny_read) {
+    if (path == p || path.starts_with(p + "/")) return;
+  }
+  policy.filesystem.deny_read.push_back(path);
+}
+
 constexpr const char* kRunExamples = R"(
 Repeatable options (--allow-domain, --rw, --env, ...) append to the
 profile's lists; single-value options override it. Paths may use ~, $HOME,
@@ -121,6 +135,7 @@ int run(RunState& s) {
     return report_usage_error(e);
   }
 
+  hide_audit_log(policy, recorder->log_path());
   runtime::startup_trace::mark("run: audit opened");
   RunOptions options;
   options.argv = s.command;

@@ -233,4 +233,23 @@ pass "level minimal: the event is there, argv/comm/paths are not"
 OUT=$(validate "$dir/logs/min.jsonl" 2>&1) || fail "minimal log schema: $OUT"
 pass "minimal log validates"
 
+# --- the log is not readable from the sandbox wherever it is: the base
+# profile hides ~/.local/state/sbx, sbx hides a default log moved by
+# XDG_STATE_HOME (its directory) and an --audit-log file. Outside /tmp,
+# which the sandbox sees as a fresh tmpfs anyway.
+vis=$(mktemp -d /var/tmp/sbx-test-audit.XXXXXX)
+_SCRATCH_DIRS+=("$vis")
+chmod 755 "$vis"
+XDG_STATE_HOME=$vis/state run_sbx run --net none -p standard -- true
+expect_rc 0 "a run logging to \$XDG_STATE_HOME"
+[[ -s $vis/state/sbx/audit/standard.jsonl ]] || fail "no log in \$XDG_STATE_HOME: $(ls -R "$vis")"
+XDG_STATE_HOME=$vis/state run_sbx run --net none -p standard -- cat "$vis/state/sbx/audit/standard.jsonl"
+[[ $OUT != *'"type"'* ]] || fail "the sandbox read the audit log in \$XDG_STATE_HOME: $OUT"
+pass "the audit log under \$XDG_STATE_HOME is hidden from the sandbox"
+run_sbx run --net none -p standard --audit-log "$vis/custom.jsonl" -- true
+run_sbx run --net none -p standard --audit-log "$vis/custom.jsonl" -- cat "$vis/custom.jsonl"
+[[ -s $vis/custom.jsonl ]] || fail "no --audit-log file"
+[[ $OUT != *'"type"'* ]] || fail "the sandbox read its --audit-log file: $OUT"
+pass "an --audit-log file is hidden from the sandbox"
+
 done_testing
