@@ -91,8 +91,21 @@ void add_readable_tree(LandlockPlanData& d, const Policy& policy, std::uint64_t 
   std::vector<std::string> hidden;
   for (const auto& p : policy.filesystem.deny_read) {
     if (p.empty() || p[0] != '/') continue;
-    auto real = existing_real_path(p);
-    if (real && *real != "/") hidden.push_back(std::move(*real));
+    // A hidden path that does not exist yet (~/.config/gh before `gh auth
+    // login`) is kept too, below its nearest existing ancestor: that
+    // ancestor then gets only READ_DIR, so what the host creates there
+    // during the run is not readable (the mounts hide only what exists).
+    std::string rest;
+    std::string at = p;
+    std::optional<std::string> real;
+    while (!(real = existing_real_path(at)) && at.size() > 1) {
+      const auto slash = at.rfind('/');
+      rest = at.substr(slash) + rest;
+      at = slash == 0 ? "/" : at.substr(0, slash);
+    }
+    if (!real) continue;
+    std::string path = *real == "/" ? (rest.empty() ? "/" : rest) : *real + rest;
+    if (path != "/") hidden.push_back(std::move(path));
   }
   auto within = [](const std::string& path, const std::string& root) {
     return root == "/" || (path.compare(0, root.size(), root) == 0 &&

@@ -5,6 +5,7 @@
 #include <sys/capability.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -87,7 +88,9 @@ std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity&
   if (caller_home == nullptr || caller_home[0] != '/') return std::nullopt;
   const std::string from = normalize_path(caller_home);
   const std::string to = normalize_path(identity.home);
-  if (from == "/" || to == "/" || from == to) return std::nullopt;
+  struct stat st {};
+  // A home that does not exist (nobody's /nonexistent) has nothing to hide.
+  if (from == "/" || to == "/" || from == to || ::stat(to.c_str(), &st) != 0) return std::nullopt;
   std::optional<Policy> out;
   const auto rebase = [&](std::vector<std::string> FilesystemPolicy::*list) {
     for (const auto& path : policy.filesystem.*list) {

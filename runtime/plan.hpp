@@ -20,7 +20,8 @@ void reject_unsupported(const Policy& policy);
 // read; under sudo or --user the command runs as another user, whose home
 // is `identity.home`. The policy with every hidden path (and allow_read
 // re-exposure) under `caller_home` also under the command's home, or
-// nullopt when there is nothing to add (same home, no $HOME).
+// nullopt when there is nothing to add (same home, no $HOME, a command
+// home that does not exist).
 std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity& identity,
                                            const char* caller_home);
 

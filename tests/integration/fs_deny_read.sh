@@ -53,4 +53,26 @@ expect_out "conf:\[public\]" "hidden dir shows only the visible entry"
 expect_out "public" "visible path is readable"
 expect_no_out "conf secret|LEAK4" "sibling of the visible path stays hidden"
 expect_no_out "LEAK5" "visible path is read-only"
+
+# A hidden path that does not exist at the start (~/.config/gh before `gh
+# auth login`) and is created by the host during the run stays unreadable
+# (Landlock: its existing parent is only listable); its siblings stay
+# readable. Outside /tmp, which the sandbox sees fresh.
+H=$(mktemp -d /var/tmp/sbx-test-late.XXXXXX)
+_SCRATCH_DIRS+=("$H")
+chmod 755 "$H"
+mkdir -p "$H/.config/other" && echo visible >"$H/.config/other/x"
+( sleep 1; mkdir -p "$H/.config/gh" && echo LATE-GH-TOKEN >"$H/.config/gh/hosts.yml" ) &
+maker=$!
+OUT=$(HOME=$H "$SBX" run -p standard --net none -- sh -c "sleep 3; cat $H/.config/gh/hosts.yml; cat $H/.config/other/x" 2>&1 </dev/null)
+wait "$maker"
+[[ -s $H/.config/gh/hosts.yml ]] || fail "the host did not create the late file"
+if [[ $OUT == *"landlock unavailable"* ]]; then
+  echo "# Landlock unavailable: a late hidden file is not covered"
+else
+  [[ $OUT != *LATE-GH-TOKEN* ]] || fail "a hidden path created during the run was readable: $OUT"
+  pass "a hidden path created by the host during the run stays unreadable"
+fi
+[[ $OUT == *visible* ]] || fail "its existing sibling is not readable: $OUT"
+pass "its existing sibling stays readable"
 done_testing

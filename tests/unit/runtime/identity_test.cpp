@@ -85,22 +85,25 @@ TEST_CASE("what ~ hides is hidden in the command's home too (sudo, --user)", "[i
   policy.filesystem.deny_read = {"/root/.ssh", "/root/.config", "/etc/shadow"};
   policy.filesystem.allow_read = {"/root/.config/git"};
   sbx::runtime::Identity id;
-  id.home = "/home/u";
+  id.home = "/tmp";
   auto moved = sbx::runtime::hide_in_command_home(policy, id, "/root");
   REQUIRE(moved);
   CHECK(moved->filesystem.deny_read == std::vector<std::string>{"/root/.ssh", "/root/.config",
-                                                                "/etc/shadow", "/home/u/.ssh",
-                                                                "/home/u/.config"});
+                                                                "/etc/shadow", "/tmp/.ssh",
+                                                                "/tmp/.config"});
   CHECK(moved->filesystem.allow_read ==
-        std::vector<std::string>{"/root/.config/git", "/home/u/.config/git"});
-  // The same home, no $HOME, a home of "/" (unknown): nothing to add.
+        std::vector<std::string>{"/root/.config/git", "/tmp/.config/git"});
+  // The same home, no $HOME, a home of "/" (unknown) or one that does not
+  // exist (nobody's /nonexistent): nothing to add.
   id.home = "/root/";
   CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
   CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, nullptr));
   id.home = "/";
   CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
+  id.home = "/nonexistent";
+  CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
   // /rootfs is not below /root.
-  id.home = "/home/u";
+  id.home = "/tmp";
   policy.filesystem.deny_read = {"/rootfs/.ssh"};
   policy.filesystem.allow_read.clear();
   CHECK_FALSE(sbx::runtime::hide_in_command_home(policy, id, "/root"));
