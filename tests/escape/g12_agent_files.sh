@@ -51,6 +51,8 @@ OUT=$("$SBX" run "${PA[@]}" -- sh -c '
   t claude_cmd_edit sh -c "echo evil >> .claude/commands/review.md"
   t claude_rename sh -c "mv .claude .claude.old"
   t claude_settings sh -c "echo {} > .claude/settings.json"
+  t claude_local sh -c "echo {} > .claude/settings.local.json"
+  t envrc sh -c "echo \"touch $M/ran-envrc\" > .envrc"
   t mcp sh -c "echo {} > .mcp.json"
   t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
   t gitmodules sh -c "echo x > .gitmodules"
@@ -62,7 +64,8 @@ RC=$?
 expect_rc 0 "strict: attempts ran"
 for l in hook_write hook_chmod hook_rm_dir hook_rename config_append git_config git_config_fsmon \
          git_config_env git_config_global git_rename bashrc_append bashrc_replace bashrc_rm \
-         claude_cmd claude_cmd_edit claude_rename claude_settings mcp vscode gitmodules; do
+         claude_cmd claude_cmd_edit claude_rename claude_settings claude_local envrc mcp vscode \
+         gitmodules; do
   expect_res "$l" "rc[1-9][0-9]*" "strict: $l is refused"
 done
 expect_res private_global rc0 "strict: a private GIT_CONFIG_GLOBAL in the work dir works (harmless: the host never reads it)"
