@@ -21,6 +21,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,13 @@ namespace {
 // rules.
 void add_readable_tree(LandlockPlanData& d, const Policy& policy, std::uint64_t read) {
   std::vector<std::string> hidden;
+  // Most hidden paths share their parents (~, ~/.config): resolved once.
+  std::map<std::string, std::optional<std::string>> resolved;
+  const auto real_of = [&](const std::string& path) -> const std::optional<std::string>& {
+    auto [it, fresh] = resolved.try_emplace(path);
+    if (fresh) it->second = existing_real_path(path);
+    return it->second;
+  };
   for (const auto& p : policy.filesystem.deny_read) {
     if (p.empty() || p[0] != '/') continue;
     // A hidden path that does not exist yet (~/.config/gh before `gh auth
@@ -98,7 +107,7 @@ void add_readable_tree(LandlockPlanData& d, const Policy& policy, std::uint64_t 
     std::string rest;
     std::string at = p;
     std::optional<std::string> real;
-    while (!(real = existing_real_path(at)) && at.size() > 1) {
+    while (!(real = real_of(at)) && at.size() > 1) {
       const auto slash = at.rfind('/');
       rest = at.substr(slash) + rest;
       at = slash == 0 ? "/" : at.substr(0, slash);
