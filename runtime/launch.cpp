@@ -20,6 +20,7 @@
 
 #include "cgroups/cgroups.hpp"
 #include "runtime/channel.hpp"
+#include "runtime/claude_guard.hpp"
 #include "runtime/cpu_pin.hpp"
 #include "runtime/filtered_network.hpp"
 #include "runtime/git_guard.hpp"
@@ -232,6 +233,8 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   // strict: git redirection files snapshotted now, checked (and reverted)
   // by its destructor once the sandbox is gone (git_guard.hpp).
   const GitGuard git_guard(policy, options);
+  // ~/.claude.json: the keys that make the host's client run code, put back.
+  const ClaudeConfigGuard claude_guard(policy, options);
   startup_trace::mark("run: git guard");
   Sandbox sandbox =
       start_sandbox(policy, options, plan, cgroup, network.get());  // clone3, maps, release

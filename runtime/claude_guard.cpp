@@ -1,0 +1,169 @@
+#include "runtime/claude_guard.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+namespace sbx::runtime {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::array<std::string_view, 5> kProjectKeys = {
+    "mcpServers", "allowedTools", "enabledMcpjsonServers", "disabledMcpjsonServers",
+    "enableAllProjectMcpServers"};
+constexpr off_t kMaxSize = 64 << 20;
+
+// The file's bytes; nullopt when it is missing, not a regular file (a
+// symlink is never followed) or too large.
+std::optional<std::string> read_regular(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  std::optional<std::string> out;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= kMaxSize) {
+    std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < bytes.size()) {
+      const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    bytes.resize(got);
+    out = std::move(bytes);
+  }
+  ::close(fd);
+  return out;
+}
+
+// In place (same inode, owner and mode: as root for another user, a new
+// file would be root's), never through a symlink.
+bool write_in_place(const std::string& path, const std::string& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::ftruncate(fd, 0) == 0;
+  std::size_t done = 0;
+  while (ok && done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  return ::close(fd) == 0 && ok;
+}
+
+Json parse_object(const std::optional<std::string>& bytes) {
+  if (!bytes) return Json::object();
+  Json doc = Json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
+  return doc.is_object() ? doc : Json::object();
+}
+
+}  // namespace
+
+Json ClaudeConfigGuard::guarded_keys(const Json& doc) {
+  Json out = Json::object();
+  if (!doc.is_object()) return out;
+  if (auto it = doc.find("mcpServers"); it != doc.end()) out["mcpServers"] = *it;
+  auto projects = doc.find("projects");
+  if (projects == doc.end() || !projects->is_object()) return out;
+  for (const auto& [dir, project] : projects->items()) {
+    if (!project.is_object()) continue;
+    for (std::string_view key : kProjectKeys) {
+      if (auto it = project.find(key); it != project.end())
+        out["projects"][dir][std::string(key)] = *it;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> ClaudeConfigGuard::restore(Json& doc, const Json& before) {
+  std::vector<std::string> changed;
+  if (!doc.is_object()) return changed;
+  // Sets `key` of `object` to what `old` held (removed when it held none).
+  const auto put_back = [&](Json& object, const Json* old, const std::string& key,
+                            const std::string& name) {
+    const auto now = object.find(key);
+    const auto was = old != nullptr ? old->find(key) : Json::const_iterator();
+    const bool had = old != nullptr && was != old->end();
+    if (had && (now == object.end() || *now != *was)) {
+      object[key] = *was;
+      changed.push_back(name);
+    } else if (!had && now != object.end()) {
+      object.erase(now);
+      changed.push_back(name);
+    }
+  };
+  put_back(doc, &before, "mcpServers", "mcpServers");
+  auto projects = doc.find("projects");
+  if (projects == doc.end() || !projects->is_object()) return changed;
+  const Json* old_projects = before.contains("projects") ? &before["projects"] : nullptr;
+  for (auto& [dir, project] : projects->items()) {
+    if (!project.is_object()) continue;
+    const Json* old =
+        old_projects != nullptr && old_projects->contains(dir) ? &(*old_projects)[dir] : nullptr;
+    for (std::string_view key : kProjectKeys)
+      put_back(project, old, std::string(key), fmt::format("projects.{}.{}", dir, key));
+  }
+  return changed;
+}
+
+ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& options)
+    : options_(options) {
+  for (const auto& s : policy.filesystem.state) {
+    std::string path;
+    if (!s.directory && (s.path == ".claude.json" || s.path.ends_with("/.claude.json")))
+      path = s.path;
+    else if (s.directory)
+      path = s.path + "/.claude.json";
+    if (!path.empty()) files_.push_back({path, read_regular(path)});
+  }
+}
+
+ClaudeConfigGuard::~ClaudeConfigGuard() {
+  check_and_restore();
+}
+
+void ClaudeConfigGuard::check_and_restore() noexcept {
+  for (const auto& file : files_) {
+    try {
+      const auto bytes = read_regular(file.path);
+      if (!bytes) continue;  // gone, or replaced by a symlink: the host's client will not read it
+      if (bytes == file.before) continue;
+      Json doc = Json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
+      const Json before = guarded_keys(parse_object(file.before));
+      if (!doc.is_object() || guarded_keys(doc) == before) continue;
+      const auto changed = restore(doc, before);
+      const bool ok = write_in_place(file.path, doc.dump(2) + "\n");
+      std::string keys;
+      for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
+      if (options_.on_event) {
+        Event event;
+        event.type = "violation";
+        event.data["kind"] = "agent_config";
+        event.data["path"] = file.path;
+        event.data["keys"] = changed;
+        event.data["restored"] = ok;
+        options_.on_event(event);
+      }
+      if (options_.on_warning) {
+        options_.on_warning(fmt::format(
+            "the sandbox changed {} in {}, which the client on the host would act on (start "
+            "commands, skip questions); {}",
+            keys, file.path,
+            ok ? "put back as they were before the run"
+               : "could not put them back: inspect the file (docs/filesystem.md, Agent state)"));
+      }
+    } catch (...) {
+      if (options_.on_warning)
+        options_.on_warning(fmt::format("could not check {} after the run", file.path));
+    }
+  }
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,53 @@
+// ClaudeConfigGuard: Claude Code's ~/.claude.json is agent state the sandbox
+// must be able to write (filesystem.state), but some of its keys make the
+// HOST's next, unsandboxed client run code or skip a question:
+//   "mcpServers" (user scope: commands the client starts), and per project
+//   "mcpServers", "allowedTools" (tools it runs without asking),
+//   "enabledMcpjsonServers", "disabledMcpjsonServers",
+//   "enableAllProjectMcpServers" (which .mcp.json servers it starts).
+// Not the trust answer (hasTrustDialogAccepted): given inside, it is kept,
+// or every run would ask again; what a trusted work dir could plant
+// (.mcp.json, .claude/settings*.json) is read-only in strict.
+// Their values are taken before the run and put back after it, keeping every
+// other change the agent made, with a "violation" event (kind
+// agent_config) and a warning naming the keys. The same for a .claude.json
+// inside a state directory (CLAUDE_CONFIG_DIR=~/.claude keeps it there).
+// docs/filesystem.md ("Agent state").
+#pragma once
+
+#include <sbx/sbx.hpp>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sbx::runtime {
+
+class ClaudeConfigGuard {
+ public:
+  ClaudeConfigGuard(const Policy& policy, const RunOptions& options);
+  // Compares and puts the keys back. Never throws.
+  ~ClaudeConfigGuard();
+  ClaudeConfigGuard(const ClaudeConfigGuard&) = delete;
+  ClaudeConfigGuard& operator=(const ClaudeConfigGuard&) = delete;
+
+  // The guarded keys of a .claude.json document (an object; empty when none).
+  static nlohmann::ordered_json guarded_keys(const nlohmann::ordered_json& doc);
+  // Puts `before` (guarded_keys of the old document) back into `doc`: keys
+  // it lacks are removed. Returns the names of the keys that changed
+  // ("mcpServers", "projects./work.allowedTools", ...).
+  static std::vector<std::string> restore(nlohmann::ordered_json& doc,
+                                          const nlohmann::ordered_json& before);
+
+ private:
+  void check_and_restore() noexcept;
+  const RunOptions& options_;
+  struct Watched {
+    std::string path;
+    std::optional<std::string> before;  // its bytes (parsed only if they change)
+  };
+  std::vector<Watched> files_;
+};
+
+}  // namespace sbx::runtime
