@@ -215,9 +215,12 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   LaunchCpuPin cpu_pin;  // one CPU for the launch; the command gets the caller's set
   open_missing_stdio();  // channels never land on 0-2
   const Identity identity = resolve_identity(given.process);  // never host root by default
-  // sudo, --user: what ~ hides is hidden in the command's home too.
-  const std::optional<Policy> rebased = hide_in_command_home(given, identity, std::getenv("HOME"));
-  const Policy& policy = rebased ? *rebased : given;
+  // sudo, --user: what ~ hides is hidden in the command's home too; a
+  // protected repository's core.hooksPath is protected like .git/hooks.
+  std::optional<Policy> adjusted = hide_in_command_home(given, identity, std::getenv("HOME"));
+  if (auto hooks = protect_hooks_paths(adjusted ? *adjusted : given, std::getenv("HOME")))
+    adjusted = std::move(hooks);
+  const Policy& policy = adjusted ? *adjusted : given;
   const HostTerminal terminal = inspect_host_terminal();
   LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
                                         cpu_pin);  // all allocation

@@ -10,6 +10,9 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <string_view>
 
 #include "netfilter/netfilter.hpp"
 #include "runtime/agent_state.hpp"
@@ -104,6 +107,71 @@ std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity&
   };
   rebase(&FilesystemPolicy::deny_read);
   rebase(&FilesystemPolicy::allow_read);
+  return out;
+}
+
+namespace {
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+bool equals_nocase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// core.hooksPath of TOP/.git/config, absolute; nullopt when unset. The
+// last one wins, as in git.
+std::optional<std::string> hooks_path(const std::string& top, const char* home) {
+  std::ifstream in(top + "/.git/config");
+  if (!in) return std::nullopt;
+  std::optional<std::string> found;
+  bool in_core = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t[0] == '[') {
+      const auto end = t.find_first_of(" \t\"]");
+      in_core =
+          equals_nocase(t.substr(1, end == std::string::npos ? t.size() - 1 : end - 1), "core") &&
+          t.find('"') == std::string::npos;
+      continue;
+    }
+    const auto eq = t.find('=');
+    if (!in_core || eq == std::string::npos || !equals_nocase(trim(t.substr(0, eq)), "hooksPath"))
+      continue;
+    std::string value = trim(t.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    if (value.empty()) continue;
+    if (value.starts_with("~/") && home != nullptr && home[0] == '/')
+      value = std::string(home) + value.substr(1);
+    found = normalize_path(value[0] == '/' ? value : top + "/" + value);
+  }
+  return found;
+}
+
+}  // namespace
+
+std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home) {
+  std::optional<Policy> out;
+  for (const auto& entry : policy.filesystem.deny_write) {
+    constexpr std::string_view kHooks = "/.git/hooks";
+    if (!entry.ends_with(kHooks)) continue;
+    const auto dir = hooks_path(entry.substr(0, entry.size() - kHooks.size()), home);
+    if (!dir || *dir == "/") continue;
+    const auto& now = out ? out->filesystem.deny_write : policy.filesystem.deny_write;
+    if (std::find(now.begin(), now.end(), *dir) != now.end()) continue;
+    if (!out) out = policy;
+    out->filesystem.deny_write.push_back(*dir);
+  }
   return out;
 }
 

@@ -25,6 +25,13 @@ void reject_unsupported(const Policy& policy);
 std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity& identity,
                                            const char* caller_home);
 
+// A repository whose hooks the policy write-protects (a deny_write entry
+// TOP/.git/hooks) may have moved them with core.hooksPath (husky, lefthook:
+// `.githooks`): that directory is protected too. Reads TOP/.git/config's
+// [core] hooksPath (no includes); returns the policy with the directories
+// added to deny_write, or nullopt when there is none.
+std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home);
+
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
                                const Identity& identity, const HostTerminal& terminal,
                                const LaunchCpuPin& cpu_pin);

@@ -233,6 +233,27 @@ touch second-gone
 expect_planted_nothing F
 cd "$C" || fail "cd"
 
+# --- H: a repository that moved its hooks (core.hooksPath, as husky and
+# lefthook set it): that directory is as read-only as .git/hooks, whether it
+# exists (.githooks) or not yet (a second repository, hooks/ missing).
+for variant in existing missing; do
+  Hd=$(scratch)
+  cd "$Hd" || fail "cd"
+  git init -q . && git config core.hooksPath .githooks && echo hi >README && git add README &&
+    git -c user.name=u -c user.email=u@example.org commit -qm init || fail "git init on the host"
+  [[ $variant == existing ]] && mkdir .githooks
+  esc_args strict
+  OUT=$("$SBX" run "${PA[@]}" -- sh -c "mkdir -p .githooks && printf '#!/bin/sh\ntouch $M/ran-hookspath-$variant\n' > .githooks/pre-commit && chmod 755 .githooks/pre-commit && echo PLANTED" 2>&1 </dev/null)
+  [[ $OUT != *PLANTED* && ! -e .githooks/pre-commit ]] ||
+    fail "strict ($variant .githooks): the sandbox planted a hook in the core.hooksPath dir: $OUT"
+  echo change >>README
+  hostgit -c core.hooksPath=.githooks commit -qam "host commit" >/dev/null 2>&1
+  [[ ! -e $M/ran-hookspath-$variant ]] || fail "strict ($variant .githooks): a planted hook ran on the host"
+  pass "strict: the core.hooksPath directory ($variant at the start) is read-only"
+  [[ $variant == missing && -e .githooks ]] && fail "strict: the .githooks placeholder was left behind"
+done
+cd "$C" || fail "cd"
+
 # --- G: ~/.claude.json is agent state the sandbox writes; the keys that
 # make the host's client start commands or skip questions are put back at
 # exit (runtime/claude_guard.cpp), the agent's other changes stay. Outside
