@@ -92,7 +92,9 @@ done
 # Terminal multiplexers: their server types whatever a client sends into the
 # user's terminal (tmux send-keys, screen -X stuff), as TIOCSTI would. A tmux
 # server whose socket is outside /tmp ($TMUX names it; TMUX_TMPDIR, tmux -S)
-# must be out of reach; the sandbox's fresh /tmp hides the default one.
+# must be out of reach; the sandbox's fresh /tmp hides the default one. (As
+# root the command runs as nobody, whom a root tmux server refuses anyway:
+# the user's run is the one that shows it.)
 tdir=$(mktemp -d /var/tmp/sbx-escape.tmux-XXXXXX)  # private (0700), as tmux makes it
 _mux_cleanup() { tmux -S "$tdir/s" kill-server 2>/dev/null; rm -rf "$tdir"; _tty_cleanup; }
 trap _mux_cleanup EXIT
@@ -118,6 +120,7 @@ if is_root; then
   made_run_screen=0
   [[ -d /run/screen ]] || { mkdir -m 775 /run/screen && made_run_screen=1; }
   mkdir -m 700 "$sdir"
+  trap '[[ -n ${listener:-} ]] && kill "$listener" 2>/dev/null; rm -rf "$sdir"; [[ $made_run_screen == 1 ]] && rmdir /run/screen; _mux_cleanup' EXIT
   python3 - "$sdir/1.pts-0.host" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4); s.settimeout(20)
@@ -129,6 +132,9 @@ except OSError:
 PY
   listener=$!
   for _ in $(seq 50); do [[ -S $sdir/1.pts-0.host ]] && break; sleep 0.1; done
+  # Owned by the command's user (root's command runs as nobody), as screen
+  # makes S-USER: only the mount can keep it out of reach.
+  chown -R 65534:65534 "$sdir"
   for p in "${ESC_PROFILES[@]}"; do
     esc_args "$p"
     OUT=$("$SBX" run "${PA[@]}" -- python3 -c "
@@ -142,7 +148,9 @@ except OSError as e:
     pass "$p: /run/screen is out of reach"
   done
   kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
+  listener=
   rm -rf "$sdir"
   [[ $made_run_screen == 1 ]] && rmdir /run/screen
+  made_run_screen=0
 fi
 esc_done "1 (TIOCSTI, TIOCLINUX, multiplexer sockets)"
