@@ -5,7 +5,9 @@
 //
 // Everything here that talks to the kernel takes a file descriptor: the
 // sockets are opened inside the sandbox's netns (by the launcher) and used by
-// the supervisor from the host netns (passed out with SCM_RIGHTS).
+// the supervisor from the host netns (passed out with SCM_RIGHTS). The one
+// exception is the route lookup's socket: the supervisor opens it in its own
+// netns, whose routes the egress proxy's connections take.
 #pragma once
 
 #include <array>
@@ -181,6 +183,33 @@ std::vector<LoggedPacket> parse_nflog(std::span<const std::uint8_t> buffer);
 // ruleset (and is accepted or rejected) instead of failing with ENETUNREACH.
 // Throws sbx::Error.
 void configure_netns_routes();
+
+// ---------------------------------------------------------------------------
+// Route lookup (the caller's netns: the supervisor's, where the egress proxy
+// connects from)
+
+// Opens a NETLINK_ROUTE socket in the caller's netns (SOCK_CLOEXEC), for
+// lookup_route. Throws sbx::Error.
+int open_route_socket();
+
+// The kernel's route to one address, as `ip route get ADDRESS` shows it.
+struct Route {
+  // 0: a route was found, of `type`. ENETUNREACH or EHOSTUNREACH: there is
+  // none (a connect() fails with that error).
+  int error = 0;
+  std::uint8_t type = 0;  // rtm_type: RTN_UNICAST, RTN_LOCAL, ...
+  // The address is the netns's own: a local, broadcast, anycast or multicast
+  // route (a connection to it stays on this host).
+  bool local() const;
+};
+
+// Asks the kernel (RTM_GETROUTE with RTA_DST) how it routes a connection to
+// `destination` from the socket's netns now: its rules and tables, every
+// interface's addresses. Throws sbx::Error when the lookup itself fails (the
+// socket, no answer within `deadline`, an answer that is not a route, any
+// error other than no route): a caller deciding on it must refuse then.
+Route lookup_route(int route_fd, const IpAddress& destination,
+                   std::chrono::milliseconds deadline = std::chrono::milliseconds(1000));
 
 // ---------------------------------------------------------------------------
 // Listeners the sandbox connects to (egress proxy, DNS over TCP, ports)

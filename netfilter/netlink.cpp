@@ -1,5 +1,6 @@
 // Talking to the kernel: acked batch sends over NETLINK_NETFILTER, NFLOG
-// binding and parsing, and the netns's loopback + `local default` routes.
+// binding and parsing, the netns's loopback + `local default` routes, and
+// route lookups (RTM_GETROUTE) for the egress proxy.
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -104,17 +106,25 @@ void send_all(int fd, const void* data, std::size_t len, const char* what) {
 
 }  // namespace
 
-int open_netfilter_socket() {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) throw Error("cannot open a NETLINK_NETFILTER socket: " + errno_text(errno));
+namespace {
+
+int open_netlink_socket(int protocol, const char* name) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  if (fd < 0) throw Error(std::string("cannot open a ") + name + " socket: " + errno_text(errno));
   sockaddr_nl local{};
   local.nl_family = AF_NETLINK;
   if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) < 0) {
     int e = errno;
     close(fd);
-    throw Error("cannot bind a NETLINK_NETFILTER socket: " + errno_text(e));
+    throw Error(std::string("cannot bind a ") + name + " socket: " + errno_text(e));
   }
   return fd;
+}
+
+}  // namespace
+
+int open_netfilter_socket() {
+  return open_netlink_socket(NETLINK_NETFILTER, "NETLINK_NETFILTER");
 }
 
 void send_batch(int netlink_fd, const Batch& batch, std::chrono::milliseconds deadline) {
@@ -306,6 +316,83 @@ void configure_netns_routes() {
     rtnl_request(
         fd, nlh,
         family == AF_INET ? "add IPv4 local default route" : "add IPv6 local default route");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Route lookup
+
+int open_route_socket() {
+  return open_netlink_socket(NETLINK_ROUTE, "NETLINK_ROUTE");
+}
+
+bool Route::local() const {
+  if (error != 0) return false;
+  return type == RTN_LOCAL || type == RTN_BROADCAST || type == RTN_ANYCAST || type == RTN_MULTICAST;
+}
+
+Route lookup_route(int route_fd, const IpAddress& destination, std::chrono::milliseconds deadline) {
+  const std::string what = "route lookup for " + destination.str();
+  if (destination.family != AF_INET && destination.family != AF_INET6)
+    throw Error(what + ": not an IPv4 or IPv6 address");
+  // Each request its own number: the answer to an earlier one whose caller
+  // stopped waiting (a time-out) is skipped, never taken for this one's.
+  static std::atomic<std::uint32_t> next_seq{1};
+  const std::uint32_t seq = next_seq.fetch_add(1);
+
+  alignas(nlmsghdr) char request[256] = {};
+  auto* nlh = mnl_nlmsg_put_header(request);
+  nlh->nlmsg_type = RTM_GETROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  nlh->nlmsg_seq = seq;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<unsigned char>(destination.family);
+  rtm->rtm_dst_len = static_cast<unsigned char>(destination.size() * 8);
+  mnl_attr_put(nlh, RTA_DST, destination.size(), destination.bytes.data());
+  send_all(route_fd, nlh, nlh->nlmsg_len, what.c_str());
+
+  // The kernel answers within sendto() (rtnetlink is synchronous): the
+  // deadline only guards against a socket that never answers.
+  auto until = std::chrono::steady_clock::now() + deadline;
+  alignas(nlmsghdr) char buf[8192];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      throw Error(what + ": no answer from the kernel within " + std::to_string(deadline.count()) +
+                  " ms");
+    }
+    pollfd p{route_fd, POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw Error(what + ": poll: " + errno_text(errno));
+    if (r == 0) continue;
+    sockaddr_nl from{};
+    socklen_t from_len = sizeof from;
+    ssize_t n = recvfrom(route_fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC,
+                         reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n < 0) throw Error(what + ": recv: " + errno_text(errno));
+    if (from.nl_pid != 0) continue;  // not the kernel's
+    if (static_cast<std::size_t>(n) > sizeof buf)
+      throw Error(what + ": the kernel's answer (" + std::to_string(n) + " bytes) was truncated");
+    int len = static_cast<int>(n);
+    for (auto* m = reinterpret_cast<nlmsghdr*>(buf); mnl_nlmsg_ok(m, len);
+         m = mnl_nlmsg_next(m, &len)) {
+      if (m->nlmsg_seq != seq) continue;  // an earlier request's late answer
+      if (m->nlmsg_type == NLMSG_ERROR) {
+        if (m->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr)))
+          throw Error(what + ": a truncated error from the kernel");
+        const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m))->error;
+        if (err == ENETUNREACH || err == EHOSTUNREACH) return Route{err, 0};
+        throw Error(what + ": the kernel answered " +
+                    (err == 0 ? "without a route" : errno_text(err)));
+      }
+      if (m->nlmsg_type != RTM_NEWROUTE || m->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg)))
+        throw Error(what + ": an unexpected answer from the kernel (type " +
+                    std::to_string(m->nlmsg_type) + ")");
+      return Route{0, static_cast<const rtmsg*>(mnl_nlmsg_get_payload(m))->rtm_type};
+    }
   }
 }
 

@@ -248,6 +248,7 @@ struct FilteredNetwork::Impl {
   EventSink on_event;
   UniqueFd epoll, timer;
   UniqueFd netfilter, nflog;
+  UniqueFd routes;  // NETLINK_ROUTE of the supervisor's netns: egress's host-address gate
   std::unique_ptr<std::uint8_t[]> nflog_buf;  // on_nflog's receive buffer
   net::Acceptor acceptor;                     // sheds connections when out of fds (no busy loop)
   std::vector<UniqueFd> dns_udp, dns_tcp;
@@ -702,9 +703,32 @@ struct FilteredNetwork::Impl {
     connect_upstream(c);
   }
 
+  // Egress connects from the supervisor's netns, where every address of the
+  // host is local, not only 127.0.0.0/8 (denied already): a public address
+  // of eth0, a veth's, a global IPv6 one. A connection to one would arrive
+  // at the host's own services over lo, past any firewall on the external
+  // interfaces. The kernel's route decides, per connection, right before
+  // connect(): a local, broadcast, anycast or multicast route is refused
+  // (host_address); no route is left to connect(), which fails with it
+  // (upstream_failed); a lookup that fails refuses (fail closed). True when
+  // `c` was refused.
+  bool refuse_host_address(const std::shared_ptr<Conn>& c) {
+    try {
+      if (!net::lookup_route(routes.get(), c->dest.address).local()) return false;
+      refuse(c, "host_address");
+    } catch (const Error& e) {
+      refuse(c, "upstream_failed",
+             fmt::format("cannot tell whether it is an address of this host: {}", e.what()));
+    }
+    return true;
+  }
+
   // Non-blocking connect from the supervisor's netns (the host's for egress
   // and host ports; for publish the socket came from the sandbox netns).
   void connect_upstream(const std::shared_ptr<Conn>& c, UniqueFd sock = {}) {
+    // Not host ports (the host's 127.0.0.1:N by design) nor publish (the
+    // sandbox's own loopback).
+    if (c->kind == Conn::Kind::egress && refuse_host_address(c)) return;
     sockaddr_storage sa{};
     socklen_t len = to_sockaddr(c->dest.address, c->dest.port, sa);
     if (!sock) sock.reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -975,6 +999,17 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
   for (const auto& u : net.dns_upstream) {
     if (u.empty())
       throw Error("network.dns_upstream: empty entry", "write IP, IP:PORT or [IPv6]:PORT");
+  }
+
+  // Opened here, in the supervisor's netns: the one egress connects from.
+  try {
+    m.routes.reset(net::open_route_socket());
+  } catch (const Error& e) {
+    throw Error(
+        fmt::format("cannot look up the host's routes for network \"filtered\": {}", e.what()),
+        "sbx asks the kernel's routes to keep egress off this host's own addresses: "
+        "raise the open-file limit if it is exhausted, allow sbx NETLINK_ROUTE sockets "
+        "if a security policy denies them; or run with --net none or --net host");
   }
 
   m.epoll.reset(epoll_create1(EPOLL_CLOEXEC));

@@ -2,7 +2,8 @@
 # network.mode = "filtered" end to end against the fake internet (tests/net):
 # egress proxy (SNI gate, 100 MB through the splice relay), fast refusals,
 # UDP blocked, no CAP_NET_ADMIN inside, NFLOG events, the DNS filter
-# (issues 6 and 7 acceptance). Only loopback and the fixture's ranges.
+# (issues 6 and 7 acceptance), the host's own addresses out of reach. Only
+# loopback and the fixture's ranges.
 source "$SBX_SOURCE_DIR/tests/lib.sh"
 source "$SBX_SOURCE_DIR/tests/net/fixture.sh"
 py=/usr/bin/python3
@@ -41,6 +42,101 @@ run_sbx "${P[@]}" --allow-cidr "$SBXNET_A/32" -- \
 expect_out "reset|SSL|TLS" "SNI evil.test to the same address is refused (reset)"
 net_fixture_log_since "$mark" | grep -q "^tls [^ ]* evil.test" && fail "evil.test SNI reached the server"
 pass "the refused connection never reached the server"
+
+# --- the host's own addresses ---------------------------------------------------
+# The proxy connects from the host's netns, where the host's veth address
+# (like eth0's) is local: a connection there would reach the host's own
+# services over lo. An allowed range that holds it must not open the way
+# (net_connect verdict host_address); fixture host A in the same range is
+# still reached. A host listener on the veth address (IPv6 too when the
+# fixture has it) records whoever connects and would answer with its bytes.
+H=$(scratch)
+"$py" - "$H" "$SBXNET_HOST_SIDE" "$SBXNET_HOST_SIDE6" <<'PY' &
+import os, socket, sys, threading
+d = sys.argv[1]
+s4 = socket.socket(); s4.bind((sys.argv[2], 0)); s4.listen(8)
+port = s4.getsockname()[1]
+socks = [s4]
+try:
+    s6 = socket.socket(socket.AF_INET6)
+    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s6.bind((sys.argv[3], port)); s6.listen(8); socks.append(s6)
+except OSError:
+    pass
+def serve(s):
+    while True:
+        c, peer = s.accept()
+        open(d + "/hits", "a").write(peer[0] + "\n")
+        c.sendall(b"host-service-bytes\n"); c.close()
+for s in socks:
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
+open(d + "/port.tmp", "w").write("%d %d\n" % (port, len(socks)))
+os.rename(d + "/port.tmp", d + "/port")
+threading.Event().wait(120)   # never outlives the test by much
+PY
+hostlistener=$!
+for _ in $(seq 50); do [[ -s $H/port ]] && break; sleep 0.1; done
+read -r hport hsocks <"$H/port" || {
+  kill "$hostlistener" 2>/dev/null
+  fail "the host listener on $SBXNET_HOST_SIDE did not start"
+}
+# A TLS ClientHello with an allowed SNI (good.test), sent raw; then whatever
+# comes back: the host service's bytes (reached), or a reset / EOF (refused).
+hello='import errno, socket, ssl, sys
+def attempt(host, port):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="good.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    try:
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(out.read())
+        data = s.recv(100)
+        return "read:" + data.decode(errors="replace").strip() if data else "eof"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+def http(host):
+    s = socket.create_connection((host, 80), timeout=5)
+    s.sendall(b"GET /anything HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n")
+    body = b""
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        body += b
+    return body.split(b"\r\n\r\n", 1)[-1].decode().strip()
+args = sys.argv[1:]
+print("host_v4=" + attempt(args[0], args[1]))
+print("fixture_a=" + http(args[2]))
+if len(args) > 3:
+    print("host_v6=" + attempt(args[3], args[1]))'
+cidrs=(--allow-cidr 198.51.100.0/24)
+targets=("$SBXNET_HOST_SIDE" "$hport" "$SBXNET_A")
+if ((hsocks == 2)) && net_fixture_has_ipv6; then
+  cidrs+=(--allow-cidr 2001:db8:1::/64)
+  targets+=("$SBXNET_HOST_SIDE6")
+fi
+run_sbx "${P[@]}" -v "${cidrs[@]}" --allow-port "$hport" -- "$py" -c "$hello" "${targets[@]}"
+kill "$hostlistener" 2>/dev/null
+wait "$hostlistener" 2>/dev/null
+expect_rc 0 "connection attempts to the host's veth address ran"
+expect_out "host_v4=(ECONNRESET|eof)" \
+  "a connection to the host's own $SBXNET_HOST_SIDE:$hport (inside --allow-cidr) is reset"
+expect_no_out "host-service-bytes" "the sandbox read nothing of the host's service"
+expect_out "event net_connect .*\"address\":\"$SBXNET_HOST_SIDE\".*\"verdict\":\"host_address\"" \
+  "the net_connect record has verdict host_address"
+expect_out "fixture_a=hello from $SBXNET_A host=good.test" \
+  "fixture host A in the same allowed range is reached in the same run"
+if ((${#targets[@]} > 3)); then
+  expect_out "host_v6=(ECONNRESET|eof)" "the host's own [$SBXNET_HOST_SIDE6]:$hport is reset too"
+  expect_out "event net_connect .*\"address\":\"$SBXNET_HOST_SIDE6\".*\"verdict\":\"host_address\"" \
+    "with verdict host_address"
+fi
+[[ ! -e $H/hits ]] || fail "the host's listener got connections from: $(cat "$H/hits")"
+pass "the host's listener on its veth address saw no connection"
 
 # --- fast refusal, UDP, no CAP_NET_ADMIN, NFLOG event -------------------------
 refused='import socket, time, errno, sys
