@@ -1,4 +1,12 @@
 // GitGuard (git_guard.hpp): snapshot before the sandbox, compare after it.
+//
+// The sandbox wrote the directories walked here, and the supervisor runs as
+// the host user or as root: a symlink it planted (.git/worktrees/X ->
+// ~/.ssh) would make the supervisor read, rename and write host files the
+// sandbox cannot even see. So every entry is reached from a directory fd
+// opened before the sandbox started, one level at a time with O_NOFOLLOW,
+// lstat'ed (fstatat AT_SYMLINK_NOFOLLOW), and renamed or created with
+// renameat2/openat in its verified parent. A symlink is recorded as itself.
 #include "runtime/git_guard.hpp"
 
 #include <dirent.h>
@@ -11,11 +19,11 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <random>
 #include <set>
-#include <sstream>
 
 namespace sbx::runtime {
 namespace {
@@ -28,41 +36,70 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Up to limit bytes of a regular file; empty if missing or unreadable. Sized
-// by fstat, so a large limit costs nothing for a small or missing file.
-std::string read_bytes(const std::string& path, std::size_t limit) {
+// The directory `name` of `dir`; none if it is missing, not a directory, or
+// a symlink (O_NOFOLLOW: ELOOP), which is never followed.
+UniqueFd open_dir_at(int dir, const std::string& name) {
+  return UniqueFd(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+// The directory at the relative path `rel` below `dir` ("" = dir itself),
+// opened one component at a time, none of them a symlink, "." or "..": so
+// it is below `dir` whatever the sandbox made of the names in between.
+UniqueFd open_dir_below(int dir, const std::string& rel) {
+  UniqueFd cur(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::size_t start = 0;
+  while (cur && start < rel.size()) {
+    std::size_t end = rel.find('/', start);
+    if (end == std::string::npos) end = rel.size();
+    const std::string part = rel.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return UniqueFd();
+    cur = open_dir_at(cur.get(), part);
+    start = end + 1;
+  }
+  return cur;
+}
+
+// Up to limit bytes of the regular file `name` of `dir`; empty if missing,
+// unreadable, a symlink or not a regular file (O_NONBLOCK: a FIFO does not
+// block the open). Sized by fstat, so a large limit costs nothing for a
+// small or missing file.
+std::string read_bytes(int dir, const std::string& name, std::size_t limit) {
   std::string data;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return data;
+  UniqueFd fd(::openat(dir, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) return data;
   struct stat st {};
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+  if (fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) {
     data.resize(std::min(limit, static_cast<std::size_t>(st.st_size)));
     std::size_t got = 0;
     while (got < data.size()) {
-      ssize_t n = read(fd, data.data() + got, data.size() - got);
+      ssize_t n = read(fd.get(), data.data() + got, data.size() - got);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       got += static_cast<std::size_t>(n);
     }
     data.resize(got);
   }
-  close(fd);
   return data;
 }
 
-// Adds path (file, symlink or directory marker) to the snapshot if it exists.
-void add_entry(GitGuard::Snapshot& snap, const std::string& path) {
+// Adds the entry `name` of `dir` (file, symlink or directory marker), known
+// to the snapshot as `path`, if it exists. A symlink is recorded as itself.
+void add_entry(GitGuard::Snapshot& snap, int dir, const std::string& name,
+               const std::string& path) {
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) return;
+  if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
   GitGuard::FileState state;
+  state.mode = st.st_mode & 0777;
+  state.uid = st.st_uid;
+  state.gid = st.st_gid;
   if (S_ISLNK(st.st_mode)) {
     char target[PATH_MAX];
-    ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
+    ssize_t n = readlinkat(dir, name.c_str(), target, sizeof target - 1);
     state.content = "symlink:" + std::string(target, n > 0 ? static_cast<std::size_t>(n) : 0);
   } else if (S_ISDIR(st.st_mode)) {
     state.is_dir = true;
   } else if (S_ISREG(st.st_mode)) {
-    state.content = read_bytes(path, kMaxFileBytes);
+    state.content = read_bytes(dir, name, kMaxFileBytes);
     if (static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
       state.content += fmt::format("\n[size {} mtime {}]", st.st_size, st.st_mtim.tv_nsec);
     }
@@ -72,10 +109,17 @@ void add_entry(GitGuard::Snapshot& snap, const std::string& path) {
   snap[path] = std::move(state);
 }
 
-std::vector<std::string> list_dir(const std::string& dir) {
+// The names in `dir`, sorted. Its own open file description (openat "."),
+// so the caller's fd keeps its offset.
+std::vector<std::string> list_dir(int dir) {
   std::vector<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return names;
+  int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return names;
+  DIR* d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return names;
+  }
   while (const dirent* e = readdir(d)) {
     if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
       names.emplace_back(e->d_name);
@@ -85,30 +129,39 @@ std::vector<std::string> list_dir(const std::string& dir) {
   return names;
 }
 
-bool is_dir(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+void add_git_dir(GitGuard::Snapshot& snap, int dir, const std::string& path, int depth);
+
+// `dir`/modules and the git dir of every submodule in it. Each entry is
+// recorded as itself first: a symlink or file there (new: quarantined) is
+// never walked into.
+void add_modules(GitGuard::Snapshot& snap, int dir, const std::string& path, int depth) {
+  add_entry(snap, dir, "modules", path + "/modules");
+  const UniqueFd modules = open_dir_at(dir, "modules");
+  if (!modules) return;
+  for (const auto& m : list_dir(modules.get())) {
+    const std::string sub_path = path + "/modules/" + m;
+    add_entry(snap, modules.get(), m, sub_path);
+    if (const UniqueFd sub = open_dir_at(modules.get(), m))
+      add_git_dir(snap, sub.get(), sub_path, depth + 1);
+  }
 }
 
 // A git dir of a submodule or nested repository: what makes git run code.
-void add_git_dir(GitGuard::Snapshot& snap, const std::string& dir, int depth) {
+void add_git_dir(GitGuard::Snapshot& snap, int dir, const std::string& path, int depth) {
   for (const char* name : {"config", "config.worktree", "commondir"})
-    add_entry(snap, dir + "/" + name);
-  add_entry(snap, dir + "/hooks");
-  for (const auto& hook : list_dir(dir + "/hooks")) add_entry(snap, dir + "/hooks/" + hook);
-  if (depth < kMaxModuleDepth) {
-    add_entry(snap, dir + "/modules");
-    for (const auto& m : list_dir(dir + "/modules")) {
-      if (is_dir(dir + "/modules/" + m)) add_git_dir(snap, dir + "/modules/" + m, depth + 1);
-    }
+    add_entry(snap, dir, name, path + "/" + name);
+  add_entry(snap, dir, "hooks", path + "/hooks");
+  if (const UniqueFd hooks = open_dir_at(dir, "hooks")) {
+    for (const auto& hook : list_dir(hooks.get()))
+      add_entry(snap, hooks.get(), hook, path + "/hooks/" + hook);
   }
+  if (depth < kMaxModuleDepth) add_modules(snap, dir, path, depth);
 }
 
 // The paths of the gitlink entries (mode 160000) of a git index (versions
 // 2, 3 and 4; SHA-1 or SHA-256 object names). Empty if unreadable.
-std::vector<std::string> index_gitlinks(const std::string& index_path, std::size_t hash_size) {
+std::vector<std::string> index_gitlinks(const std::string& data, std::size_t hash_size) {
   std::vector<std::string> links;
-  std::string data = read_bytes(index_path, 256u << 20);
   const auto u32 = [&](std::size_t at) {
     const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
     return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
@@ -155,22 +208,39 @@ std::vector<std::string> index_gitlinks(const std::string& index_path, std::size
   return links;
 }
 
-// True if `rel` is a plain relative path (no "..", no absolute part).
-bool safe_relative(const std::string& rel) {
-  if (rel.empty() || rel.front() == '/') return false;
-  std::istringstream parts(rel);
-  std::string part;
-  while (std::getline(parts, part, '/')) {
-    if (part.empty() || part == "." || part == "..") return false;
+// Moves the entry `name` of `dir` aside as NAME.sbx-quarantine-TIME and
+// returns that name ("" if it could not). renameat2 moves the entry itself,
+// never what a symlink points to; RENAME_NOREPLACE keeps a name the sandbox
+// planted in advance (a directory there made rename() fail) from stopping
+// the move: then a random suffix is added.
+std::string quarantine(int dir, const std::string& name, long stamp) {
+  std::string moved = fmt::format("{}.sbx-quarantine-{}", name, stamp);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (::renameat2(dir, name.c_str(), dir, moved.c_str(), RENAME_NOREPLACE) == 0) return moved;
+    // EINVAL: a file system without RENAME_NOREPLACE.
+    if (errno == EINVAL && ::renameat(dir, name.c_str(), dir, moved.c_str()) == 0) return moved;
+    if (errno != EEXIST) break;
+    moved = fmt::format("{}.sbx-quarantine-{}-{:08x}", name, stamp, std::random_device()());
   }
-  return true;
+  return {};
 }
 
-bool below(const std::string& path, const std::string& top) {
-  char real[PATH_MAX];
-  if (realpath(path.c_str(), real) == nullptr) return false;
-  std::string r = real;
-  return r == top || r.starts_with(top + "/");
+// Puts the snapshotted file `state` back as the entry `name` of `dir`:
+// created there (O_EXCL, O_NOFOLLOW), with its mode and, where allowed,
+// its owner (a root caller would otherwise leave a root-owned file).
+bool restore_file(int dir, const std::string& name, const GitGuard::FileState& state) {
+  const UniqueFd fd(
+      ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) return false;
+  std::size_t done = 0;
+  while (done < state.content.size()) {
+    ssize_t n = write(fd.get(), state.content.data() + done, state.content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  (void)::fchown(fd.get(), state.uid, state.gid);  // EPERM unless root: stays the caller's
+  return ::fchmod(fd.get(), state.mode) == 0;
 }
 
 void emit_violation(const RunOptions& options, const std::string& path, const std::string& what,
@@ -196,40 +266,47 @@ void emit_violation(const RunOptions& options, const std::string& path, const st
 
 }  // namespace
 
-GitGuard::Snapshot GitGuard::snapshot(const std::string& top) {
+GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top) {
   Snapshot snap;
-  const std::string dotgit = top + "/.git";
+  const std::string dotgit_path = top + "/.git";
   struct stat st {};
-  if (lstat(dotgit.c_str(), &st) != 0) return snap;
-  if (!S_ISDIR(st.st_mode)) {  // a gitfile: "gitdir: PATH"
-    add_entry(snap, dotgit);
+  if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0) return snap;
+  const UniqueFd dotgit = S_ISDIR(st.st_mode) ? open_dir_at(top_fd, ".git") : UniqueFd();
+  if (!dotgit) {  // a gitfile ("gitdir: PATH"), or a symlink: recorded as itself
+    add_entry(snap, top_fd, ".git", dotgit_path);
     return snap;
   }
-  for (const char* name : {"commondir", "config.worktree"}) add_entry(snap, dotgit + "/" + name);
-  add_entry(snap, dotgit + "/worktrees");
-  for (const auto& wt : list_dir(dotgit + "/worktrees")) {
-    for (const char* name : {"commondir", "gitdir", "config.worktree", "config"}) {
-      add_entry(snap, dotgit + "/worktrees/" + wt + "/" + name);
+  for (const char* name : {"commondir", "config.worktree"})
+    add_entry(snap, dotgit.get(), name, dotgit_path + "/" + name);
+  add_entry(snap, dotgit.get(), "worktrees", dotgit_path + "/worktrees");
+  if (const UniqueFd worktrees = open_dir_at(dotgit.get(), "worktrees")) {
+    for (const auto& wt : list_dir(worktrees.get())) {
+      // The entry itself first: a symlink (-> ~/.ssh) or file here is
+      // recorded, and quarantined if new, but never walked into.
+      const std::string wt_path = dotgit_path + "/worktrees/" + wt;
+      add_entry(snap, worktrees.get(), wt, wt_path);
+      const UniqueFd wt_dir = open_dir_at(worktrees.get(), wt);
+      if (!wt_dir) continue;
+      for (const char* name : {"commondir", "gitdir", "config.worktree", "config"})
+        add_entry(snap, wt_dir.get(), name, wt_path + "/" + name);
     }
   }
-  add_entry(snap, dotgit + "/modules");
-  for (const auto& m : list_dir(dotgit + "/modules")) {
-    if (is_dir(dotgit + "/modules/" + m)) add_git_dir(snap, dotgit + "/modules/" + m, 1);
-  }
+  add_modules(snap, dotgit.get(), dotgit_path, 0);
   // Submodules: a gitlink in the index makes `git status` run git in it.
-  std::string config = read_bytes(dotgit + "/config", 1 << 16);
+  std::string config = read_bytes(dotgit.get(), "config", 1 << 16);
   std::transform(config.begin(), config.end(), config.begin(), ::tolower);
   const bool sha256 = config.find("objectformat = sha256") != std::string::npos ||
                       config.find("objectformat=sha256") != std::string::npos;
-  char real_top[PATH_MAX];
-  if (realpath(top.c_str(), real_top) == nullptr) return snap;
-  for (const auto& rel : index_gitlinks(dotgit + "/index", sha256 ? 32 : 20)) {
-    if (!safe_relative(rel)) continue;
-    const std::string sub = top + "/" + rel;
-    if (!below(sub, real_top)) continue;
-    const std::string sub_git = sub + "/.git";
-    add_entry(snap, sub_git);
-    if (is_dir(sub_git)) add_git_dir(snap, sub_git, 1);
+  const std::string index = read_bytes(dotgit.get(), "index", 256u << 20);
+  for (const auto& rel : index_gitlinks(index, sha256 ? 32 : 20)) {
+    // Skipped if any component is a symlink, "." or "..": git does not
+    // follow a symlink in a gitlink's path either.
+    const UniqueFd sub = open_dir_below(top_fd, rel);
+    if (!sub) continue;
+    const std::string sub_git = top + "/" + rel + "/.git";
+    add_entry(snap, sub.get(), ".git", sub_git);
+    if (const UniqueFd git_dir = open_dir_at(sub.get(), ".git"))
+      add_git_dir(snap, git_dir.get(), sub_git, 1);
   }
   return snap;
 }
@@ -240,8 +317,12 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options) : options_(o
       if (!ends_with(path, suffix)) continue;
       std::string top = path.substr(0, path.size() - std::strlen(suffix));
       if (top.empty() || std::find(tops_.begin(), tops_.end(), top) != tops_.end()) continue;
-      tops_.push_back(top);
-      before_.push_back(snapshot(top));
+      // Opened before the sandbox starts: the check at the end walks from
+      // this very directory, whatever the run renames or links meanwhile.
+      UniqueFd top_fd(::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      before_.push_back(top_fd ? snapshot(top_fd.get(), top) : Snapshot());
+      tops_.push_back(std::move(top));
+      top_fds_.push_back(std::move(top_fd));
     }
   }
 }
@@ -255,7 +336,10 @@ void GitGuard::check_and_revert() noexcept {
     const long stamp =
         static_cast<long>(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
     for (std::size_t i = 0; i < tops_.size(); ++i) {
-      const Snapshot after = snapshot(tops_[i]);
+      if (!top_fds_[i]) continue;
+      const int top_fd = top_fds_[i].get();
+      const std::string& top = tops_[i];
+      const Snapshot after = snapshot(top_fd, top);
       const Snapshot& before = before_[i];
       std::vector<std::string> moved_dirs;  // their files went with them
       for (const auto& [path, state] : after) {
@@ -272,19 +356,25 @@ void GitGuard::check_and_revert() noexcept {
         // harmless by themselves; their files are entries of their own.
         if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
         if (state.is_dir && old != before.end()) continue;
-        const std::string moved = fmt::format("{}.sbx-quarantine-{}", path, stamp);
-        const bool ok = rename(path.c_str(), moved.c_str()) == 0;
+        // Every key is TOP/REL (snapshot()): act in REL's parent, reached
+        // again without following a symlink, never through the path string.
+        const std::string rel = path.substr(top.size() + 1);
+        const std::size_t slash = rel.rfind('/');
+        const std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+        const UniqueFd parent =
+            open_dir_below(top_fd, slash == std::string::npos ? "" : rel.substr(0, slash));
+        const std::string moved_name = parent ? quarantine(parent.get(), name, stamp) : "";
+        const bool ok = !moved_name.empty();
         if (ok && state.is_dir) moved_dirs.push_back(path);
         bool restored = false;
         if (ok && old != before.end() && !old->second.is_dir &&
             !old->second.content.starts_with("symlink:") &&
             !old->second.content.starts_with("[special")) {
-          std::ofstream out(path, std::ios::binary | std::ios::trunc);
-          out << old->second.content;
-          restored = static_cast<bool>(out);
+          restored = restore_file(parent.get(), name, old->second);
         }
         emit_violation(options_, path, old == before.end() ? "created" : "changed",
-                       ok ? moved : std::string(), restored);
+                       ok ? path.substr(0, path.size() - name.size()) + moved_name : std::string(),
+                       restored);
       }
     }
   } catch (...) {

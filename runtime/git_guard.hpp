@@ -16,10 +16,15 @@
 //   or the config and hooks of a nested git dir): a gitlink added to the
 //   index makes `git status` run git inside PATH with PATH's config.
 // (.git/config and .git/hooks are the profile's read-only mounts already.)
+// The sandbox wrote all of it: nothing is reached through a symlink (walked
+// from a dirfd of the work tree, O_NOFOLLOW per level); a link there is
+// recorded, and quarantined, as the link itself.
 // docs/filesystem.md ("Git redirection") says what it covers and what not.
 #pragma once
 
 #include <sbx/sbx.hpp>
+
+#include "runtime/unique_fd.hpp"
 
 #include <map>
 #include <string>
@@ -38,17 +43,22 @@ class GitGuard {
 
   struct FileState {
     bool is_dir = false;
-    std::string content;  // file bytes or "symlink:TARGET"
+    std::string content;   // file bytes or "symlink:TARGET"
+    unsigned mode = 0644;  // permission bits and owner: a restored file gets them back
+    unsigned uid = 0, gid = 0;
   };
   using Snapshot = std::map<std::string, FileState>;
 
-  // The redirection surface of the work tree `top` (its .git), as it is now.
-  static Snapshot snapshot(const std::string& top);
+  // The redirection surface of the work tree `top` (its .git), as it is now,
+  // walked from top_fd (the directory `top`) without following any symlink.
+  // Keys are "top/RELATIVE PATH".
+  static Snapshot snapshot(int top_fd, const std::string& top);
 
  private:
   void check_and_revert() noexcept;
   const RunOptions& options_;
   std::vector<std::string> tops_;  // work trees whose .git is guarded
+  std::vector<UniqueFd> top_fds_;  // each opened before the sandbox started
   std::vector<Snapshot> before_;
 };
 

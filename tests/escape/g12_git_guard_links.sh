@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Group 12 (git guard): symlinks planted in the git dir must not make the
+# supervisor touch host files. strict snapshots the git redirection files
+# before the run and, after it, moves new or changed ones aside
+# (runtime/git_guard.cpp). The supervisor runs as the host user or as root;
+# the sandbox cannot see the files below. A symlink it planted at
+# .git/worktrees/X (-> ~/.ssh), at .git/worktrees itself, at
+# .git/modules/X or at a submodule's hooks dir made the supervisor rename
+# the files behind it (~/.ssh/config -> config.sbx-quarantine-TIME, found by
+# a review). The decoys here stand for those files: they must keep their
+# content and name, while the links themselves and the files planted in a
+# real worktree dir are still quarantined and reported.
+source "$SBX_SOURCE_DIR/tests/escape/common.bash"
+
+# decoy DIR: host files named like the ones the guard looks at, outside the
+# work dir (the sandbox's /tmp is private: it cannot see them).
+decoy() {
+  mkdir -p "$1/hooks"
+  local f
+  for f in config commondir gitdir config.worktree hooks/pre-commit; do
+    echo "decoy $1/$f" >"$1/$f"
+  done
+}
+# decoy_intact LABEL DIR: every decoy file keeps its content; nothing new.
+decoy_intact() {
+  local f
+  for f in config commondir gitdir config.worktree hooks/pre-commit; do
+    [[ $(cat "$2/$f" 2>/dev/null) == "decoy $2/$f" ]] ||
+      fail "strict: $1: the host file $2/$f was moved or changed: $(ls -A "$2" "$2/hooks")"
+  done
+  [[ -z $(find "$2" -name '*sbx-quarantine*') ]] ||
+    fail "strict: $1: a quarantine copy appeared next to host files: $(find "$2" -name '*sbx-quarantine*')"
+  pass "strict: $1: the host files behind the link are untouched"
+}
+host_repo() {
+  git init -q "$1" || fail "git init on the host"
+}
+command -v git >/dev/null || skip "needs git"
+esc_args strict
+
+# --- A: links inside .git/worktrees and .git/modules -----------------------
+SSH=$(scratch) AWS=$(scratch) MOD=$(scratch) HOOKS=$(scratch)
+for d in "$SSH" "$AWS" "$MOD" "$HOOKS"; do decoy "$d"; done
+W=$(scratch)
+host_repo "$W"
+cd "$W" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t mkdirs mkdir -p .git/worktrees .git/modules/real
+  t wt_link ln -s "$1" .git/worktrees/a
+  t wt_link2 ln -s "$2" .git/worktrees/b
+  t mod_link ln -s "$3" .git/modules/m
+  t hooks_link ln -s "$4" .git/modules/real/hooks
+  t wt_real sh -c "mkdir -p .git/worktrees/c && echo ../.. > .git/worktrees/c/commondir"
+  ' sh "$SSH" "$AWS" "$MOD" "$HOOKS" 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (links): attempts ran"
+for l in mkdirs wt_link wt_link2 mod_link hooks_link wt_real; do
+  expect_res "$l" rc0 "strict (links): $l can be made inside (.git stays writable)"
+done
+decoy_intact ".git/worktrees/a -> host dir" "$SSH"
+decoy_intact ".git/worktrees/b -> host dir" "$AWS"
+decoy_intact ".git/modules/m -> host dir" "$MOD"
+decoy_intact ".git/modules/real/hooks -> host dir" "$HOOKS"
+for l in .git/worktrees/a .git/worktrees/b .git/modules/m .git/modules/real/hooks; do
+  [[ ! -e $l && ! -L $l ]] || fail "strict (links): the planted link $l is still there"
+  q=$(ls -d "$l".sbx-quarantine-* 2>/dev/null | head -1)
+  [[ -L $q ]] || fail "strict (links): $l was not quarantined as a link: $(ls -lA "$(dirname "$l")")"
+done
+pass "strict (links): each planted link is itself moved aside (NAME.sbx-quarantine-*, still a link)"
+expect_out "created [^ ]*/\.git/worktrees/a, .*moved to [^ ]*/\.git/worktrees/a\.sbx-quarantine-" \
+  "strict (links): sbx warns about the link at .git/worktrees/a"
+[[ ! -e .git/worktrees/c/commondir ]] && ls .git/worktrees/c/commondir.sbx-quarantine-* >/dev/null 2>&1 ||
+  fail "strict (links): .git/worktrees/c/commondir in a real dir was not quarantined: $(ls -A .git/worktrees/c)"
+pass "strict (links): a commondir planted in a real worktree dir is still quarantined"
+
+# --- B: .git/worktrees itself a link to a host dir -------------------------
+WT=$(scratch)
+decoy "$WT/x"
+V=$(scratch)
+host_repo "$V"
+cd "$V" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  ln -s "$0" .git/worktrees; echo "link=rc$?"' "$WT" 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (worktrees link): attempt ran"
+expect_res link rc0 "strict (worktrees link): .git/worktrees can be made a link inside"
+decoy_intact ".git/worktrees -> host dir" "$WT/x"
+[[ ! -L .git/worktrees && -L $(ls -d .git/worktrees.sbx-quarantine-* 2>/dev/null | head -1) ]] ||
+  fail "strict (worktrees link): the link was not quarantined: $(ls -lA .git)"
+pass "strict (worktrees link): the .git/worktrees link is itself moved aside"
+cd "$SSH" || fail "cd"
+esc_done "12 (git guard links)"

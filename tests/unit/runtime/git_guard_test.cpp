@@ -1,0 +1,160 @@
+// GitGuard (runtime/git_guard.cpp) on a scratch repository, without a
+// sandbox: what a command "planted" between the snapshot (constructor) and
+// the check (destructor). Symlinks in the git dir must be handled as links:
+// the host files they point to are never read, renamed or written.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/git_guard.hpp"
+
+using namespace sbx;
+using namespace sbx::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Scratch {
+  fs::path root;
+  Scratch() {
+    char tmpl[] = "/tmp/sbx-unit-gitguard.XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    if (made == nullptr) throw std::runtime_error("mkdtemp under /tmp failed");
+    root = made;
+    fs::create_directories(root / "work/.git/hooks");
+  }
+  ~Scratch() { fs::remove_all(root); }
+};
+
+std::string read(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write(const fs::path& path, const std::string& content) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << content;
+}
+
+// A host directory with files named like the ones the guard looks at.
+void make_decoy(const fs::path& dir) {
+  for (const char* name : {"config", "commondir", "gitdir", "config.worktree", "hooks/pre-commit"})
+    write(dir / name, std::string("decoy ") + name);
+}
+
+// Every decoy file is still there with its content; nothing was added.
+void check_decoy(const fs::path& dir) {
+  for (const char* name : {"config", "commondir", "gitdir", "config.worktree", "hooks/pre-commit"})
+    CHECK(read(dir / name) == std::string("decoy ") + name);
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    CHECK(e.path().filename().string().find("sbx-quarantine") == std::string::npos);
+}
+
+// The entries of `dir` whose name starts with `prefix`.
+std::vector<fs::path> named(const fs::path& dir, const std::string& prefix) {
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().starts_with(prefix)) found.push_back(e.path());
+  return found;
+}
+
+struct Guarded {
+  Policy policy;
+  RunOptions options;
+  std::vector<Event> events;
+  explicit Guarded(const fs::path& work) {
+    policy.filesystem.deny_write = {(work / ".git/hooks").string(),
+                                    (work / ".git/config").string()};
+    options.on_event = [this](const Event& e) { events.push_back(e); };
+  }
+  bool reported(const fs::path& path) const {
+    for (const auto& e : events)
+      if (e.data.value("path", "") == path.string()) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("git guard: links planted in the git dir are quarantined as links, never followed") {
+  Scratch s;
+  const fs::path work = s.root / "work", git = work / ".git";
+  for (const char* d : {"ssh", "aws", "mod", "hooks", "wts/x"}) make_decoy(s.root / d);
+  fs::create_directories(git / "modules/real");
+  Guarded g(work);
+  {
+    const GitGuard guard(g.policy, g.options);
+    // What the sandboxed command does.
+    fs::create_directories(git / "worktrees/c");
+    fs::create_symlink(s.root / "ssh", git / "worktrees/a");
+    fs::create_symlink(s.root / "aws", git / "worktrees/b");
+    write(git / "worktrees/c/commondir", "../..");
+    fs::create_symlink(s.root / "mod", git / "modules/m");
+    fs::create_symlink(s.root / "hooks", git / "modules/real/hooks");
+  }
+  for (const char* d : {"ssh", "aws", "mod", "hooks"}) check_decoy(s.root / d);
+  for (const fs::path& link :
+       {git / "worktrees/a", git / "worktrees/b", git / "modules/m", git / "modules/real/hooks"}) {
+    INFO(link);
+    CHECK(!fs::exists(fs::symlink_status(link)));
+    const auto moved = named(link.parent_path(), link.filename().string() + ".sbx-quarantine-");
+    REQUIRE(moved.size() == 1);
+    CHECK(fs::is_symlink(moved[0]));
+    CHECK(g.reported(link));
+  }
+  CHECK(!fs::exists(git / "worktrees/c/commondir"));
+  CHECK(named(git / "worktrees/c", "commondir.sbx-quarantine-").size() == 1);
+  CHECK(g.reported(git / "worktrees/c/commondir"));
+
+  // .git/worktrees itself a link to a host directory.
+  Guarded g2(work);
+  fs::rename(git / "worktrees", s.root / "old-worktrees");
+  {
+    const GitGuard guard(g2.policy, g2.options);
+    fs::create_symlink(s.root / "wts", git / "worktrees");
+  }
+  check_decoy(s.root / "wts/x");
+  CHECK(!fs::exists(fs::symlink_status(git / "worktrees")));
+  CHECK(g2.reported(git / "worktrees"));
+}
+
+TEST_CASE(
+    "git guard: a changed file is restored in place, a pre-planted quarantine name does "
+    "not stop the move") {
+  Scratch s;
+  const fs::path git = s.root / "work/.git";
+  write(git / "config.worktree", "[core]\n");
+  fs::permissions(git / "config.worktree", fs::perms(0640));
+  Guarded g(s.root / "work");
+  {
+    const GitGuard guard(g.policy, g.options);
+    write(git / "config.worktree", "[core]\n\tfsmonitor = evil\n");
+    write(git / "commondir", "../evil");
+    // Directories at the names the check would pick (rename() over a
+    // directory fails), for every second it could run in.
+    const long now =
+        static_cast<long>(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
+    for (long t = now - 2; t <= now + 30; ++t)
+      fs::create_directories(git / ("commondir.sbx-quarantine-" + std::to_string(t)) / "x");
+  }
+  CHECK(read(git / "config.worktree") == "[core]\n");
+  CHECK((fs::status(git / "config.worktree").permissions() & fs::perms::all) == fs::perms(0640));
+  CHECK(named(git, "config.worktree.sbx-quarantine-").size() == 1);
+  CHECK(!fs::exists(git / "commondir"));
+  bool moved = false;
+  for (const auto& p : named(git, "commondir.sbx-quarantine-"))
+    moved = moved || (fs::is_regular_file(p) && read(p) == "../evil");
+  CHECK(moved);
+  CHECK(g.reported(git / "commondir"));
+}
