@@ -199,12 +199,12 @@ void emit_violation(const RunOptions& options, const std::string& path, const st
 GitGuard::Snapshot GitGuard::snapshot(const std::string& top) {
   Snapshot snap;
   const std::string dotgit = top + "/.git";
+  // .git itself, whatever it is: a gitfile ("gitdir: PATH"), a symlink, or
+  // a directory marker, so that a change of type (a directory where the
+  // link was) is a change too.
+  add_entry(snap, dotgit);
   struct stat st {};
-  if (lstat(dotgit.c_str(), &st) != 0) return snap;
-  if (!S_ISDIR(st.st_mode)) {  // a gitfile: "gitdir: PATH"
-    add_entry(snap, dotgit);
-    return snap;
-  }
+  if (stat(dotgit.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return snap;
   for (const char* name : {"commondir", "config.worktree"}) add_entry(snap, dotgit + "/" + name);
   add_entry(snap, dotgit + "/worktrees");
   for (const auto& wt : list_dir(dotgit + "/worktrees")) {
@@ -271,20 +271,26 @@ void GitGuard::check_and_revert() noexcept {
         // Directories that merely appeared (worktrees/, modules/) are
         // harmless by themselves; their files are entries of their own.
         if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
-        if (state.is_dir && old != before.end()) continue;
         const std::string moved = fmt::format("{}.sbx-quarantine-{}", path, stamp);
         const bool ok = rename(path.c_str(), moved.c_str()) == 0;
         if (ok && state.is_dir) moved_dirs.push_back(path);
         bool restored = false;
-        if (ok && old != before.end() && !old->second.is_dir &&
-            !old->second.content.starts_with("symlink:") &&
-            !old->second.content.starts_with("[special")) {
+        if (ok && old != before.end() && old->second.content.starts_with("symlink:")) {
+          restored = symlink(old->second.content.c_str() + 8, path.c_str()) == 0;
+        } else if (ok && old != before.end() && !old->second.is_dir &&
+                   !old->second.content.starts_with("[special")) {
           std::ofstream out(path, std::ios::binary | std::ios::trunc);
           out << old->second.content;
           restored = static_cast<bool>(out);
         }
-        emit_violation(options_, path, old == before.end() ? "created" : "changed",
-                       ok ? moved : std::string(), restored);
+        // "replaced": another type now (a directory where the link was).
+        const auto kind = [](const FileState& f) {
+          return f.is_dir ? 'd' : f.content.starts_with("symlink:") ? 'l' : 'f';
+        };
+        const char* change = old == before.end()                ? "created"
+                             : kind(old->second) != kind(state) ? "replaced"
+                                                                : "changed";
+        emit_violation(options_, path, change, ok ? moved : std::string(), restored);
       }
     }
   } catch (...) {
