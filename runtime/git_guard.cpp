@@ -271,11 +271,12 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top) {
   const std::string dotgit_path = top + "/.git";
   struct stat st {};
   if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0) return snap;
+  // .git itself, whatever it is (a directory marker, a gitfile "gitdir:
+  // PATH", a symlink, recorded as itself and never followed): a change of
+  // type (a directory where the link or gitfile was) is a change too.
+  add_entry(snap, top_fd, ".git", dotgit_path);
   const UniqueFd dotgit = S_ISDIR(st.st_mode) ? open_dir_at(top_fd, ".git") : UniqueFd();
-  if (!dotgit) {  // a gitfile ("gitdir: PATH"), or a symlink: recorded as itself
-    add_entry(snap, top_fd, ".git", dotgit_path);
-    return snap;
-  }
+  if (!dotgit) return snap;
   for (const char* name : {"commondir", "config.worktree"})
     add_entry(snap, dotgit.get(), name, dotgit_path + "/" + name);
   add_entry(snap, dotgit.get(), "worktrees", dotgit_path + "/worktrees");
@@ -355,7 +356,6 @@ void GitGuard::check_and_revert() noexcept {
         // Directories that merely appeared (worktrees/, modules/) are
         // harmless by themselves; their files are entries of their own.
         if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
-        if (state.is_dir && old != before.end()) continue;
         // Every key is TOP/REL (snapshot()): act in REL's parent, reached
         // again without following a symlink, never through the path string.
         const std::string rel = path.substr(top.size() + 1);
@@ -367,12 +367,20 @@ void GitGuard::check_and_revert() noexcept {
         const bool ok = !moved_name.empty();
         if (ok && state.is_dir) moved_dirs.push_back(path);
         bool restored = false;
-        if (ok && old != before.end() && !old->second.is_dir &&
-            !old->second.content.starts_with("symlink:") &&
-            !old->second.content.starts_with("[special")) {
+        if (ok && old != before.end() && old->second.content.starts_with("symlink:")) {
+          restored = ::symlinkat(old->second.content.c_str() + 8, parent.get(), name.c_str()) == 0;
+        } else if (ok && old != before.end() && !old->second.is_dir &&
+                   !old->second.content.starts_with("[special")) {
           restored = restore_file(parent.get(), name, old->second);
         }
-        emit_violation(options_, path, old == before.end() ? "created" : "changed",
+        // "replaced": another type now (a directory where the link was).
+        const auto kind = [](const FileState& f) {
+          return f.is_dir ? 'd' : f.content.starts_with("symlink:") ? 'l' : 'f';
+        };
+        const char* change = old == before.end()                ? "created"
+                             : kind(old->second) != kind(state) ? "replaced"
+                                                                : "changed";
+        emit_violation(options_, path, change,
                        ok ? path.substr(0, path.size() - name.size()) + moved_name : std::string(),
                        restored);
       }

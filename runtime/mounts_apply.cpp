@@ -270,11 +270,13 @@ bool apply_op(const MountPlanData& d, std::size_t i, int root, int staging, cons
     if (errno == EACCES) return true;
     return err.fail("open mount target", errno, what);
   }
-  // Only the pin of a protected symlink mounts onto a link; any other target
-  // that is a link was swapped in after planning.
+  // Only the pin of a protected symlink mounts onto a link (a file over the
+  // last component, a self-bind of one on the way); any other target that
+  // is a link was swapped in after planning.
   struct stat st {};
-  const bool link_pin =
-      op.kind == MountKind::empty_file || (op.kind == MountKind::bind_ro && op.source != op.target);
+  const bool link_pin = op.kind == MountKind::empty_file ||
+                        (op.kind == MountKind::bind_ro && op.source != op.target) ||
+                        (op.kind == MountKind::pin && !op.target_is_dir);
   if (::fstat(target, &st) != 0 || (S_ISLNK(st.st_mode) && !link_pin)) {
     ::close(target);
     return err.fail("mount target became a symlink", ELOOP, what);

@@ -23,7 +23,7 @@ enum class MountKind : std::uint8_t {
   mask_file,   // empty mode-000 read-only file over a file (deny_read, host sockets)
   empty_file,  // empty read-only mode-0444 file over a symlink (deny_write on a link)
   protect,     // read-only recursive self-bind (deny_write; placeholders)
-  pin,         // writable self-bind: the directory can no longer be renamed/removed
+  pin,         // writable self-bind: a dir, link or file can no longer be renamed/removed
   tmpfs,       // fresh tmpfs (/tmp, /dev/shm, filesystem.tmpfs)
   proc,        // fresh procfs of the sandbox pid namespace
   dev,         // minimal /dev: tmpfs + device binds + devpts + symlinks

@@ -96,6 +96,9 @@ bool path_is_within(const std::string& path, const std::string& root) {
 
 namespace {
 
+// Symlinks one lookup follows at most (the kernel's MAXSYMLINKS).
+constexpr int kMaxSymlinks = 40;
+
 // Order of mounts on the same target: later ones cover earlier ones.
 int kind_rank(MountKind kind) {
   switch (kind) {
@@ -356,7 +359,35 @@ struct Planner {
     data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
   }
 
-  void plan_deny_write_one(const std::string& lexical) {
+  // Pins a symlink met on the way to a protected path when it lies in a
+  // writable area, so the sandbox can neither remove it nor re-point it: a
+  // mount on the link's dentry makes unlink/rename fail with EBUSY. The last
+  // component is covered by the read-only content of its target file (or an
+  // empty read-only file); a link on the way gets a self-bind of the link
+  // itself, which still resolves to its target.
+  void pin_link(const std::string& dir, const std::string& link, bool last) {
+    const std::string* root = innermost_root(dir, writable);
+    if (root == nullptr || within_any(dir, masked_dirs) || !pinned.insert(link).second) return;
+    pin_ancestors(*root, link);
+    MountOp op;
+    op.kind = MountKind::pin;
+    op.target = link;
+    op.target_is_dir = false;
+    if (last) {
+      op.kind = MountKind::empty_file;
+      auto target = real_path(link);
+      struct stat ts {};
+      if (target && ::stat(target->c_str(), &ts) == 0 && S_ISREG(ts.st_mode)) {
+        // Keep the content readable: bind the target read-only onto the link.
+        op.kind = MountKind::bind_ro;
+        op.source = *target;
+      }
+    }
+    add(std::move(op));
+  }
+
+  // `links` counts the symlinks followed so far, as the kernel's lookup does.
+  void plan_deny_write_one(const std::string& lexical, int links = 0) {
     // Walk the path component by component so we know where it stops
     // existing and whether the last component is a symlink.
     std::string resolved = "/";
@@ -368,6 +399,17 @@ struct Planner {
       i = j + 1;
     }
     for (std::size_t k = 0; k < parts.size(); ++k) {
+      // Only a symlink's target brings these; `resolved` has no links, so
+      // its parent is where the kernel's ".." goes. The directory left must
+      // stay: the sandbox must not swap it for a link that moves "..".
+      if (parts[k] == ".") continue;
+      if (parts[k] == "..") {
+        const std::string* root = innermost_root(resolved, writable);
+        if (root != nullptr && !within_any(resolved, masked_dirs))
+          pin_ancestors(*root, resolved + "/..");
+        resolved = parent_of(resolved);
+        continue;
+      }
       std::string candidate = resolved == "/" ? "/" + parts[k] : resolved + "/" + parts[k];
       bool last = k + 1 == parts.size();
       struct stat st {};
@@ -391,31 +433,42 @@ struct Planner {
         return;
       }
       if (S_ISLNK(st.st_mode)) {
-        if (last) {
-          const std::string* root = innermost_root(resolved, writable);
-          if (root != nullptr) {
-            // Pin the link itself (it cannot be replaced) and protect its target.
-            pin_ancestors(*root, candidate);
-            MountOp op;
-            op.kind = MountKind::empty_file;
-            op.target = candidate;
-            op.target_is_dir = false;
-            auto target = real_path(candidate);
-            struct stat ts {};
-            if (target && ::stat(target->c_str(), &ts) == 0 && S_ISREG(ts.st_mode)) {
-              // Keep the content readable: bind the target read-only onto the link.
-              op.kind = MountKind::bind_ro;
-              op.source = *target;
-            }
-            add(std::move(op));
-          }
-          if (auto target = real_path(candidate)) plan_deny_write_one(*target);
+        // The link stays as it is (pinned), and what the path reaches
+        // through it is protected like the path itself: the rest of the
+        // path is walked again from the link's target, so a missing target
+        // gets its placeholder and each further link on the way its pin.
+        pin_link(resolved, candidate, last);
+        if (links >= kMaxSymlinks)
+          throw Error(fmt::format("cannot protect {}: more than {} symlinks on the way (a loop?)",
+                                  lexical, kMaxSymlinks),
+                      fmt::format("remove or fix the symlink {}", candidate));
+        char buf[PATH_MAX];
+        const ssize_t n = ::readlink(candidate.c_str(), buf, sizeof buf);
+        if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf)
+          throw Error(fmt::format("cannot protect {}: cannot read the symlink {}: {}", lexical,
+                                  candidate, n < 0 ? std::strerror(errno) : "bad target"),
+                      "remove or fix the link, or drop the read_only entry");
+        std::string next(buf, static_cast<std::size_t>(n));
+        if (next[0] != '/') next = resolved + "/" + next;
+        for (std::size_t r = k + 1; r < parts.size(); ++r) next += "/" + parts[r];
+        plan_deny_write_one(next, links + 1);
+        return;
+      }
+      if (!last && !S_ISDIR(st.st_mode)) {
+        // A file on the way (.claude a file, for .claude/commands): nothing
+        // is below it, and nothing can be once it can no longer be replaced
+        // by a directory. Pinned, it stays writable.
+        const std::string* root = innermost_root(resolved, writable);
+        if (root == nullptr || within_any(resolved, masked_dirs) ||
+            !pinned.insert(candidate).second)
           return;
-        }
-        auto r = real_path(candidate);
-        if (!r) return;
-        resolved = *r;
-        continue;
+        pin_ancestors(*root, candidate);
+        MountOp op;
+        op.kind = MountKind::pin;
+        op.target = candidate;
+        op.target_is_dir = false;
+        add(std::move(op));
+        return;
       }
       // Another run's placeholder directory on the way (.git for .git/hooks):
       // held, so its creator leaves it to the last run using it.

@@ -257,6 +257,117 @@ TEST_CASE("a writable path reached through a symlink planted in a writable area 
   CHECK_THROWS_AS(prepare_mount_plan(p, test_identity()), sbx::Error);
 }
 
+// A link on the way to a protected path: a repository may commit
+// `.claude -> .claude-dist` (dangling until built), repo-tool layouts make
+// `.git` a link to a git dir elsewhere, a linked worktree's `.git` is a file.
+// Each must stay as it is, and what the path reaches through it is protected.
+struct LinkedAgentFiles {
+  Scratch s;
+  Policy p;
+  LinkedAgentFiles() : p(policy_for(s.dir / "work")) {
+    fs::create_directories(s.dir / "work");
+    fs::create_directories(s.dir / "outside.git/hooks");
+    std::ofstream(s.dir / "outside.git/config") << "[core]\n";
+    fs::create_directory_symlink(".claude-dist", s.dir / "work/.claude");
+    fs::create_directory_symlink(s.dir / "outside.git", s.dir / "work/.git");
+    std::ofstream(s.dir / "work/.idea") << "not a directory";
+    fs::create_directory_symlink("via/../real-vscode", s.dir / "work/.vscode");
+    fs::create_directories(s.dir / "work/via");
+    p.filesystem.deny_write = {(s.dir / "work/.claude/commands").string(),
+                               (s.dir / "work/.claude/settings.json").string(),
+                               (s.dir / "work/.git/hooks").string(),
+                               (s.dir / "work/.git/config").string(),
+                               (s.dir / "work/.idea/workspace.xml").string(),
+                               (s.dir / "work/.vscode/tasks.json").string()};
+  }
+};
+
+TEST_CASE("a symlink on the way to a protected path is pinned, its target protected", "[mounts]") {
+  LinkedAgentFiles a;
+  const fs::path w = a.s.dir / "work";
+  auto ops_on = [](const MountPlan& plan, const fs::path& t) {
+    std::vector<const MountOp*> found;
+    for (const auto& op : plan.data().ops)
+      if (op.target == t.string()) found.push_back(&op);
+    return found;
+  };
+  {
+    MountPlan plan = prepare_mount_plan(a.p, test_identity());
+    // The links themselves: a self-bind each (unlink/rename: EBUSY), once.
+    for (const char* link : {".claude", ".git", ".vscode"}) {
+      INFO(link);
+      auto ops = ops_on(plan, w / link);
+      REQUIRE(ops.size() == 1);
+      CHECK(ops[0]->kind == MountKind::pin);
+      CHECK_FALSE(ops[0]->target_is_dir);
+    }
+    // The dangling .claude: its target is a read-only placeholder directory.
+    auto dist = ops_on(plan, w / ".claude-dist");
+    REQUIRE(dist.size() == 1);
+    CHECK(dist[0]->kind == MountKind::protect);
+    CHECK(dist[0]->target_is_dir);
+    CHECK(fs::is_directory(fs::symlink_status(w / ".claude-dist")));
+    CHECK(ops_on(plan, w / ".claude-dist/settings.json").empty());  // below the sealed dir
+    // .git leads outside every writable area: read-only already.
+    CHECK(ops_on(plan, a.s.dir / "outside.git/hooks").empty());
+    // A file on the way: pinned, so it cannot become a directory.
+    auto idea = ops_on(plan, w / ".idea");
+    REQUIRE(idea.size() == 1);
+    CHECK(idea[0]->kind == MountKind::pin);
+    CHECK_FALSE(idea[0]->target_is_dir);
+    // "via/.." as the kernel resolves it; `via` is pinned (it could become a link).
+    CHECK(ops_on(plan, w / "real-vscode").size() == 1);
+    CHECK(ops_on(plan, w / "via").size() == 1);
+  }
+  CHECK_FALSE(fs::exists(fs::symlink_status(w / ".claude-dist")));  // placeholder removed
+  CHECK(fs::is_symlink(w / ".claude"));
+  CHECK(fs::read_symlink(w / ".claude") == ".claude-dist");
+}
+
+TEST_CASE("a symlink loop on the way to a protected path stops the start", "[mounts]") {
+  Scratch s;
+  fs::create_directories(s.dir / "work");
+  fs::create_symlink("b", s.dir / "work/a");
+  fs::create_symlink("a", s.dir / "work/b");
+  Policy p = policy_for(s.dir / "work");
+  p.filesystem.deny_write = {(s.dir / "work/a/settings.json").string()};
+  CHECK_THROWS_WITH(prepare_mount_plan(p, test_identity()), Catch::Contains("symlinks on the way"));
+}
+
+TEST_CASE("sandbox: links to protected paths can be neither removed nor written through",
+          "[mounts][sandbox]") {
+  LinkedAgentFiles a;
+  const fs::path w = a.s.dir / "work";
+  auto r = run_sandboxed(a.p, R"SH(
+    rm .claude 2>/dev/null && echo "FAIL: .claude removed"
+    mv .claude c2 2>/dev/null && echo "FAIL: .claude renamed"
+    mkdir -p .claude/commands 2>/dev/null && echo "FAIL: commands created"
+    echo x 2>/dev/null > .claude/settings.json && echo "FAIL: settings written through the link"
+    echo x 2>/dev/null > .claude-dist/settings.json && echo "FAIL: settings written at the target"
+    [ "$(readlink .claude)" = .claude-dist ] || echo "FAIL: .claude is no longer the link"
+    rm .git 2>/dev/null && echo "FAIL: .git removed"
+    mv .git g2 2>/dev/null && echo "FAIL: .git renamed"
+    mkdir .git 2>/dev/null && echo "FAIL: .git created"
+    echo x 2>/dev/null > .git/config && echo "FAIL: config written"
+    [ -d .git/hooks ] || echo "FAIL: .git does not lead to the git dir"
+    rm .idea 2>/dev/null && echo "FAIL: .idea removed"
+    echo ok > .idea || echo "FAIL: .idea not writable"
+    rm -r via 2>/dev/null && echo "FAIL: via removed"
+    rm .vscode 2>/dev/null && echo "FAIL: .vscode removed"
+    mkdir real-vscode 2>/dev/null && echo "FAIL: real-vscode created"
+    echo ok > notes || echo "FAIL: work dir not writable"
+    echo done
+  )SH");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("FAIL") == std::string::npos);
+  CHECK(r.out.find("done") != std::string::npos);
+  CHECK(fs::read_symlink(w / ".claude") == ".claude-dist");
+  CHECK_FALSE(fs::exists(fs::symlink_status(w / ".claude-dist")));
+  CHECK(fs::is_symlink(w / ".git"));
+  CHECK_FALSE(fs::exists(a.s.dir / "outside.git/hooks/pre-commit"));
+}
+
 TEST_CASE("sandbox: read-only root, writable work dir, fresh /tmp", "[mounts][sandbox]") {
   // A work dir on the host root and one below /tmp (the sandbox's own tmpfs
   // then holds its mount point).
