@@ -130,8 +130,16 @@ struct ControlServer::Impl {
         ::rmdir(tmp.c_str());
         throw Error(fmt::format("cannot lock the state dir {}: {}", tmp, std::strerror(err)));
       }
-      make_socket(tmp);
-      write_file_at(dir_fd.get(), kStateFile, info.to_json().dump(2) + "\n");
+      try {
+        make_socket(tmp);
+        write_file_at(dir_fd.get(), kStateFile, info.to_json().dump(2) + "\n");
+      } catch (...) {  // out of fds, a full disk: the temporary dir goes now, not at the next start
+        listener.reset();  // first: listing the dir takes an fd (out of fds, this one)
+        remove_dir_contents(dir_fd.get());
+        ::rmdir(tmp.c_str());
+        dir_fd.reset();
+        throw;
+      }
       dir = base + "/" + info.name;
       if (::rename(tmp.c_str(), dir.c_str()) == 0) return;
       const int err = errno;

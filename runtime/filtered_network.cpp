@@ -1005,11 +1005,12 @@ FilteredNetwork::FilteredNetwork(const Policy& policy, const RunOptions& options
   try {
     m.routes.reset(net::open_route_socket());
   } catch (const Error& e) {
+    // Out of fds: with_open_files_fix (sbx::run) gives the open-file fix.
     throw Error(
         fmt::format("cannot look up the host's routes for network \"filtered\": {}", e.what()),
-        "sbx asks the kernel's routes to keep egress off this host's own addresses: "
-        "raise the open-file limit if it is exhausted, allow sbx NETLINK_ROUTE sockets "
-        "if a security policy denies them; or run with --net none or --net host");
+        "sbx asks the kernel's routes to keep egress off this host's own addresses: allow sbx "
+        "NETLINK_ROUTE sockets if a security policy denies them, or run with --net none or "
+        "--net host");
   }
 
   m.epoll.reset(epoll_create1(EPOLL_CLOEXEC));

@@ -88,14 +88,18 @@ Error out_of_fds_error(std::string_view what, std::string_view other_fix) {
 
 std::optional<Error> with_open_files_fix(const Error& e) {
   const std::string_view what = e.what();
-  if (what.find(std::strerror(ENFILE)) != std::string_view::npos) {  // before EMFILE: its prefix
+  // Messages carry strerror's words or the errno's name (netlink's).
+  const auto says = [&](int error_number) {
+    return what.find(std::strerror(error_number)) != std::string_view::npos ||
+           what.find(strerrorname_np(error_number)) != std::string_view::npos;
+  };
+  if (says(ENFILE)) {  // before EMFILE: its words are ENFILE's prefix
     if (e.fix().find("fs.file-max") != std::string::npos) return std::nullopt;
     return Error(e.what(),
                  "the system's table of open files is full (sysctl fs.file-max): close programs "
                  "or raise fs.file-max");
   }
-  if (what.find(std::strerror(EMFILE)) == std::string_view::npos ||
-      e.fix().find("open-file limit") != std::string::npos) {
+  if (!says(EMFILE) || e.fix().find("open-file limit") != std::string::npos) {
     return std::nullopt;
   }
   struct rlimit rl {};

@@ -9,8 +9,10 @@ source "$SBX_SOURCE_DIR/tests/lib.sh"
 
 P=$(scratch)  # the work dir: strict makes its placeholders (.git, .bashrc, ...) here
 cd "$P" || fail "cd $P"
-state() {
-  ls -d /tmp/sbx* /run/sbx/* "${XDG_RUNTIME_DIR:-/nonexistent}"/sbx/* 2>/dev/null | grep -v '^/tmp/sbx-test\.' | sort
+state() { # what sbx made: entries of the state bases (not the bases, which stay), temp files
+  ls -d /tmp/sbx* /tmp/sbx-[0-9]*/{*,.new-*} /run/sbx/{*,.new-*} \
+    "${XDG_RUNTIME_DIR:-/nonexistent}"/sbx/{*,.new-*} 2>/dev/null |
+    grep -Ev '^/tmp/sbx-test\.|^/tmp/sbx-[0-9]+$' | sort
 }
 groups() { find /sys/fs/cgroup -mindepth 2 -maxdepth 12 -type d -path '*/sbx/*@*' 2>/dev/null | sort; }
 state_before=$(state)

@@ -60,6 +60,11 @@ TEST_CASE("running out of fds gets the open-file fix, whatever the step", "[erro
   REQUIRE(with_open_files_fix(cli));
   CHECK(contains(with_open_files_fix(cli)->fix(), "ulimit -n"));
 
+  // Netlink's messages name the errno.
+  const sbx::Error named("cannot open a NETLINK_ROUTE socket: EMFILE", "allow NETLINK_ROUTE");
+  REQUIRE(with_open_files_fix(named));
+  CHECK(contains(with_open_files_fix(named)->fix(), "open-file limit"));
+
   const sbx::Error system("socketpair: Too many open files in system");
   REQUIRE(with_open_files_fix(system));
   CHECK(contains(with_open_files_fix(system)->fix(), "fs.file-max"));
