@@ -1,5 +1,7 @@
 #include "runtime/claude_guard.hpp"
 
+#include "runtime/host_paths.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +9,6 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <optional>
 #include <string_view>
 
 namespace sbx::runtime {
@@ -18,29 +19,7 @@ using Json = nlohmann::ordered_json;
 constexpr std::array<std::string_view, 5> kProjectKeys = {
     "mcpServers", "allowedTools", "enabledMcpjsonServers", "disabledMcpjsonServers",
     "enableAllProjectMcpServers"};
-constexpr off_t kMaxSize = 64 << 20;
-
-// The file's bytes; nullopt when it is missing, not a regular file (a
-// symlink is never followed) or too large.
-std::optional<std::string> read_regular(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  struct stat st {};
-  std::optional<std::string> out;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= kMaxSize) {
-    std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
-    std::size_t got = 0;
-    while (got < bytes.size()) {
-      const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
-      if (n <= 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    bytes.resize(got);
-    out = std::move(bytes);
-  }
-  ::close(fd);
-  return out;
-}
+constexpr std::size_t kMaxSize = 64 << 20;
 
 // In place (same inode, owner and mode: as root for another user, a new
 // file would be root's), never through a symlink.
@@ -58,9 +37,8 @@ bool write_in_place(const std::string& path, const std::string& bytes) {
   return ::close(fd) == 0 && ok;
 }
 
-Json parse_object(const std::optional<std::string>& bytes) {
-  if (!bytes) return Json::object();
-  Json doc = Json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
+Json parse_object(const std::string& bytes) {
+  Json doc = Json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   return doc.is_object() ? doc : Json::object();
 }
 
@@ -121,7 +99,8 @@ ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& opt
       path = s.path;
     else if (s.directory)
       path = s.path + "/.claude.json";
-    if (!path.empty()) files_.push_back({path, read_regular(path)});
+    if (!path.empty())
+      files_.push_back({path, read_regular_file(AT_FDCWD, path.c_str(), kMaxSize)});
   }
 }
 
@@ -132,10 +111,11 @@ ClaudeConfigGuard::~ClaudeConfigGuard() {
 void ClaudeConfigGuard::check_and_restore() noexcept {
   for (const auto& file : files_) {
     try {
-      const auto bytes = read_regular(file.path);
-      if (!bytes) continue;  // gone, or replaced by a symlink: the host's client will not read it
+      // Empty when gone or replaced by a symlink (never followed): not a
+      // document the host's client reads, nothing to put back.
+      const std::string bytes = read_regular_file(AT_FDCWD, file.path.c_str(), kMaxSize);
       if (bytes == file.before) continue;
-      Json doc = Json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
+      Json doc = Json::parse(bytes, nullptr, /*allow_exceptions=*/false);
       const Json before = guarded_keys(parse_object(file.before));
       if (!doc.is_object() || guarded_keys(doc) == before) continue;
       const auto changed = restore(doc, before);

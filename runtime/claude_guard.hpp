@@ -18,7 +18,6 @@
 #include <sbx/sbx.hpp>
 
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,7 +44,7 @@ class ClaudeConfigGuard {
   const RunOptions& options_;
   struct Watched {
     std::string path;
-    std::optional<std::string> before;  // its bytes (parsed only if they change)
+    std::string before;  // its bytes (parsed only if they change; empty if none)
   };
   std::vector<Watched> files_;
 };

@@ -9,6 +9,8 @@
 // renameat2/openat in its verified parent. A symlink is recorded as itself.
 #include "runtime/git_guard.hpp"
 
+#include "runtime/host_paths.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -59,29 +61,6 @@ UniqueFd open_dir_below(int dir, const std::string& rel) {
   return cur;
 }
 
-// Up to limit bytes of the regular file `name` of `dir`; empty if missing,
-// unreadable, a symlink or not a regular file (O_NONBLOCK: a FIFO does not
-// block the open). Sized by fstat, so a large limit costs nothing for a
-// small or missing file.
-std::string read_bytes(int dir, const std::string& name, std::size_t limit) {
-  std::string data;
-  UniqueFd fd(::openat(dir, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  if (!fd) return data;
-  struct stat st {};
-  if (fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) {
-    data.resize(std::min(limit, static_cast<std::size_t>(st.st_size)));
-    std::size_t got = 0;
-    while (got < data.size()) {
-      ssize_t n = read(fd.get(), data.data() + got, data.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    data.resize(got);
-  }
-  return data;
-}
-
 // Adds the entry `name` of `dir` (file, symlink or directory marker), known
 // to the snapshot as `path`, if it exists. A symlink is recorded as itself.
 void add_entry(GitGuard::Snapshot& snap, int dir, const std::string& name,
@@ -99,7 +78,7 @@ void add_entry(GitGuard::Snapshot& snap, int dir, const std::string& name,
   } else if (S_ISDIR(st.st_mode)) {
     state.is_dir = true;
   } else if (S_ISREG(st.st_mode)) {
-    state.content = read_bytes(dir, name, kMaxFileBytes);
+    state.content = read_regular_file(dir, name.c_str(), kMaxFileBytes);
     if (static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
       state.content += fmt::format("\n[size {} mtime {}]", st.st_size, st.st_mtim.tv_nsec);
     }
@@ -294,11 +273,11 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top) {
   }
   add_modules(snap, dotgit.get(), dotgit_path, 0);
   // Submodules: a gitlink in the index makes `git status` run git in it.
-  std::string config = read_bytes(dotgit.get(), "config", 1 << 16);
+  std::string config = read_regular_file(dotgit.get(), "config", 1 << 16);
   std::transform(config.begin(), config.end(), config.begin(), ::tolower);
   const bool sha256 = config.find("objectformat = sha256") != std::string::npos ||
                       config.find("objectformat=sha256") != std::string::npos;
-  const std::string index = read_bytes(dotgit.get(), "index", 256u << 20);
+  const std::string index = read_regular_file(dotgit.get(), "index", 256u << 20);
   for (const auto& rel : index_gitlinks(index, sha256 ? 32 : 20)) {
     // Skipped if any component is a symlink, "." or "..": git does not
     // follow a symlink in a gitlink's path either.
