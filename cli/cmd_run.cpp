@@ -22,6 +22,14 @@ std::vector<Secret> load_run_secrets(const std::vector<std::string>& specs);
 // Adds the secrets store to the hidden paths when the profile does not hide it.
 void hide_secrets_store(Policy& policy);
 
+// Adds `path` to the hidden paths unless it is one of them or below one.
+void hide_unless_hidden(Policy& policy, const std::string& path) {
+  for (const auto& p : policy.filesystem.deny_read) {
+    if (path == p || path.starts_with(p + "/")) return;
+  }
+  policy.filesystem.deny_read.push_back(path);
+}
+
 namespace {
 
 // The base profile hides ~/.local/state/sbx; a log moved elsewhere
@@ -31,11 +39,7 @@ namespace {
 void hide_audit_log(Policy& policy, const std::string& log) {
   if (log.empty() || log[0] != '/') return;
   const std::string dir = log.substr(0, log.rfind('/'));
-  const std::string path = dir.ends_with("/sbx/audit") ? dir : log;
-  for (const auto& p : policy.filesystem.deny_read) {
-    if (path == p || path.starts_with(p + "/")) return;
-  }
-  policy.filesystem.deny_read.push_back(path);
+  hide_unless_hidden(policy, dir.ends_with("/sbx/audit") ? dir : log);
 }
 
 constexpr const char* kRunExamples = R"(

@@ -167,6 +167,8 @@ std::vector<Secret> load_run_secrets(const std::vector<std::string>& specs) {
   return out;
 }
 
+void hide_unless_hidden(Policy& policy, const std::string& path);  // cmd_run.cpp
+
 // The base profile hides ~/.local/share/sbx; a store moved elsewhere with
 // XDG_DATA_HOME must be hidden too, whatever the profile says.
 void hide_secrets_store(Policy& policy) {
@@ -176,10 +178,7 @@ void hide_secrets_store(Policy& policy) {
   } catch (const sbx::Error&) {
     return;  // no HOME and no XDG_DATA_HOME: there is no store to hide
   }
-  for (const auto& p : policy.filesystem.deny_read) {
-    if (dir == p || dir.starts_with(p + "/")) return;
-  }
-  policy.filesystem.deny_read.push_back(dir);
+  hide_unless_hidden(policy, dir);
 }
 
 Command add_secrets(CLI::App& app) {
