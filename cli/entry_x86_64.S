@@ -2,14 +2,14 @@
  *
  * A static PIE relocates itself in _start, before any constructor: every
  * page of the writable segment (.data.rel.ro, .got, .data) that holds a
- * pointer is written there, one copy-on-write fault each, and the start-up
- * code (_start, relocation, CPU feature detection, TLS set-up) faults its
- * text and read-only data in page by page. On a VM where a fault costs
- * ~12 us that is ~40 faults of every start. This stub runs first and maps
- * the text, the read-only data and the whole writable segment (through
- * .bss) with one madvise(MADV_POPULATE_READ/WRITE) each, then jumps to
- * glibc's _start with the registers and the stack exactly as the kernel
- * left them. cli/prefault.cpp does the heap and the stack later.
+ * pointer is written there, one copy-on-write fault each. This stub runs
+ * first and maps the whole writable segment (through .bss, ~32 pages) with
+ * one madvise(MADV_POPULATE_WRITE), then jumps to glibc's _start with the
+ * registers and the stack exactly as the kernel left them. Nearly every page
+ * of that segment is written at every start, so this pays on any machine.
+ * The text and read-only data (~1,150 pages, of which a start touches a
+ * few hundred) are mapped later, by cli/prefault.cpp, and only where a page
+ * fault is dear.
  *
  * Written in assembly because nothing is set up yet: no relocation applied
  * (so every address is taken rip-relative from hidden linker symbols), no
@@ -19,10 +19,8 @@
  */
 
 #define SYS_madvise 28
-#define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
 
-        .hidden __executable_start
         .hidden __preinit_array_start
         .hidden _end
 
@@ -59,17 +57,8 @@ sbx_entry:
         jmp     .Lnext_env
 
 .Lpopulate:
-        /* Text and read-only data: from the ELF header to the writable
-         * segment (the page holding .tdata, where that segment begins). */
-        lea     __executable_start(%rip), %rdi
-        lea     __preinit_array_start(%rip), %rsi
-        and     $-4096, %rsi
-        sub     %rdi, %rsi
-        mov     $MADV_POPULATE_READ, %edx
-        mov     $SYS_madvise, %eax
-        syscall
-
-        /* The writable segment, while relocation still may write it. */
+        /* The writable segment (from the page holding .tdata, where it
+         * begins), while relocation still may write it. */
         lea     __preinit_array_start(%rip), %rdi
         and     $-4096, %rdi
         lea     _end(%rip), %rsi

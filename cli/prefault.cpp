@@ -1,25 +1,34 @@
-// Pre-faulting (docs/launch.md "Start-up time"): on a VM where a page fault
-// costs ~12 µs (bench/run's 2-vCPU VM), the faults of a start -- heap growth,
-// the stack, .bss, the executable's text -- cost more than the work. One
-// madvise(MADV_POPULATE_READ/WRITE) per region maps them in bulk (0.15-1.5 µs
-// a page) before the first constructor runs (the static executable maps its
-// text, read-only data and writable segment even earlier, in its entry
-// point: cli/entry_x86_64.S). The heap keeps a 384 KiB top
-// pad, so the pages stay (M_TOP_PAD also fixes glibc's mmap threshold at
-// 128 KiB for the supervisor's lifetime: larger blocks are mmap'd each time,
-// which the supervisor's few large buffers can afford). Kernels before 5.14
-// answer EINVAL: nothing happens. SBX_NO_PREFAULT=1 turns it off (to
+// Pre-faulting (docs/launch.md "Start-up time"): where a page fault is dear
+// (~12 µs on a nested 2-vCPU VM), the faults of a start -- heap growth, the
+// stack, the executable's text -- cost more than the work, and one
+// madvise(MADV_POPULATE_READ/WRITE) per region maps them in bulk (0.15-1.5
+// µs a page). Where a fault is cheap (~1.5 µs, about what populating a page
+// costs), mapping the ~1,150 pages of text and read-only data of which a
+// start touches a few hundred is a loss: ~0.35 ms of a 5 ms `--net none`
+// start. So the cost of a fault is measured first (two fresh anonymous
+// pages, ~5 µs on a fast machine) and the bulk mapping done only above
+// kDearFault. The static executable maps its writable segment earlier, in
+// its entry point, on any machine (cli/entry_x86_64.S). The heap keeps a
+// 384 KiB top pad either way (M_TOP_PAD also fixes glibc's mmap threshold
+// at 128 KiB for the supervisor's lifetime: larger blocks are mmap'd each
+// time, which the supervisor's few large buffers can afford). Kernels
+// before 5.14 answer EINVAL: nothing happens. SBX_NO_PREFAULT=1 turns it
+// all off, SBX_PREFAULT=1 maps in bulk whatever a fault costs (both to
 // measure it).
 #include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <string_view>
 
-extern "C" char __executable_start, etext, edata, end;  // NOLINT: linker symbols
-extern "C" void* __libc_stack_end;                      // glibc: the stack pointer at process entry
+// NOLINTNEXTLINE: linker symbols; the writable segment begins with .tdata,
+// on the page of __preinit_array_start
+extern "C" char __executable_start, etext, edata, end, __preinit_array_start;
+extern "C" void* __libc_stack_end;  // glibc: the stack pointer at process entry
 
 namespace {
 
@@ -29,6 +38,8 @@ constexpr std::size_t kHeap = 384 << 10;
 // The kernel maps at least 128 KiB of stack below the entry stack pointer;
 // staying inside that never asks it to grow the stack from madvise.
 constexpr std::size_t kStack = 112 << 10;
+// Above this, a fault costs clearly more than populating a page.
+constexpr long kDearFaultNs = 5000;
 
 void populate(std::uintptr_t from, std::uintptr_t to, int advice) {
   from &= ~(kPage - 1);
@@ -36,10 +47,40 @@ void populate(std::uintptr_t from, std::uintptr_t to, int advice) {
   if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, advice);
 }
 
+// Nanoseconds the first write to a fresh anonymous page takes: the least of
+// two (an interrupt can only make one dearer).
+long fault_ns() {
+  void* map =
+      ::mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return 0;
+  auto* page = static_cast<volatile char*>(map);
+  timespec a{}, b{};
+  ::clock_gettime(CLOCK_MONOTONIC, &a);  // the vDSO's data page, untimed
+  long least = kDearFaultNs * 1000;
+  for (std::size_t i = 0; i < 2; ++i) {
+    ::clock_gettime(CLOCK_MONOTONIC, &a);
+    page[i * kPage] = 1;
+    ::clock_gettime(CLOCK_MONOTONIC, &b);
+    least = std::min(least, (b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec));
+  }
+  ::munmap(map, 2 * kPage);
+  return least;
+}
+
 void prefault(int, char**, char** envp) {
-  for (char** e = envp; *e; ++e)
-    if (std::string_view(*e).starts_with("SBX_NO_PREFAULT=")) return;
-#ifndef SBX_ENTRY_PREFAULT  // the static executable's entry did these already
+  bool force = false;
+  for (char** e = envp; *e; ++e) {
+    const std::string_view var(*e);
+    if (var.starts_with("SBX_NO_PREFAULT=")) return;
+    force = force || var == "SBX_PREFAULT=1";
+  }
+  ::mallopt(M_TOP_PAD, kHeap);
+  if (!force && fault_ns() < kDearFaultNs) return;
+#ifdef SBX_ENTRY_PREFAULT  // the entry point mapped the writable segment
+  populate(reinterpret_cast<std::uintptr_t>(&__executable_start),
+           reinterpret_cast<std::uintptr_t>(&__preinit_array_start) & ~(kPage - 1),
+           MADV_POPULATE_READ);
+#else
   populate(reinterpret_cast<std::uintptr_t>(&__executable_start),
            reinterpret_cast<std::uintptr_t>(&etext), MADV_POPULATE_READ);
   populate(reinterpret_cast<std::uintptr_t>(&edata), reinterpret_cast<std::uintptr_t>(&end),
@@ -48,7 +89,6 @@ void prefault(int, char**, char** envp) {
   // The heap: glibc may already have one (a static libc allocates before
   // us); grow it to kHeap in blocks below the mmap threshold, give them
   // back (the top pad keeps the pages) and map it all.
-  ::mallopt(M_TOP_PAD, kHeap);
   const auto top = [] { return reinterpret_cast<std::uintptr_t>(::sbrk(0)); };
   const std::uintptr_t heap = top() - ::mallinfo2().arena;
   void* blocks[kHeap / (32 << 10)];
