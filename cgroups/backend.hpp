@@ -37,6 +37,14 @@ class Backend {
   virtual std::string describe() const = 0;  // directory (or directories) for messages
   // The group's directories: one on v2, one per mounted controller on v1.
   virtual std::vector<std::string> dirs() const = 0;
+  // The file in each of dirs() that a process writes "0" to, to move itself
+  // in: cgroup.procs on v2; on v1 "tasks", which moves the writing thread
+  // alone and so skips the kernel's global threadgroup lock, whose first
+  // write-lock after a quiet spell waits out an RCU grace period (7-20 ms
+  // here, against ~25 us). The sandbox's worker is single-threaded, so its
+  // thread is the whole process. (v2's cgroup.threads only moves threads
+  // within one resource domain.)
+  virtual const char* join_file() const = 0;
   // Raw usage now; peaks that the kernel does not track are sampled by the caller.
   virtual Stats read_stats() const = 0;
   virtual std::uint64_t current_memory() const = 0;

@@ -34,6 +34,7 @@ class V1Group final : public Backend {
   }
 
   std::vector<std::string> dirs() const override { return unique_dirs(); }
+  const char* join_file() const override { return "tasks"; }
 
   Stats read_stats() const override {
     Stats s;

@@ -62,6 +62,7 @@ class V2Group final : public Backend {
 
   std::string describe() const override { return dir_; }
   std::vector<std::string> dirs() const override { return {dir_}; }
+  const char* join_file() const override { return "cgroup.procs"; }
 
   Stats read_stats() const override {
     Stats s;

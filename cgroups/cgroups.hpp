@@ -35,15 +35,17 @@ class SandboxCgroup {
   ~SandboxCgroup();  // kills what is left in the group and removes it
 
   bool active() const;
-  // The group's cgroup.procs files (one on v2, one per controller directory
-  // on v1), opened for writing by this process; empty when inactive. The
-  // sandbox's worker writes "0" to each, moving itself in before its execve:
+  // The files that move a process into the group (cgroup.procs on v2, one
+  // "tasks" per controller directory on v1: Backend::join_file), opened for
+  // writing by this process; empty when inactive. The sandbox's worker, a
+  // single-threaded process, writes "0" to each, moving itself in before its
+  // execve:
   // the kernel checks that write against the credentials and the cgroup
   // namespace of the opener (Linux 5.16; stable kernels since the fix for
   // CVE-2021-4197), so a worker that no longer runs as root may make it.
-  const std::vector<int>& procs_fds() const;
+  const std::vector<int>& join_fds() const;
   // Closes them: the sandbox holds its own copies once it is cloned.
-  void close_procs_fds();
+  void close_join_fds();
   // Current usage; peak values since creation.
   Stats stats() const;
   // Reports new OOM kills / pids-max hits as "limit" events since the last call.

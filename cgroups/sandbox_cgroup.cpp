@@ -18,12 +18,12 @@ namespace sbx::cgroups {
 
 struct SandboxCgroup::State {
   std::unique_ptr<Backend> backend;
-  std::vector<int> procs_fds;  // see procs_fds()
+  std::vector<int> join_fds;  // see join_fds()
   LimitsPolicy limits;
-  ~State();  // closes procs_fds, then kills what is left and removes the group
-  void close_procs_fds() {
-    for (int fd : procs_fds) ::close(fd);
-    procs_fds.clear();
+  ~State();  // closes join_fds, then kills what is left and removes the group
+  void close_join_fds() {
+    for (int fd : join_fds) ::close(fd);
+    join_fds.clear();
   }
   // Peaks the kernel does not track (no pids.peak before 6.13) are sampled
   // whenever the supervisor asks for stats or events.
@@ -59,7 +59,7 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 SandboxCgroup::State::~State() {
-  close_procs_fds();
+  close_join_fds();
   if (backend) backend->destroy();
 }
 
@@ -107,13 +107,13 @@ SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::strin
   cg.state_->backend = std::move(backend);
   cg.state_->limits = limits;
   for (const auto& dir : cg.state_->backend->dirs()) {
-    const std::string procs = dir + "/cgroup.procs";
-    const int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string join = dir + "/" + cg.state_->backend->join_file();
+    const int fd = ::open(join.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
-      throw Error(fmt::format("cannot open {}: {}", procs, std::strerror(errno)),
+      throw Error(fmt::format("cannot open {}: {}", join, std::strerror(errno)),
                   "check that this user may write the cgroup it created");
     }
-    cg.state_->procs_fds.push_back(fd);
+    cg.state_->join_fds.push_back(fd);
   }
   return cg;
 }
@@ -122,13 +122,13 @@ bool SandboxCgroup::active() const {
   return state_ && state_->backend;
 }
 
-const std::vector<int>& SandboxCgroup::procs_fds() const {
+const std::vector<int>& SandboxCgroup::join_fds() const {
   static const std::vector<int> none;
-  return active() ? state_->procs_fds : none;
+  return active() ? state_->join_fds : none;
 }
 
-void SandboxCgroup::close_procs_fds() {
-  if (active()) state_->close_procs_fds();
+void SandboxCgroup::close_join_fds() {
+  if (active()) state_->close_join_fds();
 }
 
 Stats SandboxCgroup::stats() const {

@@ -64,14 +64,14 @@ bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, Chi
   constexpr std::size_t kMaxKeep = kMaxPreparedTrees + kMaxCgroupFds + 2;
   const std::vector<int>& trees = mount_plan_fds(plan.mounts);
   // Bounded by prepare_mount_plan (which says so with a fix); kept as a check.
-  if (trees.size() > kMaxPreparedTrees || plan.cgroup_procs_fds.size() > kMaxCgroupFds)
+  if (trees.size() > kMaxPreparedTrees || plan.cgroup_join_fds.size() > kMaxCgroupFds)
     return err.fail("too many fds to keep", E2BIG);
   int keep[kMaxKeep];
   std::size_t n = 0;
   keep[n++] = control_fd;
   keep[n++] = exec_fd;
   for (int fd : trees) keep[n++] = fd;
-  for (int fd : plan.cgroup_procs_fds) keep[n++] = fd;
+  for (int fd : plan.cgroup_join_fds) keep[n++] = fd;
   for (std::size_t i = 1; i < n; ++i) {
     for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
   }
@@ -87,7 +87,7 @@ bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, Chi
 }
 
 void close_cgroup_fds(const LaunchPlan& plan) {
-  for (int fd : plan.cgroup_procs_fds) close(fd);
+  for (int fd : plan.cgroup_join_fds) close(fd);
 }
 
 bool hide_from_command(ChildError& err) {

@@ -112,7 +112,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   // Sandbox ends close here: EOF on the exec channel then means execve.
   control.sandbox_end.reset();
   exec.sandbox_end.reset();
-  cgroup.close_procs_fds();  // init has its own; sbx needs no way to move tasks
+  cgroup.close_join_fds();  // init has its own; sbx needs no way to move tasks
 
   write_id_maps(child.pid, plan.identity);
   const char go = 'G';
@@ -226,7 +226,7 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
                                         cpu_pin);  // all allocation
   cgroups::SandboxCgroup cgroup =                  // limits set before start
       cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), options.on_warning);
-  plan.cgroup_procs_fds = cgroup.procs_fds();  // the worker joins it
+  plan.cgroup_join_fds = cgroup.join_fds();  // the worker joins it
   startup_trace::mark("run: cgroup");
   std::unique_ptr<FilteredNetwork> network;  // filtered: checked, publish ports bound
   if (policy.network.mode == NetworkMode::filtered)

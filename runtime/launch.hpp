@@ -79,10 +79,10 @@ struct LaunchPlan {
   struct termios termios {};
 
   std::vector<RlimitSetting> rlimits;
-  // cgroup.procs of the sandbox's group, opened by the supervisor
-  // (SandboxCgroup::procs_fds; empty without limits). The worker moves
+  // cgroup.procs (v2) or tasks (v1) of the sandbox's group, opened by the supervisor
+  // (SandboxCgroup::join_fds; empty without limits). The worker moves
   // itself in; init stays outside the group (join_sandbox_cgroup).
-  std::vector<int> cgroup_procs_fds;
+  std::vector<int> cgroup_join_fds;
   // The caller's CPU set, given back by the worker (cpu_pin.hpp);
   // restore_cpus is false when the launch was not pinned.
   bool restore_cpus = false;

@@ -52,7 +52,7 @@ bool serve_socket_request(int control_fd);
 
 // ---- worker, worker_steps.cpp
 bool reset_signals(ChildError& err);
-// Into the sandbox's cgroup (plan.cgroup_procs_fds), then a cgroup
+// Into the sandbox's cgroup (plan.cgroup_join_fds), then a cgroup
 // namespace rooted there.
 bool join_sandbox_cgroup(const LaunchPlan& plan, ChildError& err);
 bool enter_nested_user_namespace(const LaunchPlan& plan, ChildError& err);

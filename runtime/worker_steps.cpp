@@ -126,8 +126,11 @@ bool join_sandbox_cgroup(const LaunchPlan& plan, ChildError& err) {
   // the OOM killer's choice, so there is no victim for a group kill to
   // start from: a charge over the limit fails with ENOMEM instead. The
   // kernel checks the write against the opener, the supervisor, so this
-  // works after init dropped root (Linux 5.16).
-  for (int fd : plan.cgroup_procs_fds) {
+  // works after init dropped root (Linux 5.16). On v1 the file is "tasks",
+  // which moves this thread alone: we are a process of one thread (a
+  // CLONE_VM child, not CLONE_THREAD), and the kernel then skips its global
+  // threadgroup lock (Backend::join_file).
+  for (int fd : plan.cgroup_join_fds) {
     if (write(fd, "0", 1) != 1) return err.fail("join the sandbox's cgroup", errno);
     close(fd);
   }

@@ -36,7 +36,7 @@ struct Warnings {
 };
 
 // Forks a child that moves itself into the group the way sbx's worker does
-// (writes "0" to procs_fds(), opened by this process), as nobody when this
+// (writes "0" to join_fds(), opened by this process), as nobody when this
 // test runs as root (the kernel checks the opener's credentials, not the
 // writer's), then runs body and exits with its result. Returns the wait status.
 int run_in_group(SandboxCgroup& cg, const std::function<int()>& body,
@@ -53,7 +53,7 @@ int run_in_group(SandboxCgroup& cg, const std::function<int()>& body,
     if (::geteuid() == 0 &&
         (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0))
       ::_exit(97);
-    for (int fd : cg.procs_fds())
+    for (int fd : cg.join_fds())
       if (::write(fd, "0", 1) != 1) ::_exit(98);
     char c = 'j';
     if (::write(joined[1], &c, 1) != 1 || ::read(go[0], &c, 1) != 1) ::_exit(99);
@@ -122,7 +122,7 @@ TEST_CASE("no limits: no group, no warning", "[cgroups][live]") {
   Warnings w;
   auto cg = SandboxCgroup::create(LimitsPolicy{}, "nolimits", w.sink());
   CHECK_FALSE(cg.active());
-  CHECK(cg.procs_fds().empty());
+  CHECK(cg.join_fds().empty());
   CHECK(w.list.empty());
 }
 
@@ -260,7 +260,7 @@ TEST_CASE("limits are enforced on a child, or refused with reason and fix", "[cg
       straggler = ::fork();
       if (straggler == 0) {
         ::close(joined[0]);
-        for (int fd : cg.procs_fds())
+        for (int fd : cg.join_fds())
           if (::write(fd, "0", 1) != 1) ::_exit(98);
         (void)!::write(joined[1], "j", 1);
         for (;;) ::pause();
