@@ -5,25 +5,24 @@
 // µs a page). Where a fault is cheap (~1.5 µs, about what populating a page
 // costs), mapping the ~1,150 pages of text and read-only data of which a
 // start touches a few hundred is a loss: ~0.35 ms of a 5 ms `--net none`
-// start. So the cost of a fault is measured first (two fresh anonymous
-// pages, ~5 µs on a fast machine) and the bulk mapping done only above
-// kDearFault. The static executable maps its writable segment earlier, in
-// its entry point, on any machine (cli/entry_x86_64.S). The heap keeps a
-// 384 KiB top pad either way (M_TOP_PAD also fixes glibc's mmap threshold
-// at 128 KiB for the supervisor's lifetime: larger blocks are mmap'd each
-// time, which the supervisor's few large buffers can afford). Kernels
-// before 5.14 answer EINVAL: nothing happens. SBX_NO_PREFAULT=1 turns it
-// all off, SBX_PREFAULT=1 maps in bulk whatever a fault costs (both to
-// measure it).
+// start. So the cost of a fault is measured first (runtime/fault_cost.hpp)
+// and the bulk mapping done only where it is dear. The static executable
+// maps its writable segment earlier, in its entry point, on any machine
+// (cli/entry_x86_64.S). The heap keeps a 384 KiB top pad either way
+// (M_TOP_PAD also fixes glibc's mmap threshold at 128 KiB for the
+// supervisor's lifetime: larger blocks are mmap'd each time, which the
+// supervisor's few large buffers can afford). Kernels before 5.14 answer
+// EINVAL: nothing happens. SBX_NO_PREFAULT=1 turns it all off,
+// SBX_PREFAULT=1 maps in bulk whatever a fault costs (both to measure it).
 #include <malloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <ctime>
 #include <string_view>
+
+#include "runtime/fault_cost.hpp"
 
 // NOLINTNEXTLINE: linker symbols; the writable segment begins with .tdata,
 // on the page of __preinit_array_start
@@ -38,33 +37,11 @@ constexpr std::size_t kHeap = 384 << 10;
 // The kernel maps at least 128 KiB of stack below the entry stack pointer;
 // staying inside that never asks it to grow the stack from madvise.
 constexpr std::size_t kStack = 112 << 10;
-// Above this, a fault costs clearly more than populating a page.
-constexpr long kDearFaultNs = 5000;
 
 void populate(std::uintptr_t from, std::uintptr_t to, int advice) {
   from &= ~(kPage - 1);
   to = (to + kPage - 1) & ~(kPage - 1);
   if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, advice);
-}
-
-// Nanoseconds the first write to a fresh anonymous page takes: the least of
-// two (an interrupt can only make one dearer).
-long fault_ns() {
-  void* map =
-      ::mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED) return 0;
-  auto* page = static_cast<volatile char*>(map);
-  timespec a{}, b{};
-  ::clock_gettime(CLOCK_MONOTONIC, &a);  // the vDSO's data page, untimed
-  long least = kDearFaultNs * 1000;
-  for (std::size_t i = 0; i < 2; ++i) {
-    ::clock_gettime(CLOCK_MONOTONIC, &a);
-    page[i * kPage] = 1;
-    ::clock_gettime(CLOCK_MONOTONIC, &b);
-    least = std::min(least, (b.tv_sec - a.tv_sec) * 1'000'000'000L + (b.tv_nsec - a.tv_nsec));
-  }
-  ::munmap(map, 2 * kPage);
-  return least;
 }
 
 void prefault(int, char**, char** envp) {
@@ -75,7 +52,7 @@ void prefault(int, char**, char** envp) {
     force = force || var == "SBX_PREFAULT=1";
   }
   ::mallopt(M_TOP_PAD, kHeap);
-  if (!force && fault_ns() < kDearFaultNs) return;
+  if (!force && !sbx::runtime::dear_page_faults()) return;
 #ifdef SBX_ENTRY_PREFAULT  // the entry point mapped the writable segment
   populate(reinterpret_cast<std::uintptr_t>(&__executable_start),
            reinterpret_cast<std::uintptr_t>(&__preinit_array_start) & ~(kPage - 1),

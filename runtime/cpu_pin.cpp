@@ -1,11 +1,24 @@
 #include "runtime/cpu_pin.hpp"
 
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
+
+#include "runtime/fault_cost.hpp"
 
 namespace sbx::runtime {
 
+bool LaunchCpuPin::wanted() noexcept {
+  if (const char* v = std::getenv("SBX_LAUNCH_PIN")) {
+    if (std::string_view(v) == "1") return true;
+    if (std::string_view(v) == "0") return false;
+  }
+  return dear_page_faults();
+}
+
 LaunchCpuPin::LaunchCpuPin() noexcept {
-  if (sched_getaffinity(0, sizeof caller_, &caller_) != 0 || CPU_COUNT(&caller_) < 2) return;
+  if (!wanted() || sched_getaffinity(0, sizeof caller_, &caller_) != 0 || CPU_COUNT(&caller_) < 2)
+    return;
   const int cpu = sched_getcpu();
   if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &caller_)) return;
   cpu_set_t one;

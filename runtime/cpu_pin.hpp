@@ -5,8 +5,15 @@
 // supervisor for init. Each process runs while the one before it sleeps.
 // On one CPU every hand-off is a direct switch; spread over CPUs it is a
 // cross-CPU wake-up, and on a VM waking an idle virtual CPU is expensive
-// (bench/run's VM: a strict start ~3 ms faster). So sbx::run pins the
-// calling thread to the CPU it runs on. The worker gives the caller's CPU
+// (bench/run's first VM: a strict start ~3 ms faster). So sbx::run pins
+// the calling thread to the CPU it runs on -- where that pays. On a VM whose
+// idle vCPUs poll before they halt (cpuidle haltpoll) a wake-up is cheap,
+// and the supervisor's nftables load and init's mounts running side by
+// side win: pinned, standard and strict starts were ~0.6 ms slower there
+// (60 interleaved rounds). What tells the two apart at a start's cost is
+// the price of a page fault (fault_cost.hpp: ~12 µs on the first VM, ~1.5
+// µs on the second), so the launch is pinned where faults are dear.
+// SBX_LAUNCH_PIN=1 or =0 decides instead (to measure it). The worker gives the caller's CPU
 // set back right before seccomp and execve, so the command and all it starts
 // get the caller's set. Init (a reaper) stays, and so does the supervisor's
 // loop while it only waits for the launch's hand-offs, which keeps those at
@@ -23,7 +30,9 @@ namespace sbx::runtime {
 
 class LaunchCpuPin {
  public:
-  LaunchCpuPin() noexcept;  // pins the calling thread to the CPU it is on
+  // Pins the calling thread to the CPU it is on, where wanted().
+  LaunchCpuPin() noexcept;
+  static bool wanted() noexcept;
   ~LaunchCpuPin() { release(); }
   LaunchCpuPin(const LaunchCpuPin&) = delete;
   LaunchCpuPin& operator=(const LaunchCpuPin&) = delete;
