@@ -30,6 +30,8 @@ class SandboxCgroup {
   // inactive group.
   static SandboxCgroup create(const LimitsPolicy& limits, const std::string& sandbox_id,
                               const WarningSink& warn);
+  // Whether create() makes a group for these limits at all.
+  static bool needed(const LimitsPolicy& limits);
   SandboxCgroup(SandboxCgroup&&) noexcept;
   SandboxCgroup& operator=(SandboxCgroup&&) noexcept;
   ~SandboxCgroup();  // kills what is left in the group and removes it

@@ -68,10 +68,14 @@ SandboxCgroup::SandboxCgroup(SandboxCgroup&&) noexcept = default;
 SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& other) noexcept = default;
 SandboxCgroup::~SandboxCgroup() = default;
 
+bool SandboxCgroup::needed(const LimitsPolicy& limits) {
+  return Needs::from(limits).any();
+}
+
 SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::string& sandbox_id,
                                     const WarningSink& warn) {
   SandboxCgroup cg;
-  if (!Needs::from(limits).any()) return cg;  // nothing to enforce: no group at all
+  if (!needed(limits)) return cg;  // nothing to enforce: no group at all
 
   // Groups whose supervisor was SIGKILLed cannot clean up after themselves.
   remove_stale_groups(warn);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <future>
 #include <string_view>
 
 #include "netfilter/netfilter.hpp"
@@ -202,13 +203,21 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   }
 
   startup_trace::mark("plan: begin");
+  // The seccomp program depends on the policy alone: where the launch is
+  // not pinned to one CPU it is compiled on a second thread beside the
+  // mount plan (~0.25 ms of a strict start).
+  std::future<seccomp::Program> seccomp_built;
+  if (!cpu_pin.pinned())
+    seccomp_built =
+        std::async(std::launch::async, seccomp::build_program, std::cref(policy.process));
   create_agent_state(policy, identity, options.on_warning);  // filesystem.state, before binds
   plan.mounts = prepare_mount_plan(policy, identity);
   startup_trace::mark("plan: mount plan");
   plan_secret_mounts(options.secrets, plan.mounts);  // --secret: /run/secrets
   plan.landlock = prepare_landlock(policy);
   startup_trace::mark("plan: landlock");
-  plan.seccomp = seccomp::build_program(policy.process);
+  plan.seccomp =
+      seccomp_built.valid() ? seccomp_built.get() : seccomp::build_program(policy.process);
   startup_trace::mark("plan: seccomp program");
   // Null except in the test-only sbx-test-hooks executable (test_hooks.hpp).
   if (test_hooks::break_protections) test_hooks::break_protections(plan, options.on_warning);
