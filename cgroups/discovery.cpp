@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sbx/error.hpp>
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -25,12 +27,24 @@ std::optional<std::string> dir_in_mount(const CgroupMount& m, const std::string&
   return std::nullopt;
 }
 
+// A /proc file that is missing only on a kernel without the feature
+// (ENOENT: nothing to find). Any other failure -- out of fds, out of memory
+// -- throws: read as "no cgroup mounted", it would be a wrong diagnosis
+// with a wrong fix.
+std::optional<std::string> read_proc_file(const char* path) {
+  auto text = try_read_text_file(path);
+  if (!text && errno != ENOENT)
+    throw Error(fmt::format("cannot read {}: {}", path, std::strerror(errno)),
+                "check that /proc is mounted and readable");
+  return text;
+}
+
 }  // namespace
 
 Discovery Discovery::read() {
   Discovery d;
-  if (auto mi = try_read_text_file("/proc/self/mountinfo")) d.mounts = parse_cgroup_mounts(*mi);
-  if (auto pc = try_read_text_file("/proc/self/cgroup")) d.self = parse_proc_cgroup(*pc);
+  if (auto mi = read_proc_file("/proc/self/mountinfo")) d.mounts = parse_cgroup_mounts(*mi);
+  if (auto pc = read_proc_file("/proc/self/cgroup")) d.self = parse_proc_cgroup(*pc);
   return d;
 }
 

@@ -4,6 +4,7 @@
 // throw when limits are required) instead of silently running unlimited.
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -307,4 +309,29 @@ TEST_CASE("stale groups of dead supervisors are removed", "[cgroups][live]") {
   fs::remove(alive);
   cg = SandboxCgroup::create(LimitsPolicy{}, "none", {});
   for (const auto& d : dirs) CHECK_FALSE(fs::exists(d));
+}
+
+// Out of fds while looking for the cgroup file systems: an error that says
+// so (the caller adds the open-file fix), never "no cgroup is mounted".
+TEST_CASE("out of fds: create() says so instead of 'no cgroup mounted'", "[cgroups][live]") {
+  LimitsPolicy limits;
+  limits.pids = 64;
+  limits.required = false;  // not even a warning may stand in for the error
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const rlimit none{3, 3};  // 0-2 only: nothing more can be opened
+    if (::setrlimit(RLIMIT_NOFILE, &none) != 0) ::_exit(97);
+    for (int fd = 3; fd < 1024; ++fd) ::close(fd);
+    try {
+      auto cg = SandboxCgroup::create(limits, "fds", [](const std::string&) { ::_exit(96); });
+      ::_exit(cg.active() ? 95 : 94);
+    } catch (const Error& e) {
+      ::_exit(std::string(e.what()).find(std::strerror(EMFILE)) != std::string::npos ? 0 : 93);
+    }
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
