@@ -11,8 +11,11 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <future>
+#include <set>
 #include <string_view>
 
 #include "netfilter/netfilter.hpp"
@@ -127,51 +130,124 @@ bool equals_nocase(std::string_view a, std::string_view b) {
          });
 }
 
-// core.hooksPath of TOP/.git/config, absolute; nullopt when unset. The
-// last one wins, as in git.
-std::optional<std::string> hooks_path(const std::string& top, const char* home) {
-  std::ifstream in(top + "/.git/config");
-  if (!in) return std::nullopt;
-  std::optional<std::string> found;
-  bool in_core = false;
+// A value of a git config line: surrounding quotes removed, an unquoted
+// '#' or ';' starts a comment, \" \\ \t \n unescaped.
+std::string config_value(std::string_view raw) {
+  std::string out;
+  bool quoted = false;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i];
+    if (c == '"') {
+      quoted = !quoted;
+    } else if (!quoted && (c == '#' || c == ';')) {
+      break;
+    } else if (c == '\\' && i + 1 < raw.size()) {
+      const char n = raw[++i];
+      out += n == 't' ? '\t' : n == 'n' ? '\n' : n;
+    } else {
+      out += c;
+    }
+  }
+  return trim(out);
+}
+
+// What one git config file makes git read or run from elsewhere: its
+// core.hooksPath values and the files its include.path and
+// includeIf.<condition>.path name (every one, whatever the condition).
+struct GitConfigRefs {
+  std::vector<std::string> hooks_paths;
+  std::vector<std::string> includes;
+};
+
+// Reads FILE. An include's relative path is relative to FILE's directory
+// (as in git), a relative hooksPath to HOOKS_BASE (the work tree); "~/"
+// is HOME.
+GitConfigRefs read_git_config(const std::string& file, const std::string& hooks_base,
+                              const char* home) {
+  GitConfigRefs refs;
+  std::ifstream in(file);
+  if (!in) return refs;
+  const auto absolute = [&](std::string value, const std::string& base) {
+    if (value.starts_with("~/") && home != nullptr && home[0] == '/')
+      value = std::string(home) + value.substr(1);
+    return normalize_path(value[0] == '/' ? value : base + "/" + value);
+  };
+  enum class Section { other, core, include } section = Section::other;
   std::string line;
   while (std::getline(in, line)) {
     std::string t = trim(line);
-    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
-    if (t[0] == '[') {
-      const auto end = t.find_first_of(" \t\"]");
-      in_core =
-          equals_nocase(t.substr(1, end == std::string::npos ? t.size() - 1 : end - 1), "core") &&
-          t.find('"') == std::string::npos;
-      continue;
+    if (!t.empty() && t[0] == '[') {
+      const auto close = t.find(']');
+      if (close == std::string::npos) continue;
+      const std::string header = t.substr(1, close - 1);
+      const auto space = header.find_first_of(" \t\".");
+      const std::string name = trim(header.substr(0, space));
+      const bool sub = space != std::string::npos;  // [includeIf "gitdir:..."]
+      section =
+          equals_nocase(name, "core") && !sub ? Section::core
+          : (equals_nocase(name, "include") && !sub) || (equals_nocase(name, "includeIf") && sub)
+              ? Section::include
+              : Section::other;
+      t = trim(t.substr(close + 1));  // "[core] hooksPath = x" on one line
     }
+    if (t.empty() || t[0] == '#' || t[0] == ';' || section == Section::other) continue;
     const auto eq = t.find('=');
-    if (!in_core || eq == std::string::npos || !equals_nocase(trim(t.substr(0, eq)), "hooksPath"))
-      continue;
-    std::string value = trim(t.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
-      value = value.substr(1, value.size() - 2);
+    if (eq == std::string::npos) continue;
+    const std::string key = trim(t.substr(0, eq));
+    const std::string value = config_value(t.substr(eq + 1));
     if (value.empty()) continue;
-    if (value.starts_with("~/") && home != nullptr && home[0] == '/')
-      value = std::string(home) + value.substr(1);
-    found = normalize_path(value[0] == '/' ? value : top + "/" + value);
+    if (section == Section::core && equals_nocase(key, "hooksPath"))
+      refs.hooks_paths.push_back(absolute(value, hooks_base));
+    else if (section == Section::include && equals_nocase(key, "path"))
+      refs.includes.push_back(absolute(value, normalize_path(file + "/..")));
   }
-  return found;
+  return refs;
 }
 
 }  // namespace
 
 std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home) {
   std::optional<Policy> out;
+  const auto protect = [&](const std::string& path) {
+    if (path == "/") return;
+    const auto& now = out ? out->filesystem.deny_write : policy.filesystem.deny_write;
+    if (std::find(now.begin(), now.end(), path) != now.end()) return;
+    if (!out) out = policy;
+    out->filesystem.deny_write.push_back(path);
+  };
+  // Each config file and, depth first, what it includes (git stops at 10
+  // levels; a cycle is read once).
+  std::set<std::string> read;
+  const auto follow = [&](auto& self, const std::string& file, const std::string& hooks_base,
+                          int depth) -> void {
+    if (depth > 10 || !read.insert(file).second) return;
+    const GitConfigRefs refs = read_git_config(file, hooks_base, home);
+    for (const auto& dir : refs.hooks_paths) protect(dir);
+    for (const auto& included : refs.includes) {
+      protect(included);
+      self(self, included, hooks_base, depth + 1);
+    }
+  };
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
   for (const auto& entry : policy.filesystem.deny_write) {
     constexpr std::string_view kHooks = "/.git/hooks";
-    if (!entry.ends_with(kHooks)) continue;
-    const auto dir = hooks_path(entry.substr(0, entry.size() - kHooks.size()), home);
-    if (!dir || *dir == "/") continue;
-    const auto& now = out ? out->filesystem.deny_write : policy.filesystem.deny_write;
-    if (std::find(now.begin(), now.end(), *dir) != now.end()) continue;
-    if (!out) out = policy;
-    out->filesystem.deny_write.push_back(*dir);
+    constexpr std::string_view kGlobal = "/.gitconfig";
+    if (entry.ends_with(kHooks)) {
+      const std::string top = entry.substr(0, entry.size() - kHooks.size());
+      follow(follow, top + "/.git/config", top, 0);
+    } else if (home != nullptr && home[0] == '/' &&
+               entry == std::string(home) + std::string(kGlobal)) {
+      // The user's global config: git also reads $XDG_CONFIG_HOME/git/config.
+      // A relative hooksPath there is relative to each repository; the work
+      // dir is the one this run can reach.
+      char buf[PATH_MAX];
+      const std::string cwd = ::getcwd(buf, sizeof buf) != nullptr ? buf : "/";
+      follow(follow, entry, cwd, 0);
+      follow(follow,
+             (xdg != nullptr && xdg[0] == '/' ? std::string(xdg) : std::string(home) + "/.config") +
+                 "/git/config",
+             cwd, 0);
+    }
   }
   return out;
 }

@@ -27,9 +27,13 @@ std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity&
 
 // A repository whose hooks the policy write-protects (a deny_write entry
 // TOP/.git/hooks) may have moved them with core.hooksPath (husky, lefthook:
-// `.githooks`): that directory is protected too. Reads TOP/.git/config's
-// [core] hooksPath (no includes); returns the policy with the directories
-// added to deny_write, or nullopt when there is none.
+// `.githooks`), and its read-only .git/config may include other files
+// (include.path, includeIf.*.path), which are config as much as it is:
+// those directories and files are protected too, through nested includes
+// (10 levels, as git). The same for a protected ~/.gitconfig (and
+// $XDG_CONFIG_HOME/git/config, which git reads too): its includes and
+// hooksPath. Returns the policy with the paths added to deny_write, or
+// nullopt when there is none.
 std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home);
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,

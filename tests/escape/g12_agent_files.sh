@@ -254,6 +254,35 @@ for variant in existing missing; do
 done
 cd "$C" || fail "cd"
 
+# --- I: a repository whose read-only .git/config includes a file in the
+# work dir (include.path, includeIf.*.path: a config shared by a team):
+# that file is config too. Writing core.fsmonitor into it would run on the
+# host's next git status; a missing one must not be creatable either.
+Id=$(scratch)
+cd "$Id" || fail "cd"
+git init -q . && echo hi >README && git add README &&
+  git -c user.name=u -c user.email=u@example.org commit -qm init || fail "git init on the host"
+printf '[user]\n\tname = team\n' >team.gitconfig
+git config include.path ../team.gitconfig
+git config 'includeIf.gitdir:/elsewhere/.path' ../later.gitconfig
+esc_args strict
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t include_append sh -c "printf \"[core]\\n\\tfsmonitor = touch $0/ran-include #\\n\" >> team.gitconfig"
+  t include_replace sh -c "echo x > t.new && mv t.new team.gitconfig"
+  t include_create sh -c "printf \"[core]\\n\\tfsmonitor = touch $0/ran-includeif #\\n\" > later.gitconfig"
+  ' "$M" 2>&1 </dev/null)
+expect_rc 0 "strict (include): attempts ran"
+for l in include_append include_replace include_create; do
+  expect_res "$l" "rc[1-9][0-9]*" "strict: $l is refused (a file .git/config includes)"
+done
+[[ ! -e later.gitconfig && $(cat team.gitconfig) == $'[user]\n\tname = team' ]] ||
+  fail "strict (include): an included config file changed or appeared on the host"
+hostgit status >/dev/null 2>&1
+[[ ! -e $M/ran-include && ! -e $M/ran-includeif ]] || fail "strict (include): a planted fsmonitor ran on the host"
+pass "strict: config files .git/config includes are read-only, present or not"
+cd "$C" || fail "cd"
+
 # --- G: ~/.claude.json is agent state the sandbox writes; the keys that
 # make the host's client start commands or skip questions are put back at
 # exit (runtime/claude_guard.cpp), the agent's other changes stay. Outside

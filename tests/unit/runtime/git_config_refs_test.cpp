@@ -1,0 +1,101 @@
+// protect_hooks_paths: what a protected repository's .git/config (and a
+// protected ~/.gitconfig) make git read or run from elsewhere becomes
+// read-only too: core.hooksPath directories and every included config file.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "runtime/plan.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    std::string t = (fs::temp_directory_path() / "sbx-gitcfg-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    dir = t;
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  void write(const std::string& rel, const std::string& text) const {
+    fs::create_directories((dir / rel).parent_path());
+    std::ofstream(dir / rel) << text;
+  }
+  std::string at(const std::string& rel) const { return (dir / rel).string(); }
+};
+
+std::vector<std::string> added(const sbx::Policy& before, const std::optional<sbx::Policy>& after) {
+  std::vector<std::string> out;
+  if (!after) return out;
+  const auto& was = before.filesystem.deny_write;
+  for (const auto& p : after->filesystem.deny_write)
+    if (std::find(was.begin(), was.end(), p) == was.end()) out.push_back(p);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("hooksPath and includes of a protected repository are protected", "[runtime][git]") {
+  Scratch s;
+  const std::string top = s.at("repo");
+  const std::string home = s.at("home");
+  s.write("repo/.git/config",
+          "[core]\n"
+          "\tbare = false\n"
+          "\thooksPath = .githooks   # husky\n"
+          "[include]\n"
+          "\tpath = \"../shared.gitconfig\"\n"
+          "[includeIf \"gitdir:/elsewhere/\"]\n"  // the condition does not matter
+          "\tPath = ~/team.gitconfig\n"
+          "[remote \"origin\"]\n"
+          "\tpath = not-an-include\n"
+          "[core \"sub\"]\n"
+          "\thooksPath = not-core\n");
+  // Nested: the included file includes another and moves the hooks again; a
+  // cycle back to it is read once.
+  s.write("repo/shared.gitconfig", "[include] path = nested/more.gitconfig\n");
+  s.write("repo/nested/more.gitconfig",
+          "[core]\n\thookspath = /abs/hooks\n[include]\n\tpath = ../shared.gitconfig\n");
+  sbx::Policy policy;
+  policy.filesystem.deny_write = {top + "/.git/hooks", top + "/.git/config"};
+  const auto out = sbx::runtime::protect_hooks_paths(policy, home.c_str());
+  CHECK(added(policy, out) ==
+        std::vector<std::string>{"/abs/hooks", home + "/team.gitconfig", top + "/.githooks",
+                                 top + "/nested/more.gitconfig", top + "/shared.gitconfig"});
+}
+
+TEST_CASE("no hooksPath, no include: nothing added", "[runtime][git]") {
+  Scratch s;
+  s.write("repo/.git/config", "[core]\n\tbare = false\n# [include] path = x\n");
+  sbx::Policy policy;
+  policy.filesystem.deny_write = {s.at("repo") + "/.git/hooks"};
+  CHECK_FALSE(sbx::runtime::protect_hooks_paths(policy, "/nonexistent"));
+  // Not a protected repository at all: its config is not read.
+  s.write("other/.git/config", "[include]\n\tpath = x.gitconfig\n");
+  policy.filesystem.deny_write = {s.at("other") + "/.git/config"};
+  CHECK_FALSE(sbx::runtime::protect_hooks_paths(policy, "/nonexistent"));
+}
+
+TEST_CASE("a protected ~/.gitconfig: its includes, and git's XDG config", "[runtime][git]") {
+  Scratch s;
+  const std::string home = s.at("home");
+  s.write("home/.gitconfig", "[include]\n\tpath = work/.gitconfig-team\n");
+  s.write("xdg/git/config", "[core]\n\thooksPath = ~/hooks\n");
+  ::setenv("XDG_CONFIG_HOME", s.at("xdg").c_str(), 1);
+  sbx::Policy policy;
+  policy.filesystem.deny_write = {home + "/.gitconfig"};
+  const auto out = sbx::runtime::protect_hooks_paths(policy, home.c_str());
+  ::unsetenv("XDG_CONFIG_HOME");
+  CHECK(added(policy, out) ==
+        std::vector<std::string>{home + "/hooks", home + "/work/.gitconfig-team"});
+}
