@@ -73,7 +73,9 @@ fi
 expect_out "sbx: blocked: .* dns .*BLOCKED A evil\.test -> (unlisted|denied)" "-v shows the refused DNS query live"
 expect_out "sbx: blocked: .* net_blocked .*BLOCKED tcp $SBXNET_B:443" "-v shows the blocked connection live"
 expect_out "sbx: blocked: .* syscall_denied .*BLOCKED unshare -> EPERM" "-v shows the denied syscall live"
-n=$(grep -c '^sbx: blocked: ' <<<"$OUT")
+# Counted anywhere in a line: the command's own stderr (unshare's err()
+# writes "unshare: " and the rest separately) can surround sbx's line.
+n=$(grep -o 'sbx: blocked: ' <<<"$OUT" | wc -l)
 [[ $n -eq 3 ]] || fail "-v printed $n blocked lines, want 3: $(grep '^sbx: blocked' <<<"$OUT")"
 pass "-v printed exactly the 3 blocked attempts"
 
