@@ -226,8 +226,8 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   // The cgroup, limits set before start. Where the launch is not pinned to
   // one CPU it is made on a second thread beside the planning (~0.6 ms of a
   // strict start on cgroup v1); its warnings are passed on from here, in
-  // order. If the planning throws, the future's destructor waits for the
-  // group and the group's removes it.
+  // order, also when it fails. If the planning throws, the future's
+  // destructor waits for the group, and the group's destructor removes it.
   std::vector<std::string> cgroup_warnings;
   const auto make_cgroup = [&policy](const WarningSink& warn) {
     return cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), warn);
@@ -239,10 +239,19 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
                    [&cgroup_warnings](const std::string& w) { cgroup_warnings.push_back(w); });
   LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
                                         cpu_pin);  // all allocation
-  cgroups::SandboxCgroup cgroup =
-      cgroup_made.valid() ? cgroup_made.get() : make_cgroup(options.on_warning);
-  if (options.on_warning)
-    for (const auto& w : cgroup_warnings) options.on_warning(w);
+  const auto pass_on_warnings = [&] {
+    if (options.on_warning)
+      for (const auto& w : cgroup_warnings) options.on_warning(w);
+  };
+  cgroups::SandboxCgroup cgroup = [&] {
+    try {
+      return cgroup_made.valid() ? cgroup_made.get() : make_cgroup(options.on_warning);
+    } catch (...) {
+      pass_on_warnings();
+      throw;
+    }
+  }();
+  pass_on_warnings();
   plan.cgroup_join_fds = cgroup.join_fds();  // the worker joins it
   startup_trace::mark("run: cgroup");
   std::unique_ptr<FilteredNetwork> network;  // filtered: checked, publish ports bound
