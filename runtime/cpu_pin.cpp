@@ -27,6 +27,11 @@ LaunchCpuPin::LaunchCpuPin() noexcept {
   pinned_ = sched_setaffinity(0, sizeof one, &one) == 0;
 }
 
+bool LaunchCpuPin::side_threads() const {
+  rlimit nofile{};
+  return !pinned_ && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur >= kSpareFds;
+}
+
 void LaunchCpuPin::release() noexcept {
   if (!pinned_) return;
   pinned_ = false;

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <sched.h>
+#include <sys/resource.h>
 
 namespace sbx::runtime {
 
@@ -38,6 +39,14 @@ class LaunchCpuPin {
   LaunchCpuPin& operator=(const LaunchCpuPin&) = delete;
 
   bool pinned() const { return pinned_; }
+  // Whether start-up work may run on a second thread beside the planning:
+  // not pinned (another CPU to run it), and at least kSpareFds open files
+  // allowed. A side thread holds fds while it works; with few to spare, a
+  // planning error's clean-up (placeholders are reopened to be removed)
+  // could find none left and leave a placeholder behind, so a start under a
+  // low limit runs serially, as a pinned one does.
+  bool side_threads() const;
+  static constexpr rlim_t kSpareFds = 256;
   const cpu_set_t& caller_set() const { return caller_; }
   void release() noexcept;  // gives the caller's set back (idempotent)
 

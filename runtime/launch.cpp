@@ -224,7 +224,8 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   const Policy& policy = adjusted ? *adjusted : given;
   const HostTerminal terminal = inspect_host_terminal();
   // The cgroup, limits set before start. Where the launch is not pinned to
-  // one CPU it is made on a second thread beside the planning (~0.6 ms of a
+  // one CPU (and fds are not scarce: LaunchCpuPin::side_threads) it is made
+  // on a second thread beside the planning (~0.6 ms of a
   // strict start on cgroup v1); its warnings are passed on from here, in
   // order, also when it fails. If the planning throws, the future's
   // destructor waits for the group, and the group's destructor removes it.
@@ -233,7 +234,7 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
     return cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), warn);
   };
   std::future<cgroups::SandboxCgroup> cgroup_made;
-  if (!cpu_pin.pinned() && cgroups::SandboxCgroup::needed(policy.limits))
+  if (cpu_pin.side_threads() && cgroups::SandboxCgroup::needed(policy.limits))
     cgroup_made =
         std::async(std::launch::async, make_cgroup,
                    [&cgroup_warnings](const std::string& w) { cgroup_warnings.push_back(w); });
