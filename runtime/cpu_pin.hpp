@@ -13,9 +13,9 @@
 // (60 interleaved rounds). What tells the two apart at a start's cost is
 // the price of a page fault (fault_cost.hpp: ~12 µs on the first VM, ~1.5
 // µs on the second), so the launch is pinned where faults are dear.
-// SBX_LAUNCH_PIN=1 or =0 decides instead (to measure it). The worker gives the caller's CPU
-// set back right before seccomp and execve, so the command and all it starts
-// get the caller's set. Init (a reaper) stays, and so does the supervisor's
+// SBX_LAUNCH_PIN=1 or =0 decides instead (to measure it). The worker gives
+// the caller's CPU set back right before seccomp and execve, so the command
+// and all it starts get the caller's set. Init (a reaper) stays, and so does the supervisor's
 // loop while it only waits for the launch's hand-offs, which keeps those at
 // the command's exit direct too (a short command: `git status` in CI); its
 // first real work -- a DNS query, a proxied connection, the terminal, a
@@ -26,6 +26,11 @@
 
 #include <sched.h>
 #include <sys/resource.h>
+
+#include <future>
+#include <system_error>
+#include <type_traits>
+#include <utility>
 
 namespace sbx::runtime {
 
@@ -39,18 +44,29 @@ class LaunchCpuPin {
   LaunchCpuPin& operator=(const LaunchCpuPin&) = delete;
 
   bool pinned() const { return pinned_; }
-  // Whether start-up work may run on a second thread beside the planning:
-  // not pinned (another CPU to run it), and at least kSpareFds open files
-  // allowed. A side thread holds fds while it works; with few to spare, a
-  // planning error's clean-up (placeholders are reopened to be removed)
-  // could find none left and leave a placeholder behind, so a start under a
-  // low limit runs serially, as a pinned one does.
-  bool side_threads() const;
+  // Starts `work` on a second thread beside the planning, where that may
+  // run: not pinned (another CPU to run it), and at least kSpareFds open
+  // files allowed. A side thread holds fds while it works; with few to
+  // spare, a planning error's clean-up (placeholders are reopened to be
+  // removed) could find none left and leave a placeholder behind, so a
+  // start under a low limit runs serially, as a pinned one does. Returns no
+  // future (valid() false) when it did not start one, also when no thread
+  // could be made (RLIMIT_NPROC): the caller then does the work itself.
+  template <class Work>
+  auto beside(Work&& work) const -> std::future<std::invoke_result_t<Work>> {
+    if (!side_threads()) return {};
+    try {
+      return std::async(std::launch::async, std::forward<Work>(work));
+    } catch (const std::system_error&) {
+      return {};
+    }
+  }
   static constexpr rlim_t kSpareFds = 256;
   const cpu_set_t& caller_set() const { return caller_; }
   void release() noexcept;  // gives the caller's set back (idempotent)
 
  private:
+  bool side_threads() const;
   cpu_set_t caller_{};
   bool pinned_ = false;
 };

@@ -224,20 +224,19 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   const Policy& policy = adjusted ? *adjusted : given;
   const HostTerminal terminal = inspect_host_terminal();
   // The cgroup, limits set before start. Where the launch is not pinned to
-  // one CPU (and fds are not scarce: LaunchCpuPin::side_threads) it is made
-  // on a second thread beside the planning (~0.6 ms of a
-  // strict start on cgroup v1); its warnings are passed on from here, in
-  // order, also when it fails. If the planning throws, the future's
-  // destructor waits for the group, and the group's destructor removes it.
+  // one CPU (LaunchCpuPin::beside) it is made on a second thread beside the
+  // planning (~0.6 ms of a strict start on cgroup v1). Its warnings are
+  // collected either way and passed on from here, in order, also when it
+  // fails. If the planning throws, the future's destructor waits for the
+  // group, and the group's destructor removes it.
   std::vector<std::string> cgroup_warnings;
-  const auto make_cgroup = [&policy](const WarningSink& warn) {
-    return cgroups::SandboxCgroup::create(policy.limits, sandbox_id(policy), warn);
+  const auto make_cgroup = [&] {
+    return cgroups::SandboxCgroup::create(
+        policy.limits, sandbox_id(policy),
+        [&cgroup_warnings](const std::string& w) { cgroup_warnings.push_back(w); });
   };
   std::future<cgroups::SandboxCgroup> cgroup_made;
-  if (cpu_pin.side_threads() && cgroups::SandboxCgroup::needed(policy.limits))
-    cgroup_made =
-        std::async(std::launch::async, make_cgroup,
-                   [&cgroup_warnings](const std::string& w) { cgroup_warnings.push_back(w); });
+  if (cgroups::SandboxCgroup::needed(policy.limits)) cgroup_made = cpu_pin.beside(make_cgroup);
   LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
                                         cpu_pin);  // all allocation
   const auto pass_on_warnings = [&] {
@@ -246,7 +245,7 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   };
   cgroups::SandboxCgroup cgroup = [&] {
     try {
-      return cgroup_made.valid() ? cgroup_made.get() : make_cgroup(options.on_warning);
+      return cgroup_made.valid() ? cgroup_made.get() : make_cgroup();
     } catch (...) {
       pass_on_warnings();
       throw;
