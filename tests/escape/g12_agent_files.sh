@@ -281,6 +281,20 @@ done
 hostgit status >/dev/null 2>&1
 [[ ! -e $M/ran-include && ! -e $M/ran-includeif ]] || fail "strict (include): a planted fsmonitor ran on the host"
 pass "strict: config files .git/config includes are read-only, present or not"
+# The same for a file the user's ~/.gitconfig includes (every repository's
+# git reads it), here one in the work dir.
+FH=$(scratch)
+chmod 755 "$FH"
+printf '[include]\n\tpath = %s/global-team.gitconfig\n' "$Id" >"$FH/.gitconfig"
+printf '[user]\n\tname = team\n' >global-team.gitconfig
+OUT=$(HOME=$FH "$SBX" run "${PA[@]}" -- sh -c '
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t global_include sh -c "printf \"[core]\\n\\tfsmonitor = touch $0/ran-global #\\n\" >> global-team.gitconfig"
+  ' "$M" 2>&1 </dev/null)
+expect_res global_include "rc[1-9][0-9]*" "strict: a file ~/.gitconfig includes is refused"
+[[ $(cat global-team.gitconfig) == $'[user]\n\tname = team' ]] ||
+  fail "strict (include): the file ~/.gitconfig includes changed on the host"
+pass "strict: config files ~/.gitconfig includes are read-only"
 cd "$C" || fail "cd"
 
 # --- G: ~/.claude.json is agent state the sandbox writes; the keys that
