@@ -38,11 +38,6 @@ bool within(const std::string& path, const std::string& root) {
   return path.size() == root.size() || path[root.size()] == '/';
 }
 
-std::string current_dir() {
-  char buf[PATH_MAX];
-  return ::getcwd(buf, sizeof buf) != nullptr ? std::string(buf) : std::string("/");
-}
-
 // Host directories the sandbox may write: where it could have planted a
 // symlink during an earlier run.
 std::vector<std::string> writable_roots(const Policy& policy) {

@@ -31,6 +31,12 @@ inline std::optional<std::string> existing_real_path(const std::string& path) {
   return existing_real_path(path.c_str());
 }
 
+// The process's working directory; "/" when it cannot be read (removed).
+inline std::string current_dir() {
+  char buf[PATH_MAX];
+  return ::getcwd(buf, sizeof buf) != nullptr ? std::string(buf) : std::string("/");
+}
+
 // Up to `limit` bytes of the regular file `name` of `dir` (AT_FDCWD: a
 // path); empty if missing, unreadable, a symlink (never followed) or not a
 // regular file (O_NONBLOCK: a FIFO does not block the open). Sized by

@@ -219,8 +219,7 @@ LandlockPlan prepare_landlock(const Policy& policy) {
   add("/proc", kRead | LANDLOCK_ACCESS_FS_WRITE_FILE | kTruncate);
   add("/tmp", all);
   add("/dev/shm", all);
-  char cwd[PATH_MAX];
-  std::string base = ::getcwd(cwd, sizeof cwd) != nullptr ? cwd : "/";
+  const std::string base = current_dir();
   auto abs = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : base + "/" + p; };
   const auto& fs = policy.filesystem;
   if (fs.workdir_writable) add(real_or_same(fs.workdir.empty() ? base : abs(fs.workdir)), all);

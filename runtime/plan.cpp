@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cctype>
-#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -21,6 +20,7 @@
 #include "netfilter/netfilter.hpp"
 #include "runtime/agent_state.hpp"
 #include "runtime/environment.hpp"
+#include "runtime/host_paths.hpp"
 #include "runtime/mounts_internal.hpp"
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/secret_mounts.hpp"
@@ -240,8 +240,7 @@ std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home
       // The user's global config: git also reads $XDG_CONFIG_HOME/git/config.
       // A relative hooksPath there is relative to each repository; the work
       // dir is the one this run can reach.
-      char buf[PATH_MAX];
-      const std::string cwd = ::getcwd(buf, sizeof buf) != nullptr ? buf : "/";
+      const std::string cwd = current_dir();
       follow(follow, entry, cwd, 0);
       follow(follow,
              (xdg != nullptr && xdg[0] == '/' ? std::string(xdg) : std::string(home) + "/.config") +
