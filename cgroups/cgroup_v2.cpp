@@ -55,6 +55,49 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
+// "pid 123 (sh), pid 456 (make)": the processes listed in a group's
+// cgroup.procs, at most four named; empty when it lists none.
+std::string describe_procs(const std::string& dir) {
+  std::istringstream in(try_read_text_file(dir + "/cgroup.procs").value_or(""));
+  std::vector<std::string> named;
+  std::string pid;
+  size_t count = 0;
+  while (in >> pid) {
+    if (++count > 4) continue;
+    auto comm = try_read_text_file("/proc/" + pid + "/comm").value_or("?\n");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    named.push_back(fmt::format("pid {} ({})", pid, comm));
+  }
+  if (count > 4) named.push_back(fmt::format("{} more", count - 4));
+  return join(named, ", ");
+}
+
+// Enables `wanted` in the delegated group `own` that this process has just
+// left for its leaf. The kernel refuses (EBUSY) while `own` still holds a
+// task. Either another process is in it: returned, described, for the
+// caller's warning. Or one of this process's own threads was exiting when
+// the rest moved: the kernel moves only live threads, and the exiting one
+// stays counted in `own` until it is gone, a moment later (the launch's side
+// threads, or an embedding program's, end at any time). cgroup.procs lists
+// no process then; that is waited out, for up to two seconds.
+std::optional<std::string> enable_after_move(const std::string& own,
+                                             const std::vector<std::string>& wanted) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    try {
+      enable_controllers(own, wanted);
+      return std::nullopt;
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EBUSY) throw;
+    }
+    auto others = describe_procs(own);
+    if (!others.empty()) return others;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return std::string("a thread of this process that did not finish exiting");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 class V2Group final : public Backend {
  public:
   V2Group(std::string dir, std::string parent) : dir_(std::move(dir)), parent_(std::move(parent)) {}
@@ -298,17 +341,12 @@ std::unique_ptr<Backend> try_delegated(const LimitsPolicy& limits, const std::st
       std::string leaf = own + "/" + kSupervisorLeaf;
       make_dir(leaf);
       write_text_file(leaf + "/cgroup.procs", std::to_string(::getpid()));
-      try {
-        enable_controllers(own, wanted);
-      } catch (const std::system_error& e) {
-        if (e.code().value() == EBUSY) {
-          why.push_back(fmt::format(
-              "the delegated cgroup {} also holds other processes, so it cannot pass controllers "
-              "to sandbox groups (cgroup v2 'no internal processes' rule)",
-              own));
-          return nullptr;
-        }
-        throw;
+      if (auto others = enable_after_move(own, wanted)) {
+        why.push_back(fmt::format(
+            "the delegated cgroup {} also holds other processes ({}), so it cannot pass "
+            "controllers to sandbox groups (cgroup v2 'no internal processes' rule)",
+            own, *others));
+        return nullptr;
       }
     }
     return make_group(own, limits, name, needs);
