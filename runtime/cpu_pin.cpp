@@ -17,8 +17,9 @@ bool LaunchCpuPin::wanted() noexcept {
 }
 
 LaunchCpuPin::LaunchCpuPin() noexcept {
-  if (!wanted() || sched_getaffinity(0, sizeof caller_, &caller_) != 0 || CPU_COUNT(&caller_) < 2)
-    return;
+  if (sched_getaffinity(0, sizeof caller_, &caller_) != 0) return;  // cpus_ stays 1
+  cpus_ = CPU_COUNT(&caller_);
+  if (cpus_ < 2 || !wanted()) return;
   const int cpu = sched_getcpu();
   if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &caller_)) return;
   cpu_set_t one;
@@ -29,7 +30,8 @@ LaunchCpuPin::LaunchCpuPin() noexcept {
 
 bool LaunchCpuPin::side_threads() const {
   rlimit nofile{};
-  return !pinned_ && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur >= kSpareFds;
+  return !pinned_ && cpus_ >= 2 && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+         nofile.rlim_cur >= kSpareFds;
 }
 
 void LaunchCpuPin::release() noexcept {

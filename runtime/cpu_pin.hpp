@@ -45,7 +45,8 @@ class LaunchCpuPin {
 
   bool pinned() const { return pinned_; }
   // Starts `work` on a second thread beside the planning, where that may
-  // run: not pinned (another CPU to run it), and at least kSpareFds open
+  // run: not pinned and at least two CPUs allowed (another CPU to run it;
+  // on one, a thread only adds switches), and at least kSpareFds open
   // files allowed. A side thread holds fds while it works; with few to
   // spare, a planning error's clean-up (placeholders are reopened to be
   // removed) could find none left and leave a placeholder behind, so a
@@ -68,6 +69,7 @@ class LaunchCpuPin {
  private:
   bool side_threads() const;
   cpu_set_t caller_{};
+  int cpus_ = 1;  // in the caller's set
   bool pinned_ = false;
 };
 

@@ -1,6 +1,7 @@
 // LaunchCpuPin::beside: start-up work on a second thread only where it may
 // run, and never an error when no thread can be made: the caller then does
 // the work in line.
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,24 @@ TEST_CASE("beside: no thread can be made -> no future, no exception", "[runtime]
     } catch (...) {
       ::_exit(2);
     }
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("beside: one CPU allowed -> no side thread", "[runtime][cpu_pin]") {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (::sched_setaffinity(0, sizeof one, &one) != 0) ::_exit(97);
+    const sbx::runtime::LaunchCpuPin pin;
+    auto made = pin.beside([] { return 1; });
+    ::_exit(pin.pinned() ? 3 : made.valid() ? 1 : 0);
   }
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
