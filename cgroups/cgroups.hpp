@@ -54,6 +54,14 @@ class SandboxCgroup {
   void poll_events(const EventSink& sink);
   // SIGKILL everything in the group (cgroup.kill on v2 >= 5.14).
   void kill_all();
+  // Once no process of the sandbox is left (the supervisor learns that
+  // before init is reaped): reports the last events to sink, keeps the
+  // final stats, and removes the group on a thread of its own, beside the
+  // rest of the teardown (~0.2 ms for four v1 hierarchies). Afterwards
+  // stats() gives the kept figures, and poll_events and kill_all do
+  // nothing. Without a thread to be had, the destructor removes the group,
+  // as before. Idempotent.
+  void retire(const EventSink& sink);
 
   struct State;
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "cgroups/backend.hpp"
 
@@ -30,6 +31,10 @@ struct SandboxCgroup::State {
   std::uint64_t sampled_peak_memory = 0;
   std::uint64_t sampled_peak_pids = 0;
   LimitCounters reported;
+  // retire(): from then on only `remover` touches the backend.
+  bool retired = false;
+  Stats final_stats;
+  std::thread remover;
 
   void sample() {
     sampled_peak_memory = std::max(sampled_peak_memory, backend->current_memory());
@@ -60,7 +65,8 @@ std::string join(const std::vector<std::string>& v) {
 
 SandboxCgroup::State::~State() {
   close_join_fds();
-  if (backend) backend->destroy();
+  if (remover.joinable()) remover.join();
+  if (backend) backend->destroy();  // nothing left to do after the remover
 }
 
 SandboxCgroup::SandboxCgroup() = default;
@@ -137,6 +143,7 @@ void SandboxCgroup::close_join_fds() {
 
 Stats SandboxCgroup::stats() const {
   if (!active()) return {};
+  if (state_->retired) return state_->final_stats;
   state_->sample();
   auto s = state_->backend->read_stats();
   s.peak_memory_bytes = std::max(s.peak_memory_bytes, state_->sampled_peak_memory);
@@ -145,7 +152,7 @@ Stats SandboxCgroup::stats() const {
 }
 
 void SandboxCgroup::poll_events(const EventSink& sink) {
-  if (!active()) return;
+  if (!active() || state_->retired) return;
   state_->sample();
   auto now = state_->backend->counters();
   auto& seen = state_->reported;
@@ -174,7 +181,18 @@ void SandboxCgroup::poll_events(const EventSink& sink) {
 }
 
 void SandboxCgroup::kill_all() {
-  if (active()) state_->backend->kill_all();
+  if (active() && !state_->retired) state_->backend->kill_all();
+}
+
+void SandboxCgroup::retire(const EventSink& sink) {
+  if (!active() || state_->retired) return;
+  if (sink) poll_events(sink);
+  state_->final_stats = stats();
+  state_->retired = true;
+  try {
+    state_->remover = std::thread([backend = state_->backend.get()] { backend->destroy(); });
+  } catch (...) {  // std::system_error: ~State removes the group on this thread
+  }
 }
 
 }  // namespace sbx::cgroups

@@ -27,6 +27,10 @@ enum class MessageKind : int {
   // Network "filtered" (filtered_network.hpp), init -> supervisor:
   net_socket = 5,        // fd attached; value = NetSocket role << 16 | port
   net_sockets_done = 6,  // every socket sent; init waits for the ruleset
+  // init -> supervisor, right before worker_status: the worker is reaped and
+  // init has no child left, so no process of the sandbox is (init's own
+  // exit aside): host-side clean-up may start (supervisor.hpp sandbox_gone).
+  sandbox_empty = 7,
 };
 
 struct Message {

@@ -162,6 +162,7 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
 [[noreturn]] void reap_until_worker_exits(pid_t worker, int signal_fd, int control_fd,
                                           bool serve_sockets) {
   int worker_status = 0;
+  bool alone = false;
   for (;;) {
     if (serve_sockets) {
       // Also the supervisor's requests for sockets of the netns (--publish).
@@ -176,6 +177,7 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
     if (got != static_cast<ssize_t>(sizeof info)) {
       if (got < 0 && errno == EINTR) continue;
       worker_status = kExitSbxError << 8;
+      alone = false;  // not known: init's exit tells
       break;
     }
     if (info.ssi_signo != SIGCHLD) {
@@ -192,10 +194,18 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
         worker_status = status;
       }
     }
+    // No child left: every process of the pid namespace descends from init
+    // and an orphan is re-parented to it before its parent can be reaped,
+    // so nothing of the sandbox runs any more.
+    alone = pid < 0 && errno == ECHILD;
     if (worker_done) break;
   }
   startup_trace::mark("init: worker reaped");
   Message message;
+  if (alone) {
+    message.kind = MessageKind::sandbox_empty;
+    send_message(control_fd, message);
+  }
   message.kind = MessageKind::worker_status;
   message.value = worker_status;
   send_message(control_fd, message);

@@ -350,6 +350,13 @@ class Loop {
       if (fd >= 0) close(fd);  // nothing else carries fds
       if (rc == 1) {
         if (message.kind == MessageKind::worker_status) worker_status_ = message.value;
+        // No process of the sandbox left but init, which only exits now:
+        // host-side clean-up (the placeholders) overlaps init's exit.
+        if (message.kind == MessageKind::sandbox_empty) {
+          startup_trace::mark("supervisor: sandbox empty");
+          ctx_.cgroup.retire(ctx_.options.on_event);  // its last events, then removed
+          if (ctx_.sandbox_gone) ctx_.sandbox_gone();
+        }
         if (message.kind == MessageKind::failure && !launch_error_) launch_error_ = message.error;
         continue;
       }

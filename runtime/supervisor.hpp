@@ -82,7 +82,9 @@ struct SuperviseContext {
   const SignalRouting& signals;
   FilteredNetwork* network = nullptr;  // network "filtered": DNS filter, proxy, NFLOG
   LaunchCpuPin* cpu_pin = nullptr;     // released by the loop's first real work
-  std::function<void()> sandbox_gone;  // once init is reaped: host-side clean-up may start
+  // Host-side clean-up may start: once no process of the sandbox is left
+  // (init's sandbox_empty message, or init reaped). Called once or twice.
+  std::function<void()> sandbox_gone;
 };
 
 // Runs the loop until init exits. Throws sbx::Error when the sandbox failed

@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -239,6 +240,39 @@ TEST_CASE("limits are enforced on a child, or refused with reason and fix", "[cg
     events.clear();
     cg.poll_events([&](const Event& e) { events.push_back(e); });
     CHECK(events.empty());
+  }
+
+  SECTION("retire: last events, final stats kept, the group removed beside") {
+    int st2 = run_in_group(cg, [] {
+      const std::size_t size = 256ull << 20;
+      auto* p = static_cast<char*>(
+          ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      if (p == MAP_FAILED) return 3;
+      for (std::size_t i = 0; i < size; i += 4096) p[i] = 1;
+      return 0;
+    });
+    REQUIRE(WIFSIGNALED(st2));
+    std::vector<Event> events;
+    cg.retire([&](const Event& e) { events.push_back(e); });
+    REQUIRE(events.size() == 1);  // the OOM kill, reported by retire itself
+    CHECK(events[0].data["kind"] == "oom_kill");
+    const auto kept = cg.stats();
+    CHECK(kept.oom_kills >= 1);
+    CHECK(kept.peak_memory_bytes >= 32ull << 20);
+    // Nothing more: no second report, no stats from removed files, no kill.
+    cg.retire([&](const Event& e) { events.push_back(e); });
+    cg.poll_events([&](const Event& e) { events.push_back(e); });
+    cg.kill_all();
+    CHECK(events.size() == 1);
+    CHECK(cg.stats().peak_memory_bytes == kept.peak_memory_bytes);
+    // Removed by its thread; the destructor waits for it.
+    const auto any_left = [&] {
+      return std::any_of(dirs.begin(), dirs.end(), [](const auto& d) { return fs::exists(d); });
+    };
+    for (int i = 0; i < 500 && any_left(); ++i) ::usleep(2000);
+    for (const auto& d : dirs) CHECK_FALSE(fs::exists(d));
+    cg = SandboxCgroup::create(LimitsPolicy{}, "none", {});
+    for (const auto& d : dirs) CHECK_FALSE(fs::exists(d));
   }
 
   SECTION("cpus 0.5: a busy loop gets at most ~half a CPU") {
