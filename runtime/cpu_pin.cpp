@@ -30,8 +30,7 @@ LaunchCpuPin::LaunchCpuPin() noexcept {
 
 bool LaunchCpuPin::side_threads() const {
   rlimit nofile{};
-  return !pinned_ && cpus_ >= 2 && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
-         nofile.rlim_cur >= kSpareFds;
+  return other_cpu() && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur >= kSpareFds;
 }
 
 void LaunchCpuPin::release() noexcept {

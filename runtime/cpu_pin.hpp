@@ -44,6 +44,8 @@ class LaunchCpuPin {
   LaunchCpuPin& operator=(const LaunchCpuPin&) = delete;
 
   bool pinned() const { return pinned_; }
+  // Another CPU to run a second thread on: not pinned, two CPUs or more.
+  bool other_cpu() const { return !pinned_ && cpus_ >= 2; }
   // Starts `work` on a second thread beside the planning, where that may
   // run: not pinned and at least two CPUs allowed (another CPU to run it;
   // on one, a thread only adds switches), and at least kSpareFds open
