@@ -62,13 +62,19 @@ void write_proc_file(pid_t pid, const char* name, const std::string& content) {
 
 }  // namespace
 
-Error user_namespace_error(const std::string& what, int error_number) {
+Error user_namespace_error(const std::string& what, int error_number, bool with_netns) {
   std::string why = fmt::format("{}: {}", what, std::strerror(error_number));
   std::string fix;
   std::string apparmor = read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
   std::string debian = read_sysctl("/proc/sys/kernel/unprivileged_userns_clone");
   std::string max_ns = read_sysctl("/proc/sys/user/max_user_namespaces");
-  if (error_number == ENOSPC || max_ns == "0") {
+  // clone3 makes the network namespace too: its own limit, told apart.
+  std::string max_net = read_sysctl("/proc/sys/user/max_net_namespaces");
+  if (with_netns && max_net == "0" && max_ns != "0") {
+    fix =
+        "network namespaces are disabled (user.max_net_namespaces=0); raise it: sysctl -w "
+        "user.max_net_namespaces=15000 (--net host would run without network isolation)";
+  } else if (error_number == ENOSPC || max_ns == "0") {
     fix = fmt::format(
         "user namespaces are exhausted or disabled (user.max_user_namespaces={}); raise it: "
         "sysctl -w user.max_user_namespaces=15000",
@@ -143,7 +149,8 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
       clear_sighand = false;  // < 5.5
       continue;
     }
-    throw user_namespace_error("cannot create the sandbox namespaces (clone3)", err);
+    throw user_namespace_error("cannot create the sandbox namespaces (clone3)", err,
+                               (request.namespaces & CLONE_NEWNET) != 0);
   }
   // clone(2): x86-64 order is flags, stack, parent_tid, child_tid, tls; the
   // pidfd is returned through parent_tid. Always a copy of the address space.
@@ -152,7 +159,9 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
   long pid =
       syscall(SYS_clone, static_cast<unsigned long>(request.namespaces) | CLONE_PIDFD | SIGCHLD,
               nullptr, &pidfd, nullptr, nullptr);
-  if (pid < 0) throw user_namespace_error("cannot create the sandbox namespaces (clone)", errno);
+  if (pid < 0)
+    throw user_namespace_error("cannot create the sandbox namespaces (clone)", errno,
+                               (request.namespaces & CLONE_NEWNET) != 0);
   out.pid = static_cast<pid_t>(pid);
   out.pidfd = pid == 0 ? -1 : pidfd;
   return out;

@@ -61,6 +61,8 @@ void write_id_maps(pid_t child, const Identity& identity);
 
 // The user-facing error for a failed user-namespace operation, naming the
 // sysctls that usually cause it.
-Error user_namespace_error(const std::string& what, int error_number);
+// with_netns: the refused call also made a network namespace, whose own
+// limit (user.max_net_namespaces) may be the cause.
+Error user_namespace_error(const std::string& what, int error_number, bool with_netns = false);
 
 }  // namespace sbx::runtime

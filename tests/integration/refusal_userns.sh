@@ -40,6 +40,22 @@ for profile in "${profiles[@]}"; do
   pass "-p $profile: the command never ran unsandboxed"
 done
 
+# The same for network namespaces (user.max_net_namespaces = 0): the
+# message names that limit, not the user namespaces'.
+for profile in airgapped standard; do
+  OUT=$(in_userns "echo 0 > /proc/sys/user/max_net_namespaces || exit 99
+    \"$SBX\" run -p $profile --audit-log '$D/audit-net-$profile' -- touch '$marker'
+    echo RC=\$?")
+  [[ $OUT == *"RC="* ]] || fail "could not set max_net_namespaces=0: $OUT"
+  RC=${OUT##*RC=}
+  expect_rc 125 "-p $profile: refused with exit 125 when network namespaces are disabled"
+  expect_out "cannot create the sandbox namespaces" "-p $profile: says what failed"
+  expect_out "user\.max_net_namespaces=0" "-p $profile: names the network namespaces' limit"
+  expect_out "fix: .*sysctl -w user\.max_net_namespaces=" "-p $profile: gives the fix"
+  [[ ! -e $marker ]] || fail "-p $profile: the command ran without its network namespace"
+  pass "-p $profile: no command without its network namespace"
+done
+
 # The AppArmor case cannot be simulated without AppArmor; its message must
 # point at the profile sbx ships, which must exist and grant userns.
 grep -q "packaging/apparmor/sbx" "$SBX_SOURCE_DIR/runtime/namespaces.cpp" ||
