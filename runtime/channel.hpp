@@ -29,7 +29,12 @@ enum class MessageKind : int {
   net_sockets_done = 6,  // every socket sent; init waits for the ruleset
   // init -> supervisor, right before worker_status: the worker is reaped and
   // init has no child left, so no process of the sandbox is (init's own
-  // exit aside): host-side clean-up may start (supervisor.hpp sandbox_gone).
+  // exit aside): host-side clean-up may start (supervisor.hpp sandbox_gone),
+  // which removes the placeholders that keep protected paths uncreatable.
+  // Sound only while (a) only init holds the control channel (the worker
+  // closes it; init is not dumpable) and (b) nothing enters the sandbox's
+  // pid namespace from outside (no exec/attach feature: such a process's
+  // parent is not below init). Whoever changes either must change this.
   sandbox_empty = 7,
 };
 

@@ -188,15 +188,17 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err) {
     bool worker_done = false;
     int status = 0;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    while ((pid = waitpid(-1, &status, WNOHANG | __WALL)) > 0) {
       if (pid == worker) {
         worker_done = true;
         worker_status = status;
       }
     }
     // No child left: every process of the pid namespace descends from init
-    // and an orphan is re-parented to it before its parent can be reaped,
-    // so nothing of the sandbox runs any more.
+    // and an orphan is re-parented to it (or to a subreaper below it) before
+    // its parent can be reaped, so nothing of the sandbox runs any more.
+    // __WALL: children whose exit signal is not SIGCHLD count too (and are
+    // reaped), or ECHILD could come while one of them still runs.
     alone = pid < 0 && errno == ECHILD;
     if (worker_done) break;
   }
