@@ -23,38 +23,33 @@ in_userns() {
 OUT=$(in_userns 'cat /proc/sys/user/max_user_namespaces') ||
   skip "cannot create a user namespace to simulate the refusal: $OUT"
 
+# refused LIMIT WHAT PROFILE...: with user.LIMIT = 0 in our namespace, each
+# profile exits 125, names the limit with its value and gives the sysctl
+# fix, and the command never runs.
+refused() {
+  local limit=$1 what=$2 profile
+  shift 2
+  for profile in "$@"; do
+    OUT=$(in_userns "echo 0 > /proc/sys/user/$limit || exit 99
+      \"$SBX\" run -p $profile --audit-log '$D/audit-$limit-$profile' -- touch '$marker'
+      echo RC=\$?")
+    [[ $OUT == *"RC="* ]] || fail "could not set $limit=0: $OUT"
+    RC=${OUT##*RC=}
+    expect_rc 125 "-p $profile: refused with exit 125 when $what are disabled"
+    expect_out "cannot create the sandbox namespaces" "-p $profile: says what failed"
+    expect_out "user\.$limit=0" "-p $profile: names the cause ($limit) with its value"
+    expect_out "fix: .*sysctl -w user\.$limit=" "-p $profile: gives the fix"
+    [[ ! -e $marker ]] || fail "-p $profile: the command ran although the sandbox was refused"
+    pass "-p $profile: the command never ran unsandboxed"
+  done
+}
 # strict refuses an unprivileged user earlier, for its limits (also 125).
 profiles=(airgapped standard)
 is_root && profiles+=(strict)
-for profile in "${profiles[@]}"; do
-  OUT=$(in_userns "echo 0 > /proc/sys/user/max_user_namespaces || exit 99
-    \"$SBX\" run -p $profile --audit-log '$D/audit-$profile' -- touch '$marker'
-    echo RC=\$?")
-  [[ $OUT == *"RC="* ]] || fail "could not set max_user_namespaces=0: $OUT"
-  RC=${OUT##*RC=}
-  expect_rc 125 "-p $profile: refused with exit 125 when user namespaces are disabled"
-  expect_out "cannot create the sandbox namespaces" "-p $profile: says what failed"
-  expect_out "user\.max_user_namespaces=0" "-p $profile: names the cause with its value"
-  expect_out "fix: .*sysctl -w user\.max_user_namespaces=" "-p $profile: gives the fix"
-  [[ ! -e $marker ]] || fail "-p $profile: the command ran although the sandbox was refused"
-  pass "-p $profile: the command never ran unsandboxed"
-done
-
-# The same for network namespaces (user.max_net_namespaces = 0): the
-# message names that limit, not the user namespaces'.
-for profile in airgapped standard; do
-  OUT=$(in_userns "echo 0 > /proc/sys/user/max_net_namespaces || exit 99
-    \"$SBX\" run -p $profile --audit-log '$D/audit-net-$profile' -- touch '$marker'
-    echo RC=\$?")
-  [[ $OUT == *"RC="* ]] || fail "could not set max_net_namespaces=0: $OUT"
-  RC=${OUT##*RC=}
-  expect_rc 125 "-p $profile: refused with exit 125 when network namespaces are disabled"
-  expect_out "cannot create the sandbox namespaces" "-p $profile: says what failed"
-  expect_out "user\.max_net_namespaces=0" "-p $profile: names the network namespaces' limit"
-  expect_out "fix: .*sysctl -w user\.max_net_namespaces=" "-p $profile: gives the fix"
-  [[ ! -e $marker ]] || fail "-p $profile: the command ran without its network namespace"
-  pass "-p $profile: no command without its network namespace"
-done
+refused max_user_namespaces "user namespaces" "${profiles[@]}"
+# clone3 makes the network namespace too: the message names that limit,
+# not the user namespaces'.
+refused max_net_namespaces "network namespaces" airgapped standard
 
 # The AppArmor case cannot be simulated without AppArmor; its message must
 # point at the profile sbx ships, which must exist and grant userns.

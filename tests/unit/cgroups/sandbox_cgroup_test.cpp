@@ -108,6 +108,17 @@ std::string file_in(const std::vector<std::string>& dirs, const std::string& nam
   return {};
 }
 
+// Touches 256 MiB: under the tests' 64 MiB limit, OOM-killed. Returns only
+// if the limit did not hold (0), or 3 without the memory to map.
+int touch_256_mib() {
+  const std::size_t size = 256ull << 20;
+  auto* p = static_cast<char*>(
+      ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (p == MAP_FAILED) return 3;
+  for (std::size_t i = 0; i < size; i += 4096) p[i] = 1;
+  return 0;
+}
+
 double now_s() {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -217,14 +228,7 @@ TEST_CASE("limits are enforced on a child, or refused with reason and fix", "[cg
   }
 
   SECTION("a memory hog is OOM-killed and the OOM event is reported") {
-    int st2 = run_in_group(cg, [] {
-      const std::size_t size = 256ull << 20;
-      auto* p = static_cast<char*>(
-          ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-      if (p == MAP_FAILED) return 3;
-      for (std::size_t i = 0; i < size; i += 4096) p[i] = 1;
-      return 0;  // reached only if the limit did not hold
-    });
+    int st2 = run_in_group(cg, touch_256_mib);
     REQUIRE(WIFSIGNALED(st2));
     CHECK(WTERMSIG(st2) == SIGKILL);
     std::vector<Event> events;
@@ -243,14 +247,7 @@ TEST_CASE("limits are enforced on a child, or refused with reason and fix", "[cg
   }
 
   SECTION("retire: last events, final stats kept, the group removed beside") {
-    int st2 = run_in_group(cg, [] {
-      const std::size_t size = 256ull << 20;
-      auto* p = static_cast<char*>(
-          ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-      if (p == MAP_FAILED) return 3;
-      for (std::size_t i = 0; i < size; i += 4096) p[i] = 1;
-      return 0;
-    });
+    int st2 = run_in_group(cg, touch_256_mib);
     REQUIRE(WIFSIGNALED(st2));
     std::vector<Event> events;
     cg.retire([&](const Event& e) { events.push_back(e); });
