@@ -297,6 +297,36 @@ expect_res global_include "rc[1-9][0-9]*" "strict: a file ~/.gitconfig includes 
 pass "strict: config files ~/.gitconfig includes are read-only"
 cd "$C" || fail "cd"
 
+# --- J: a process that outlives the command and the placeholder removal.
+# The supervisor removes placeholders before init is reaped only when init
+# reports that no process of the sandbox is left (SBX_TRACE_STARTUP shows
+# "supervisor: sandbox empty"). A background writer that outlives the
+# command must keep them in place until the kernel has killed it with init:
+# removed while it still ran, it could create .envrc and .git/hooks on the
+# host (an unlink detaches the sandbox's read-only mount on them).
+J=$(scratch)
+cd "$J" || fail "cd"
+for round in 1 2 3; do
+  OUT=$(SBX_TRACE_STARTUP=1 SBX_LAUNCH_PIN=0 "$SBX" run "${PA[@]}" -- sh -c '
+    (while :; do touch .envrc; mkdir -p .git/hooks; done) >/dev/null 2>&1 &
+    sleep 0.05' 2>&1 </dev/null)
+  [[ $OUT == *"init: worker reaped"* ]] || fail "strict (background writer): no startup trace: $OUT"
+  [[ $OUT != *"supervisor: sandbox empty"* ]] ||
+    fail "strict (background writer, round $round): clean-up started while the writer lived"
+  [[ ! -e $J/.envrc && ! -e $J/.git ]] ||
+    fail "strict (background writer, round $round): left on the host: $(ls -A "$J")"
+done
+pass "strict: a process outliving the command keeps the placeholders until it is gone"
+# Without one, and with a second CPU for it, the clean-up starts early.
+if (($(nproc) >= 2)); then
+  OUT=$(SBX_TRACE_STARTUP=1 SBX_LAUNCH_PIN=0 "$SBX" run "${PA[@]}" -- true 2>&1 </dev/null)
+  [[ $OUT == *"supervisor: sandbox empty"* ]] ||
+    fail "strict: no early clean-up although the sandbox was empty: $OUT"
+  [[ ! -e $J/.envrc && ! -e $J/.git ]] || fail "strict: placeholders left: $(ls -A "$J")"
+  pass "strict: an empty sandbox's placeholders go before init is reaped, and all of them"
+fi
+cd "$C" || fail "cd"
+
 # --- G: ~/.claude.json is agent state the sandbox writes; the keys that
 # make the host's client start commands or skip questions are put back at
 # exit (runtime/claude_guard.cpp), the agent's other changes stay. Outside
