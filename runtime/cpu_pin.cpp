@@ -1,5 +1,7 @@
 #include "runtime/cpu_pin.hpp"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -31,6 +33,27 @@ LaunchCpuPin::LaunchCpuPin() noexcept {
 bool LaunchCpuPin::side_threads() const {
   rlimit nofile{};
   return other_cpu() && ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur >= kSpareFds;
+}
+
+cpu_set_t LaunchCpuPin::other_cpus() const noexcept {
+  cpu_set_t set = caller_;
+  const int cpu = sched_getcpu();
+  if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_CLR(cpu, &set);
+  return set;
+}
+
+void LaunchCpuPin::move_to(const cpu_set_t& cpus) noexcept {
+  if (CPU_COUNT(&cpus) > 0) (void)sched_setaffinity(0, sizeof cpus, &cpus);
+}
+
+LaunchCpuPin::BlockAllSignals::BlockAllSignals() noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  (void)pthread_sigmask(SIG_SETMASK, &all, &saved);
+}
+
+LaunchCpuPin::BlockAllSignals::~BlockAllSignals() {
+  (void)pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 void LaunchCpuPin::release() noexcept {

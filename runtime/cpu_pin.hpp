@@ -25,6 +25,7 @@
 #pragma once
 
 #include <sched.h>
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <future>
@@ -58,8 +59,19 @@ class LaunchCpuPin {
   template <class Work>
   auto beside(Work&& work) const -> std::future<std::invoke_result_t<Work>> {
     if (!side_threads()) return {};
+    // Started with every signal blocked (it inherits this thread's mask
+    // while it is made): a signal for the process goes to the launching
+    // thread, which routes it (SignalRouting) once the sandbox starts.
+    const BlockAllSignals blocked;
     try {
-      return std::async(std::launch::async, std::forward<Work>(work));
+      // On another CPU than this thread's: started beside it, the scheduler
+      // may queue it on this one while the other idles, and the two then
+      // share one CPU until the next load balancing.
+      return std::async(std::launch::async,
+                        [elsewhere = other_cpus(), work = std::forward<Work>(work)]() mutable {
+                          move_to(elsewhere);
+                          return work();
+                        });
     } catch (const std::system_error&) {
       return {};
     }
@@ -70,6 +82,15 @@ class LaunchCpuPin {
 
  private:
   bool side_threads() const;
+  cpu_set_t other_cpus() const noexcept;                // the caller's set without the current CPU
+  static void move_to(const cpu_set_t& cpus) noexcept;  // the calling thread; best effort
+  struct BlockAllSignals {                              // in the calling thread, for its lifetime
+    BlockAllSignals() noexcept;
+    ~BlockAllSignals();
+    BlockAllSignals(const BlockAllSignals&) = delete;
+    BlockAllSignals& operator=(const BlockAllSignals&) = delete;
+    sigset_t saved;
+  };
   cpu_set_t caller_{};
   int cpus_ = 1;  // in the caller's set
   bool pinned_ = false;
