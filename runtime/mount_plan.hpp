@@ -35,7 +35,17 @@ class MountPlan {
 };
 
 // Supervisor side. Throws sbx::Error (message + fix) for an unusable policy.
-MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity);
+// Protected paths that do not exist get a placeholder on the host (an empty
+// file or directory, the read-only mount's mount point): made here (now), or
+// left to create_placeholders (later), which the launch runs beside clone3.
+enum class Placeholders { now, later };
+MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity,
+                             Placeholders placeholders = Placeholders::now);
+
+// Makes the placeholders a Placeholders::later plan decided on; once, before
+// the sandbox mounts anything. Throws sbx::Error when one cannot be made
+// (~MountPlan removes those made so far).
+void create_placeholders(MountPlan& plan);
 
 // The fds the plan holds for init (detached trees prepared by the
 // supervisor), at most kMaxPreparedTrees. The vector lives as long as the

@@ -66,9 +66,17 @@ struct Placeholder {
   int fd = -1;  // holds the shared flock
 };
 
+// A placeholder the planning decided on, not yet made (create_placeholders).
+struct PendingPlaceholder {
+  std::string path;
+  bool is_dir = false;
+  bool chown_to_parent = false;  // root made it: give it the parent's owner
+};
+
 struct MountPlanData {
-  std::vector<MountOp> ops;  // in application order (parents before children)
-  std::string workdir;       // chdir target inside after pivot_root
+  std::vector<MountOp> ops;                 // in application order (parents before children)
+  std::string workdir;                      // chdir target inside after pivot_root
+  std::vector<PendingPlaceholder> pending;  // decided on, not made yet
   std::vector<Placeholder> placeholders;
   std::vector<int> owned_fds;     // prepared_fd values, closed by ~MountPlan
   std::vector<Placeholder> held;  // other runs' placeholders this run protects too

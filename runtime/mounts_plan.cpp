@@ -25,7 +25,9 @@
 #include "runtime/mount_plan.hpp"
 #include "runtime/mounts_idmap.hpp"
 #include "runtime/mounts_internal.hpp"
+#include "runtime/mounts_syscalls.hpp"
 #include "runtime/startup_trace.hpp"
+#include "runtime/unique_fd.hpp"
 
 namespace sbx::runtime {
 
@@ -152,11 +154,141 @@ const std::string* innermost_root(const std::string& path, const std::vector<std
   return best;
 }
 
+// The directory a placeholder is (or goes) in, reached without following
+// any symlink: the planning walked its path with lstat and found none, and a
+// sandbox that swaps a directory on it for a link meanwhile (another run in
+// the same work dir) must not move a placeholder, or its removal, to where
+// the link points. Sets `name` to the last component. Fails with ELOOP
+// when a link is there now.
+UniqueFd open_parent_no_symlinks(const std::string& path, std::string& name) {
+  const std::size_t slash = path.rfind('/');
+  name = path.substr(slash + 1);
+  const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+  return UniqueFd(sys::openat2(AT_FDCWD, parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
+}
+
 // An fd for the flock of a placeholder (or what may be one): never through a
 // symlink, never blocking on a FIFO put in its place.
-int open_placeholder(const std::string& path, bool is_dir) {
-  return ::open(path.c_str(),
-                O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (is_dir ? O_DIRECTORY : 0));
+int open_placeholder(int parent, const std::string& name, bool is_dir) {
+  return ::openat(parent, name.c_str(),
+                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (is_dir ? O_DIRECTORY : 0));
+}
+
+Error changed_during_start(const std::string& path) {
+  return Error(fmt::format("cannot protect {}: a directory on its path was replaced by a symlink "
+                           "while this sandbox was being set up",
+                           path),
+               "run the command again; if it recurs, stop whatever replaces directories in the "
+               "work dir (another sandbox running there?)");
+}
+
+void hold_placeholder(MountPlanData& data, const std::string& path, bool is_dir) {
+  const auto vanished = [&] {
+    return Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
+                             "using the same directory ended)",
+                             path),
+                 "run the command again");
+  };
+  std::string name;
+  const UniqueFd parent = open_parent_no_symlinks(path, name);
+  if (!parent) {
+    if (errno == ELOOP) throw changed_during_start(path);
+    if (errno == ENOENT) throw vanished();
+    return;  // unreachable: not this user's placeholder
+  }
+  int fd = open_placeholder(parent.get(), name, is_dir);
+  if (fd < 0) {
+    if (errno == ENOENT) throw vanished();
+    return;  // unreadable: not this user's placeholder
+  }
+  if (::fgetxattr(fd, kPlaceholderXattr, nullptr, 0) < 0 && errno != ENOTSUP &&
+      errno != EOPNOTSUPP) {
+    // Not marked: not a placeholder, unless the file system cannot mark
+    // (no user xattrs): then any empty file or directory may be one.
+    ::close(fd);
+    return;
+  }
+  struct stat st {};
+  const auto same = [&](const Placeholder& h) { return h.dev == st.st_dev && h.ino == st.st_ino; };
+  if (::fstat(fd, &st) != 0 || std::any_of(data.held.begin(), data.held.end(), same) ||
+      std::any_of(data.placeholders.begin(), data.placeholders.end(), same)) {
+    ::close(fd);  // held already (e.g. .claude, walked through for each entry below it)
+    return;
+  }
+  // The exclusive lock of a run removing it lasts one unlink: retry a
+  // moment. Held longer, someone else holds it on purpose: stop, saying so.
+  int rc = ::flock(fd, LOCK_SH | LOCK_NB);
+  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 100; ++i) {
+    ::usleep(10000);
+    rc = ::flock(fd, LOCK_SH | LOCK_NB);
+  }
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      throw Error(fmt::format("cannot protect {}: another process holds a lock on it (an sbx "
+                              "placeholder)",
+                              path),
+                  fmt::format("find the holder with `fuser {}` and end it, then run again", path));
+    }
+    throw Error(fmt::format("cannot lock {}: {}", path, std::strerror(err)));
+  }
+  if (::fstat(fd, &st) != 0 || st.st_nlink == 0) {
+    ::close(fd);
+    throw vanished();
+  }
+  data.held.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
+}
+
+void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) {
+  const std::string& path = pending.path;
+  const bool is_dir = pending.is_dir;
+  // Created empty on the host, owned like its parent, and removed after the
+  // run (see ~MountPlanData). Made under a temporary name, locked and marked
+  // there, then renamed into place: another sbx that finds it finds the
+  // mark (hold_placeholder) and cannot remove it while this run holds its
+  // shared lock; whichever run ends last removes it. A file system without
+  // user xattrs leaves it unmarked. All of it relative to the parent,
+  // reached without a symlink (open_parent_no_symlinks).
+  std::string name;
+  const UniqueFd dir = open_parent_no_symlinks(path, name);
+  struct stat parent {};
+  if (!dir || ::fstat(dir.get(), &parent) != 0) {
+    if (errno == ELOOP) throw changed_during_start(path);
+    throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
+  }
+  const std::string tmp = fmt::format("{}.sbx-new-{}", name, ::getpid());
+  int fd = is_dir ? ::mkdirat(dir.get(), tmp.c_str(), 0755)
+                  : ::openat(dir.get(), tmp.c_str(),
+                             O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    throw Error(fmt::format("cannot create the placeholder {} that protects a denied path: {}",
+                            path, std::strerror(errno)),
+                "make the directory writable for the invoking user, or drop the deny_write entry");
+  if (is_dir)
+    fd = ::openat(dir.get(), tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st {};
+  int err = 0;
+  if (fd < 0 || ::flock(fd, LOCK_SH) != 0 || ::fstat(fd, &st) != 0) err = errno;
+  if (err == 0) {
+    (void)::fsetxattr(fd, kPlaceholderXattr, "1", 1, 0);
+    // Root creates it as root; a work dir of another owner gets its own.
+    if (pending.chown_to_parent && (st.st_uid != parent.st_uid || st.st_gid != parent.st_gid))
+      (void)::fchown(fd, parent.st_uid, parent.st_gid);
+    if (::renameat2(dir.get(), tmp.c_str(), dir.get(), name.c_str(), RENAME_NOREPLACE) != 0)
+      err = errno;
+  }
+  if (err != 0) {
+    if (fd >= 0) ::close(fd);
+    (void)::unlinkat(dir.get(), tmp.c_str(), is_dir ? AT_REMOVEDIR : 0);
+    if (err == EEXIST) {  // another sbx made it meanwhile: protect that one
+      hold_placeholder(data, path, is_dir);
+      return;
+    }
+    throw Error(fmt::format("cannot create the placeholder {}: {}", path, std::strerror(err)));
+  }
+  data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
 }
 
 struct Planner {
@@ -315,48 +447,10 @@ struct Planner {
     }
   }
 
+  // The mount point must exist: created on the host by create_placeholders,
+  // at once or (Placeholders::later) when the launch asks.
   void add_placeholder(const std::string& path, bool is_dir) {
-    // The mount point must exist; create it empty on the host, owned like
-    // its parent, and remove it after the run (see ~MountPlanData). Made
-    // under a temporary name, locked and marked there, then renamed into
-    // place: another sbx that finds it finds the mark (hold_placeholder)
-    // and cannot remove it while this run holds its shared lock; whichever
-    // run ends last removes it. A file system without user xattrs leaves it
-    // unmarked.
-    struct stat parent {};
-    if (::stat(parent_of(path).c_str(), &parent) != 0)
-      throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
-    const std::string tmp = fmt::format("{}.sbx-new-{}", path, ::getpid());
-    int fd = is_dir
-                 ? ::mkdir(tmp.c_str(), 0755)
-                 : ::open(tmp.c_str(), O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-      throw Error(
-          fmt::format("cannot create the placeholder {} that protects a denied path: {}", path,
-                      std::strerror(errno)),
-          "make the directory writable for the invoking user, or drop the deny_write entry");
-    if (is_dir) fd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st {};
-    int err = 0;
-    if (fd < 0 || ::flock(fd, LOCK_SH) != 0 || ::fstat(fd, &st) != 0) err = errno;
-    if (err == 0) {
-      (void)::fsetxattr(fd, kPlaceholderXattr, "1", 1, 0);
-      // Root creates it as root; a work dir of another owner gets its own.
-      if (identity.started_as_root && (st.st_uid != parent.st_uid || st.st_gid != parent.st_gid))
-        (void)::fchown(fd, parent.st_uid, parent.st_gid);
-      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0)
-        err = errno;
-    }
-    if (err != 0) {
-      if (fd >= 0) ::close(fd);
-      (void)(is_dir ? ::rmdir(tmp.c_str()) : ::unlink(tmp.c_str()));
-      if (err == EEXIST) {  // another sbx made it meanwhile: protect that one
-        hold_placeholder(path, is_dir);
-        return;
-      }
-      throw Error(fmt::format("cannot create the placeholder {}: {}", path, std::strerror(err)));
-    }
-    data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
+    data.pending.push_back({path, is_dir, identity.started_as_root});
   }
 
   // Pins a symlink met on the way to a protected path when it lies in a
@@ -421,6 +515,11 @@ struct Planner {
         if (root == nullptr || within_any(resolved, masked_dirs) ||
             within_any(resolved, sealed_dirs))
           return;
+        // Missing because this plan's own placeholder is not made yet
+        // (Placeholders::later): protected already.
+        if (std::any_of(data.pending.begin(), data.pending.end(),
+                        [&](const PendingPlaceholder& p) { return p.path == candidate; }))
+          return;
         // Mask the first missing component: nothing can be created below it.
         pin_ancestors(*root, candidate);
         add_placeholder(candidate, !last);
@@ -474,7 +573,7 @@ struct Planner {
       // held, so its creator leaves it to the last run using it.
       if (!last && S_ISDIR(st.st_mode)) {
         const std::string* root = innermost_root(candidate, writable);
-        if (root != nullptr && *root != candidate) hold_placeholder(candidate, true);
+        if (root != nullptr && *root != candidate) hold_placeholder(data, candidate, true);
       }
       resolved = candidate;
     }
@@ -484,71 +583,12 @@ struct Planner {
     struct stat st {};
     ::stat(resolved.c_str(), &st);
     if ((S_ISREG(st.st_mode) && st.st_size == 0) || S_ISDIR(st.st_mode))
-      hold_placeholder(resolved, S_ISDIR(st.st_mode));
+      hold_placeholder(data, resolved, S_ISDIR(st.st_mode));
     MountOp op;
     op.kind = MountKind::protect;
     op.target = resolved;
     op.target_is_dir = S_ISDIR(st.st_mode);
     add(std::move(op));
-  }
-
-  // A path to protect may be another sbx run's placeholder (two sandboxes
-  // in one work dir, or sharing ~/.claude): marked with kPlaceholderXattr.
-  // Its creator removing it would detach this sandbox's read-only mount on
-  // it (an unlink or rmdir on the host does that in every namespace), and
-  // the command could then create it. So this run holds a shared flock on
-  // it; a placeholder is removed only under an exclusive one, by whichever
-  // run ends last (remove_placeholders).
-  void hold_placeholder(const std::string& path, bool is_dir) {
-    if (::lgetxattr(path.c_str(), kPlaceholderXattr, nullptr, 0) < 0) {
-      // Not marked: not a placeholder, unless the file system cannot mark
-      // (no user xattrs): then any empty file or directory may be one.
-      if (errno != ENOTSUP && errno != EOPNOTSUPP) return;
-    }
-    int fd = open_placeholder(path, is_dir);
-    const auto vanished = [&] {
-      return Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
-                               "using the same directory ended)",
-                               path),
-                   "run the command again");
-    };
-    if (fd < 0) {
-      if (errno == ENOENT) throw vanished();
-      return;  // unreadable: not this user's placeholder
-    }
-    struct stat st {};
-    const auto same = [&](const Placeholder& h) {
-      return h.dev == st.st_dev && h.ino == st.st_ino;
-    };
-    if (::fstat(fd, &st) != 0 || std::any_of(data.held.begin(), data.held.end(), same) ||
-        std::any_of(data.placeholders.begin(), data.placeholders.end(), same)) {
-      ::close(fd);  // held already (e.g. .claude, walked through for each entry below it)
-      return;
-    }
-    // The exclusive lock of a run removing it lasts one unlink: retry a
-    // moment. Held longer, someone else holds it on purpose: stop, saying so.
-    int rc = ::flock(fd, LOCK_SH | LOCK_NB);
-    for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 100; ++i) {
-      ::usleep(10000);
-      rc = ::flock(fd, LOCK_SH | LOCK_NB);
-    }
-    if (rc != 0) {
-      const int err = errno;
-      ::close(fd);
-      if (err == EWOULDBLOCK) {
-        throw Error(
-            fmt::format("cannot protect {}: another process holds a lock on it (an sbx "
-                        "placeholder)",
-                        path),
-            fmt::format("find the holder with `fuser {}` and end it, then run again", path));
-      }
-      throw Error(fmt::format("cannot lock {}: {}", path, std::strerror(err)));
-    }
-    if (::fstat(fd, &st) != 0 || st.st_nlink == 0) {
-      ::close(fd);
-      throw vanished();
-    }
-    data.held.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
   }
 
   void plan_deny_write() {
@@ -786,16 +826,19 @@ namespace {
 // else protects it (an exclusive flock), and, for another run's, it still
 // carries the mark.
 void remove_placeholder(const Placeholder& p, bool need_mark) {
-  int fd = open_placeholder(p.path, p.is_dir);
+  std::string name;
+  const UniqueFd dir = open_parent_no_symlinks(p.path, name);
+  if (!dir) return;  // gone, or a link on the way now: left as it is
+  int fd = open_placeholder(dir.get(), name, p.is_dir);
   if (fd < 0) return;
   struct stat st {};
   if (::fstat(fd, &st) == 0 && st.st_dev == p.dev && st.st_ino == p.ino &&
       (!need_mark || ::fgetxattr(fd, kPlaceholderXattr, nullptr, 0) >= 0) &&
       ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
     if (p.is_dir)
-      (void)::rmdir(p.path.c_str());  // fails if not empty: then it stays
+      (void)::unlinkat(dir.get(), name.c_str(), AT_REMOVEDIR);  // fails if not empty: it stays
     else if (S_ISREG(st.st_mode) && st.st_size == 0)
-      (void)::unlink(p.path.c_str());
+      (void)::unlinkat(dir.get(), name.c_str(), 0);
   }
   ::close(fd);
 }
@@ -875,7 +918,8 @@ const std::vector<int>& mount_plan_fds(const MountPlan& plan) {
   return plan.data().owned_fds;
 }
 
-MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity) {
+MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity,
+                             Placeholders placeholders) {
   MountPlan plan;
   auto& data = plan.data();
   char buf[PATH_MAX];
@@ -897,7 +941,15 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity) {
   sort_mount_ops(data.ops);
   planner.mark_creatable();
   data.op_fds.assign(data.ops.size(), -1);
+  if (placeholders == Placeholders::now) create_placeholders(plan);
   return plan;
+}
+
+void create_placeholders(MountPlan& plan) {
+  auto& data = plan.data();
+  std::vector<PendingPlaceholder> pending;
+  pending.swap(data.pending);
+  for (const auto& p : pending) create_placeholder(data, p);
 }
 
 }  // namespace sbx::runtime

@@ -284,7 +284,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   std::future<seccomp::Program> seccomp_built =
       cpu_pin.beside([&policy] { return seccomp::build_program(policy.process); });
   create_agent_state(policy, identity, options.on_warning);  // filesystem.state, before binds
-  plan.mounts = prepare_mount_plan(policy, identity);
+  plan.mounts = prepare_mount_plan(policy, identity, Placeholders::later);  // launch.cpp
   startup_trace::mark("plan: mount plan");
   plan_secret_mounts(options.secrets, plan.mounts);  // --secret: /run/secrets
   plan.landlock = prepare_landlock(policy);

@@ -55,6 +55,20 @@ expect_out "ENTRIES 0" "the masked .git is empty inside (no placeholder below a 
 [[ ! -e $N/.git && ! -e $N/.bashrc ]] || fail "placeholders left behind on the host: $(ls -A "$N")"
 pass "no hook on the host and no placeholder left after the run"
 
+# A placeholder that cannot be made stops the start. They are made while
+# clone3 builds the sandbox, so its init exists by then: it is killed, and
+# the placeholders made before the failure are removed. Here the temporary
+# name (".sbx-new-PID" appended) of a 250-byte name exceeds NAME_MAX.
+F=$(scratch)
+cd "$F" || fail "cd"
+long=$(printf 'x%.0s' {1..250})
+run_sbx run --net none --ro "$F/.bashrc" --ro "$F/$long" --ro "$F/.envrc" -- sh -c 'echo RAN'
+expect_rc 125 "a placeholder that cannot be made is an error"
+expect_out "cannot create the placeholder" "the error names the placeholder"
+expect_no_out "RAN" "the command did not run"
+[[ -z $(ls -A "$F") ]] || fail "left behind on the host: $(ls -A "$F")"
+pass "the placeholders made before the failure are gone"
+
 # A protected path that is a symlink: the link cannot be replaced and the
 # target stays read-only; a link the sandbox makes grants nothing.
 S=$(scratch)

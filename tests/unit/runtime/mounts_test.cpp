@@ -247,6 +247,76 @@ TEST_CASE("plan for a work dir with deny_write/deny_read entries", "[mounts]") {
   CHECK(fs::exists(s.dir / "work/.git/hooks"));
 }
 
+// The launch plans with Placeholders::later and makes them beside clone3.
+TEST_CASE("placeholders made later: decided by the plan, made once, removed with it", "[mounts]") {
+  Scratch s;
+  const fs::path w = s.dir / "work";
+  fs::create_directories(w);
+  Policy p = policy_for(w);
+  p.filesystem.deny_write = {(w / ".bashrc").string(), (w / ".claude/commands").string(),
+                             (w / ".claude/settings.json").string()};
+  auto ops_on = [](const MountPlan& plan, const fs::path& t) {
+    std::size_t n = 0;
+    for (const auto& op : plan.data().ops) n += op.target == t.string() ? 1 : 0;
+    return n;
+  };
+  {
+    MountPlan plan = prepare_mount_plan(p, test_identity(), Placeholders::later);
+    CHECK_FALSE(fs::exists(w / ".bashrc"));  // decided, not made
+    CHECK_FALSE(fs::exists(w / ".claude"));
+    CHECK(ops_on(plan, w / ".bashrc") == 1);
+    // .claude/settings.json lies below the pending .claude: no second
+    // placeholder, no op of its own (as when .claude had been made at once).
+    CHECK(ops_on(plan, w / ".claude") == 1);
+    CHECK(ops_on(plan, w / ".claude/settings.json") == 0);
+    create_placeholders(plan);
+    CHECK(fs::is_regular_file(w / ".bashrc"));
+    CHECK(fs::is_directory(w / ".claude"));
+    CHECK(fs::is_empty(w / ".claude"));
+    CHECK_NOTHROW(create_placeholders(plan));  // made once: nothing left to make
+  }
+  CHECK_FALSE(fs::exists(w / ".bashrc"));
+  CHECK_FALSE(fs::exists(w / ".claude"));
+}
+
+TEST_CASE("a placeholder that cannot be made stops the start; those made before go", "[mounts]") {
+  Scratch s;
+  const fs::path w = s.dir / "work";
+  fs::create_directories(w);
+  Policy p = policy_for(w);
+  // Its temporary name (".sbx-new-PID" appended) is longer than NAME_MAX.
+  const std::string long_name(250, 'x');
+  p.filesystem.deny_write = {(w / ".bashrc").string(), (w / long_name).string(),
+                             (w / ".envrc").string()};
+  {
+    MountPlan plan = prepare_mount_plan(p, test_identity(), Placeholders::later);
+    CHECK_THROWS_WITH(create_placeholders(plan), Catch::Contains("cannot create the placeholder"));
+    CHECK(fs::exists(w / ".bashrc"));  // made before the failure, held until the plan goes
+  }
+  CHECK(fs::is_empty(w));  // nothing left, no temporary name either
+}
+
+// Made after the planning, beside clone3: a sandbox already running in the
+// same work dir may swap a directory on the way for a symlink meanwhile.
+// The placeholder must not follow it to a directory outside the work dir.
+TEST_CASE("a placeholder is not made through a symlink swapped in after the planning", "[mounts]") {
+  Scratch s;
+  const fs::path w = s.dir / "work";
+  const fs::path v = s.dir / "victim";
+  fs::create_directories(w / ".git");
+  fs::create_directories(v);
+  Policy p = policy_for(w);
+  p.filesystem.deny_write = {(w / ".git/hooks").string()};
+  {
+    MountPlan plan = prepare_mount_plan(p, test_identity(), Placeholders::later);
+    fs::rename(w / ".git", w / ".git.real");
+    fs::create_directory_symlink(v, w / ".git");
+    CHECK_THROWS_WITH(create_placeholders(plan), Catch::Contains("replaced by a symlink"));
+  }
+  CHECK(fs::is_empty(v));
+  CHECK(fs::is_empty(w / ".git.real"));
+}
+
 TEST_CASE("a writable path reached through a symlink planted in a writable area is refused",
           "[mounts]") {
   Scratch s;
