@@ -49,6 +49,10 @@ void LaunchCpuPin::move_to(const cpu_set_t& cpus) noexcept {
 LaunchCpuPin::BlockAllSignals::BlockAllSignals() noexcept {
   sigset_t all;
   sigfillset(&all);
+  // Not those a fault raises in the thread itself: blocked, the kernel
+  // would reset their handler first, and an embedder's crash handler would
+  // never run.
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, sig);
   (void)pthread_sigmask(SIG_SETMASK, &all, &saved);
 }
 

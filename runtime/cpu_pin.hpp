@@ -59,9 +59,10 @@ class LaunchCpuPin {
   template <class Work>
   auto beside(Work&& work) const -> std::future<std::invoke_result_t<Work>> {
     if (!side_threads()) return {};
-    // Started with every signal blocked (it inherits this thread's mask
-    // while it is made): a signal for the process goes to the launching
-    // thread, which routes it (SignalRouting) once the sandbox starts.
+    // Started with every signal blocked but those a fault raises (it
+    // inherits this thread's mask while it is made): a signal for the
+    // process goes to the launching thread, which routes it
+    // (SignalRouting) once the sandbox starts.
     const BlockAllSignals blocked;
     try {
       // On another CPU than this thread's: started beside it, the scheduler

@@ -11,6 +11,7 @@
 #include <sbx/error.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -183,7 +184,7 @@ Error changed_during_start(const std::string& path) {
                "work dir (another sandbox running there?)");
 }
 
-void hold_placeholder(MountPlanData& data, const std::string& path, bool is_dir) {
+void hold_placeholder(MountPlanData& data, const std::string& path) {
   const auto vanished = [&] {
     return Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
                              "using the same directory ended)",
@@ -197,7 +198,9 @@ void hold_placeholder(MountPlanData& data, const std::string& path, bool is_dir)
     if (errno == ENOENT) throw vanished();
     return;  // unreachable: not this user's placeholder
   }
-  int fd = open_placeholder(parent.get(), name, is_dir);
+  // Either type: another run's plan may have wanted a file where this one
+  // wants a directory; what is there is what protects the path.
+  int fd = open_placeholder(parent.get(), name, false);
   if (fd < 0) {
     if (errno == ENOENT) throw vanished();
     return;  // unreadable: not this user's placeholder
@@ -212,8 +215,11 @@ void hold_placeholder(MountPlanData& data, const std::string& path, bool is_dir)
   struct stat st {};
   const auto same = [&](const Placeholder& h) { return h.dev == st.st_dev && h.ino == st.st_ino; };
   if (::fstat(fd, &st) != 0 || std::any_of(data.held.begin(), data.held.end(), same) ||
-      std::any_of(data.placeholders.begin(), data.placeholders.end(), same)) {
-    ::close(fd);  // held already (e.g. .claude, walked through for each entry below it)
+      std::any_of(data.placeholders.begin(), data.placeholders.end(), same) ||
+      !(S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0))) {
+    // Held already (e.g. .claude, walked through for each entry below it),
+    // or not what a placeholder is (an empty file or a directory).
+    ::close(fd);
     return;
   }
   // The exclusive lock of a run removing it lasts one unlink: retry a
@@ -238,7 +244,12 @@ void hold_placeholder(MountPlanData& data, const std::string& path, bool is_dir)
     ::close(fd);
     throw vanished();
   }
-  data.held.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
+  try {
+    data.held.push_back({path, st.st_dev, st.st_ino, S_ISDIR(st.st_mode), fd});
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
 }
 
 void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) {
@@ -258,7 +269,10 @@ void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) 
     if (errno == ELOOP) throw changed_during_start(path);
     throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
   }
-  const std::string tmp = fmt::format("{}.sbx-new-{}", name, ::getpid());
+  // Unique within the process too (an embedder may start two at once).
+  static std::atomic<unsigned> made{0};
+  const std::string tmp = fmt::format("{}.sbx-new-{}-{}", name, ::getpid(), made++);
+  data.placeholders.reserve(data.placeholders.size() + 1);  // recorded below without a throw
   int fd = is_dir ? ::mkdirat(dir.get(), tmp.c_str(), 0755)
                   : ::openat(dir.get(), tmp.c_str(),
                              O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -270,7 +284,9 @@ void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) 
     fd = ::openat(dir.get(), tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   struct stat st {};
   int err = 0;
-  if (fd < 0 || ::flock(fd, LOCK_SH) != 0 || ::fstat(fd, &st) != 0) err = errno;
+  // Not blocking: nobody else has a reason to lock a name just made, and a
+  // sandbox sharing the work dir could lock it first and stall the start.
+  if (fd < 0 || ::flock(fd, LOCK_SH | LOCK_NB) != 0 || ::fstat(fd, &st) != 0) err = errno;
   if (err == 0) {
     (void)::fsetxattr(fd, kPlaceholderXattr, "1", 1, 0);
     // Root creates it as root; a work dir of another owner gets its own.
@@ -283,10 +299,12 @@ void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) 
     if (fd >= 0) ::close(fd);
     (void)::unlinkat(dir.get(), tmp.c_str(), is_dir ? AT_REMOVEDIR : 0);
     if (err == EEXIST) {  // another sbx made it meanwhile: protect that one
-      hold_placeholder(data, path, is_dir);
+      hold_placeholder(data, path);
       return;
     }
-    throw Error(fmt::format("cannot create the placeholder {}: {}", path, std::strerror(err)));
+    throw Error(fmt::format(
+        "cannot create the placeholder {}: {}", path,
+        err == EWOULDBLOCK ? "another process locked it as it was made" : std::strerror(err)));
   }
   data.placeholders.push_back({path, st.st_dev, st.st_ino, is_dir, fd});
 }
@@ -517,18 +535,31 @@ struct Planner {
           return;
         // Missing because this plan's own placeholder is not made yet
         // (Placeholders::later): protected already.
-        if (std::any_of(data.pending.begin(), data.pending.end(),
-                        [&](const PendingPlaceholder& p) { return p.path == candidate; }))
-          return;
-        // Mask the first missing component: nothing can be created below it.
-        pin_ancestors(*root, candidate);
-        add_placeholder(candidate, !last);
-        if (!last) sealed_dirs.push_back(candidate);
-        MountOp op;
-        op.kind = MountKind::protect;
-        op.target = candidate;
-        op.target_is_dir = !last;
-        add(std::move(op));
+        const auto pending =
+            std::find_if(data.pending.begin(), data.pending.end(),
+                         [&](const PendingPlaceholder& p) { return p.path == candidate; });
+        const bool is_dir = pending != data.pending.end() ? pending->is_dir : !last;
+        if (pending == data.pending.end()) {
+          // Mask the first missing component: nothing can be created below it.
+          pin_ancestors(*root, candidate);
+          add_placeholder(candidate, is_dir);
+          if (is_dir) sealed_dirs.push_back(candidate);
+          MountOp op;
+          op.kind = MountKind::protect;
+          op.target = candidate;
+          op.target_is_dir = is_dir;
+          add(std::move(op));
+        }
+        // Inside, the placeholder directory exists: a ".." right after it
+        // (a link to `.claude/../payload`) leads out of it again, to a path
+        // that needs protecting too. Any other name below it cannot be
+        // created, and the kernel's lookup stops there.
+        std::size_t next = k + 1;
+        while (next < parts.size() && parts[next] == ".") ++next;
+        if (is_dir && next < parts.size() && parts[next] == "..") {
+          resolved = candidate;
+          continue;
+        }
         return;
       }
       if (S_ISLNK(st.st_mode)) {
@@ -561,6 +592,9 @@ struct Planner {
         if (root == nullptr || within_any(resolved, masked_dirs) ||
             !pinned.insert(candidate).second)
           return;
+        // Another run's file placeholder: held, or its removal would detach
+        // the pin and let a directory be made in its place.
+        if (S_ISREG(st.st_mode) && st.st_size == 0) hold_placeholder(data, candidate);
         pin_ancestors(*root, candidate);
         MountOp op;
         op.kind = MountKind::pin;
@@ -573,7 +607,7 @@ struct Planner {
       // held, so its creator leaves it to the last run using it.
       if (!last && S_ISDIR(st.st_mode)) {
         const std::string* root = innermost_root(candidate, writable);
-        if (root != nullptr && *root != candidate) hold_placeholder(data, candidate, true);
+        if (root != nullptr && *root != candidate) hold_placeholder(data, candidate);
       }
       resolved = candidate;
     }
@@ -583,7 +617,7 @@ struct Planner {
     struct stat st {};
     ::stat(resolved.c_str(), &st);
     if ((S_ISREG(st.st_mode) && st.st_size == 0) || S_ISDIR(st.st_mode))
-      hold_placeholder(data, resolved, S_ISDIR(st.st_mode));
+      hold_placeholder(data, resolved);
     MountOp op;
     op.kind = MountKind::protect;
     op.target = resolved;

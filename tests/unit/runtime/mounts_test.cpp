@@ -6,9 +6,11 @@
 #include <grp.h>
 #include <linux/securebits.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -315,6 +317,84 @@ TEST_CASE("a placeholder is not made through a symlink swapped in after the plan
   }
   CHECK(fs::is_empty(v));
   CHECK(fs::is_empty(w / ".git.real"));
+}
+
+// A link whose target goes into a missing directory and out again
+// (`tools -> .claude/../payload`): inside, the placeholder for `.claude`
+// exists, so `tools/x` is `payload/x`, which must be protected too, in
+// whichever order the entries come (the placeholder made, or only decided).
+TEST_CASE("a link through a placeholder directory and out again (..) is protected", "[mounts]") {
+  for (bool tools_first : {false, true}) {
+    for (Placeholders when : {Placeholders::now, Placeholders::later}) {
+      INFO("tools/x first: " << tools_first << ", later: " << (when == Placeholders::later));
+      Scratch s;
+      const fs::path w = s.dir / "work";
+      fs::create_directories(w);
+      fs::create_directory_symlink(".claude/../payload", w / "tools");
+      Policy p = policy_for(w);
+      p.filesystem.deny_write = {(w / ".claude/commands").string(), (w / "tools/x").string()};
+      if (tools_first) std::swap(p.filesystem.deny_write[0], p.filesystem.deny_write[1]);
+      MountPlan plan = prepare_mount_plan(p, test_identity(), when);
+      std::size_t claude = 0, payload = 0;
+      for (const auto& op : plan.data().ops) {
+        if (op.target == (w / ".claude").string() && op.kind == MountKind::protect) ++claude;
+        if (op.target == (w / "payload").string() && op.kind == MountKind::protect) ++payload;
+      }
+      CHECK(claude == 1);
+      CHECK(payload == 1);
+    }
+  }
+}
+
+// Another run's placeholder (marked, empty) where this run finds it: held
+// (a shared flock for the run), so that run's end cannot remove it and
+// detach this run's mount on it -- also a file where this plan has a
+// directory on its way, or wanted one.
+TEST_CASE("another run's placeholder of either type is held", "[mounts]") {
+  // The other run: its placeholder, marked and under its shared lock.
+  const auto other_run = [](const fs::path& f) {
+    std::ofstream(f).flush();
+    REQUIRE(::setxattr(f.c_str(), "user.sbx.placeholder", "1", 1, 0) == 0);
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_SH) == 0);
+    return fd;
+  };
+  const auto held = [](const MountPlan& plan, const fs::path& f) {
+    for (const auto& h : plan.data().held)
+      if (h.path == f.string()) return !h.is_dir && h.fd >= 0;
+    return false;
+  };
+  Scratch s;
+  const fs::path w = s.dir / "work";
+  fs::create_directories(w);
+  Policy p = policy_for(w);
+  p.filesystem.deny_write = {(w / ".claude/commands").string()};
+  {
+    // A file on the way (the other run protected `.claude` itself).
+    const int other = other_run(w / ".claude");
+    {
+      MountPlan plan = prepare_mount_plan(p, test_identity());
+      CHECK(held(plan, w / ".claude"));
+    }
+    CHECK(fs::exists(w / ".claude"));  // the other run, still there, removes it
+    ::close(other);
+    fs::remove(w / ".claude");
+  }
+  {
+    // Made by the other run between this run's planning and its making.
+    MountPlan plan = prepare_mount_plan(p, test_identity(), Placeholders::later);
+    const int other = other_run(w / ".claude");
+    create_placeholders(plan);
+    CHECK(held(plan, w / ".claude"));
+    CHECK(plan.data().placeholders.empty());
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(w)) left.push_back(e.path().filename().string());
+    CHECK(left == std::vector<std::string>{".claude"});  // no temporary name
+    ::close(other);
+  }
+  // This run ended last: it removed the other's placeholder it held.
+  CHECK_FALSE(fs::exists(w / ".claude"));
 }
 
 TEST_CASE("a writable path reached through a symlink planted in a writable area is refused",
