@@ -95,5 +95,26 @@ done
 hostgit status >/dev/null 2>&1
 [[ -z $(ls -A "$M") ]] || fail "strict: the host's git ran code the sandbox planted: $(ls -A "$M")"
 pass "strict (worktree gitfile): the gitfile stays, and git on the host runs nothing the sandbox planted"
+# --- D: a link into a missing directory and out again -----------------------
+# `.vscode -> .claude/../vsc`: inside, `.claude` exists (its placeholder), so
+# the link reaches `vsc`, which the host's editor reads as `.vscode` once the
+# user's own `.claude` exists. It is protected like `.vscode` itself.
+D=$(scratch)
+cd "$D" || fail "cd"
+ln -s .claude/../vsc .vscode
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t through_link sh -c "mkdir -p .vscode; echo {} > .vscode/tasks.json"
+  t at_target sh -c "mkdir -p vsc; echo {} > vsc/tasks.json"
+  t ok sh -c "echo fine > notes.txt"' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (.vscode -> .claude/../vsc): attempts ran"
+for l in through_link at_target; do
+  expect_res "$l" "rc[1-9][0-9]*" "strict (.vscode -> .claude/../vsc): $l is refused"
+done
+expect_res ok rc0 "strict (.vscode -> .claude/../vsc): ordinary files are writable"
+[[ -L .vscode && ! -e vsc && ! -e .claude ]] ||
+  fail "strict: vsc/tasks.json reached through the link, or a placeholder left: $(ls -laR 2>&1)"
+pass "strict (.vscode -> .claude/../vsc): nothing lands behind the link on the host"
 cd "$M" || fail "cd"
 esc_done "12 (agent files behind symlinks)"
