@@ -184,6 +184,13 @@ Error changed_during_start(const std::string& path) {
                "work dir (another sandbox running there?)");
 }
 
+// A path to protect may be another sbx run's placeholder (two sandboxes
+// in one work dir, or sharing ~/.claude): marked with kPlaceholderXattr.
+// Its creator removing it would detach this sandbox's mount on it (an
+// unlink or rmdir on the host does that in every namespace), and the
+// command could then create it. So this run holds a shared flock on it; a
+// placeholder is removed only under an exclusive one, by whichever run
+// ends last (remove_placeholders).
 void hold_placeholder(MountPlanData& data, const std::string& path) {
   const auto vanished = [&] {
     return Error(fmt::format("{} was removed while this sandbox was being set up (another sbx "
