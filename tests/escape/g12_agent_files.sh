@@ -231,6 +231,40 @@ expect_rc 0 "strict (two in one dir, F): the second sandbox ran and ended"
 [[ -e .mcp.json && -d .git ]] || e_fail "(F) the second sandbox removed the first one's placeholders"
 touch second-gone
 expect_planted_nothing F
+
+# K: the other run's placeholder is of the other type. A run protecting
+# `.claude` itself makes it an empty FILE; strict, in the same dir, finds
+# that file on its way to .claude/commands and pins it. It must hold it
+# too: when the first run ends the file stays, and strict's command still
+# cannot make .claude a directory.
+K=$(scratch)
+cd "$K" || fail "cd"
+"$SBX" run --net none --ro "$K/.claude" -- sleep 30 >/dev/null 2>&1 </dev/null &
+other=$!
+await .claude || e_fail "(K) the first sandbox made no .claude placeholder"
+"$SBX" run "${PA[@]}" -- sh -c '
+  touch "$0"
+  i=0; while [ ! -e "$1" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+  t commands sh -c "rm -f .claude; mkdir -p .claude/commands && echo x > .claude/commands/evil.md"
+  t settings sh -c "rm -f .claude; mkdir -p .claude && echo {} > .claude/settings.json"
+  ' k-up k-first-gone >"$O/k.out" 2>&1 </dev/null &
+writer=$!
+await k-up || e_fail "(K) strict did not start: $(cat "$O/k.out")"
+kill -TERM "$other"
+wait "$other" 2>/dev/null
+[[ -f .claude && ! -s .claude ]] ||
+  e_fail "(K) the first sandbox removed the .claude file strict protects: $(ls -la)"
+pass "strict (two in one dir, K): another run's file placeholder on the way stays when that run ends"
+touch k-first-gone
+wait "$writer"
+RC=$?
+OUT=$(cat "$O/k.out")
+expect_rc 0 "strict (two in one dir, K): the sandbox that ended last ran"
+expect_res commands "rc[1-9][0-9]*" "strict (two in one dir, K): .claude cannot become a directory of commands"
+expect_res settings "rc[1-9][0-9]*" "strict (two in one dir, K): .claude cannot become a directory with settings"
+[[ ! -e .claude ]] || fail "strict (two in one dir, K): planted, or the placeholder stayed: $(ls -laR .claude)"
+pass "strict (two in one dir, K): nothing planted, and the last to end removed the placeholder"
 cd "$C" || fail "cd"
 
 # --- H: a repository that moved its hooks (core.hooksPath, as husky and
