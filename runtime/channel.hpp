@@ -36,6 +36,10 @@ enum class MessageKind : int {
   // pid namespace from outside (no exec/attach feature: such a process's
   // parent is not below init). Whoever changes either must change this.
   sandbox_empty = 7,
+  // init -> supervisor, first after the release of an early start
+  // (shared_init.hpp): init has an fd table of its own now, so the
+  // supervisor closes its copies of init's channel ends and join fds.
+  fd_table_own = 8,
 };
 
 struct Message {

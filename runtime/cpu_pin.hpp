@@ -79,11 +79,11 @@ class LaunchCpuPin {
   }
   static constexpr rlim_t kSpareFds = 256;
   const cpu_set_t& caller_set() const { return caller_; }
-  void release() noexcept;  // gives the caller's set back (idempotent)
+  void release() noexcept;                // gives the caller's set back (idempotent)
+  bool side_threads() const;              // what beside() asks
+  cpu_set_t other_cpus() const noexcept;  // the caller's set without the current CPU
 
  private:
-  bool side_threads() const;
-  cpu_set_t other_cpus() const noexcept;                // the caller's set without the current CPU
   static void move_to(const cpu_set_t& cpus) noexcept;  // the calling thread; best effort
   struct BlockAllSignals {                              // in the calling thread, for its lifetime
     BlockAllSignals() noexcept;

@@ -100,6 +100,42 @@ bool hide_from_command(ChildError& err) {
   return true;
 }
 
+bool die_with_supervisor_process(int supervisor_pidfd, ChildError& err) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return err.fail("prctl(PR_SET_PDEATHSIG)", errno);
+  // PDEATHSIG follows the parked thread, which lives as long as sbx; sbx
+  // may have died before it was armed.
+  struct pollfd pfd {};
+  pfd.fd = supervisor_pidfd;
+  pfd.events = POLLIN;
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0)
+    _exit(kExitSbxError);
+  return true;
+}
+
+bool wait_for_release_early(int control_fd, int supervisor_pidfd, ChildError& err) {
+  struct pollfd fds[2] = {{control_fd, POLLIN, 0}, {supervisor_pidfd, POLLIN, 0}};
+  for (;;) {
+    const int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return err.fail("wait for the supervisor", errno);
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) _exit(kExitSbxError);  // sbx gone
+    if (fds[0].revents != 0) break;
+  }
+  return wait_for_release(control_fd, err);
+}
+
+bool take_own_fd_table(ChildError& err) {
+  if (unshare(CLONE_FILES) != 0) return err.fail("unshare(CLONE_FILES)", errno);
+  return true;
+}
+
+bool tell_fd_table_own(int control_fd, ChildError& err) {
+  Message message;
+  message.kind = MessageKind::fd_table_own;
+  if (!send_message(control_fd, message)) return err.fail("tell the supervisor", errno);
+  return true;
+}
+
 bool wait_for_release(int control_fd, ChildError& err) {
   char go = 0;
   const ssize_t got = read_go_byte(control_fd, &go);

@@ -3,6 +3,7 @@
 // worker's (pid 2, the command). Each step is one function named after what
 // it does; the comments say why it is there and why at that point.
 #include <malloc.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,6 +34,7 @@
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/startup_trace.hpp"
 #include "runtime/supervisor.hpp"
+#include "runtime/test_hooks.hpp"
 
 namespace sbx {
 namespace runtime {
@@ -136,29 +138,130 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   return sandbox;
 }
 
+// An early start (shared_init.hpp SharedInit::start_early): init is made
+// before the planning, by the parked thread on another CPU, where init may
+// share the address space and side threads may run. SBX_EARLY_INIT=0 or =1
+// decides instead (to measure it).
+struct EarlyInit {
+  ChannelPair control;
+  ChannelPair exec;
+  UniqueFd supervisor_pidfd;  // init watches it until it has its own fds
+  std::unique_ptr<SharedInit> shared;
+};
+
+bool early_init_wanted(const RunOptions& options, const LaunchCpuPin& cpu_pin) {
+  if (const char* v = std::getenv("SBX_EARLY_INIT"); v != nullptr && *v != '\0')
+    return std::strcmp(v, "1") == 0 && options.share_address_space;
+  return options.share_address_space && cpu_pin.side_threads();
+}
+
+std::optional<EarlyInit> start_init_early(const Policy& policy, const RunOptions& options,
+                                          const LaunchCpuPin& cpu_pin) {
+  if (!early_init_wanted(options, cpu_pin)) return std::nullopt;
+  EarlyInit early;
+  early.control = make_channel();
+  early.exec = make_channel();
+  early.supervisor_pidfd.reset(pidfd_for(getpid()));
+  if (!early.supervisor_pidfd) return std::nullopt;
+  EarlyStart start;
+  start.namespaces = sandbox_namespaces(policy);
+  start.control_fd = early.control.sandbox_end.get();
+  start.exec_fd = early.exec.sandbox_end.get();
+  start.supervisor_pidfd = early.supervisor_pidfd.get();
+  start.init_delay_ms = test_hooks::init_delay_ms ? test_hooks::init_delay_ms() : 0;
+  start.thread_cpus = cpu_pin.other_cpus();
+  early.shared = SharedInit::start_early(start);
+  if (!early.shared) return std::nullopt;
+  return early;
+}
+
+// Released, init takes an fd table of its own and says so first; until then
+// every fd here is also init's, and a channel end closed here would close
+// there.
+void wait_for_own_fd_table(const Sandbox& sandbox) {
+  struct pollfd fds[2] = {{sandbox.control.get(), POLLIN, 0}, {sandbox.pidfd.get(), POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("waiting for sandbox init: {}", std::strerror(errno)));
+    }
+    if (fds[0].revents != 0) {
+      Message message;
+      int fd = -1;
+      const int rc = receive_message(sandbox.control.get(), message, &fd);
+      if (fd >= 0) close(fd);
+      if (rc == 1 && message.kind == MessageKind::fd_table_own) return;
+      if (rc == 1 && message.kind == MessageKind::failure) throw sandbox_step_error(message.error);
+      if (rc < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      throw Error("sandbox init broke off its start (no fd table of its own)");
+    }
+    if (fds[1].revents != 0) throw Error("sandbox init ended during its start");
+  }
+}
+
+// start_sandbox for an early start, from the clone3 made meanwhile; nullopt
+// when it made no init (the usual start then reports why, with its
+// fallbacks for older kernels).
+std::optional<Sandbox> start_sandbox_early(EarlyInit& early, const RunOptions& options,
+                                           const LaunchPlan& plan, cgroups::SandboxCgroup& cgroup,
+                                           FilteredNetwork* network,
+                                           const std::function<void()>& before_release) {
+  early.shared->set_plan(plan);
+  CloneResult child;
+  int error = 0;
+  if (!early.shared->wait_cloned(child, error)) return std::nullopt;
+  if (options.raise_open_file_limit) raise_soft_open_file_limit();
+  Sandbox sandbox;
+  sandbox.shared_init = std::move(early.shared);  // kills and reaps init on a throw below
+  sandbox.init_pid = child.pid;
+  sandbox.pidfd.reset(child.pidfd >= 0 ? child.pidfd : pidfd_for(child.pid));
+  sandbox.control = std::move(early.control.supervisor_end);
+  sandbox.exec = std::move(early.exec.supervisor_end);
+  if (!sandbox.pidfd) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, nullptr, 0);
+    throw Error("this kernel has no pidfd (Linux >= 5.3 needed)", "upgrade the kernel");
+  }
+  write_id_maps(child.pid, plan.identity);
+  before_release();
+  const char go = 'G';
+  if (write(sandbox.control.get(), &go, 1) != 1) {
+    throw Error(fmt::format("cannot release the sandbox: {}", std::strerror(errno)));
+  }
+  wait_for_own_fd_table(sandbox);
+  // Sandbox ends close here: EOF on the exec channel then means execve.
+  early.control.sandbox_end.reset();
+  early.exec.sandbox_end.reset();
+  early.supervisor_pidfd.reset();
+  cgroup.close_join_fds();  // init has its own; sbx needs no way to move tasks
+  if (network != nullptr) {
+    connect_filtered_network(sandbox.control.get(), *network);
+    startup_trace::mark("supervisor: ruleset loaded");
+  }
+  return sandbox;
+}
+
 }  // namespace
 
 // Pid 1 of the sandbox (steps 5 and 6). Holds every capability of user
 // namespace U1, which owns the new mount, net, uts, ipc and pid namespaces.
-[[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
-                               char* worker_stack_top) {
+namespace {
+
+void test_delay(unsigned ms) {
+  if (ms == 0) return;
+  struct timespec delay {
+    static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L
+  };
+  while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+  }
+}
+
+// Init from its release on, whichever way it started.
+[[noreturn]] void run_released_init(const LaunchPlan& plan, int control_fd, int exec_fd,
+                                    char* worker_stack_top) {
   ChildError err;
   int signal_fd = -1;
-  if (plan.test_init_delay_ms != 0) {
-    struct timespec delay {
-      static_cast<time_t>(plan.test_init_delay_ms / 1000),
-          static_cast<long>(plan.test_init_delay_ms % 1000) * 1000000L
-    };
-    while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
-    }
-  }
-  // First the fds: a copy of the supervisor's channel ends here would keep
-  // die_with_supervisor from ever seeing the supervisor gone (a kill -9 of
-  // sbx before PDEATHSIG was armed left init waiting forever).
-  bool ok = keep_only_init_fds(plan, control_fd, exec_fd, err) &&   // not sbx's, not the caller's
-            die_with_supervisor(control_fd, err) &&                 // kill -9 sbx kills us
-            wait_for_release(control_fd, err) &&                    // id maps written
-            become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
+  bool ok = become_sandbox_user(plan.identity, control_fd, err) &&  // root: drop root now
             hide_from_command(err) &&                    // non-dumpable: no ptrace, no /proc/1/fd
             set_hostname(plan, err) &&                   // uts namespace
             set_up_network(plan, control_fd, err) &&     // lo (none); filter sockets (filtered)
@@ -185,6 +288,49 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   }
   close(exec_fd);  // only the worker holds it now: its EOF is the worker's execve
   reap_until_worker_exits(worker, signal_fd, control_fd, plan.serve_sockets);
+}
+
+}  // namespace
+
+[[noreturn]] void sandbox_init(const LaunchPlan& plan, int control_fd, int exec_fd,
+                               char* worker_stack_top) {
+  ChildError err;
+  test_delay(plan.test_init_delay_ms);
+  // First the fds: a copy of the supervisor's channel ends here would keep
+  // die_with_supervisor from ever seeing the supervisor gone (a kill -9 of
+  // sbx before PDEATHSIG was armed left init waiting forever).
+  bool ok = keep_only_init_fds(plan, control_fd, exec_fd, err) &&  // not sbx's, not the caller's
+            die_with_supervisor(control_fd, err) &&                // kill -9 sbx kills us
+            wait_for_release(control_fd, err);                     // id maps written
+  if (!ok) {
+    send_failure(control_fd, err);
+    _exit(kExitSbxError);
+  }
+  run_released_init(plan, control_fd, exec_fd, worker_stack_top);
+}
+
+void init_before_release(int control_fd, int supervisor_pidfd, unsigned delay_ms) {
+  ChildError err;
+  test_delay(delay_ms);
+  bool ok = die_with_supervisor_process(supervisor_pidfd, err) &&  // kill -9 sbx kills us
+            wait_for_release_early(control_fd, supervisor_pidfd, err);
+  if (!ok) {
+    send_failure(control_fd, err);
+    _exit(kExitSbxError);
+  }
+}
+
+[[noreturn]] void sandbox_init_released(const LaunchPlan& plan, int control_fd, int exec_fd,
+                                        char* worker_stack_top) {
+  ChildError err;
+  bool ok = take_own_fd_table(err) &&                              // every fd of the plan exists
+            keep_only_init_fds(plan, control_fd, exec_fd, err) &&  // not sbx's, not the caller's
+            tell_fd_table_own(control_fd, err);                    // sbx may close its fds now
+  if (!ok) {
+    send_failure(control_fd, err);
+    _exit(kExitSbxError);
+  }
+  run_released_init(plan, control_fd, exec_fd, worker_stack_top);
 }
 
 // Pid 2: becomes the command (step 7). Each step takes away something the
@@ -244,17 +390,27 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   };
   std::future<cgroups::SandboxCgroup> cgroup_made;
   if (cgroups::SandboxCgroup::needed(policy.limits)) cgroup_made = cpu_pin.beside(make_cgroup);
-  LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal,
-                                        cpu_pin);  // all allocation
+  // Init made now, beside the planning, where it can be (EarlyInit).
+  std::optional<EarlyInit> early = start_init_early(policy, options, cpu_pin);
+  LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal, cpu_pin,
+                                        early.has_value());  // all allocation
+  if (early) {
+    // Init runs where the parked thread made it: the worker gives the
+    // command the caller's set.
+    plan.restore_cpus = true;
+    plan.caller_cpus = cpu_pin.caller_set();
+  }
   // The placeholders of protected paths that do not exist yet (strict in a
   // repository: ~19, ~0.45 ms here) are made on a second thread from here
   // until init is released, while clone3 builds the namespaces; where no
   // side thread may run, at once. Either way they exist before init mounts
   // on them. If the launch throws before, the future's destructor waits for
   // the thread, and ~MountPlan removes what it made.
-  std::future<void> placeholders_made =
-      cpu_pin.beside([&plan] { create_placeholders(plan.mounts); });
-  if (!placeholders_made.valid()) create_placeholders(plan.mounts);
+  std::future<void> placeholders_made;
+  if (placeholders_pending(plan.mounts)) {
+    placeholders_made = cpu_pin.beside([&plan] { create_placeholders(plan.mounts); });
+    if (!placeholders_made.valid()) create_placeholders(plan.mounts);
+  }
   const auto pass_on_warnings = [&] {
     if (options.on_warning)
       for (const auto& w : cgroup_warnings) options.on_warning(w);
@@ -286,8 +442,15 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
     git_guard.emplace(policy, options);
     startup_trace::mark("run: placeholders made, git guard");
   };
-  Sandbox sandbox = start_sandbox(policy, options, plan, cgroup, network.get(),
-                                  before_release);  // clone3, maps, release
+  std::optional<Sandbox> early_sandbox;
+  if (early) {
+    early_sandbox = start_sandbox_early(*early, options, plan, cgroup, network.get(),
+                                        before_release);  // maps, release
+    early.reset();
+  }
+  Sandbox sandbox = early_sandbox ? std::move(*early_sandbox)
+                                  : start_sandbox(policy, options, plan, cgroup, network.get(),
+                                                  before_release);  // clone3, maps, release
   return supervise(sandbox, {policy, options, plan, terminal, cgroup, signals, network.get(),
                              &cpu_pin, [&plan] { start_placeholder_removal(plan.mounts); }});
 }

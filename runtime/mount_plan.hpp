@@ -46,6 +46,7 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity,
 // the sandbox mounts anything. Throws sbx::Error when one cannot be made
 // (~MountPlan removes those made so far).
 void create_placeholders(MountPlan& plan);
+bool placeholders_pending(const MountPlan& plan);  // any left to create_placeholders
 
 // The fds the plan holds for init (detached trees prepared by the
 // supervisor), at most kMaxPreparedTrees. The vector lives as long as the

@@ -993,4 +993,8 @@ void create_placeholders(MountPlan& plan) {
   for (const auto& p : pending) create_placeholder(data, p);
 }
 
+bool placeholders_pending(const MountPlan& plan) {
+  return !plan.data().pending.empty();
+}
+
 }  // namespace sbx::runtime

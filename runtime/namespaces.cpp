@@ -167,6 +167,23 @@ CloneOutcome clone_sandbox(const CloneRequest& request) {
   return out;
 }
 
+long clone_init_early(std::uint64_t namespaces, const SharedChild& child, int* pidfd) {
+#ifdef SBX_CLONE3_RUN
+  struct clone_args args {};
+  args.flags = namespaces | CLONE_FILES | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+  args.pidfd = reinterpret_cast<std::uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  startup_trace::mark("clone3 (early)");
+  return shared_clone3(&args, child);
+#else
+  (void)namespaces;
+  (void)child;
+  (void)pidfd;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 namespace {
 
 struct WorkerStart {

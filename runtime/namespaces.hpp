@@ -40,6 +40,13 @@ struct CloneOutcome {
 // refuses the namespaces.
 CloneOutcome clone_sandbox(const CloneRequest& request);
 
+// An early start's clone3 (shared_init.hpp SharedInit::start_early), made
+// by the parked thread while the supervisor still plans: init shares the
+// address space and, until it is released, the fd table too (CLONE_FILES:
+// the plan's fds do not exist yet). No fallback: returns the pid (the pidfd
+// through `pidfd`), or -1 with errno, and the caller starts the usual way.
+long clone_init_early(std::uint64_t namespaces, const SharedChild& child, int* pidfd);
+
 // Starts the worker (pid 2) running worker_main(plan, exec_fd), after it
 // closed control_fd. Like posix_spawn: clone(CLONE_VM | CLONE_VFORK) on a
 // stack of its own, so init's address space (a copy of the supervisor's) is

@@ -253,7 +253,7 @@ std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home
 
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
                                const Identity& identity, const HostTerminal& terminal,
-                               const LaunchCpuPin& cpu_pin) {
+                               const LaunchCpuPin& cpu_pin, bool other_cpu_busy) {
   if (options.argv.empty() || options.argv[0].empty()) {
     throw Error("no command to run", "give the command after --: sbx run -- COMMAND [ARGS...]");
   }
@@ -280,9 +280,12 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   startup_trace::mark("plan: begin");
   // The seccomp program depends on the policy alone: where the launch is
   // not pinned to one CPU (LaunchCpuPin::beside) it is compiled on a
-  // second thread beside the mount plan (~0.25 ms of a strict start).
-  std::future<seccomp::Program> seccomp_built =
-      cpu_pin.beside([&policy] { return seccomp::build_program(policy.process); });
+  // second thread beside the mount plan (~0.25 ms of a strict start) --
+  // unless an early start's clone3 has the other CPU (other_cpu_busy): the
+  // two there took longer than the compile here (--net none: 0.2 ms).
+  std::future<seccomp::Program> seccomp_built;
+  if (!other_cpu_busy)
+    seccomp_built = cpu_pin.beside([&policy] { return seccomp::build_program(policy.process); });
   create_agent_state(policy, identity, options.on_warning);  // filesystem.state, before binds
   plan.mounts = prepare_mount_plan(policy, identity, Placeholders::later);  // launch.cpp
   startup_trace::mark("plan: mount plan");
@@ -294,6 +297,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   startup_trace::mark("plan: seccomp program");
   // Null except in the test-only sbx-test-hooks executable (test_hooks.hpp).
   if (test_hooks::break_protections) test_hooks::break_protections(plan, options.on_warning);
+  if (test_hooks::init_delay_ms) plan.test_init_delay_ms = test_hooks::init_delay_ms();
 
   (void)std::snprintf(plan.u2_uid_map, sizeof plan.u2_uid_map, "%u %u 1\n", identity.uid,
                       identity.uid);

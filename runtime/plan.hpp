@@ -36,9 +36,11 @@ std::optional<Policy> hide_in_command_home(const Policy& policy, const Identity&
 // nullopt when there is none.
 std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home);
 
+// other_cpu_busy: an early start's clone3 runs on the other CPU (launch.cpp
+// EarlyInit), so nothing more is sent there.
 LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
                                const Identity& identity, const HostTerminal& terminal,
-                               const LaunchCpuPin& cpu_pin);
+                               const LaunchCpuPin& cpu_pin, bool other_cpu_busy = false);
 
 // Opens /dev/null on any of fds 0-2 that is closed. Otherwise the sync
 // channels could land on 0-2, where the pty's dup2 would overwrite them, and

@@ -22,6 +22,16 @@ bool keep_only_init_fds(const LaunchPlan& plan, int control_fd, int exec_fd, Chi
 void close_cgroup_fds(const LaunchPlan& plan);
 bool die_with_supervisor(int control_fd, ChildError& err);
 bool wait_for_release(int control_fd, ChildError& err);
+// An early start (launch.hpp init_before_release): init shares the
+// supervisor's fd table until released, so no channel end closes when sbx
+// dies; its process's pidfd says so instead.
+bool die_with_supervisor_process(int supervisor_pidfd, ChildError& err);
+bool wait_for_release_early(int control_fd, int supervisor_pidfd, ChildError& err);
+// Released: a copy of the shared fd table of its own (unshare CLONE_FILES),
+// then keep_only_init_fds; tell_fd_table_own lets the supervisor close its
+// copies of init's fds (a channel end it still held would never close).
+bool take_own_fd_table(ChildError& err);
+bool tell_fd_table_own(int control_fd, ChildError& err);
 bool hide_from_command(ChildError& err);
 bool become_sandbox_user(const Identity& identity, int control_fd, ChildError& err);
 bool set_hostname(const LaunchPlan& plan, ChildError& err);

@@ -7,10 +7,13 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <mutex>
 
+#include "runtime/namespaces.hpp"
+#include "runtime/sandbox_steps.hpp"
 #include "runtime/startup_trace.hpp"
 
 namespace sbx::runtime {
@@ -81,8 +84,8 @@ void give_back_shared_slot() {
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
               sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
 
-std::unique_ptr<SharedInit> SharedInit::prepare(const LaunchPlan& plan, int control_fd,
-                                                int exec_fd) noexcept {
+// The slot, the object and its memory; the thread is started by the caller.
+std::unique_ptr<SharedInit> SharedInit::make(int control_fd, int exec_fd) noexcept {
   if (!take_shared_slot()) return nullptr;
   std::unique_ptr<SharedInit> self(new (std::nothrow) SharedInit);
   if (!self) {
@@ -90,7 +93,6 @@ std::unique_ptr<SharedInit> SharedInit::prepare(const LaunchPlan& plan, int cont
     return nullptr;
   }
   self->holds_slot_ = true;
-  self->plan_ = &plan;
   self->control_fd_ = control_fd;
   self->exec_fd_ = exec_fd;
 
@@ -104,35 +106,85 @@ std::unique_ptr<SharedInit> SharedInit::prepare(const LaunchPlan& plan, int cont
       mprotect(base + kGuard + kWorkerStack, kGuard, PROT_NONE) != 0) {
     return nullptr;  // ~SharedInit unmaps
   }
+  return self;
+}
 
-  // The thread whose thread area init borrows. It starts with every signal
-  // blocked that glibc lets a program block (no handler of the embedding
-  // program may run on it; glibc's internal SIGCANCEL/SIGSETXID handlers
-  // use atomics and raw system calls only), records its thread pointer and
-  // parks.
+// The thread whose thread area init borrows. It starts with every signal
+// blocked that glibc lets a program block (no handler of the embedding
+// program may run on it; glibc's internal SIGCANCEL/SIGSETXID handlers use
+// atomics and raw system calls only), on `cpus` where that set is not empty.
+bool SharedInit::start_thread(const cpu_set_t& cpus, void* (*run)(void*)) noexcept {
   pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) return nullptr;
+  if (pthread_attr_init(&attr) != 0) return false;
   pthread_attr_setstacksize(&attr, kParkedThreadStack);
-  // It starts on this CPU, free once we wait below: the scheduler may put
-  // it on another, where a side thread (LaunchCpuPin::beside) keeps it
-  // queued (~0.6 ms of a strict start).
-  cpu_set_t here;
-  CPU_ZERO(&here);
-  const int cpu = sched_getcpu();
-  if (cpu >= 0 && cpu < CPU_SETSIZE) {
-    CPU_SET(cpu, &here);
-    (void)pthread_attr_setaffinity_np(&attr, sizeof here, &here);
-  }
+  if (CPU_COUNT(&cpus) > 0) (void)pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
   sigset_t all, saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  const int rc = pthread_create(&self->thread_, &attr, &SharedInit::park, self.get());
+  const int rc = pthread_create(&thread_, &attr, run, this);
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return nullptr;
-  self->thread_started_ = true;
+  thread_started_ = rc == 0;
+  return thread_started_;
+}
+
+std::unique_ptr<SharedInit> SharedInit::prepare(const LaunchPlan& plan, int control_fd,
+                                                int exec_fd) noexcept {
+  std::unique_ptr<SharedInit> self = make(control_fd, exec_fd);
+  if (!self) return nullptr;
+  self->plan_ = &plan;
+  // The thread starts on this CPU, free once we wait below: the scheduler
+  // may put it on another, where a side thread (LaunchCpuPin::beside) keeps
+  // it queued (~0.6 ms of a strict start). It records its thread pointer
+  // and parks.
+  cpu_set_t here;
+  CPU_ZERO(&here);
+  const int cpu = sched_getcpu();
+  if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &here);
+  if (!self->start_thread(here, &SharedInit::park)) return nullptr;
   while (self->parked_.load(std::memory_order_acquire) == 0) futex_wait(self->parked_, 0);
   return self;
+}
+
+std::unique_ptr<SharedInit> SharedInit::start_early(const EarlyStart& start) noexcept {
+  std::unique_ptr<SharedInit> self = make(start.control_fd, start.exec_fd);
+  if (!self) return nullptr;
+  self->early_ = true;
+  self->start_ = start;
+  if (!self->start_thread(start.thread_cpus, &SharedInit::clone_and_park)) return nullptr;
+  return self;
+}
+
+void* SharedInit::clone_and_park(void* arg) {
+  auto* self = static_cast<SharedInit*>(arg);
+  std::uint64_t tp;
+  asm volatile("movq %%fs:0, %0" : "=r"(tp));
+  self->tls_ = tp;
+  const SharedChild child = self->child();
+  int pidfd = -1;
+  const long pid = clone_init_early(self->start_.namespaces, child, &pidfd);
+  // From here init may run on this thread's thread area: only atomics,
+  // plain members and raw system calls (errno is read only when no init
+  // was made).
+  self->clone_errno_ = pid < 0 ? errno : 0;
+  self->clone_pidfd_ = pidfd;
+  self->clone_pid_ = pid;
+  self->cloned_.store(1, std::memory_order_release);
+  futex_wake(self->cloned_);
+  while (self->released_.load(std::memory_order_acquire) == 0) futex_wait(self->released_, 0);
+  return nullptr;
+}
+
+bool SharedInit::wait_cloned(CloneResult& out, int& error) noexcept {
+  while (cloned_.load(std::memory_order_acquire) == 0) futex_wait(cloned_, 0);
+  if (clone_pid_ <= 0) {
+    error = clone_errno_;
+    return false;
+  }
+  out.pid = static_cast<pid_t>(clone_pid_);
+  out.pidfd = clone_pidfd_;
+  child_taken_ = true;
+  return true;
 }
 
 void* SharedInit::park(void* arg) {
@@ -163,6 +215,13 @@ int SharedInit::entry(void* arg) {
   const auto* self = static_cast<const SharedInit*>(arg);
   startup_trace::mark("init: running");
   char* worker_stack_top = static_cast<char*>(self->mapping_) + kGuard + kWorkerStack;
+  if (self->early_) {
+    // The plan is still being made: only what start_early was given until
+    // released; plan_ is set before the release.
+    init_before_release(self->control_fd_, self->start_.supervisor_pidfd,
+                        self->start_.init_delay_ms);
+    sandbox_init_released(*self->plan_, self->control_fd_, self->exec_fd_, worker_stack_top);
+  }
   sandbox_init(*self->plan_, self->control_fd_, self->exec_fd_, worker_stack_top);
 }
 
@@ -170,6 +229,13 @@ int SharedInit::entry(void* arg) {
 
 std::unique_ptr<SharedInit> SharedInit::prepare(const LaunchPlan&, int, int) noexcept {
   return nullptr;
+}
+std::unique_ptr<SharedInit> SharedInit::start_early(const EarlyStart&) noexcept {
+  return nullptr;
+}
+bool SharedInit::wait_cloned(CloneResult&, int& error) noexcept {
+  error = ENOSYS;
+  return false;
 }
 void* SharedInit::park(void*) {
   return nullptr;
@@ -190,6 +256,25 @@ void SharedInit::release() noexcept {
 }
 
 SharedInit::~SharedInit() {
+  // An early start that did not get as far as the sandbox (the planning
+  // threw): the clone3 may still be under way; init, if made, goes now.
+  if (early_ && thread_started_) {
+    while (cloned_.load(std::memory_order_acquire) == 0) futex_wait(cloned_, 0);
+    if (clone_pid_ > 0 && !child_taken_) {
+      if (clone_pidfd_ >= 0) {
+        syscall(SYS_pidfd_send_signal, clone_pidfd_, SIGKILL, nullptr, 0);
+        siginfo_t info{};
+        while (waitid(P_PIDFD, static_cast<id_t>(clone_pidfd_), &info, WEXITED) < 0 &&
+               errno == EINTR) {
+        }
+        close(clone_pidfd_);
+      } else {
+        kill(static_cast<pid_t>(clone_pid_), SIGKILL);
+        while (waitpid(static_cast<pid_t>(clone_pid_), nullptr, 0) < 0 && errno == EINTR) {
+        }
+      }
+    }
+  }
   if (thread_started_) {
     release();
     pthread_join(thread_, nullptr);

@@ -26,6 +26,8 @@
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstddef>
@@ -36,6 +38,11 @@
 
 namespace sbx::runtime {
 
+struct CloneResult {
+  pid_t pid = -1;
+  int pidfd = -1;
+};
+
 // What clone_sandbox needs to start init sharing the address space.
 struct SharedChild {
   int (*entry)(void*) = nullptr;  // runs on `stack` with `tls` as thread area
@@ -45,6 +52,19 @@ struct SharedChild {
   std::uint64_t tls = 0;
 };
 
+// An early start: init made while the supervisor still plans.
+struct EarlyStart {
+  std::uint64_t namespaces = 0;  // CLONE_NEW* flags
+  int control_fd = -1;           // the sandbox's ends of the channels
+  int exec_fd = -1;
+  // A pidfd of the supervisor's process: until init has its own fd table
+  // it holds every fd of sbx, so no end of a channel ever closes when sbx
+  // dies; init watches this instead.
+  int supervisor_pidfd = -1;
+  unsigned init_delay_ms = 0;  // test builds only (test_hooks.hpp)
+  cpu_set_t thread_cpus{};     // where the parked thread runs clone3
+};
+
 class SharedInit {
  public:
   // nullptr where init cannot share the address space (not x86-64), another
@@ -52,6 +72,24 @@ class SharedInit {
   // caller then clones init as a copy.
   static std::unique_ptr<SharedInit> prepare(const LaunchPlan& plan, int control_fd,
                                              int exec_fd) noexcept;
+  // The early start (docs/launch.md "Start-up time"): the parked thread
+  // itself makes init with clone3, on another CPU, while the caller plans.
+  // The kernel's half a millisecond of new namespaces (most of it the
+  // network namespace) then no longer waits for the planning, nor the
+  // planning for it. Init waits for release without looking at the plan,
+  // which it gets through set_plan(); it shares the supervisor's fd table
+  // until then and takes a copy of its own on release, when every fd of
+  // the plan exists (init_steps.hpp take_own_fd_table). The parked thread
+  // is init's parent thread and lives until init is reaped, so init's
+  // PDEATHSIG keeps its meaning. nullptr like prepare(); init is then
+  // started the usual way.
+  static std::unique_ptr<SharedInit> start_early(const EarlyStart& start) noexcept;
+  // Early start: waits for the clone3. True with init's pid and pidfd in
+  // `out`; false with the errno of a clone3 that made no child.
+  bool wait_cloned(CloneResult& out, int& error) noexcept;
+  // Early start: the plan init reads once released. Before the release.
+  void set_plan(const LaunchPlan& plan) noexcept { plan_ = &plan; }
+  bool early() const { return early_; }
   // Only once init is gone (reaped): releases the parked thread, joins it
   // and unmaps init's stack.
   ~SharedInit();
@@ -67,8 +105,11 @@ class SharedInit {
 
  private:
   SharedInit() = default;
+  static std::unique_ptr<SharedInit> make(int control_fd, int exec_fd) noexcept;
   static int entry(void* self);
   static void* park(void* self);
+  static void* clone_and_park(void* self);
+  bool start_thread(const cpu_set_t& cpus, void* (*run)(void*)) noexcept;
 
   const LaunchPlan* plan_ = nullptr;
   int control_fd_ = -1;
@@ -81,6 +122,14 @@ class SharedInit {
   std::uint64_t tls_ = 0;
   std::atomic<std::uint32_t> parked_{0};
   std::atomic<std::uint32_t> released_{0};
+  // Early start: written by the parked thread before it sets cloned_.
+  bool early_ = false;
+  EarlyStart start_;
+  std::atomic<std::uint32_t> cloned_{0};
+  long clone_pid_ = -1;
+  int clone_errno_ = 0;
+  int clone_pidfd_ = -1;
+  bool child_taken_ = false;  // by wait_cloned; else the destructor kills it
 };
 
 }  // namespace sbx::runtime

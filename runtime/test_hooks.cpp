@@ -5,5 +5,6 @@ namespace sbx::runtime::test_hooks {
 
 BreakProtections break_protections = nullptr;
 ActiveBreakage active_breakage = nullptr;
+InitDelay init_delay_ms = nullptr;
 
 }  // namespace sbx::runtime::test_hooks

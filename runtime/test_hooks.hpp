@@ -25,5 +25,10 @@ extern BreakProtections break_protections;
 using ActiveBreakage = const char* (*)();
 extern ActiveBreakage active_breakage;
 
+// Not a breakage: how long sandbox init sleeps before anything else, so a
+// test can kill sbx before init has armed PDEATHSIG (0: not at all).
+using InitDelay = unsigned (*)();
+extern InitDelay init_delay_ms;
+
 }  // namespace test_hooks
 }  // namespace sbx::runtime

@@ -23,11 +23,6 @@ const char* requested_breakage() {
 }
 
 void break_protections(sbx::runtime::LaunchPlan& plan, const sbx::WarningSink& warn) {
-  // Not a breakage: a slow sandbox init, for races at the start (a kill -9
-  // of sbx before init has armed PDEATHSIG: tests/escape/zz_leftovers.sh).
-  if (const char* delay = std::getenv("SBX_TEST_INIT_DELAY_MS"); delay != nullptr) {
-    plan.test_init_delay_ms = static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
-  }
   const char* what = requested_breakage();
   if (std::strcmp(what, "seccomp") != 0) {
     if (const char* v = std::getenv("SBX_TEST_BREAK"); v != nullptr && *v != '\0') {
@@ -47,6 +42,13 @@ void break_protections(sbx::runtime::LaunchPlan& plan, const sbx::WarningSink& w
   if (warn) warn(loud);
 }
 
+// Not a breakage: a slow sandbox init, for races at the start (a kill -9
+// of sbx before init has armed PDEATHSIG: tests/escape/zz_leftovers.sh).
+unsigned init_delay_ms() {
+  const char* delay = std::getenv("SBX_TEST_INIT_DELAY_MS");
+  return delay == nullptr ? 0 : static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
+}
+
 const char* active_breakage() {
   return requested_breakage();
 }
@@ -55,6 +57,7 @@ const char* active_breakage() {
 [[maybe_unused]] const bool installed = [] {
   sbx::runtime::test_hooks::break_protections = &break_protections;
   sbx::runtime::test_hooks::active_breakage = &active_breakage;
+  sbx::runtime::test_hooks::init_delay_ms = &init_delay_ms;
   return true;
 }();
 

@@ -93,4 +93,45 @@ grep -q '^init=\[\]$' <<<"$out" || fail "/proc/1/cgroup is not empty inside the 
 ! grep -q '/\.\.' <<<"$out" || fail "a cgroup path outside the sandbox shows: $out"
 pass "/proc/1/cgroup reads empty inside; the command's own paths stay inside its namespace"
 
+# The early start (docs/launch.md "Start-up time"): where side threads may
+# run (not pinned: SBX_LAUNCH_PIN=0; two CPUs), init is made by clone3 on
+# the parked thread while sbx still plans, sharing sbx's fd table until it
+# is released. Then it takes a table of its own and keeps only its fds
+# (g03_leaked_fds compares them with sbx's).
+if (($(nproc) >= 2)); then
+  SBX_LAUNCH_PIN=0 SBX_TRACE_STARTUP=1 "$SBX" run --net none -- true 2>"$tmp/trace" </dev/null ||
+    fail "sbx run with the startup trace failed: $(cat "$tmp/trace")"
+  grep -q 'clone3 (early)$' "$tmp/trace" || fail "no early start (clone3 (early) not in the trace): $(cat "$tmp/trace")"
+  pass "init is made while sbx plans (early start)"
+  SBX_EARLY_INIT=0 SBX_LAUNCH_PIN=0 SBX_TRACE_STARTUP=1 "$SBX" run --net none -- true 2>"$tmp/trace" </dev/null ||
+    fail "sbx run with SBX_EARLY_INIT=0 failed: $(cat "$tmp/trace")"
+  grep -q 'clone3$' "$tmp/trace" && ! grep -q 'clone3 (early)' "$tmp/trace" ||
+    fail "SBX_EARLY_INIT=0 should start init after the planning: $(cat "$tmp/trace")"
+  pass "SBX_EARLY_INIT=0: init is made after the planning"
+
+  if is_root; then
+    # kcmp(pid1, pid2, KCMP_FILES): 0 = one fd table.
+    SBX_LAUNCH_PIN=0 start_sandbox --net none
+    python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall(312, int(sys.argv[1]), int(sys.argv[2]), 2, 0, 0))' \
+      "$SBX_PID" "$INIT_PID"
+    rc=$?
+    ((rc != 0)) || fail "init ($INIT_PID) still shares sbx's ($SBX_PID) fd table once running"
+    pass "a running init has an fd table of its own"
+    wait "$SBX_PID" || fail "sbx run --net none -- sleep 3 failed: $(cat "$tmp/err")"
+  fi
+
+  # A planning error after the early clone3: sbx fails as always (exit 125,
+  # the reason and the fix), and the init it made is gone with it.
+  mark="early-init-$$-$RANDOM"
+  SBX_LAUNCH_PIN=0 SBX_TRACE_STARTUP=1 "$SBX" run --rw / -- true "$mark" >/dev/null 2>"$tmp/err" </dev/null
+  rc=$?
+  ((rc == 125)) || fail "a writable / should stop the start with 125, got $rc: $(cat "$tmp/err")"
+  grep -q 'resolves to /' "$tmp/err" || fail "no reason given: $(cat "$tmp/err")"
+  grep -q 'clone3 (early)$' "$tmp/err" || fail "the error came before the early clone3: $(cat "$tmp/err")"
+  sleep 0.2
+  left=$(pgrep -af -- "$mark" || true)
+  [[ -z $left ]] || fail "a process of the failed start is left: $left"
+  pass "a planning error after the early clone3: exit 125, and no init left"
+fi
+
 done_testing
