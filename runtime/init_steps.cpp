@@ -107,7 +107,7 @@ bool die_with_supervisor_process(int supervisor_pidfd, ChildError& err) {
   struct pollfd pfd {};
   pfd.fd = supervisor_pidfd;
   pfd.events = POLLIN;
-  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0)
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0)
     _exit(kExitSbxError);
   return true;
 }
@@ -118,7 +118,9 @@ bool wait_for_release_early(int control_fd, int supervisor_pidfd, ChildError& er
     const int n = poll(fds, 2, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return err.fail("wait for the supervisor", errno);
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) _exit(kExitSbxError);  // sbx gone
+    // sbx gone (or its pidfd is: never while sbx lives, EarlyInit holds it)
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0) _exit(kExitSbxError);
+    if ((fds[0].revents & POLLNVAL) != 0) return err.fail("wait for the supervisor", EBADF);
     if (fds[0].revents != 0) break;
   }
   return wait_for_release(control_fd, err);

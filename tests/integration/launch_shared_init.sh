@@ -110,14 +110,24 @@ if (($(nproc) >= 2)); then
   pass "SBX_EARLY_INIT=0: init is made after the planning"
 
   if is_root; then
-    # kcmp(pid1, pid2, KCMP_FILES): 0 = one fd table.
-    SBX_LAUNCH_PIN=0 start_sandbox --net none
-    python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall(312, int(sys.argv[1]), int(sys.argv[2]), 2, 0, 0))' \
-      "$SBX_PID" "$INIT_PID"
+    # kcmp(pid1, pid2, KCMP_FILES): 0 = one fd table; an error of kcmp
+    # itself fails the test. The run is an early start (its trace says so).
+    SBX_LAUNCH_PIN=0 SBX_TRACE_STARTUP=1 start_sandbox --net none
+    python3 - "$SBX_PID" "$INIT_PID" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.syscall(312, int(sys.argv[1]), int(sys.argv[2]), 2, 0, 0)  # SYS_kcmp, KCMP_FILES
+if rc < 0:
+    print(f"kcmp: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+    sys.exit(2)
+sys.exit(0 if rc == 0 else 1)
+EOF
     rc=$?
-    ((rc != 0)) || fail "init ($INIT_PID) still shares sbx's ($SBX_PID) fd table once running"
-    pass "a running init has an fd table of its own"
+    ((rc != 2)) || fail "kcmp(KCMP_FILES) failed"
+    ((rc == 1)) || fail "init ($INIT_PID) still shares sbx's ($SBX_PID) fd table once running"
     wait "$SBX_PID" || fail "sbx run --net none -- sleep 3 failed: $(cat "$tmp/err")"
+    grep -q 'clone3 (early)$' "$tmp/err" || fail "that run was no early start: $(cat "$tmp/err")"
+    pass "a running init of an early start has an fd table of its own"
   fi
 
   # A planning error after the early clone3: sbx fails as always (exit 125,
