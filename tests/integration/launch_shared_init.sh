@@ -28,18 +28,20 @@ start_sandbox() {
   sleep 0.3  # past the launch: init has hidden itself, the command runs
 }
 
-# kcmp(pid1, pid2, KCMP_VM): 0 = one address space.
-same_vm() {
-  python3 - "$1" "$2" <<'EOF'
+# kcmp(pid1, pid2, TYPE): exit 0 = the same resource, 1 = not, 2 = kcmp
+# failed. TYPE (kcmp(2)): 1 KCMP_VM, 2 KCMP_FILES.
+kcmp_same() { # TYPE PID1 PID2
+  python3 - "$1" "$2" "$3" <<'EOF'
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
-rc = libc.syscall(312, int(sys.argv[1]), int(sys.argv[2]), 1, 0, 0)  # SYS_kcmp, KCMP_VM
+rc = libc.syscall(312, int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[1]), 0, 0)  # SYS_kcmp
 if rc < 0:
     print(f"kcmp: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
     sys.exit(2)
 sys.exit(0 if rc == 0 else 1)
 EOF
 }
+same_vm() { kcmp_same 1 "$1" "$2"; }  # one address space
 
 environ_owner() { stat -c %u "/proc/$1/environ"; }
 
@@ -110,18 +112,10 @@ if (($(nproc) >= 2)); then
   pass "SBX_EARLY_INIT=0: init is made after the planning"
 
   if is_root; then
-    # kcmp(pid1, pid2, KCMP_FILES): 0 = one fd table; an error of kcmp
-    # itself fails the test. The run is an early start (its trace says so).
+    # One fd table or two (an error of kcmp itself fails the test). The run
+    # is an early start (its trace says so).
     SBX_LAUNCH_PIN=0 SBX_TRACE_STARTUP=1 start_sandbox --net none
-    python3 - "$SBX_PID" "$INIT_PID" <<'EOF'
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-rc = libc.syscall(312, int(sys.argv[1]), int(sys.argv[2]), 2, 0, 0)  # SYS_kcmp, KCMP_FILES
-if rc < 0:
-    print(f"kcmp: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
-    sys.exit(2)
-sys.exit(0 if rc == 0 else 1)
-EOF
+    kcmp_same 2 "$SBX_PID" "$INIT_PID"  # KCMP_FILES
     rc=$?
     ((rc != 2)) || fail "kcmp(KCMP_FILES) failed"
     ((rc == 1)) || fail "init ($INIT_PID) still shares sbx's ($SBX_PID) fd table once running"
