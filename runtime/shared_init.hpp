@@ -83,6 +83,15 @@ class SharedInit {
   // is init's parent thread and lives until init is reaped, so init's
   // PDEATHSIG keeps its meaning. nullptr like prepare(); init is then
   // started the usual way.
+  // Limits, both for embedding programs only (the CLI does neither): an
+  // execve by another thread in the microseconds between the clone3 and
+  // init's PR_SET_PDEATHSIG ends the parked thread before the flag is armed,
+  // and init is left waiting for good (the process lives on in the new
+  // program, so its pidfd never says it ended); and
+  // init blocks every signal from its start, so a signal the program
+  // catches and that also reaches init's process group during the planning
+  // (a terminal's ^C) stays pending there and reaches the command at its
+  // start, where before only one sent after SignalRouting did.
   static std::unique_ptr<SharedInit> start_early(const EarlyStart& start) noexcept;
   // Early start: waits for the clone3. True with init's pid and pidfd in
   // `out`; false with the errno of a clone3 that made no child.
