@@ -149,27 +149,28 @@ struct EarlyInit {
   std::unique_ptr<SharedInit> shared;
 };
 
-bool early_init_wanted(const RunOptions& options, const LaunchCpuPin& cpu_pin) {
+// side_threads: LaunchCpuPin::side_threads() of the launch.
+bool early_init_wanted(bool share_address_space, bool side_threads) {
   if (const char* v = std::getenv("SBX_EARLY_INIT"); v != nullptr && *v != '\0')
-    return std::strcmp(v, "1") == 0 && options.share_address_space;
-  return options.share_address_space && cpu_pin.side_threads();
+    return std::strcmp(v, "1") == 0 && share_address_space;
+  return share_address_space && side_threads;
 }
 
-std::optional<EarlyInit> start_init_early(const Policy& policy, const RunOptions& options,
-                                          const LaunchCpuPin& cpu_pin) {
-  if (!early_init_wanted(options, cpu_pin)) return std::nullopt;
+// thread_cpus: where the parked thread runs clone3 (the launching thread's
+// LaunchCpuPin::other_cpus()).
+std::optional<EarlyInit> start_init_early(std::uint64_t namespaces, const cpu_set_t& thread_cpus) {
   EarlyInit early;
   early.control = make_channel();
   early.exec = make_channel();
   early.supervisor_pidfd.reset(pidfd_for(getpid()));
   if (!early.supervisor_pidfd) return std::nullopt;
   EarlyStart start;
-  start.namespaces = sandbox_namespaces(policy);
+  start.namespaces = namespaces;
   start.control_fd = early.control.sandbox_end.get();
   start.exec_fd = early.exec.sandbox_end.get();
   start.supervisor_pidfd = early.supervisor_pidfd.get();
   start.init_delay_ms = test_hooks::init_delay_ms ? test_hooks::init_delay_ms() : 0;
-  start.thread_cpus = cpu_pin.other_cpus();
+  start.thread_cpus = thread_cpus;
   early.shared = SharedInit::start_early(start);
   if (!early.shared) return std::nullopt;
   return early;
@@ -388,13 +389,29 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
         policy.limits, sandbox_id(policy),
         [&cgroup_warnings](const std::string& w) { cgroup_warnings.push_back(w); });
   };
+  // Init made now, beside the planning, where it can be (EarlyInit). With
+  // a cgroup, once the cgroup is: making it can move sbx itself into a leaf
+  // of a delegated cgroup v2 subtree (no internal processes), and init must
+  // be born there, not left in the parent, where it would keep the parent
+  // from passing controllers on (vm.cgroups_early, the delegated user's
+  // first run). `early` is the side thread's until cgroup_made is joined;
+  // declared first, it outlives the thread.
+  const bool early_wanted = early_init_wanted(options.share_address_space, cpu_pin.side_threads());
+  const cpu_set_t elsewhere = cpu_pin.other_cpus();  // of this thread's CPU
+  std::optional<EarlyInit> early;
   std::future<cgroups::SandboxCgroup> cgroup_made;
-  if (cgroups::SandboxCgroup::needed(policy.limits)) cgroup_made = cpu_pin.beside(make_cgroup);
-  // Init made now, beside the planning, where it can be (EarlyInit).
-  std::optional<EarlyInit> early = start_init_early(policy, options, cpu_pin);
+  if (cgroups::SandboxCgroup::needed(policy.limits)) {
+    cgroup_made = cpu_pin.beside([&] {
+      cgroups::SandboxCgroup made = make_cgroup();
+      if (early_wanted) early = start_init_early(sandbox_namespaces(policy), elsewhere);
+      return made;
+    });
+  } else if (early_wanted) {
+    early = start_init_early(sandbox_namespaces(policy), elsewhere);
+  }
   LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal, cpu_pin,
-                                        early.has_value());  // all allocation
-  if (early) {
+                                        early_wanted);  // all allocation
+  if (early_wanted) {
     // Init runs where the parked thread made it: the worker gives the
     // command the caller's set.
     plan.restore_cpus = true;
@@ -410,7 +427,8 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   // removes what it made.
   std::future<void> placeholders_made;
   if (placeholders_pending(plan.mounts)) {
-    if (!early) placeholders_made = cpu_pin.beside([&plan] { create_placeholders(plan.mounts); });
+    if (!early_wanted)
+      placeholders_made = cpu_pin.beside([&plan] { create_placeholders(plan.mounts); });
     if (!placeholders_made.valid()) create_placeholders(plan.mounts);
   }
   const auto pass_on_warnings = [&] {
