@@ -81,15 +81,19 @@ struct Discovery {
 
 // Each returns nullptr and appends a human reason to `why` when it cannot
 // enforce every requested limit; throws nothing on those expected failures.
+// companion (SandboxCgroup::create): a process of sbx's that moves wherever
+// sbx moves itself.
 std::unique_ptr<Backend> create_v2(const LimitsPolicy& limits, const std::string& name,
-                                   const Discovery& d, std::vector<std::string>& why);
+                                   const Discovery& d, std::vector<std::string>& why,
+                                   const Companion& companion = {});
 std::unique_ptr<Backend> create_v1(const LimitsPolicy& limits, const std::string& name,
                                    const Discovery& d, std::vector<std::string>& why);
 
 // Asks the systemd user (or system) manager for a transient scope with
 // Delegate=yes holding this process; true once this process is in it.
 // Without libsystemd at build time it explains that in `why`.
-bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& why);
+bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& why,
+                             const Companion& companion = {});
 
 // Directories that may hold sandbox groups (for stale-group removal).
 std::vector<std::string> v2_parent_dirs(const Discovery& d);

@@ -312,7 +312,7 @@ std::unique_ptr<Backend> try_root(const LimitsPolicy& limits, const std::string&
 // A delegated subtree: this process's own group is writable by us.
 std::unique_ptr<Backend> try_delegated(const LimitsPolicy& limits, const std::string& name,
                                        std::string own, const Needs& needs,
-                                       std::vector<std::string>& why) {
+                                       std::vector<std::string>& why, const Companion& companion) {
   // A supervisor that an earlier sbx left in the leaf: the delegated group is its parent.
   auto slash = own.rfind('/');
   if (slash != std::string::npos && own.substr(slash + 1) == kSupervisorLeaf) own.resize(slash);
@@ -341,6 +341,10 @@ std::unique_ptr<Backend> try_delegated(const LimitsPolicy& limits, const std::st
       std::string leaf = own + "/" + kSupervisorLeaf;
       make_dir(leaf);
       write_text_file(leaf + "/cgroup.procs", std::to_string(::getpid()));
+      // sbx's early init, made before: it goes along (it would stay behind
+      // in own and block it like any other process).
+      if (const pid_t c = companion ? companion() : 0; c > 0)
+        write_text_file(leaf + "/cgroup.procs", std::to_string(c));
       if (auto others = enable_after_move(own, wanted)) {
         why.push_back(fmt::format(
             "the delegated cgroup {} also holds other processes ({}), so it cannot pass "
@@ -359,7 +363,8 @@ std::unique_ptr<Backend> try_delegated(const LimitsPolicy& limits, const std::st
 }  // namespace
 
 std::unique_ptr<Backend> create_v2(const LimitsPolicy& limits, const std::string& name,
-                                   const Discovery& d, std::vector<std::string>& why) {
+                                   const Discovery& d, std::vector<std::string>& why,
+                                   const Companion& companion) {
   auto needs = Needs::from(limits);
   auto mount = d.v2_mount();
   if (!mount) {
@@ -385,7 +390,7 @@ std::unique_ptr<Backend> create_v2(const LimitsPolicy& limits, const std::string
           fmt::format("unprivileged and no delegated cgroup v2 subtree ({} is the root)", *own));
     return nullptr;
   }
-  return try_delegated(limits, name, *own, needs, why);
+  return try_delegated(limits, name, *own, needs, why, companion);
 }
 
 std::vector<std::string> v2_parent_dirs(const Discovery& d) {

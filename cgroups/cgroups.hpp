@@ -9,6 +9,7 @@
 #include <sbx/policy.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,14 +23,22 @@ struct Stats {
   std::uint64_t oom_kills = 0;
 };
 
+// A process that moves with sbx (SandboxCgroup::create).
+using Companion = std::function<pid_t()>;
+
 class SandboxCgroup {
  public:
   // Creates the group and writes every limit before the command starts.
   // Throws sbx::Error when limits.required and they cannot be enforced;
   // otherwise reports the reason and fix through `warn` and returns an
   // inactive group.
+  // companion: a process of sbx's that must move wherever making the group
+  // moves sbx itself (into a leaf of a delegated v2 subtree, for the "no
+  // internal processes" rule, or into a systemd scope): sandbox init when
+  // it was made beside (runtime/shared_init.hpp, the early start). Called
+  // only then, from this thread; returns its pid (waiting for it), or <= 0.
   static SandboxCgroup create(const LimitsPolicy& limits, const std::string& sandbox_id,
-                              const WarningSink& warn);
+                              const WarningSink& warn, const Companion& companion = {});
   // Whether create() makes a group for these limits at all.
   static bool needed(const LimitsPolicy& limits);
   SandboxCgroup(SandboxCgroup&&) noexcept;

@@ -79,7 +79,7 @@ bool SandboxCgroup::needed(const LimitsPolicy& limits) {
 }
 
 SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::string& sandbox_id,
-                                    const WarningSink& warn) {
+                                    const WarningSink& warn, const Companion& companion) {
   SandboxCgroup cg;
   if (!needed(limits)) return cg;  // nothing to enforce: no group at all
 
@@ -89,13 +89,13 @@ SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::strin
   std::string name = group_name(sandbox_id, current_owner());
   std::vector<std::string> why;
   auto d = Discovery::read();
-  auto backend = create_v2(limits, name, d, why);
+  auto backend = create_v2(limits, name, d, why, companion);
   if (!backend && ::geteuid() != 0) {
     // Unprivileged without a usable delegated subtree: ask systemd for a
     // scope with Delegate=yes, move in, and retry the delegated path.
-    if (move_into_systemd_scope(name, why)) {
+    if (move_into_systemd_scope(name, why, companion)) {
       d = Discovery::read();
-      backend = create_v2(limits, name, d, why);
+      backend = create_v2(limits, name, d, why, companion);
     }
   }
   if (!backend) backend = create_v1(limits, name, d, why);

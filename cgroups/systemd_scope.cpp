@@ -92,7 +92,8 @@ bool in_unit(const std::string& unit) {
 
 }  // namespace
 
-bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& why) {
+bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& why,
+                             const Companion& companion) {
   const SdBus& sd = sd_bus_library();
   if (!sd.failure.empty()) {
     why.push_back(
@@ -119,7 +120,12 @@ bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& 
   if (r >= 0) r = sd.message_open_container(msg.get(), 'a', "(sv)");
   if (r >= 0)
     r = sd.message_append(msg.get(), "(sv)", "Description", "s", "sbx sandbox supervisor");
-  if (r >= 0)
+  // sbx's early init, made before, goes along (companion).
+  const pid_t with = r >= 0 && companion ? companion() : 0;
+  if (r >= 0 && with > 0)
+    r = sd.message_append(msg.get(), "(sv)", "PIDs", "au", 2,
+                          static_cast<std::uint32_t>(::getpid()), static_cast<std::uint32_t>(with));
+  else if (r >= 0)
     r = sd.message_append(msg.get(), "(sv)", "PIDs", "au", 1,
                           static_cast<std::uint32_t>(::getpid()));
   // Delegate=yes: systemd leaves the subtree below the scope to us.
@@ -153,7 +159,7 @@ bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& 
 
 #else
 
-bool move_into_systemd_scope(const std::string&, std::vector<std::string>& why) {
+bool move_into_systemd_scope(const std::string&, std::vector<std::string>& why, const Companion&) {
   why.push_back("sbx was built without libsystemd, so it cannot ask systemd for a delegated scope");
   return false;
 }

@@ -100,26 +100,34 @@ bool hide_from_command(ChildError& err) {
   return true;
 }
 
-bool die_with_supervisor_process(int supervisor_pidfd, ChildError& err) {
+namespace {
+// A pidfd that says its process or thread ended (or is itself unusable:
+// never while sbx lives, it holds them). A pollfd with fd -1 never does.
+bool ended(const struct pollfd& p) {
+  return (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+}  // namespace
+
+bool die_with_supervisor_process(int supervisor_pidfd, int parent_thread_pidfd, ChildError& err) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return err.fail("prctl(PR_SET_PDEATHSIG)", errno);
-  // PDEATHSIG follows the parked thread, which lives as long as sbx; sbx
-  // may have died before it was armed.
-  struct pollfd pfd {};
-  pfd.fd = supervisor_pidfd;
-  pfd.events = POLLIN;
-  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0)
-    _exit(kExitSbxError);
+  // PDEATHSIG follows the parked thread, which lives as long as sbx runs
+  // this sandbox; it may have ended before the flag was armed: sbx died,
+  // or another thread's execve ended it (the process then lives on in the
+  // new program, and only the thread's own pidfd says so).
+  struct pollfd fds[2] = {{supervisor_pidfd, POLLIN, 0}, {parent_thread_pidfd, POLLIN, 0}};
+  if (poll(fds, 2, 0) > 0 && (ended(fds[0]) || ended(fds[1]))) _exit(kExitSbxError);
   return true;
 }
 
-bool wait_for_release_early(int control_fd, int supervisor_pidfd, ChildError& err) {
-  struct pollfd fds[2] = {{control_fd, POLLIN, 0}, {supervisor_pidfd, POLLIN, 0}};
+bool wait_for_release_early(int control_fd, int supervisor_pidfd, int parent_thread_pidfd,
+                            ChildError& err) {
+  struct pollfd fds[3] = {
+      {control_fd, POLLIN, 0}, {supervisor_pidfd, POLLIN, 0}, {parent_thread_pidfd, POLLIN, 0}};
   for (;;) {
-    const int n = poll(fds, 2, -1);
+    const int n = poll(fds, 3, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return err.fail("wait for the supervisor", errno);
-    // sbx gone (or its pidfd is: never while sbx lives, EarlyInit holds it)
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0) _exit(kExitSbxError);
+    if (ended(fds[1]) || ended(fds[2])) _exit(kExitSbxError);  // sbx gone
     if ((fds[0].revents & POLLNVAL) != 0) return err.fail("wait for the supervisor", EBADF);
     if (fds[0].revents != 0) break;
   }

@@ -104,12 +104,14 @@ struct LaunchPlan {
 
 // An early start's init (shared_init.hpp SharedInit::start_early), in two
 // halves. Before the release it has only its channel and the supervisor's
-// pidfd (the plan is still being made; every fd of sbx is its fd too):
-// arms PDEATHSIG, waits for the release or the supervisor's end, and
+// pidfd and its parent thread's (the plan is still being made; every fd of
+// sbx is its fd too): arms PDEATHSIG, waits for the release or the
+// supervisor's end, and
 // returns released or _exits. Then, with the plan: takes an fd table of its
 // own, keeps only its fds, tells the supervisor, and goes on as
 // sandbox_init does after its release.
-void init_before_release(int control_fd, int supervisor_pidfd, unsigned delay_ms);
+void init_before_release(int control_fd, int supervisor_pidfd, int parent_thread_pidfd,
+                         unsigned delay_ms);
 [[noreturn]] void sandbox_init_released(const LaunchPlan& plan, int control_fd, int exec_fd,
                                         char* worker_stack_top);
 

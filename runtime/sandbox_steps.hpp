@@ -24,9 +24,12 @@ bool die_with_supervisor(int control_fd, ChildError& err);
 bool wait_for_release(int control_fd, ChildError& err);
 // An early start (launch.hpp init_before_release): init shares the
 // supervisor's fd table until released, so no channel end closes when sbx
-// dies; its process's pidfd says so instead.
-bool die_with_supervisor_process(int supervisor_pidfd, ChildError& err);
-bool wait_for_release_early(int control_fd, int supervisor_pidfd, ChildError& err);
+// dies; its process's pidfd says so instead, and the pidfd of init's parent
+// thread (the parked thread; -1 before Linux 6.9) that this thread ended.
+// Either ending: _exit.
+bool die_with_supervisor_process(int supervisor_pidfd, int parent_thread_pidfd, ChildError& err);
+bool wait_for_release_early(int control_fd, int supervisor_pidfd, int parent_thread_pidfd,
+                            ChildError& err);
 // Released: a copy of the shared fd table of its own (unshare CLONE_FILES),
 // then keep_only_init_fds; tell_fd_table_own lets the supervisor close its
 // copies of init's fds (a channel end it still held would never close).

@@ -1,5 +1,6 @@
 #include "runtime/shared_init.hpp"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -28,6 +29,7 @@ constexpr std::size_t kGuard = 4096;
 constexpr std::size_t kWorkerStack = 512 * 1024;
 constexpr std::size_t kStack = 1024 * 1024;
 constexpr std::size_t kParkedThreadStack = 64 * 1024;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (linux/pidfd.h, 6.9)
 
 [[maybe_unused]] void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t value) {
   // Raw: a spurious return writes errno only on EAGAIN (word changed) or
@@ -161,6 +163,10 @@ void* SharedInit::clone_and_park(void* arg) {
   asm volatile("movq %%fs:0, %0" : "=r"(tp));
   self->tls_ = tp;
   const SharedChild child = self->child();
+  // Init's parent thread is this one: a pidfd of it (PIDFD_THREAD, Linux
+  // 6.9; -1 before) tells init if it ends before PDEATHSIG is armed.
+  self->parent_thread_pidfd_ = static_cast<int>(
+      syscall(SYS_pidfd_open, static_cast<pid_t>(syscall(SYS_gettid)), kPidfdThread));
   int pidfd = -1;
   const long pid = clone_init_early(self->start_.namespaces, child, &pidfd);
   // From here init may run on this thread's thread area: only atomics,
@@ -173,6 +179,11 @@ void* SharedInit::clone_and_park(void* arg) {
   futex_wake(self->cloned_);
   while (self->released_.load(std::memory_order_acquire) == 0) futex_wait(self->released_, 0);
   return nullptr;
+}
+
+pid_t SharedInit::cloned_pid() noexcept {
+  while (cloned_.load(std::memory_order_acquire) == 0) futex_wait(cloned_, 0);
+  return clone_pid_ > 0 ? static_cast<pid_t>(clone_pid_) : -1;
 }
 
 bool SharedInit::wait_cloned(CloneResult& out, int& error) noexcept {
@@ -219,7 +230,7 @@ int SharedInit::entry(void* arg) {
     // The plan is still being made: only what start_early was given until
     // released; plan_ is set before the release.
     init_before_release(self->control_fd_, self->start_.supervisor_pidfd,
-                        self->start_.init_delay_ms);
+                        self->parent_thread_pidfd_, self->start_.init_delay_ms);
     sandbox_init_released(*self->plan_, self->control_fd_, self->exec_fd_, worker_stack_top);
   }
   sandbox_init(*self->plan_, self->control_fd_, self->exec_fd_, worker_stack_top);
@@ -236,6 +247,9 @@ std::unique_ptr<SharedInit> SharedInit::start_early(const EarlyStart&) noexcept 
 bool SharedInit::wait_cloned(CloneResult&, int& error) noexcept {
   error = ENOSYS;
   return false;
+}
+pid_t SharedInit::cloned_pid() noexcept {
+  return -1;
 }
 void* SharedInit::park(void*) {
   return nullptr;
@@ -279,6 +293,7 @@ SharedInit::~SharedInit() {
     release();
     pthread_join(thread_, nullptr);
   }
+  if (parent_thread_pidfd_ >= 0) close(parent_thread_pidfd_);
   if (mapping_ != nullptr) munmap(mapping_, mapping_size_);
   if (holds_slot_) give_back_shared_slot();
 }

@@ -83,19 +83,22 @@ class SharedInit {
   // is init's parent thread and lives until init is reaped, so init's
   // PDEATHSIG keeps its meaning. nullptr like prepare(); init is then
   // started the usual way.
-  // Limits, both for embedding programs only (the CLI does neither): an
-  // execve by another thread in the microseconds between the clone3 and
-  // init's PR_SET_PDEATHSIG ends the parked thread before the flag is armed,
-  // and init is left waiting for good (the process lives on in the new
-  // program, so its pidfd never says it ended); and
-  // init blocks every signal from its start, so a signal the program
-  // catches and that also reaches init's process group during the planning
-  // (a terminal's ^C) stays pending there and reaches the command at its
-  // start, where before only one sent after SignalRouting did.
+  // An execve by another thread of an embedding program before init has
+  // armed PDEATHSIG ends the parked thread while the process lives on:
+  // init sees it through a pidfd of the thread (PIDFD_THREAD, Linux 6.9;
+  // before, such an init would be left waiting). A limit, for embedding
+  // programs only: init blocks every signal from its start, so a signal
+  // the program catches and that also reaches init's process group during
+  // the planning (a terminal's ^C) stays pending there and reaches the
+  // command at its start, where before only one sent after SignalRouting
+  // did.
   static std::unique_ptr<SharedInit> start_early(const EarlyStart& start) noexcept;
   // Early start: waits for the clone3. True with init's pid and pidfd in
   // `out`; false with the errno of a clone3 that made no child.
   bool wait_cloned(CloneResult& out, int& error) noexcept;
+  // Early start: waits for the clone3 and returns init's pid, or -1. Any
+  // thread; takes nothing (the cgroup's creation moves init with sbx).
+  pid_t cloned_pid() noexcept;
   // Early start: the plan init reads once released. Before the release.
   void set_plan(const LaunchPlan& plan) noexcept { plan_ = &plan; }
   bool early() const { return early_; }
@@ -138,7 +141,8 @@ class SharedInit {
   long clone_pid_ = -1;
   int clone_errno_ = 0;
   int clone_pidfd_ = -1;
-  bool child_taken_ = false;  // by wait_cloned; else the destructor kills it
+  int parent_thread_pidfd_ = -1;  // the parked thread's, for init; closed last
+  bool child_taken_ = false;      // by wait_cloned; else the destructor kills it
 };
 
 }  // namespace sbx::runtime

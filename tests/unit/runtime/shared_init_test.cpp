@@ -2,12 +2,20 @@
 // the supervisor's address space, and the dumpable flag given back.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
+#include <sbx/error.hpp>
 #include "runtime/launch.hpp"
+#include "runtime/sandbox_steps.hpp"
 #include "runtime/shared_init.hpp"
 
 using namespace sbx::runtime;
@@ -60,4 +68,53 @@ TEST_CASE("the dumpable flag comes back when the shared init is gone", "[shared_
   CHECK(prctl(PR_GET_DUMPABLE) == 0);
   shared.reset();
   CHECK(prctl(PR_GET_DUMPABLE) == 1);
+}
+
+namespace {
+
+// In a child process: die_with_supervisor_process with a pidfd of this
+// (live) process and the given thread pidfd; its exit status.
+int early_init_check_status(int thread_pidfd) {
+  const int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  REQUIRE(self >= 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ChildError err;
+    _exit(die_with_supervisor_process(self, thread_pidfd, err) ? 0 : 3);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  close(self);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+// The early start's init, before its release, ends when its parent thread
+// (the parked thread) has ended, also while the process lives on (another
+// thread's execve ends every other thread), through a pidfd of that thread.
+TEST_CASE("an early init ends when its parent thread has ended", "[shared_init]") {
+  std::atomic<bool> go{false};
+  pid_t tid = 0;
+  std::thread parent([&] {
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    while (!go.load()) usleep(1000);
+  });
+  while (tid == 0) usleep(1000);
+  const int thread_pidfd =
+      static_cast<int>(syscall(SYS_pidfd_open, tid, O_EXCL /* PIDFD_THREAD */));
+  if (thread_pidfd < 0) {
+    go = true;
+    parent.join();
+    WARN("no PIDFD_THREAD (Linux < 6.9): init watches the process only");
+    return;
+  }
+  CHECK(early_init_check_status(thread_pidfd) == 0);  // the thread lives: init goes on
+  go = true;
+  parent.join();
+  CHECK(early_init_check_status(thread_pidfd) == sbx::kExitSbxError);  // it ended: init ends
+  CHECK(early_init_check_status(-1) == 0);  // no thread pidfd: the process decides
+  close(thread_pidfd);
 }
