@@ -74,6 +74,50 @@ void raise_soft_open_file_limit() {
   (void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+// Init made, by either start: the Sandbox that owns it from here (~Sandbox
+// kills and reaps it on a throw), with the supervisor's channel ends.
+// `shared`: init's stack and thread area when it shares this address space;
+// they go only once it is reaped.
+Sandbox adopt_init(pid_t pid, int pidfd, ChannelPair& control, ChannelPair& exec,
+                   std::unique_ptr<SharedInit> shared, const RunOptions& options) {
+  // Now, not before clone3: the sandbox keeps the caller's limit (nofile
+  // "inherit"; rlimits are per process, also for an init sharing memory),
+  // and the network's sockets below already count against the raised one.
+  if (options.raise_open_file_limit) raise_soft_open_file_limit();
+  Sandbox sandbox;
+  sandbox.shared_init = std::move(shared);
+  sandbox.init_pid = pid;
+  sandbox.pidfd.reset(pidfd >= 0 ? pidfd : pidfd_for(pid));
+  sandbox.control = std::move(control.supervisor_end);
+  sandbox.exec = std::move(exec.supervisor_end);
+  if (!sandbox.pidfd) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    throw Error("this kernel has no pidfd (Linux >= 5.3 needed)", "upgrade the kernel");
+  }
+  return sandbox;
+}
+
+// Step 4: the id maps, what must be done before init mounts anything, and
+// the release.
+void release_init(const Sandbox& sandbox, const LaunchPlan& plan,
+                  const std::function<void()>& before_release) {
+  write_id_maps(sandbox.init_pid, plan.identity);
+  before_release();
+  const char go = 'G';
+  if (write(sandbox.control.get(), &go, 1) != 1) {
+    throw Error(fmt::format("cannot release the sandbox: {}", std::strerror(errno)));
+  }
+}
+
+// Filtered network: init passes its netns sockets out and waits until the
+// ruleset is loaded through them; a failure here kills init (~Sandbox).
+void connect_network(const Sandbox& sandbox, FilteredNetwork* network) {
+  if (network == nullptr) return;
+  connect_filtered_network(sandbox.control.get(), *network);
+  startup_trace::mark("supervisor: ruleset loaded");
+}
+
 // Steps 3 and 4: one clone3 creates every namespace at once; the parent maps
 // the ids and only then releases the child, which until then waits on the
 // control channel (it has no usable uid before the maps exist).
@@ -102,39 +146,14 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
     // The sandbox: from here to execve only async-signal-safe code.
     sandbox_init(plan, control.sandbox_end.get(), exec.sandbox_end.get());
   }
-  // Now, not before clone3: the sandbox keeps the caller's limit (nofile
-  // "inherit"; rlimits are per process, also for an init sharing memory),
-  // and the network's sockets below already count against the raised one.
-  if (options.raise_open_file_limit) raise_soft_open_file_limit();
-  Sandbox sandbox;
-  // Init runs on its stack and thread area: they go only once it is reaped.
-  if (child.shared_memory) sandbox.shared_init = std::move(shared);
-  sandbox.init_pid = child.pid;
-  sandbox.pidfd.reset(child.pidfd >= 0 ? child.pidfd : pidfd_for(child.pid));
-  sandbox.control = std::move(control.supervisor_end);
-  sandbox.exec = std::move(exec.supervisor_end);
-  if (!sandbox.pidfd) {
-    kill(child.pid, SIGKILL);
-    waitpid(child.pid, nullptr, 0);
-    throw Error("this kernel has no pidfd (Linux >= 5.3 needed)", "upgrade the kernel");
-  }
+  Sandbox sandbox = adopt_init(child.pid, child.pidfd, control, exec,
+                               child.shared_memory ? std::move(shared) : nullptr, options);
   // Sandbox ends close here: EOF on the exec channel then means execve.
   control.sandbox_end.reset();
   exec.sandbox_end.reset();
   cgroup.close_join_fds();  // init has its own; sbx needs no way to move tasks
-
-  write_id_maps(child.pid, plan.identity);
-  before_release();
-  const char go = 'G';
-  if (write(sandbox.control.get(), &go, 1) != 1) {
-    throw Error(fmt::format("cannot release the sandbox: {}", std::strerror(errno)));
-  }
-  // Filtered network: init passes its netns sockets out and waits until the
-  // ruleset is loaded through them; a failure here kills init (~Sandbox).
-  if (network != nullptr) {
-    connect_filtered_network(sandbox.control.get(), *network);
-    startup_trace::mark("supervisor: ruleset loaded");
-  }
+  release_init(sandbox, plan, before_release);
+  connect_network(sandbox, network);
   return sandbox;
 }
 
@@ -211,34 +230,16 @@ std::optional<Sandbox> start_sandbox_early(EarlyInit& early, const RunOptions& o
   CloneResult child;
   int error = 0;
   if (!early.shared->wait_cloned(child, error)) return std::nullopt;
-  if (options.raise_open_file_limit) raise_soft_open_file_limit();
-  Sandbox sandbox;
-  sandbox.shared_init = std::move(early.shared);  // kills and reaps init on a throw below
-  sandbox.init_pid = child.pid;
-  sandbox.pidfd.reset(child.pidfd >= 0 ? child.pidfd : pidfd_for(child.pid));
-  sandbox.control = std::move(early.control.supervisor_end);
-  sandbox.exec = std::move(early.exec.supervisor_end);
-  if (!sandbox.pidfd) {
-    kill(child.pid, SIGKILL);
-    waitpid(child.pid, nullptr, 0);
-    throw Error("this kernel has no pidfd (Linux >= 5.3 needed)", "upgrade the kernel");
-  }
-  write_id_maps(child.pid, plan.identity);
-  before_release();
-  const char go = 'G';
-  if (write(sandbox.control.get(), &go, 1) != 1) {
-    throw Error(fmt::format("cannot release the sandbox: {}", std::strerror(errno)));
-  }
+  Sandbox sandbox = adopt_init(child.pid, child.pidfd, early.control, early.exec,
+                               std::move(early.shared), options);
+  release_init(sandbox, plan, before_release);
   wait_for_own_fd_table(sandbox);
   // Sandbox ends close here: EOF on the exec channel then means execve.
   early.control.sandbox_end.reset();
   early.exec.sandbox_end.reset();
   early.supervisor_pidfd.reset();
   cgroup.close_join_fds();  // init has its own; sbx needs no way to move tasks
-  if (network != nullptr) {
-    connect_filtered_network(sandbox.control.get(), *network);
-    startup_trace::mark("supervisor: ruleset loaded");
-  }
+  connect_network(sandbox, network);
   return sandbox;
 }
 
@@ -380,9 +381,9 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   const Policy& policy = adjusted ? *adjusted : given;
   const HostTerminal terminal = inspect_host_terminal();
   // Init made now, beside the planning, where it can be (EarlyInit).
-  const bool early_wanted = early_init_wanted(options.share_address_space, cpu_pin.side_threads());
   std::optional<EarlyInit> early;
-  if (early_wanted) early = start_init_early(sandbox_namespaces(policy), cpu_pin.other_cpus());
+  if (early_init_wanted(options.share_address_space, cpu_pin.side_threads()))
+    early = start_init_early(sandbox_namespaces(policy), cpu_pin.other_cpus());
   // The cgroup, limits set before start. Where the launch is not pinned to
   // one CPU (LaunchCpuPin::beside) it is made on a second thread beside the
   // planning (~0.6 ms of a strict start on cgroup v1). Its warnings are
@@ -404,8 +405,8 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   std::future<cgroups::SandboxCgroup> cgroup_made;
   if (cgroups::SandboxCgroup::needed(policy.limits)) cgroup_made = cpu_pin.beside(make_cgroup);
   LaunchPlan plan = prepare_launch_plan(policy, options, identity, terminal, cpu_pin,
-                                        early_wanted);  // all allocation
-  if (early_wanted) {
+                                        early.has_value());  // all allocation
+  if (early) {
     // Init runs where the parked thread made it: the worker gives the
     // command the caller's set.
     plan.restore_cpus = true;
@@ -421,8 +422,7 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   // removes what it made.
   std::future<void> placeholders_made;
   if (placeholders_pending(plan.mounts)) {
-    if (!early_wanted)
-      placeholders_made = cpu_pin.beside([&plan] { create_placeholders(plan.mounts); });
+    if (!early) placeholders_made = cpu_pin.beside([&plan] { create_placeholders(plan.mounts); });
     if (!placeholders_made.valid()) create_placeholders(plan.mounts);
   }
   const auto pass_on_warnings = [&] {
