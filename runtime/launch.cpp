@@ -228,8 +228,7 @@ std::optional<Sandbox> start_sandbox_early(EarlyInit& early, const RunOptions& o
                                            const std::function<void()>& before_release) {
   early.shared->set_plan(plan);
   CloneResult child;
-  int error = 0;
-  if (!early.shared->wait_cloned(child, error)) return std::nullopt;
+  if (!early.shared->wait_cloned(child)) return std::nullopt;
   Sandbox sandbox = adopt_init(child.pid, child.pidfd, early.control, early.exec,
                                std::move(early.shared), options);
   release_init(sandbox, plan, before_release);

@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 namespace sbx::runtime {
 
@@ -15,6 +18,14 @@ inline int pidfd_signal(int pidfd, int sig) {
 
 inline int pidfd_for(pid_t pid) {
   return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+// SIGKILL to the process and waits until it is reaped (a child of ours).
+inline void kill_and_reap(int pidfd) {
+  pidfd_signal(pidfd, SIGKILL);
+  siginfo_t info{};
+  while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace sbx::runtime

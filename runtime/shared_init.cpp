@@ -8,12 +8,12 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <mutex>
 
 #include "runtime/namespaces.hpp"
+#include "runtime/pidfd.hpp"
 #include "runtime/sandbox_steps.hpp"
 #include "runtime/startup_trace.hpp"
 
@@ -170,9 +170,7 @@ void* SharedInit::clone_and_park(void* arg) {
   int pidfd = -1;
   const long pid = clone_init_early(self->start_.namespaces, child, &pidfd);
   // From here init may run on this thread's thread area: only atomics,
-  // plain members and raw system calls (errno is read only when no init
-  // was made).
-  self->clone_errno_ = pid < 0 ? errno : 0;
+  // plain members and raw system calls.
   self->clone_pidfd_ = pidfd;
   self->clone_pid_ = pid;
   self->cloned_.store(1, std::memory_order_release);
@@ -186,12 +184,8 @@ pid_t SharedInit::cloned_pid() noexcept {
   return clone_pid_ > 0 ? static_cast<pid_t>(clone_pid_) : -1;
 }
 
-bool SharedInit::wait_cloned(CloneResult& out, int& error) noexcept {
-  while (cloned_.load(std::memory_order_acquire) == 0) futex_wait(cloned_, 0);
-  if (clone_pid_ <= 0) {
-    error = clone_errno_;
-    return false;
-  }
+bool SharedInit::wait_cloned(CloneResult& out) noexcept {
+  if (cloned_pid() < 0) return false;
   out.pid = static_cast<pid_t>(clone_pid_);
   out.pidfd = clone_pidfd_;
   child_taken_ = true;
@@ -244,8 +238,7 @@ std::unique_ptr<SharedInit> SharedInit::prepare(const LaunchPlan&, int, int) noe
 std::unique_ptr<SharedInit> SharedInit::start_early(const EarlyStart&) noexcept {
   return nullptr;
 }
-bool SharedInit::wait_cloned(CloneResult&, int& error) noexcept {
-  error = ENOSYS;
+bool SharedInit::wait_cloned(CloneResult&) noexcept {
   return false;
 }
 pid_t SharedInit::cloned_pid() noexcept {
@@ -272,22 +265,10 @@ void SharedInit::release() noexcept {
 SharedInit::~SharedInit() {
   // An early start that did not get as far as the sandbox (the planning
   // threw): the clone3 may still be under way; init, if made, goes now.
-  if (early_ && thread_started_) {
-    while (cloned_.load(std::memory_order_acquire) == 0) futex_wait(cloned_, 0);
-    if (clone_pid_ > 0 && !child_taken_) {
-      if (clone_pidfd_ >= 0) {
-        syscall(SYS_pidfd_send_signal, clone_pidfd_, SIGKILL, nullptr, 0);
-        siginfo_t info{};
-        while (waitid(P_PIDFD, static_cast<id_t>(clone_pidfd_), &info, WEXITED) < 0 &&
-               errno == EINTR) {
-        }
-        close(clone_pidfd_);
-      } else {
-        kill(static_cast<pid_t>(clone_pid_), SIGKILL);
-        while (waitpid(static_cast<pid_t>(clone_pid_), nullptr, 0) < 0 && errno == EINTR) {
-        }
-      }
-    }
+  // (CLONE_PIDFD: a clone3 that made init gave its pidfd.)
+  if (early_ && thread_started_ && !child_taken_ && cloned_pid() > 0) {
+    kill_and_reap(clone_pidfd_);
+    close(clone_pidfd_);
   }
   if (thread_started_) {
     release();

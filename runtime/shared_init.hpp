@@ -94,14 +94,13 @@ class SharedInit {
   // did.
   static std::unique_ptr<SharedInit> start_early(const EarlyStart& start) noexcept;
   // Early start: waits for the clone3. True with init's pid and pidfd in
-  // `out`; false with the errno of a clone3 that made no child.
-  bool wait_cloned(CloneResult& out, int& error) noexcept;
+  // `out` (the caller owns init from here); false when it made no init.
+  bool wait_cloned(CloneResult& out) noexcept;
   // Early start: waits for the clone3 and returns init's pid, or -1. Any
   // thread; takes nothing (the cgroup's creation moves init with sbx).
   pid_t cloned_pid() noexcept;
   // Early start: the plan init reads once released. Before the release.
   void set_plan(const LaunchPlan& plan) noexcept { plan_ = &plan; }
-  bool early() const { return early_; }
   // Only once init is gone (reaped): releases the parked thread, joins it
   // and unmaps init's stack.
   ~SharedInit();
@@ -139,7 +138,6 @@ class SharedInit {
   EarlyStart start_;
   std::atomic<std::uint32_t> cloned_{0};
   long clone_pid_ = -1;
-  int clone_errno_ = 0;
   int clone_pidfd_ = -1;
   int parent_thread_pidfd_ = -1;  // the parked thread's, for init; closed last
   bool child_taken_ = false;      // by wait_cloned; else the destructor kills it

@@ -599,10 +599,7 @@ SignalRouting::~SignalRouting() {
 Sandbox::~Sandbox() {
   if (init_pid <= 0 || reaped || !pidfd) return;
   // An exception on the way: nothing of the sandbox may survive it.
-  pidfd_signal(pidfd.get(), SIGKILL);
-  siginfo_t info{};
-  while (waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) < 0 && errno == EINTR) {
-  }
+  kill_and_reap(pidfd.get());
 }
 
 RunResult supervise(Sandbox& sandbox, const SuperviseContext& context) {
