@@ -108,14 +108,13 @@ bool ended(const struct pollfd& p) {
 }
 }  // namespace
 
-bool die_with_supervisor_process(int supervisor_pidfd, int parent_thread_pidfd, ChildError& err) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return err.fail("prctl(PR_SET_PDEATHSIG)", errno);
+bool die_with_supervisor_process(ChildError& err) {
   // PDEATHSIG follows the parked thread, which lives as long as sbx runs
-  // this sandbox; it may have ended before the flag was armed: sbx died,
-  // or another thread's execve ended it (the process then lives on in the
-  // new program, and only the thread's own pidfd says so).
-  struct pollfd fds[2] = {{supervisor_pidfd, POLLIN, 0}, {parent_thread_pidfd, POLLIN, 0}};
-  if (poll(fds, 2, 0) > 0 && (ended(fds[0]) || ended(fds[1]))) _exit(kExitSbxError);
+  // this sandbox. It may have ended before the flag was armed: sbx died, or
+  // another thread's execve ended it (the process then lives on in the new
+  // program, and only the thread's own pidfd says so). The wait for the
+  // release, next, looks at both pidfds first.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return err.fail("prctl(PR_SET_PDEATHSIG)", errno);
   return true;
 }
 

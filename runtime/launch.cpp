@@ -314,8 +314,7 @@ void init_before_release(int control_fd, int supervisor_pidfd, int parent_thread
                          unsigned delay_ms) {
   ChildError err;
   test_delay(delay_ms);
-  bool ok = die_with_supervisor_process(supervisor_pidfd, parent_thread_pidfd,
-                                        err) &&  // kill -9 sbx kills us
+  bool ok = die_with_supervisor_process(err) &&  // kill -9 sbx kills us
             wait_for_release_early(control_fd, supervisor_pidfd, parent_thread_pidfd, err);
   if (!ok) {
     send_failure(control_fd, err);

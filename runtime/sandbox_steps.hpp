@@ -26,8 +26,10 @@ bool wait_for_release(int control_fd, ChildError& err);
 // supervisor's fd table until released, so no channel end closes when sbx
 // dies; its process's pidfd says so instead, and the pidfd of init's parent
 // thread (the parked thread; -1 before Linux 6.9) that this thread ended.
-// Either ending: _exit.
-bool die_with_supervisor_process(int supervisor_pidfd, int parent_thread_pidfd, ChildError& err);
+// die_with_supervisor_process arms PDEATHSIG; wait_for_release_early
+// _exits when either pidfd says its process or thread ended (also before
+// the flag was armed).
+bool die_with_supervisor_process(ChildError& err);
 bool wait_for_release_early(int control_fd, int supervisor_pidfd, int parent_thread_pidfd,
                             ChildError& err);
 // Released: a copy of the shared fd table of its own (unshare CLONE_FILES),

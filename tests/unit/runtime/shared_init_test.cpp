@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,19 +73,28 @@ TEST_CASE("the dumpable flag comes back when the shared init is gone", "[shared_
 
 namespace {
 
-// In a child process: die_with_supervisor_process with a pidfd of this
-// (live) process and the given thread pidfd; its exit status.
+// In a child process: an early init's steps before its release, with a
+// pidfd of this (live) process, the given thread pidfd and a control
+// socket that already holds the release byte; its exit status.
 int early_init_check_status(int thread_pidfd) {
   const int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   REQUIRE(self >= 0);
+  int control[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) == 0);
+  REQUIRE(write(control[0], "G", 1) == 1);
   const pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
     ChildError err;
-    _exit(die_with_supervisor_process(self, thread_pidfd, err) ? 0 : 3);
+    _exit(die_with_supervisor_process(err) &&
+                  wait_for_release_early(control[1], self, thread_pidfd, err)
+              ? 0
+              : 3);
   }
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
+  close(control[0]);
+  close(control[1]);
   close(self);
   REQUIRE(WIFEXITED(status));
   return WEXITSTATUS(status);
