@@ -168,18 +168,22 @@ pass "strict (gitlink): the host's git status runs nothing planted through a new
 # the other's command could plant .mcp.json. Both hold a shared flock on
 # them; the last to end removes them.
 
-# late_writer UP GO OUT: a strict sandbox in the background ($!) that touches
-# UP once it runs, waits (at most 20 s) for GO to appear in the work dir,
-# then tries to plant agent files; its output goes to OUT.
+# late_writer UP GO OUT [ATTEMPTS]: a strict sandbox in the background ($!)
+# that touches UP once it runs, waits (at most 20 s) for GO to appear in the
+# work dir, then tries to plant agent files; its output goes to OUT.
+# ATTEMPTS: shell lines of `t LABEL CMD...` (each prints LABEL=rcN); by
+# default .mcp.json, .vscode/tasks.json and .git/config.
 late_writer() {
+  local attempts=${4:-'
+    t mcp sh -c "echo {} > .mcp.json"
+    t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
+    t git_config sh -c "mkdir -p .git && echo x > .git/config"'}
   "$SBX" run "${PA[@]}" -- sh -c '
     touch "$0"
     i=0; while [ ! -e "$1" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
     t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
-    t mcp sh -c "echo {} > .mcp.json"
-    t vscode sh -c "mkdir -p .vscode && echo {} > .vscode/tasks.json"
-    t git_config sh -c "mkdir -p .git && echo x > .git/config"
-    ' "$1" "$2" >"$3" 2>&1 </dev/null &
+    eval "$2"
+    ' "$1" "$2" "$attempts" >"$3" 2>&1 </dev/null &
 }
 await() { for _ in $(seq 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
 # expect_planted_nothing LABEL: the late writer's output ($O/late.out) shows
@@ -242,13 +246,9 @@ cd "$K" || fail "cd"
 "$SBX" run --net none --ro "$K/.claude" -- sleep 30 >/dev/null 2>&1 </dev/null &
 other=$!
 await .claude || e_fail "(K) the first sandbox made no .claude placeholder"
-"$SBX" run "${PA[@]}" -- sh -c '
-  touch "$0"
-  i=0; while [ ! -e "$1" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
-  t() { l=$1; shift; "$@" >/dev/null 2>&1; echo "$l=rc$?"; }
+late_writer k-up k-first-gone "$O/k.out" '
   t commands sh -c "rm -f .claude; mkdir -p .claude/commands && echo x > .claude/commands/evil.md"
-  t settings sh -c "rm -f .claude; mkdir -p .claude && echo {} > .claude/settings.json"
-  ' k-up k-first-gone >"$O/k.out" 2>&1 </dev/null &
+  t settings sh -c "rm -f .claude; mkdir -p .claude && echo {} > .claude/settings.json"'
 writer=$!
 await k-up || e_fail "(K) strict did not start: $(cat "$O/k.out")"
 kill -TERM "$other"
