@@ -79,7 +79,7 @@ class SharedInit {
   // planning for it. Init waits for release without looking at the plan,
   // which it gets through set_plan(); it shares the supervisor's fd table
   // until then and takes a copy of its own on release, when every fd of
-  // the plan exists (init_steps.hpp take_own_fd_table). The parked thread
+  // the plan exists (sandbox_steps.hpp take_own_fd_table). The parked thread
   // is init's parent thread and lives until init is reaped, so init's
   // PDEATHSIG keeps its meaning. nullptr like prepare(); init is then
   // started the usual way.
