@@ -157,11 +157,23 @@ std::unique_ptr<SharedInit> SharedInit::start_early(const EarlyStart& start) noe
   return self;
 }
 
-void* SharedInit::clone_and_park(void* arg) {
-  auto* self = static_cast<SharedInit*>(arg);
+// The parked thread's first step: its thread pointer, the thread area init
+// borrows (x86-64 TLS ABI: the word at %fs:0 is the thread pointer itself).
+void SharedInit::record_thread_area() noexcept {
   std::uint64_t tp;
   asm volatile("movq %%fs:0, %0" : "=r"(tp));
-  self->tls_ = tp;
+  tls_ = tp;
+}
+
+// Its last: parked until init is gone. It touches no memory of its thread
+// area meanwhile (init owns it): an atomic and raw futex calls.
+void SharedInit::park_until_released() noexcept {
+  while (released_.load(std::memory_order_acquire) == 0) futex_wait(released_, 0);
+}
+
+void* SharedInit::clone_and_park(void* arg) {
+  auto* self = static_cast<SharedInit*>(arg);
+  self->record_thread_area();
   const SharedChild child = self->child();
   // Init's parent thread is this one: a pidfd of it (PIDFD_THREAD, Linux
   // 6.9; -1 before) tells init if it ends before PDEATHSIG is armed.
@@ -175,7 +187,7 @@ void* SharedInit::clone_and_park(void* arg) {
   self->clone_pid_ = pid;
   self->cloned_.store(1, std::memory_order_release);
   futex_wake(self->cloned_);
-  while (self->released_.load(std::memory_order_acquire) == 0) futex_wait(self->released_, 0);
+  self->park_until_released();
   return nullptr;
 }
 
@@ -194,15 +206,10 @@ bool SharedInit::wait_cloned(CloneResult& out) noexcept {
 
 void* SharedInit::park(void* arg) {
   auto* self = static_cast<SharedInit*>(arg);
-  // x86-64 TLS ABI: the word at %fs:0 is the thread pointer itself.
-  std::uint64_t tp;
-  asm volatile("movq %%fs:0, %0" : "=r"(tp));
-  self->tls_ = tp;
+  self->record_thread_area();
   self->parked_.store(1, std::memory_order_release);
   futex_wake(self->parked_);
-  // From here until released this thread touches no memory of its thread
-  // area: init owns it.
-  while (self->released_.load(std::memory_order_acquire) == 0) futex_wait(self->released_, 0);
+  self->park_until_released();
   return nullptr;
 }
 

@@ -120,6 +120,8 @@ class SharedInit {
   static int entry(void* self);
   static void* park(void* self);
   static void* clone_and_park(void* self);
+  void record_thread_area() noexcept;
+  void park_until_released() noexcept;
   bool start_thread(const cpu_set_t& cpus, void* (*run)(void*)) noexcept;
 
   const LaunchPlan* plan_ = nullptr;
