@@ -50,9 +50,12 @@ struct LaunchPlan {
   NetworkMode network = NetworkMode::none;
   std::string hostname;
 
-  // Network "none": a pre-built RTM_NEWLINK "lo up" request (libnl, built in
-  // the supervisor); init only sends these bytes inside the new netns.
+  // A pre-built RTM_NEWLINK "lo up" request (libnl, built in the
+  // supervisor) with lo's large segments; init only sends these bytes inside
+  // the new netns. The fallback, without the segments, is sent when a kernel
+  // refuses them.
   std::vector<unsigned char> loopback_up_request;
+  std::vector<unsigned char> loopback_up_fallback;
   // Network "filtered": `local default dev lo` for IPv4, then IPv6 (rtnetlink
   // bytes), the ports whose egress listeners (every address) and the
   // host_ports whose listeners (127.0.0.1, when not an egress port) init

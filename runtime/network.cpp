@@ -77,7 +77,12 @@ bool netlink_request(const std::vector<unsigned char>& request, const char* what
 }
 
 bool bring_up_loopback(const LaunchPlan& plan, ChildError& err) {
-  return netlink_request(plan.loopback_up_request, "set loopback up", err);
+  // With the large segments first; a kernel whose loopback cannot take them
+  // (before Linux 5.19: EINVAL) gets lo up without them.
+  bool refused = false;
+  if (!netlink_request(plan.loopback_up_request, "set loopback up", err, EINVAL, &refused))
+    return false;
+  return !refused || netlink_request(plan.loopback_up_fallback, "set loopback up", err);
 }
 
 bool send_socket(int control_fd, NetSocket role, std::uint16_t port, int fd, ChildError& err) {
@@ -238,6 +243,29 @@ std::vector<unsigned char> build_loopback_up_request() {
   header->nlmsg_pid = 0;
   const auto* bytes = reinterpret_cast<const unsigned char*>(header);
   return {bytes, bytes + header->nlmsg_len};
+}
+
+std::vector<unsigned char> with_large_loopback_segments(std::vector<unsigned char> request,
+                                                        std::uint32_t segment_bytes) {
+  // Each attribute: an rtattr and a u32, appended to the request's end (its
+  // length is NLMSG_ALIGNed, so the first attribute starts aligned).
+  for (unsigned short type : {kIflaGsoMaxSize, kIflaGsoIpv4MaxSize}) {
+    struct {
+      struct rtattr header;
+      std::uint32_t value;
+    } attribute{};
+    static_assert(sizeof attribute == RTA_LENGTH(4));
+    attribute.header.rta_len = RTA_LENGTH(4);
+    attribute.header.rta_type = type;
+    attribute.value = segment_bytes;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&attribute);
+    request.insert(request.end(), bytes, bytes + sizeof attribute);
+  }
+  struct nlmsghdr header;
+  std::memcpy(&header, request.data(), sizeof header);
+  header.nlmsg_len = static_cast<std::uint32_t>(request.size());
+  std::memcpy(request.data(), &header, sizeof header);
+  return request;
 }
 
 std::vector<unsigned char> build_local_default_route_request(int family) {

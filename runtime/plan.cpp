@@ -263,7 +263,10 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   plan.caller_cpus = cpu_pin.caller_set();
   plan.network = policy.network.mode;
   plan.hostname = policy.process.hostname;
-  if (plan.network != NetworkMode::host) plan.loopback_up_request = build_loopback_up_request();
+  if (plan.network != NetworkMode::host) {
+    plan.loopback_up_fallback = build_loopback_up_request();
+    plan.loopback_up_request = with_large_loopback_segments(plan.loopback_up_fallback);
+  }
   if (plan.network == NetworkMode::filtered) {
     plan.route_requests.push_back(build_local_default_route_request(AF_INET));
     plan.route_requests.push_back(build_local_default_route_request(AF_INET6));

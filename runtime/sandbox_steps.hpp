@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "runtime/child_error.hpp"
@@ -53,6 +54,18 @@ bool block_signals_for_reaping(int* signal_fd, ChildError& err);
 // Supervisor, before clone: the netlink request that sets lo up (libnl) and
 // the `local default dev lo` route (AF_INET / AF_INET6).
 std::vector<unsigned char> build_loopback_up_request();
+inline constexpr unsigned short kIflaGsoMaxSize = 41;      // IFLA_GSO_MAX_SIZE
+inline constexpr unsigned short kIflaGsoIpv4MaxSize = 63;  // IFLA_GSO_IPV4_MAX_SIZE (uapi 6.3)
+// GSO_MAX_SIZE (8 * 65535), what the kernel allows for lo (its tso_max_size).
+inline constexpr std::uint32_t kLoopbackSegmentBytes = 524280;
+// The same request with lo's largest segments raised to 512 KiB for IPv6
+// (IFLA_GSO_MAX_SIZE, Linux 5.19) and IPv4 (IFLA_GSO_IPV4_MAX_SIZE, 6.3;
+// older kernels ignore the attribute): "BIG TCP" on the sandbox's loopback,
+// which carries every connection of the sandbox to the egress proxy. One
+// segment of up to 512 KiB instead of eight of 64 KiB: ~20 % more
+// throughput through the proxy (docs/network.md).
+std::vector<unsigned char> with_large_loopback_segments(
+    std::vector<unsigned char> request, std::uint32_t bytes = kLoopbackSegmentBytes);
 std::vector<unsigned char> build_local_default_route_request(int family);
 std::vector<unsigned char> build_sandbox_address_request();  // 127.0.0.2/32 on lo
 // Filtered mode passes sockets out over control_fd (wait_for_ruleset waits).

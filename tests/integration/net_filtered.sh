@@ -36,6 +36,24 @@ run_sbx "${P[@]}" --allow-cidr "$SBXNET_A/32" -- sh -c \
 expect_rc 0 "TLS with an allowed SNI to an --allow-cidr address"
 expect_out "^$want " "100 MB arrive intact through the egress proxy"
 
+# Upstream too, with lo's large segments (512 KiB, docs/network.md): 64 MB
+# to the TCP echo server and back, checked byte for byte, while both
+# directions of the relay move at once.
+bulk=$(cat "$SBX_SOURCE_DIR/tests/net/bulk.py")
+run_sbx "${P[@]}" --allow-cidr "$SBXNET_A/32" -- "$py" -c "$bulk" segments
+expect_rc 0 "read lo's segment sizes in a filtered sandbox"
+expect_out "^ipv6 524280 ipv4 524280$" "lo takes 512 KiB segments in a filtered sandbox"
+cat >"$D/echo.toml" <<EOF
+extends = "base"
+[network]
+mode = "filtered"
+allow_ports = [7]
+opaque_ports = [7]
+EOF
+run_sbx run --profile "$D/echo.toml" --allow-cidr "$SBXNET_A/32" -- "$py" -c "$bulk" echo "$SBXNET_A" $((64 << 20))
+expect_rc 0 "64 MB through the egress proxy to the echo server and back"
+expect_out "^intact $((64 << 20))$" "64 MB come back intact through both directions of the relay"
+
 run_sbx "${P[@]}" --allow-cidr "$SBXNET_A/32" -- \
   curl -sS --max-time 5 --cacert ca.pem --resolve evil.test:443:$SBXNET_A https://evil.test/
 [[ $RC -ne 0 ]] || fail "a TLS client with SNI evil.test was relayed. Output: $OUT"
