@@ -43,13 +43,7 @@ bulk=$(cat "$SBX_SOURCE_DIR/tests/net/bulk.py")
 run_sbx "${P[@]}" --allow-cidr "$SBXNET_A/32" -- "$py" -c "$bulk" segments
 expect_rc 0 "read lo's segment sizes in a filtered sandbox"
 expect_out "^ipv6 524280 ipv4 524280$" "lo takes 512 KiB segments in a filtered sandbox"
-cat >"$D/echo.toml" <<EOF
-extends = "base"
-[network]
-mode = "filtered"
-allow_ports = [7]
-opaque_ports = [7]
-EOF
+net_fixture_echo_profile "$D/echo.toml"
 run_sbx run --profile "$D/echo.toml" --allow-cidr "$SBXNET_A/32" -- "$py" -c "$bulk" echo "$SBXNET_A" $((64 << 20))
 expect_rc 0 "64 MB through the egress proxy to the echo server and back"
 expect_out "^intact $((64 << 20))$" "64 MB come back intact through both directions of the relay"

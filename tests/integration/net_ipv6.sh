@@ -64,13 +64,7 @@ expect_out "hello from $SBXNET_A6 host=dual.test" "dual.test reached on its AAAA
 
 # 64 MB over IPv6 to the echo server and back, with lo's large segments
 # (IPv6 "BIG TCP"; tests/net/bulk.py).
-cat >"$D/echo.toml" <<EOF
-extends = "base"
-[network]
-mode = "filtered"
-allow_ports = [7]
-opaque_ports = [7]
-EOF
+net_fixture_echo_profile "$D/echo.toml"
 run_sbx run --profile "$D/echo.toml" --allow-cidr "$SBXNET_A6/128" -- \
   "$py" -c "$(cat "$SBX_SOURCE_DIR/tests/net/bulk.py")" echo "$SBXNET_A6" $((64 << 20))
 expect_rc 0 "64 MB over IPv6 through the egress proxy and back"
