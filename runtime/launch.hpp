@@ -51,11 +51,11 @@ struct LaunchPlan {
   std::string hostname;
 
   // A pre-built RTM_NEWLINK "lo up" request (libnl, built in the
-  // supervisor) with lo's large segments; init only sends these bytes inside
-  // the new netns. The fallback, without the segments, is sent when a kernel
-  // refuses them.
+  // supervisor); init only sends these bytes inside the new netns. The same
+  // with lo's large segments is sent first when not empty (Linux 6.4 or
+  // later: large_loopback_segments_safe); the plain one if it is refused.
   std::vector<unsigned char> loopback_up_request;
-  std::vector<unsigned char> loopback_up_fallback;
+  std::vector<unsigned char> loopback_large_segments_request;
   // Network "filtered": `local default dev lo` for IPv4, then IPv6 (rtnetlink
   // bytes), the ports whose egress listeners (every address) and the
   // host_ports whose listeners (127.0.0.1, when not an egress port) init

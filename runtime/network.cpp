@@ -11,6 +11,7 @@
 #include <netlink/msg.h>
 #include <netlink/route/link.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <sbx/error.hpp>
@@ -19,6 +20,7 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -77,12 +79,15 @@ bool netlink_request(const std::vector<unsigned char>& request, const char* what
 }
 
 bool bring_up_loopback(const LaunchPlan& plan, ChildError& err) {
-  // With the large segments first; a kernel whose loopback cannot take them
-  // (before Linux 5.19: EINVAL) gets lo up without them.
-  bool refused = false;
-  if (!netlink_request(plan.loopback_up_request, "set loopback up", err, EINVAL, &refused))
-    return false;
-  return !refused || netlink_request(plan.loopback_up_fallback, "set loopback up", err);
+  // With the large segments first (when planned); on any refusal the plain
+  // request, whose error is the one reported. Before Linux 6.4 a refused
+  // size could leave lo up already (the size was checked after the flags):
+  // setting it up again is harmless.
+  ChildError ignored;
+  if (!plan.loopback_large_segments_request.empty() &&
+      netlink_request(plan.loopback_large_segments_request, "set loopback up", ignored))
+    return true;
+  return netlink_request(plan.loopback_up_request, "set loopback up", err);
 }
 
 bool send_socket(int control_fd, NetSocket role, std::uint16_t port, int fd, ChildError& err) {
@@ -243,6 +248,19 @@ std::vector<unsigned char> build_loopback_up_request() {
   header->nlmsg_pid = 0;
   const auto* bytes = reinterpret_cast<const unsigned char*>(header);
   return {bytes, bytes + header->nlmsg_len};
+}
+
+bool large_loopback_segments_safe(const char* kernel_release) {
+  unsigned major = 0;
+  unsigned minor = 0;
+  if (kernel_release == nullptr || std::sscanf(kernel_release, "%u.%u", &major, &minor) != 2)
+    return false;  // unknown: the plain loopback
+  return major > 6 || (major == 6 && minor >= 4);
+}
+
+bool large_loopback_segments_safe() {
+  struct utsname name {};
+  return ::uname(&name) == 0 && large_loopback_segments_safe(name.release);
 }
 
 std::vector<unsigned char> with_large_loopback_segments(std::vector<unsigned char> request,

@@ -264,8 +264,9 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
   plan.network = policy.network.mode;
   plan.hostname = policy.process.hostname;
   if (plan.network != NetworkMode::host) {
-    plan.loopback_up_fallback = build_loopback_up_request();
-    plan.loopback_up_request = with_large_loopback_segments(plan.loopback_up_fallback);
+    plan.loopback_up_request = build_loopback_up_request();
+    if (large_loopback_segments_safe())
+      plan.loopback_large_segments_request = with_large_loopback_segments(plan.loopback_up_request);
   }
   if (plan.network == NetworkMode::filtered) {
     plan.route_requests.push_back(build_local_default_route_request(AF_INET));

@@ -59,13 +59,21 @@ inline constexpr unsigned short kIflaGsoIpv4MaxSize = 63;  // IFLA_GSO_IPV4_MAX_
 // GSO_MAX_SIZE (8 * 65535), what the kernel allows for lo (its tso_max_size).
 inline constexpr std::uint32_t kLoopbackSegmentBytes = 524280;
 // The same request with lo's largest segments raised to 512 KiB for IPv6
-// (IFLA_GSO_MAX_SIZE, Linux 5.19) and IPv4 (IFLA_GSO_IPV4_MAX_SIZE, 6.3;
-// older kernels ignore the attribute): "BIG TCP" on the sandbox's loopback,
-// which carries every connection of the sandbox to the egress proxy. One
-// segment of up to 512 KiB instead of eight of 64 KiB: ~20 % more
-// throughput through the proxy (docs/network.md).
+// (IFLA_GSO_MAX_SIZE, Linux 5.19) and IPv4 (IFLA_GSO_IPV4_MAX_SIZE, 6.3):
+// "BIG TCP" on the sandbox's loopback, which carries every connection of
+// the sandbox to the egress proxy. One segment of up to 512 KiB instead of
+// eight of 64 KiB: ~20 % more throughput through the proxy
+// (docs/network.md).
 std::vector<unsigned char> with_large_loopback_segments(
     std::vector<unsigned char> request, std::uint32_t bytes = kLoopbackSegmentBytes);
+// Whether a kernel gets the large segments: Linux 6.4 or later. Before,
+// the command could reach CVE-2023-53669 with them (skb_copy_ubufs() and
+// BIG TCP: an out-of-bounds write from MSG_ZEROCOPY of huge pages to a
+// local socket; fixed in 6.4 and in 6.1.28 / 6.2.15 / 6.3.2, which a
+// distribution's version string does not tell). An unparsable release:
+// no.
+bool large_loopback_segments_safe(const char* kernel_release);
+bool large_loopback_segments_safe();  // this kernel (uname)
 std::vector<unsigned char> build_local_default_route_request(int family);
 std::vector<unsigned char> build_sandbox_address_request();  // 127.0.0.2/32 on lo
 // Filtered mode passes sockets out over control_fd (wait_for_ruleset waits).

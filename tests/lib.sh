@@ -71,3 +71,23 @@ need_net_fixture() {
   [[ $rc -eq 77 ]] && skip "$SBXNET_WHY"
   [[ $rc -eq 0 ]] || fail "fake internet: $SBXNET_WHY"
 }
+
+# True when the running kernel is MAJOR.MINOR or later.
+kernel_at_least() {
+  local major minor
+  IFS=. read -r major minor _ <<<"$(uname -r)"
+  minor=${minor%%[!0-9]*}
+  ((major > $1 || (major == $1 && ${minor:-0} >= $2)))
+}
+
+# What tests/net/bulk.py `segments` prints inside a sandbox, as a regex: lo
+# takes 512 KiB segments from Linux 6.4 on (runtime/sandbox_steps.hpp:
+# large_loopback_segments_safe), 64 KiB before (IPv4's attribute is absent
+# before 6.3).
+expected_lo_segments() {
+  if kernel_at_least 6 4; then
+    echo '^ipv6 524280 ipv4 524280$'
+  else
+    echo '^ipv6 65536 ipv4 (65536|absent)$'
+  fi
+}

@@ -285,13 +285,13 @@ net_fixture_ipv6() {
 
 # Run a command inside the fake internet (root only).
 net_fixture_exec() { ip netns exec "$SBXNET_NS" "$@"; }
-# Number of log lines so far; pass it to net_fixture_log_since later.
 # A filtered profile at $1 that allows the TCP echo port 7, uninspected
 # (opaque: the bytes are no TLS or HTTP), to be used with --allow-cidr.
 net_fixture_echo_profile() {
   printf '%s\n' 'extends = "base"' '[network]' 'mode = "filtered"' 'allow_ports = [7]' \
     'opaque_ports = [7]' >"$1"
 }
+# Number of log lines so far; pass it to net_fixture_log_since later.
 net_fixture_mark() { wc -l <"$SBXNET_LOG"; }
 net_fixture_log_since() { tail -n +"$(($1 + 1))" "$SBXNET_LOG"; }
 # True if the DNS server was asked for NAME (since line MARK, default 0).
