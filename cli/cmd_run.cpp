@@ -152,8 +152,9 @@ int run(RunState& s) {
     if (verbose > 0) note(fmt::format("event {} {}", e.type, e.data.dump()));
     if (verbose > 0 && audit::is_blocked(record)) show_blocked(record);
   };
-  // Live control (sbx ps/stop/network, docs/control.md): the name is claimed
-  // before the sandbox exists; a live sandbox of the same name stops this run.
+  // Live control (sbx ps/stop/network, docs/control.md): sbx::run claims the
+  // name while init mounts (LiveController::start), before the command may
+  // start; a live sandbox of the same name stops this run there.
   std::unique_ptr<control::ControlServer> controller;
   try {
     controller = start_control(policy, *recorder, options.on_event);

@@ -22,6 +22,7 @@ std::unique_ptr<control::ControlServer> start_control(const Policy& policy,
   o.on_event = std::move(on_event);
   o.status_extra = [&recorder]() -> nlohmann::json { return {{"blocked", recorder.blocked()}}; };
   o.warn = [](const std::string& w) { warn(w); };
+  o.claim_at_start = true;  // sbx::run claims the name while init mounts
   return std::make_unique<control::ControlServer>(std::move(o));
 }
 

@@ -14,8 +14,10 @@
 
 namespace sbx::cli {
 
-// Claims the sandbox's name (the recorder's), creates its state dir and
-// control socket. Throws sbx::Error (the name is taken by a live sandbox...).
+// The live controller of the sandbox named by the recorder: sbx::run calls
+// its start() while init mounts, which claims the name and creates the
+// state dir and control socket (a live sandbox of that name: sbx::Error,
+// the run stops before its command). Throws sbx::Error for an invalid name.
 std::unique_ptr<control::ControlServer> start_control(const Policy& policy,
                                                       audit::RunRecorder& recorder,
                                                       EventSink on_event);

@@ -105,11 +105,7 @@ struct ControlServer::Impl {
         options.info.sbx_start = self->start;
       }
     }
-    const SandboxInfo& info = options.info;
-    if (!valid_name(info.name)) {
-      throw Error(fmt::format("invalid sandbox name '{}'", info.name),
-                  "use up to 64 letters, digits, '-', '_' and '.' (not starting with '.')");
-    }
+    const SandboxInfo& info = options.info;  // a valid name (the constructor checks)
     for (int attempt = 0;; ++attempt) {
       base = state_base(true);
       std::string tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());
@@ -450,13 +446,23 @@ ControlServer::ControlServer(Options options) : impl_(std::make_unique<Impl>()) 
   if (m.epoll.get() < 0 || m.grace_timer.get() < 0) {
     throw Error(fmt::format("epoll/timerfd (control): {}", std::strerror(errno)));
   }
+  if (!valid_name(m.options.info.name)) {  // at once, even with claim_at_start
+    throw Error(fmt::format("invalid sandbox name '{}'", m.options.info.name),
+                "use up to 64 letters, digits, '-', '_' and '.' (not starting with '.')");
+  }
+  m.epoll_add(m.grace_timer.get());
+  if (!m.options.claim_at_start) start();
+}
+
+void ControlServer::start() {
+  Impl& m = *impl_;
+  if (m.dir_fd.get() >= 0) return;  // claimed already
   m.base = state_base(true);
   clean_stale(m.base);  // also what kill -9'd sbx processes left behind
   m.claim();
   dir_ = m.dir;
   try {
     m.epoll_add(m.listener.get());
-    m.epoll_add(m.grace_timer.get());
   } catch (...) {
     m.remove_state();
     throw;

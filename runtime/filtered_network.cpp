@@ -1286,11 +1286,14 @@ void connect_filtered_network(int control_fd, FilteredNetwork& network) {
     if (message.kind == MessageKind::net_sockets_done) break;
   }
   network.start(control_fd);
+}
+
+void send_go(int control_fd) {
   // Init mounted meanwhile; a failure there (init gone: EPIPE) is in the
   // channel already and the supervisor's loop reports it.
-  const char go = kNetworkReady;
+  const char go = kGoOn;
   if (send(control_fd, &go, 1, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET) {
-    throw Error(fmt::format("cannot release the sandbox's network: {}", std::strerror(errno)));
+    throw Error(fmt::format("cannot let the sandbox go on: {}", std::strerror(errno)));
   }
 }
 

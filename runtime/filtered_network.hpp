@@ -44,15 +44,19 @@ enum class NetSocket : int {
 inline constexpr std::uint16_t kFilterDnsPort = 53;
 inline constexpr std::uint16_t kNflogGroup = 7;
 // Bytes on the control channel, supervisor -> init.
-inline constexpr char kNetworkReady = 'N';   // ruleset loaded: go on
+// The ruleset is loaded (filtered) and the controller has started: init may
+// start the worker (LaunchPlan::wait_for_go).
+inline constexpr char kGoOn = 'N';
 inline constexpr char kSocketRequest = 'S';  // pass out one TCP socket (publish)
 
 class FilteredNetwork;
 
 // Supervisor, right after releasing init: receives init's sockets over the
-// control channel, loads the ruleset and starts the services (start()), then
-// lets init go on. Throws sbx::Error (init's own failure, or the filter's).
+// control channel, loads the ruleset and starts the services (start()).
+// Throws sbx::Error (init's own failure, or the filter's). send_go then
+// lets init go on.
 void connect_filtered_network(int control_fd, FilteredNetwork& network);
+void send_go(int control_fd);
 
 class FilteredNetwork {
  public:

@@ -110,12 +110,34 @@ void release_init(const Sandbox& sandbox, const LaunchPlan& plan,
   }
 }
 
-// Filtered network: init passes its netns sockets out and waits until the
-// ruleset is loaded through them; a failure here kills init (~Sandbox).
-void connect_network(const Sandbox& sandbox, FilteredNetwork* network) {
-  if (network == nullptr) return;
-  connect_filtered_network(sandbox.control.get(), *network);
-  startup_trace::mark("supervisor: ruleset loaded");
+// A test hook's sleep (test_hooks.hpp).
+void test_delay(unsigned ms) {
+  if (ms == 0) return;
+  struct timespec delay {
+    static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L
+  };
+  while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+  }
+}
+
+// While init mounts: the filtered network (init passes its netns sockets
+// out, the ruleset is loaded through them) and the live controller's start
+// (the CLI claims the sandbox's name), then the go that init waits for
+// before its worker (wait_for_go). A throw here kills init (~Sandbox): the
+// command never starts.
+void finish_start(const Sandbox& sandbox, const LaunchPlan& plan, const RunOptions& options,
+                  FilteredNetwork* network) {
+  if (network != nullptr) {
+    connect_filtered_network(sandbox.control.get(), *network);
+    startup_trace::mark("supervisor: ruleset loaded");
+  }
+  if (options.controller != nullptr) {
+    if (test_hooks::controller_start_delay_ms != nullptr)
+      test_delay(test_hooks::controller_start_delay_ms());
+    options.controller->start();
+    startup_trace::mark("supervisor: controller started");
+  }
+  if (plan.wait_for_go) send_go(sandbox.control.get());
 }
 
 // Steps 3 and 4: one clone3 creates every namespace at once; the parent maps
@@ -153,7 +175,7 @@ Sandbox start_sandbox(const Policy& policy, const RunOptions& options, const Lau
   exec.sandbox_end.reset();
   cgroup.close_join_fds();  // init has its own; sbx needs no way to move tasks
   release_init(sandbox, plan, before_release);
-  connect_network(sandbox, network);
+  finish_start(sandbox, plan, options, network);
   return sandbox;
 }
 
@@ -238,7 +260,7 @@ std::optional<Sandbox> start_sandbox_early(EarlyInit& early, const RunOptions& o
   early.exec.sandbox_end.reset();
   early.supervisor_pidfd.reset();
   cgroup.close_join_fds();  // init has its own; sbx needs no way to move tasks
-  connect_network(sandbox, network);
+  finish_start(sandbox, plan, options, network);
   return sandbox;
 }
 
@@ -247,15 +269,6 @@ std::optional<Sandbox> start_sandbox_early(EarlyInit& early, const RunOptions& o
 // Pid 1 of the sandbox (steps 5 and 6). Holds every capability of user
 // namespace U1, which owns the new mount, net, uts, ipc and pid namespaces.
 namespace {
-
-void test_delay(unsigned ms) {
-  if (ms == 0) return;
-  struct timespec delay {
-    static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L
-  };
-  while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
-  }
-}
 
 // Init from its release on, whichever way it started.
 [[noreturn]] void run_released_init(const LaunchPlan& plan, int control_fd, int exec_fd,
@@ -267,7 +280,7 @@ void test_delay(unsigned ms) {
             set_hostname(plan, err) &&                   // uts namespace
             set_up_network(plan, control_fd, err) &&     // lo (none); filter sockets (filtered)
             apply_mount_plan(plan.mounts, err) &&        // new root, pivot_root, chdir
-            wait_for_ruleset(plan, control_fd, err) &&   // filtered: loaded meanwhile
+            wait_for_go(plan, control_fd, err) &&        // ruleset, controller: meanwhile
             leave_host_session(err) &&                   // out of the host's job control
             block_signals_for_reaping(&signal_fd, err);  // before fork: no SIGCHLD lost
   if (!ok) {

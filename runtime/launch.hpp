@@ -65,6 +65,9 @@ struct LaunchPlan {
   std::vector<std::uint16_t> egress_ports;
   std::vector<std::uint16_t> host_ports;
   bool serve_sockets = false;  // --publish: init hands out sockets of the netns
+  // Init waits for the supervisor's go before its worker (wait_for_go):
+  // network "filtered" (the ruleset) or a live controller (its start()).
+  bool wait_for_go = false;
 
   MountPlan mounts;
   LandlockPlan landlock;

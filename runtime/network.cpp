@@ -212,19 +212,19 @@ bool set_up_filtered(const LaunchPlan& plan, int control_fd, ChildError& err) {
   done.kind = MessageKind::net_sockets_done;
   if (!send_message(control_fd, done)) return err.fail("network sockets done", errno);
   // The supervisor now loads the ruleset through the passed socket and binds
-  // NFLOG while we mount; wait_for_ruleset holds the command back until then.
+  // NFLOG while we mount; wait_for_go holds the command back until then.
   return true;
 }
 
 }  // namespace
 
-bool wait_for_ruleset(const LaunchPlan& plan, int control_fd, ChildError& err) {
-  if (plan.network != NetworkMode::filtered) return true;
+bool wait_for_go(const LaunchPlan& plan, int control_fd, ChildError& err) {
+  if (!plan.wait_for_go) return true;
   char go = 0;
   const ssize_t got = read_go_byte(control_fd, &go);
   if (got == 0) _exit(kExitSbxError);  // the supervisor gave up (it reports why)
-  if (got != 1 || go != kNetworkReady)
-    return err.fail("wait for the ruleset", got < 0 ? errno : EPROTO);
+  if (got != 1 || go != kGoOn)
+    return err.fail("wait for the supervisor's go", got < 0 ? errno : EPROTO);
   return true;
 }
 

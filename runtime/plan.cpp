@@ -280,6 +280,7 @@ LaunchPlan prepare_launch_plan(const Policy& policy, const RunOptions& options,
     }
     plan.serve_sockets = !policy.network.publish.empty();
   }
+  plan.wait_for_go = plan.network == NetworkMode::filtered || options.controller != nullptr;
 
   startup_trace::mark("plan: begin");
   // The seccomp program depends on the policy alone: where the launch is

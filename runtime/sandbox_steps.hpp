@@ -76,12 +76,13 @@ bool large_loopback_segments_safe(const char* kernel_release);
 bool large_loopback_segments_safe();  // this kernel (uname)
 std::vector<unsigned char> build_local_default_route_request(int family);
 std::vector<unsigned char> build_sandbox_address_request();  // 127.0.0.2/32 on lo
-// Filtered mode passes sockets out over control_fd (wait_for_ruleset waits).
+// Filtered mode passes sockets out over control_fd (wait_for_go waits).
 bool set_up_network(const LaunchPlan& plan, int control_fd, ChildError& err);
-// Network "filtered": blocks until the supervisor has loaded the nftables
-// ruleset (it works while init mounts). Nothing of the command may run
-// before this returns true. A no-op in the other modes.
-bool wait_for_ruleset(const LaunchPlan& plan, int control_fd, ChildError& err);
+// With plan.wait_for_go: blocks until the supervisor's go, sent once the
+// nftables ruleset is loaded (network "filtered") and the live controller
+// has started (the CLI's name claim); the supervisor does both while init
+// mounts. Nothing of the command may run before this returns true.
+bool wait_for_go(const LaunchPlan& plan, int control_fd, ChildError& err);
 // Init's reaper: one socket request from the supervisor (publish). False
 // when the control channel is closed.
 bool serve_socket_request(int control_fd);

@@ -29,6 +29,10 @@ extern ActiveBreakage active_breakage;
 // test can kill sbx before init has armed PDEATHSIG (0: not at all).
 using InitDelay = unsigned (*)();
 extern InitDelay init_delay_ms;
+// Not a breakage either: how long the supervisor sleeps before the live
+// controller's start (the CLI's name claim), so a test can show that init
+// waits for it before the command starts (0: not at all).
+extern InitDelay controller_start_delay_ms;
 
 }  // namespace test_hooks
 }  // namespace sbx::runtime

@@ -47,6 +47,11 @@ class LiveController {
   virtual ~LiveController() = default;
   // A level-triggered fd for the supervisor's epoll set; on_ready() when readable.
   virtual int fd() const = 0;
+  // Once per run, after the sandbox's init is released and before the
+  // command may start (init waits): set-up that need not delay the start
+  // (the sbx CLI claims the sandbox's name here, beside init's mounts).
+  // Throws sbx::Error to stop the run; the command then never starts.
+  virtual void start() {}
   // The sandbox runs (its init pid is known): requests may act on it now.
   // Called again with nullptr when the supervisor's loop ends.
   virtual void attach(RunningSandbox* sandbox) = 0;

@@ -3,6 +3,8 @@
 //
 //   SBX_TEST_BREAK=seccomp sbx-test-hooks run ...   no seccomp filter at all
 //   SBX_TEST_INIT_DELAY_MS=N sbx-test-hooks run ... init sleeps N ms first
+//   SBX_TEST_CONTROLLER_DELAY_MS=N sbx-test-hooks run ...
+//                                          the name claim waits N ms first
 //
 // tests/integration/check_breakage.sh uses it to show that the escape
 // suite's seccomp assertions and the seccomp rows of `sbx check` fail when
@@ -49,6 +51,12 @@ unsigned init_delay_ms() {
   return delay == nullptr ? 0 : static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
 }
 
+// A slow name claim: init must wait for it (tests/integration/control_live.sh).
+unsigned controller_start_delay_ms() {
+  const char* delay = std::getenv("SBX_TEST_CONTROLLER_DELAY_MS");
+  return delay == nullptr ? 0 : static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
+}
+
 const char* active_breakage() {
   return requested_breakage();
 }
@@ -58,6 +66,7 @@ const char* active_breakage() {
   sbx::runtime::test_hooks::break_protections = &break_protections;
   sbx::runtime::test_hooks::active_breakage = &active_breakage;
   sbx::runtime::test_hooks::init_delay_ms = &init_delay_ms;
+  sbx::runtime::test_hooks::controller_start_delay_ms = &controller_start_delay_ms;
   return true;
 }();
 

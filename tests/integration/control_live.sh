@@ -166,9 +166,23 @@ pass "sbx ps --json: pids, audit log, memory, blocked count"
 pass "state dir 0700, control socket 0600"
 
 # --- names are unique among running sandboxes
-run_sbx run --net none --name "$name" -- true
+# The name is claimed while init mounts (LiveController::start), before
+# the command may start: the refused run's command never ran.
+run_sbx run --net none --name "$name" --rw "$D" -- touch "$D/second-ran"
 expect_rc 125 "a second sandbox with the same name is refused"
 expect_out "already running" "and the error says why"
+[[ ! -e $D/second-ran ]] || fail "the refused sandbox's command ran"
+pass "the refused sandbox's command never ran"
+# Even when the claim is slow (a test build's hook holds it 1 s): init
+# waits for it, its mounts long done.
+HOOKS=$SBX_BUILD_DIR/sbx-test-hooks
+[[ -x $HOOKS ]] || fail "$HOOKS is missing: it is built with the tests (cmake --build B --target sbx-test-hooks)"
+OUT=$(SBX_TEST_CONTROLLER_DELAY_MS=1000 "$HOOKS" run --net none --name "$name" --rw "$D" -- \
+  touch "$D/slow-ran" 2>&1 </dev/null)
+RC=$?
+expect_rc 125 "with a slow claim the second sandbox is refused too"
+[[ ! -e $D/slow-ran ]] || fail "the command ran before the slow name claim refused it"
+pass "init waits for the name claim before the command"
 
 # --- network show / allow
 run_sbx network show "$name" --json

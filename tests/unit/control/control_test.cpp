@@ -90,6 +90,40 @@ ControlServer::Options options(const std::string& name) {
 }
 }  // namespace
 
+// The CLI's way (claim_at_start): sbx::run calls start() once init is
+// released; the name is claimed there, not when the server is made.
+TEST_CASE("with claim_at_start the name is claimed by start(), once") {
+  PrivateRuntimeDir rt;
+  const std::string base = state_base(true);
+  const std::string name = "unit-late-" + std::to_string(::getpid());
+  ControlServer::Options late = options(name);
+  late.claim_at_start = true;
+  {
+    ControlServer a(late);
+    CHECK(a.fd() >= 0);  // watched by the supervisor from the start
+    CHECK_FALSE(std::filesystem::exists(base + "/" + name));
+    CHECK_FALSE(find_live(base, name));
+    a.start();
+    CHECK(a.dir() == base + "/" + name);
+    CHECK(is_live(a.dir()));
+    CHECK_NOTHROW(a.start());  // claimed already: nothing more
+    // A second run of the same name is made, and refused at its start.
+    ControlServer b(late);
+    try {
+      b.start();
+      FAIL("a second server with the same name started");
+    } catch (const sbx::Error& e) {
+      CHECK(std::string(e.what()).find("already running") != std::string::npos);
+    }
+    CHECK(is_live(a.dir()));  // b's refusal left a's dir alone
+    // An invalid name is refused when the server is made, not at its start.
+    ControlServer::Options bad = options("bad/name");
+    bad.claim_at_start = true;
+    CHECK_THROWS_AS(ControlServer(bad), sbx::Error);
+  }
+  CHECK_FALSE(std::filesystem::exists(base + "/" + name));
+}
+
 TEST_CASE("a claimed name is unique, listed, and removed at the end") {
   PrivateRuntimeDir rt;  // root: /run/sbx regardless
   const std::string base = state_base(true);
