@@ -147,13 +147,7 @@ struct ControlServer::Impl {
         throw Error(fmt::format("cannot create the state dir {}: {}", dir, std::strerror(err)),
                     "check the permissions of " + base);
       }
-      if (is_live(dir)) {
-        auto live = find_live(base, info.name);
-        std::string pid = live ? live->state.value("sbx_pid", nlohmann::json(0)).dump() : "?";
-        throw Error(
-            fmt::format("a sandbox named '{}' is already running (sbx pid {})", info.name, pid),
-            fmt::format("choose another --name, or stop it: sbx stop {}", info.name));
-      }
+      refuse_if_live();
       if (attempt >= 5) {
         throw Error(
             fmt::format("cannot claim the sandbox name '{}' ({} is in the way)", info.name, dir),
@@ -161,6 +155,16 @@ struct ControlServer::Impl {
       }
       clean_stale(base);  // its sbx died: remove the leftover and retry
     }
+  }
+
+  // A live sandbox of this name: sbx::Error with its pid and the fix.
+  void refuse_if_live() const {
+    const std::string& name = options.info.name;
+    if (!is_live(base + "/" + name)) return;
+    auto live = find_live(base, name);
+    std::string pid = live ? live->state.value("sbx_pid", nlohmann::json(0)).dump() : "?";
+    throw Error(fmt::format("a sandbox named '{}' is already running (sbx pid {})", name, pid),
+                fmt::format("choose another --name, or stop it: sbx stop {}", name));
   }
 
   // Takes the emptied state dir of a finished sandbox (remove_state), if one
@@ -451,14 +455,23 @@ ControlServer::ControlServer(Options options) : impl_(std::make_unique<Impl>()) 
                 "use up to 64 letters, digits, '-', '_' and '.' (not starting with '.')");
   }
   m.epoll_add(m.grace_timer.get());
-  if (!m.options.claim_at_start) start();
+  // The base exists from here: the sandbox's mount plan masks it only if it
+  // does (/run/sbx on a fresh /run would otherwise stay visible inside).
+  m.base = state_base(true);
+  if (!m.options.claim_at_start) {
+    start();
+    return;
+  }
+  // Claimed later (start()); a live sandbox of the name is refused now,
+  // before anything of this run exists or is recorded. start() still
+  // refuses one that took the name meanwhile.
+  m.refuse_if_live();
 }
 
 void ControlServer::start() {
   Impl& m = *impl_;
   if (m.dir_fd.get() >= 0) return;  // claimed already
-  m.base = state_base(true);
-  clean_stale(m.base);  // also what kill -9'd sbx processes left behind
+  clean_stale(m.base);              // also what kill -9'd sbx processes left behind
   m.claim();
   dir_ = m.dir;
   try {

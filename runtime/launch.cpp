@@ -387,9 +387,11 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   // (EarlyInit): first, so that its clone3 (~0.5-0.7 ms of the kernel's on
   // the other CPU) is under way while the identity is resolved and the
   // planning runs. The namespaces depend on the given policy's network
-  // mode alone, which the adjustments below keep.
+  // mode alone, which the adjustments below keep. Not for a setuid sbx,
+  // which resolve_identity refuses: refused before any namespace exists.
   std::optional<EarlyInit> early;
-  if (early_init_wanted(options.share_address_space, cpu_pin.side_threads()))
+  if (getuid() == geteuid() &&
+      early_init_wanted(options.share_address_space, cpu_pin.side_threads()))
     early = start_init_early(sandbox_namespaces(given), cpu_pin.other_cpus());
   const Identity identity = resolve_identity(given.process);  // never host root by default
   // sudo, --user: what ~ hides is hidden in the command's home too; a

@@ -38,7 +38,9 @@ name="ctl-$$"
 log=$D/logs/audit.jsonl
 sbx_pid=""
 cleanup_sandbox() { [[ -n $sbx_pid ]] && kill -9 "$sbx_pid" 2>/dev/null; }
-trap 'cleanup_sandbox; _cleanup_scratch' EXIT
+saved_base=""  # root: /run/sbx moved aside for the first-run check below
+restore_base() { [[ -n $saved_base ]] && rm -rf /run/sbx && mv "$saved_base" /run/sbx; }
+trap 'cleanup_sandbox; restore_base; _cleanup_scratch' EXIT
 
 # The sandbox: try late.test (refused), wait for "go", try again (allowed
 # now), wait for "go2", try again (denied again), then sleep until stopped.
@@ -166,23 +168,37 @@ pass "sbx ps --json: pids, audit log, memory, blocked count"
 pass "state dir 0700, control socket 0600"
 
 # --- names are unique among running sandboxes
-# The name is claimed while init mounts (LiveController::start), before
-# the command may start: the refused run's command never ran.
+# A live name is refused before anything of the run exists (the CLI looks
+# when it makes its controller); the run's command never ran.
 run_sbx run --net none --name "$name" --rw "$D" -- touch "$D/second-ran"
 expect_rc 125 "a second sandbox with the same name is refused"
 expect_out "already running" "and the error says why"
 [[ ! -e $D/second-ran ]] || fail "the refused sandbox's command ran"
 pass "the refused sandbox's command never ran"
-# Even when the claim is slow (a test build's hook holds it 1 s): init
-# waits for it, its mounts long done.
+# A name taken while this run starts (its claim held 1.5 s by a test
+# build's hook, sbx-test-hooks): refused at the claim, long after init's
+# mounts, and its command never ran (init waits for the claim), with the
+# early start and the usual one.
 HOOKS=$SBX_BUILD_DIR/sbx-test-hooks
 [[ -x $HOOKS ]] || fail "$HOOKS is missing: it is built with the tests (cmake --build B --target sbx-test-hooks)"
-OUT=$(SBX_TEST_CONTROLLER_DELAY_MS=1000 "$HOOKS" run --net none --name "$name" --rw "$D" -- \
-  touch "$D/slow-ran" 2>&1 </dev/null)
-RC=$?
-expect_rc 125 "with a slow claim the second sandbox is refused too"
-[[ ! -e $D/slow-ran ]] || fail "the command ran before the slow name claim refused it"
-pass "init waits for the name claim before the command"
+for early in 1 0; do
+  racer="$name-race$early"
+  SBX_EARLY_INIT=$early SBX_TEST_CONTROLLER_DELAY_MS=1500 "$HOOKS" run --net none --name "$racer" \
+    --rw "$D" -- touch "$D/slow-ran" >"$D/slow.out" 2>&1 </dev/null &
+  slow=$!
+  sleep 0.5
+  "$SBX" run --net none --name "$racer" -- sleep 3 >/dev/null 2>&1 </dev/null &
+  taker=$!
+  wait "$slow"
+  RC=$?
+  OUT=$(cat "$D/slow.out")
+  kill "$taker" 2>/dev/null
+  wait "$taker" 2>/dev/null
+  expect_rc 125 "SBX_EARLY_INIT=$early: a name taken during the start is refused at the claim"
+  expect_out "already running" "SBX_EARLY_INIT=$early: and the error says why"
+  [[ ! -e $D/slow-ran ]] || fail "SBX_EARLY_INIT=$early: the command ran before its claim was refused"
+  pass "SBX_EARLY_INIT=$early: init waits for the name claim before the command"
+done
 
 # --- network show / allow
 run_sbx network show "$name" --json
@@ -390,6 +406,18 @@ if ! is_root; then
   [[ $(stat -c %i "$X/sbx/.spare") == "$spare" && $(ls -A "$X/sbx") == .spare ]] ||
     fail "the second run did not reuse the spare: $(ls -lai "$X/sbx")"
   pass "unprivileged, \$XDG_RUNTIME_DIR/sbx keeps one spare state dir, reused by the next run"
+fi
+# Root's first run after boot (/run is a tmpfs): the base does not exist
+# yet. It is made before the planning, so the sandbox's mount plan masks it
+# and the run's own state dir, claimed later, is never seen inside.
+if is_root; then
+  saved_base=/run/sbx.saved-$$
+  mv /run/sbx "$saved_base" || fail "cannot move /run/sbx aside"
+  OUT=$("$SBX" run --net none -- sh -c 'ls -A /run/sbx; echo "end $?"' 2>&1 </dev/null)
+  restore_base
+  saved_base=""
+  [[ $OUT == "end 0" ]] || fail "on the first run /run/sbx is visible inside: $OUT"
+  pass "the first run after boot: /run/sbx is masked (empty) inside"
 fi
 
 done_testing

@@ -100,6 +100,8 @@ TEST_CASE("with claim_at_start the name is claimed by start(), once") {
   late.claim_at_start = true;
   {
     ControlServer a(late);
+    // Two starts at once: both made before either claims.
+    ControlServer b(late);
     CHECK(a.fd() >= 0);  // watched by the supervisor from the start
     CHECK_FALSE(std::filesystem::exists(base + "/" + name));
     CHECK_FALSE(find_live(base, name));
@@ -107,8 +109,7 @@ TEST_CASE("with claim_at_start the name is claimed by start(), once") {
     CHECK(a.dir() == base + "/" + name);
     CHECK(is_live(a.dir()));
     CHECK_NOTHROW(a.start());  // claimed already: nothing more
-    // A second run of the same name is made, and refused at its start.
-    ControlServer b(late);
+    // The later one is refused at its start.
     try {
       b.start();
       FAIL("a second server with the same name started");
@@ -116,6 +117,13 @@ TEST_CASE("with claim_at_start the name is claimed by start(), once") {
       CHECK(std::string(e.what()).find("already running") != std::string::npos);
     }
     CHECK(is_live(a.dir()));  // b's refusal left a's dir alone
+    // Once the name is live, a new server of it is refused when it is made.
+    try {
+      ControlServer c(late);
+      FAIL("a server of a live name was made");
+    } catch (const sbx::Error& e) {
+      CHECK(std::string(e.what()).find("already running") != std::string::npos);
+    }
     // An invalid name is refused when the server is made, not at its start.
     ControlServer::Options bad = options("bad/name");
     bad.claim_at_start = true;
