@@ -52,6 +52,10 @@ std::optional<ProcessStamp> process_stamp(pid_t pid);
 
 // Unlinks every entry of a state dir (files only). True when it is empty.
 bool remove_dir_contents(int dir_fd);
+// Whether the directory open as dir_fd holds nothing but . and .., read on
+// that fd itself (getdents64: no second fd, so it works at the open-file
+// limit); nullopt when it cannot be read. Moves the fd's offset.
+std::optional<bool> directory_is_empty(int dir_fd);
 
 // The emptied state dir a finished sandbox leaves in the base for the next
 // start to take (server.cpp): two renames instead of a mkdir and an rmdir.

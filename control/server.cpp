@@ -192,9 +192,18 @@ struct ControlServer::Impl {
     if (::futimens(d.get(), nullptr) != 0) return false;
     if (::renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, tmp.c_str(), RENAME_NOREPLACE) != 0)
       return false;
-    // Empty by construction. If not (a directory in it), it stays under its
-    // .new- name for clean_stale, no longer in the way of a usable spare.
-    if (!remove_dir_contents(d.get())) return false;
+    // Empty by construction, checked on this fd: a start short of fds (the
+    // claim runs late in the start, with the sandbox's channels open) must
+    // not leave it renamed. If it cannot be read, it goes back to being the
+    // spare. If not empty and not emptied (a directory in it), it stays
+    // under its .new- name for clean_stale, no longer in the way of a usable
+    // spare.
+    const std::optional<bool> empty = directory_is_empty(d.get());
+    if (!empty) {
+      (void)::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, spare.c_str(), RENAME_NOREPLACE);
+      return false;
+    }
+    if (!*empty && !remove_dir_contents(d.get())) return false;
     dir_fd = std::move(d);
     return true;
   }

@@ -262,6 +262,21 @@ bool is_live(const std::string& dir) {
   return live_state(dir).has_value();
 }
 
+std::optional<bool> directory_is_empty(int dir_fd) {
+  if (::lseek(dir_fd, 0, SEEK_SET) != 0) return std::nullopt;
+  alignas(dirent64) char buf[4096];
+  for (;;) {
+    const ssize_t n = ::getdents64(dir_fd, buf, sizeof buf);
+    if (n < 0) return std::nullopt;
+    if (n == 0) return true;
+    for (ssize_t off = 0; off < n;) {
+      const auto* e = reinterpret_cast<const dirent64*>(buf + off);
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) return false;
+      off += e->d_reclen;
+    }
+  }
+}
+
 bool remove_dir_contents(int dir_fd) {
   int dup = ::dup(dir_fd);
   if (dup < 0) return false;

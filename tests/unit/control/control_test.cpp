@@ -216,8 +216,11 @@ TEST_CASE("the spare state dir is never swept; emptying it again sees what came 
   int fd = ::open(spare.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   REQUIRE(fd >= 0);
   CHECK(remove_dir_contents(fd));
+  CHECK(directory_is_empty(fd) == std::optional<bool>(true));  // read on fd itself
   std::ofstream(spare + "/state.json") << "{}";
   std::ofstream(spare + "/control.sock") << "";
+  CHECK(directory_is_empty(fd) == std::optional<bool>(false));
+  CHECK(directory_is_empty(-1) == std::nullopt);
   CHECK(remove_dir_contents(fd));
   CHECK(std::filesystem::is_empty(spare));
   // What it cannot remove (a directory) makes it unusable as a spare.
