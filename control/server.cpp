@@ -107,7 +107,7 @@ struct ControlServer::Impl {
     }
     const SandboxInfo& info = options.info;  // a valid name (the constructor checks)
     for (int attempt = 0;; ++attempt) {
-      base = state_base(true);
+      if (attempt > 0) base = state_base(true);  // made by the constructor; again after ENOENT
       std::string tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());
       const bool spare = take_spare(tmp);  // locked already when taken
       if (!spare) tmp = fmt::format("{}/.new-{}-{}", base, ::getpid(), random_suffix());

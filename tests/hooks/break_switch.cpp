@@ -44,17 +44,21 @@ void break_protections(sbx::runtime::LaunchPlan& plan, const sbx::WarningSink& w
   if (warn) warn(loud);
 }
 
+// Milliseconds from the environment variable `name` (0 when unset).
+unsigned delay_from_env(const char* name) {
+  const char* delay = std::getenv(name);
+  return delay == nullptr ? 0 : static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
+}
+
 // Not a breakage: a slow sandbox init, for races at the start (a kill -9
 // of sbx before init has armed PDEATHSIG: tests/escape/zz_leftovers.sh).
 unsigned init_delay_ms() {
-  const char* delay = std::getenv("SBX_TEST_INIT_DELAY_MS");
-  return delay == nullptr ? 0 : static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
+  return delay_from_env("SBX_TEST_INIT_DELAY_MS");
 }
 
 // A slow name claim: init must wait for it (tests/integration/control_live.sh).
 unsigned controller_start_delay_ms() {
-  const char* delay = std::getenv("SBX_TEST_CONTROLLER_DELAY_MS");
-  return delay == nullptr ? 0 : static_cast<unsigned>(std::strtoul(delay, nullptr, 10));
+  return delay_from_env("SBX_TEST_CONTROLLER_DELAY_MS");
 }
 
 const char* active_breakage() {
