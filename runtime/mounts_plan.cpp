@@ -276,9 +276,13 @@ void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) 
     if (errno == ELOOP) throw changed_during_start(path);
     throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
   }
-  // Unique within the process too (an embedder may start two at once).
+  // Unique within the process too (an embedder may start two at once). The
+  // name leads, cut short where name and suffix together would pass
+  // NAME_MAX: any name the path may end in can be protected.
   static std::atomic<unsigned> made{0};
-  const std::string tmp = fmt::format("{}.sbx-new-{}-{}", name, ::getpid(), made++);
+  const std::string suffix = fmt::format(".sbx-new-{}-{}", ::getpid(), made++);
+  const std::string tmp =
+      name.substr(0, NAME_MAX - std::min<std::size_t>(suffix.size(), NAME_MAX)) + suffix;
   data.placeholders.reserve(data.placeholders.size() + 1);  // recorded below without a throw
   int fd = is_dir ? ::mkdirat(dir.get(), tmp.c_str(), 0755)
                   : ::openat(dir.get(), tmp.c_str(),

@@ -55,18 +55,37 @@ expect_out "ENTRIES 0" "the masked .git is empty inside (no placeholder below a 
 [[ ! -e $N/.git && ! -e $N/.bashrc ]] || fail "placeholders left behind on the host: $(ls -A "$N")"
 pass "no hook on the host and no placeholder left after the run"
 
+# A name as long as a name may be (here 250 bytes, the placeholder's
+# temporary name cut short to fit NAME_MAX) is protected like any other.
+L=$(scratch)
+cd "$L" || fail "cd"
+long=$(printf 'x%.0s' {1..250})
+run_sbx run --net none --ro "$L/$long" -- sh -c "echo evil > $long && echo W1; echo ENTRIES \$(ls -A | wc -c)"
+expect_rc 0 "a 250-byte protected name"
+expect_no_out "W1" "the missing 250-byte name cannot be created"
+expect_out "ENTRIES 251" "inside, its placeholder is the work dir's one entry"
+[[ -z $(ls -A "$L") ]] || fail "left behind on the host: $(ls -A "$L")"
+pass "a 250-byte name is protected; its placeholder is gone after the run"
+
 # A placeholder that cannot be made stops the start. They are made while
 # clone3 builds the sandbox, so its init exists by then: it is killed, and
-# the placeholders made before the failure are removed. Here the temporary
-# name (".sbx-new-PID" appended) of a 250-byte name exceeds NAME_MAX.
+# the placeholders made before the failure are removed. Here one lies in a
+# directory nobody may add to: immutable for root (chattr +i; root's
+# permissions pass a mode of 555), read-only for the user.
 F=$(scratch)
 cd "$F" || fail "cd"
-long=$(printf 'x%.0s' {1..250})
-run_sbx run --net none --ro "$F/.bashrc" --ro "$F/$long" --ro "$F/.envrc" -- sh -c 'echo RAN'
+mkdir "$F/locked"
+if is_root; then
+  chattr +i "$F/locked" || fail "chattr +i is refused on $F: this test needs a file system with the immutable flag (ext4, xfs, btrfs, tmpfs since Linux 6.0)"
+else
+  chmod 555 "$F/locked"
+fi
+run_sbx run --net none --ro "$F/.bashrc" --ro "$F/locked/.envrc" --ro "$F/.envrc" -- sh -c 'echo RAN'
+if is_root; then chattr -i "$F/locked"; else chmod 755 "$F/locked"; fi
 expect_rc 125 "a placeholder that cannot be made is an error"
-expect_out "cannot create the placeholder" "the error names the placeholder"
+expect_out "cannot create the placeholder $F/locked/.envrc" "the error names the placeholder"
 expect_no_out "RAN" "the command did not run"
-[[ -z $(ls -A "$F") ]] || fail "left behind on the host: $(ls -A "$F")"
+[[ $(ls -A "$F") == locked && -z $(ls -A "$F/locked") ]] || fail "left behind on the host: $(ls -AR "$F")"
 pass "the placeholders made before the failure are gone"
 
 # A protected path that is a symlink: the link cannot be replaced and the

@@ -4,9 +4,11 @@
 // capabilities). Runs as root (idmapped work dir) and unprivileged.
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/fs.h>
 #include <linux/securebits.h>
 #include <sched.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -281,21 +283,79 @@ TEST_CASE("placeholders made later: decided by the plan, made once, removed with
   CHECK_FALSE(fs::exists(w / ".claude"));
 }
 
+// A directory nobody may add to while it lives: immutable for root (whose
+// permissions pass a mode of 555), read-only for anyone else.
+class LockedDir {
+ public:
+  explicit LockedDir(const fs::path& dir) : dir_(dir) {
+    fs::create_directories(dir_);
+    if (::geteuid() == 0) {
+      fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      int flags = 0;
+      REQUIRE(fd_ >= 0);
+      REQUIRE(::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0);
+      flags |= FS_IMMUTABLE_FL;
+      REQUIRE(::ioctl(fd_, FS_IOC_SETFLAGS, &flags) == 0);
+    } else {
+      fs::permissions(dir_, fs::perms::owner_read | fs::perms::owner_exec);
+    }
+  }
+  ~LockedDir() {
+    if (fd_ >= 0) {
+      int flags = 0;
+      if (::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
+        flags &= ~FS_IMMUTABLE_FL;
+        (void)::ioctl(fd_, FS_IOC_SETFLAGS, &flags);
+      }
+      ::close(fd_);
+    } else {
+      std::error_code ec;
+      fs::permissions(dir_, fs::perms::owner_all, ec);
+    }
+  }
+  LockedDir(const LockedDir&) = delete;
+  LockedDir& operator=(const LockedDir&) = delete;
+
+ private:
+  fs::path dir_;
+  int fd_ = -1;
+};
+
 TEST_CASE("a placeholder that cannot be made stops the start; those made before go", "[mounts]") {
   Scratch s;
   const fs::path w = s.dir / "work";
   fs::create_directories(w);
+  const LockedDir locked(w / "locked");
   Policy p = policy_for(w);
-  // Its temporary name (".sbx-new-PID" appended) is longer than NAME_MAX.
-  const std::string long_name(250, 'x');
-  p.filesystem.deny_write = {(w / ".bashrc").string(), (w / long_name).string(),
+  p.filesystem.deny_write = {(w / ".bashrc").string(), (w / "locked" / ".envrc").string(),
                              (w / ".envrc").string()};
   {
     MountPlan plan = prepare_mount_plan(p, test_identity(), Placeholders::later);
-    CHECK_THROWS_WITH(create_placeholders(plan), Catch::Contains("cannot create the placeholder"));
+    CHECK_THROWS_WITH(
+        create_placeholders(plan),
+        Catch::Contains("cannot create the placeholder " + (w / "locked" / ".envrc").string()));
     CHECK(fs::exists(w / ".bashrc"));  // made before the failure, held until the plan goes
   }
-  CHECK(fs::is_empty(w));  // nothing left, no temporary name either
+  CHECK(fs::is_empty(w / "locked"));  // no temporary name either
+  CHECK_FALSE(fs::exists(w / ".bashrc"));
+  CHECK_FALSE(fs::exists(w / ".envrc"));
+}
+
+TEST_CASE("a name as long as NAME_MAX gets its placeholder", "[mounts]") {
+  Scratch s;
+  const fs::path w = s.dir / "work";
+  fs::create_directories(w);
+  Policy p = policy_for(w);
+  // Its temporary name, cut short, fits too.
+  const std::string long_name(NAME_MAX, 'x');
+  p.filesystem.deny_write = {(w / long_name).string()};
+  {
+    MountPlan plan = prepare_mount_plan(p, test_identity(), Placeholders::later);
+    REQUIRE_NOTHROW(create_placeholders(plan));
+    CHECK(fs::is_regular_file(w / long_name));
+    CHECK(std::distance(fs::directory_iterator(w), fs::directory_iterator()) == 1);
+  }
+  CHECK(fs::is_empty(w));
 }
 
 // Made after the planning, beside clone3: a sandbox already running in the
