@@ -95,6 +95,10 @@ std::unique_ptr<Backend> create_v1(const LimitsPolicy& limits, const std::string
 bool move_into_systemd_scope(const std::string& name, std::vector<std::string>& why,
                              const Companion& companion = {});
 
+// remove_stale_groups (cgroups.hpp) where `d` is at hand: one read of
+// mountinfo and /proc/self/cgroup for the scan and the new group.
+void remove_stale_groups(const Discovery& d, const WarningSink& warn);
+
 // Directories that may hold sandbox groups (for stale-group removal).
 std::vector<std::string> v2_parent_dirs(const Discovery& d);
 std::vector<std::string> v1_parent_dirs(const Discovery& d);

@@ -84,11 +84,11 @@ SandboxCgroup SandboxCgroup::create(const LimitsPolicy& limits, const std::strin
   if (!needed(limits)) return cg;  // nothing to enforce: no group at all
 
   // Groups whose supervisor was SIGKILLed cannot clean up after themselves.
-  remove_stale_groups(warn);
+  auto d = Discovery::read();
+  remove_stale_groups(d, warn);
 
   std::string name = group_name(sandbox_id, current_owner());
   std::vector<std::string> why;
-  auto d = Discovery::read();
   auto backend = create_v2(limits, name, d, why, companion);
   if (!backend && ::geteuid() != 0) {
     // Unprivileged without a usable delegated subtree: ask systemd for a

@@ -46,7 +46,10 @@ void remove_stale_in(const std::string& parent, const WarningSink& warn) {
 }  // namespace
 
 void remove_stale_groups(const WarningSink& warn) {
-  auto d = Discovery::read();
+  remove_stale_groups(Discovery::read(), warn);
+}
+
+void remove_stale_groups(const Discovery& d, const WarningSink& warn) {
   for (const auto& p : v2_parent_dirs(d)) remove_stale_in(p, warn);
   for (const auto& p : v1_parent_dirs(d)) remove_stale_in(p, warn);
 }
