@@ -45,7 +45,8 @@ class Backend {
   // thread is the whole process. (v2's cgroup.threads only moves threads
   // within one resource domain.)
   virtual const char* join_file() const = 0;
-  // Raw usage now; peaks that the kernel does not track are sampled by the caller.
+  // Raw usage now; peaks that the kernel does not track are sampled by the
+  // caller, and the OOM kills come from counters().
   virtual Stats read_stats() const = 0;
   virtual std::uint64_t current_memory() const = 0;
   virtual std::uint64_t current_pids() const = 0;

@@ -40,9 +40,7 @@ class V1Group final : public Backend {
     Stats s;
     if (auto d = dir("memory")) s.peak_memory_bytes = number(*d + "/memory.max_usage_in_bytes");
     if (auto d = dir("cpuacct")) s.cpu_usage_us = number(*d + "/cpuacct.usage") / 1000;
-    if (auto d = dir("pids"); d && exists(*d + "/pids.peak"))
-      s.peak_pids = number(*d + "/pids.peak");
-    s.oom_kills = counters().oom_kills;
+    if (auto d = dir("pids")) s.peak_pids = number(*d + "/pids.peak");  // 0 when absent
     return s;
   }
 
@@ -76,12 +74,20 @@ class V1Group final : public Backend {
 
   void destroy() noexcept override {
     if (dirs_.empty()) return;
-    try {
-      kill_all();
-    } catch (...) {
-    }
     for (const auto& d : unique_dirs()) {
-      remove_group_dir(d);
+      // An empty group (the usual end: the sandbox is gone) goes at once;
+      // one with tasks left refuses (EBUSY), and they are killed first (v1
+      // has no cgroup.kill). A task is in every hierarchy's group: killed
+      // through the first, it is gone from the others.
+      if (::rmdir(d.c_str()) != 0) {
+        if (errno == EBUSY) {
+          try {
+            kill_listed_processes(d);
+          } catch (...) {
+          }
+        }
+        remove_group_dir(d);
+      }
       auto parent = d.substr(0, d.rfind('/'));
       ::rmdir(parent.c_str());  // fails while another sandbox uses it: fine
     }

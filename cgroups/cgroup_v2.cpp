@@ -125,7 +125,6 @@ class V2Group final : public Backend {
       } catch (const std::exception&) {
       }
     }
-    s.oom_kills = counters().oom_kills;
     return s;
   }
 

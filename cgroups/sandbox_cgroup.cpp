@@ -40,6 +40,16 @@ struct SandboxCgroup::State {
     sampled_peak_memory = std::max(sampled_peak_memory, backend->current_memory());
     sampled_peak_pids = std::max(sampled_peak_pids, backend->current_pids());
   }
+  // Usage now, with the sampled peaks and the OOM kills of `now`.
+  Stats usage(const LimitCounters& now) const {
+    Stats s = backend->read_stats();
+    s.peak_memory_bytes = std::max(s.peak_memory_bytes, sampled_peak_memory);
+    s.peak_pids = std::max(s.peak_pids, sampled_peak_pids);
+    s.oom_kills = now.oom_kills;
+    return s;
+  }
+  // "limit" events for what grew since the last report.
+  void report(const LimitCounters& now, const EventSink& sink);
 };
 
 namespace {
@@ -145,25 +155,25 @@ Stats SandboxCgroup::stats() const {
   if (!active()) return {};
   if (state_->retired) return state_->final_stats;
   state_->sample();
-  auto s = state_->backend->read_stats();
-  s.peak_memory_bytes = std::max(s.peak_memory_bytes, state_->sampled_peak_memory);
-  s.peak_pids = std::max(s.peak_pids, state_->sampled_peak_pids);
-  return s;
+  return state_->usage(state_->backend->counters());
 }
 
 void SandboxCgroup::poll_events(const EventSink& sink) {
   if (!active() || state_->retired) return;
   state_->sample();
-  auto now = state_->backend->counters();
-  auto& seen = state_->reported;
+  state_->report(state_->backend->counters(), sink);
+}
+
+void SandboxCgroup::State::report(const LimitCounters& now, const EventSink& sink) {
+  auto& seen = reported;
   if (now.oom_kills > seen.oom_kills || now.oom_group_kills > seen.oom_group_kills) {
     Event e;
     e.type = "limit";
     e.data = {{"kind", "oom_kill"},
               {"count", now.oom_kills - std::min(now.oom_kills, seen.oom_kills)},
               {"total", now.oom_kills},
-              {"cgroup", state_->backend->describe()}};
-    if (state_->limits.memory_bytes) e.data["limit_bytes"] = *state_->limits.memory_bytes;
+              {"cgroup", backend->describe()}};
+    if (limits.memory_bytes) e.data["limit_bytes"] = *limits.memory_bytes;
     if (now.oom_group_kills > seen.oom_group_kills) e.data["group_kill"] = true;
     if (sink) sink(e);
   }
@@ -173,8 +183,8 @@ void SandboxCgroup::poll_events(const EventSink& sink) {
     e.data = {{"kind", "pids_max"},
               {"count", now.pids_max_hits - seen.pids_max_hits},
               {"total", now.pids_max_hits},
-              {"cgroup", state_->backend->describe()}};
-    if (state_->limits.pids) e.data["limit"] = *state_->limits.pids;
+              {"cgroup", backend->describe()}};
+    if (limits.pids) e.data["limit"] = *limits.pids;
     if (sink) sink(e);
   }
   seen = now;
@@ -186,8 +196,12 @@ void SandboxCgroup::kill_all() {
 
 void SandboxCgroup::retire(const EventSink& sink) {
   if (!active() || state_->retired) return;
-  if (sink) poll_events(sink);
-  state_->final_stats = stats();
+  // One sample and one read of the counters serve the last events and the
+  // final usage (the sandbox is empty: nothing changes between them).
+  state_->sample();
+  const LimitCounters now = state_->backend->counters();
+  if (sink) state_->report(now, sink);
+  state_->final_stats = state_->usage(now);
   state_->retired = true;
   try {
     state_->remover = std::thread([backend = state_->backend.get()] { backend->destroy(); });
