@@ -75,16 +75,15 @@ class V1Group final : public Backend {
   void destroy() noexcept override {
     if (dirs_.empty()) return;
     for (const auto& d : unique_dirs()) {
-      // An empty group (the usual end: the sandbox is gone) goes at once;
-      // one with tasks left refuses (EBUSY), and they are killed first (v1
-      // has no cgroup.kill). A task is in every hierarchy's group: killed
-      // through the first, it is gone from the others.
-      if (::rmdir(d.c_str()) != 0) {
-        if (errno == EBUSY) {
-          try {
-            kill_listed_processes(d);
-          } catch (...) {
-          }
+      // An empty group (the usual end: the sandbox is gone) goes at once.
+      // Any other answer -- EBUSY for tasks left, or a refusal checked
+      // before the kernel looks at the tasks (EACCES, EPERM) -- has this
+      // directory's tasks killed first (v1 has no cgroup.kill), then the
+      // removal retried.
+      if (::rmdir(d.c_str()) != 0 && errno != ENOENT) {
+        try {
+          kill_listed_processes(d);
+        } catch (...) {
         }
         remove_group_dir(d);
       }

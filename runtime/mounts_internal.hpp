@@ -94,5 +94,8 @@ struct MountPlanData {
 std::string normalize_path(const std::string& path);  // lexical: "//a/./b/" -> "/a/b"
 bool path_is_within(const std::string& path, const std::string& root);  // root itself counts
 void sort_mount_ops(std::vector<MountOp>& ops);
+// The temporary name a placeholder for `name` in the directory `dir` is
+// made under (create_placeholder).
+std::string placeholder_temporary_name(int dir, const std::string& name, unsigned serial);
 
 }  // namespace sbx::runtime

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -276,13 +277,9 @@ void create_placeholder(MountPlanData& data, const PendingPlaceholder& pending) 
     if (errno == ELOOP) throw changed_during_start(path);
     throw Error(fmt::format("cannot protect {}: {}", path, std::strerror(errno)));
   }
-  // Unique within the process too (an embedder may start two at once). The
-  // name leads, cut short where name and suffix together would pass
-  // NAME_MAX: any name the path may end in can be protected.
+  // Unique within the process too (an embedder may start two at once).
   static std::atomic<unsigned> made{0};
-  const std::string suffix = fmt::format(".sbx-new-{}-{}", ::getpid(), made++);
-  const std::string tmp =
-      name.substr(0, NAME_MAX - std::min<std::size_t>(suffix.size(), NAME_MAX)) + suffix;
+  const std::string tmp = placeholder_temporary_name(dir.get(), name, made++);
   data.placeholders.reserve(data.placeholders.size() + 1);  // recorded below without a throw
   int fd = is_dir ? ::mkdirat(dir.get(), tmp.c_str(), 0755)
                   : ::openat(dir.get(), tmp.c_str(),
@@ -856,6 +853,26 @@ struct Planner {
 };
 
 }  // namespace
+
+// The name a placeholder is made under before it is renamed into place:
+// `name` then a suffix unique in this process. The name is cut short where
+// both together would pass the file system's longest name (NAME_MAX, less
+// on some: f_namelen), and never inside a UTF-8 character (a casefolding
+// directory refuses invalid UTF-8), so that any name the path may end in
+// can be protected.
+std::string placeholder_temporary_name(int dir, const std::string& name, unsigned serial) {
+  const std::string suffix = fmt::format(".sbx-new-{}-{}", ::getpid(), serial);
+  std::size_t longest = NAME_MAX;
+  if (name.size() + suffix.size() > 128) {  // rare: ask the file system
+    struct statfs fs {};
+    if (::fstatfs(dir, &fs) == 0 && fs.f_namelen > 0)
+      longest = std::min<std::size_t>(longest, static_cast<std::size_t>(fs.f_namelen));
+  }
+  std::size_t keep = std::min(name.size(), longest - std::min(suffix.size(), longest));
+  while (keep > 0 && keep < name.size() && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80)
+    --keep;  // name[keep] continues a character: cut before the character
+  return name.substr(0, keep) + suffix;
+}
 
 void sort_mount_ops(std::vector<MountOp>& ops) {
   std::stable_sort(ops.begin(), ops.end(), [](const MountOp& a, const MountOp& b) {

@@ -27,6 +27,7 @@
 
 #include "runtime/mount_plan.hpp"
 #include "runtime/mounts_internal.hpp"
+#include "runtime/unique_fd.hpp"
 
 using namespace sbx;
 using namespace sbx::runtime;
@@ -284,7 +285,8 @@ TEST_CASE("placeholders made later: decided by the plan, made once, removed with
 }
 
 // A directory nobody may add to while it lives: immutable for root (whose
-// permissions pass a mode of 555), read-only for anyone else.
+// permissions pass a mode of 555), read-only for anyone else. Root without
+// CAP_LINUX_IMMUTABLE (a container) cannot lock it: locked() is false.
 class LockedDir {
  public:
   explicit LockedDir(const fs::path& dir) : dir_(dir) {
@@ -295,11 +297,13 @@ class LockedDir {
       REQUIRE(fd_ >= 0);
       REQUIRE(::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0);
       flags |= FS_IMMUTABLE_FL;
-      REQUIRE(::ioctl(fd_, FS_IOC_SETFLAGS, &flags) == 0);
+      locked_ = ::ioctl(fd_, FS_IOC_SETFLAGS, &flags) == 0;
+      if (!locked_) REQUIRE(errno == EPERM);
     } else {
       fs::permissions(dir_, fs::perms::owner_read | fs::perms::owner_exec);
     }
   }
+  bool locked() const { return locked_; }
   ~LockedDir() {
     if (fd_ >= 0) {
       int flags = 0;
@@ -319,6 +323,7 @@ class LockedDir {
  private:
   fs::path dir_;
   int fd_ = -1;
+  bool locked_ = true;
 };
 
 TEST_CASE("a placeholder that cannot be made stops the start; those made before go", "[mounts]") {
@@ -326,6 +331,12 @@ TEST_CASE("a placeholder that cannot be made stops the start; those made before 
   const fs::path w = s.dir / "work";
   fs::create_directories(w);
   const LockedDir locked(w / "locked");
+  if (!locked.locked()) {
+    WARN(
+        "not tried as root: FS_IMMUTABLE_FL refused (no CAP_LINUX_IMMUTABLE); a user's run tries "
+        "it");
+    return;
+  }
   Policy p = policy_for(w);
   p.filesystem.deny_write = {(w / ".bashrc").string(), (w / "locked" / ".envrc").string(),
                              (w / ".envrc").string()};
@@ -339,6 +350,29 @@ TEST_CASE("a placeholder that cannot be made stops the start; those made before 
   CHECK(fs::is_empty(w / "locked"));  // no temporary name either
   CHECK_FALSE(fs::exists(w / ".bashrc"));
   CHECK_FALSE(fs::exists(w / ".envrc"));
+}
+
+TEST_CASE("a placeholder's temporary name fits the file system, whole characters only",
+          "[mounts]") {
+  Scratch s;
+  const UniqueFd dir(::open(s.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(dir);
+  const std::string suffix = fmt::format(".sbx-new-{}-7", ::getpid());
+  CHECK(placeholder_temporary_name(dir.get(), ".bashrc", 7) == ".bashrc" + suffix);
+  const std::string ascii(NAME_MAX, 'x');
+  const std::string cut = placeholder_temporary_name(dir.get(), ascii, 7);
+  CHECK(cut.size() == NAME_MAX);
+  CHECK(cut == ascii.substr(0, NAME_MAX - suffix.size()) + suffix);
+  // "é" is two bytes (0xC3 0xA9): the cut keeps whole ones.
+  std::string accents;
+  while (accents.size() + 2 <= NAME_MAX) accents += "\xC3\xA9";
+  const std::string kept = placeholder_temporary_name(dir.get(), accents, 7);
+  REQUIRE(kept.size() <= NAME_MAX);
+  REQUIRE(kept.ends_with(suffix));
+  const std::size_t prefix = kept.size() - suffix.size();
+  CHECK(prefix % 2 == 0);
+  CHECK(kept.compare(0, prefix, accents, 0, prefix) == 0);
+  CHECK(prefix + 2 > NAME_MAX - suffix.size());  // no more cut than a character
 }
 
 TEST_CASE("a name as long as NAME_MAX gets its placeholder", "[mounts]") {
