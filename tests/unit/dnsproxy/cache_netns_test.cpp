@@ -18,6 +18,7 @@
 #include <map>
 #include <sstream>
 
+#include "../netns_child.hpp"
 #include "dns_test_util.hpp"
 #include "dnsproxy/dnsproxy.hpp"
 
@@ -26,14 +27,6 @@ using namespace sbx::dns;
 using namespace std::chrono_literals;
 
 namespace {
-
-bool write_file(const char* path, const std::string& text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  close(fd);
-  return ok;
-}
 
 sockaddr_in v4(const char* ip, std::uint16_t port) {
   sockaddr_in a{};
@@ -53,16 +46,6 @@ int bound(int type, const char* ip, std::uint16_t port) {
 
 std::map<std::string, std::string> scenario() {
   std::map<std::string, std::string> o;
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
-    o["unshare"] = strerrorname_np(errno);
-    return o;
-  }
-  write_file("/proc/self/setgroups", "deny");
-  write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
-  write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
-  o["unshare"] = "ok";
   net::configure_netns_routes();
   int nfd = net::open_netfilter_socket();
   net::RulesetConfig rc;
@@ -190,41 +173,9 @@ std::map<std::string, std::string> scenario() {
 }  // namespace
 
 TEST_CASE("Answer cache with the real allow sets in a netns", "[dns][cache][netns]") {
-  int pfd[2];
-  REQUIRE(pipe2(pfd, O_CLOEXEC) == 0);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(pfd[0]);
-    std::ostringstream out;
-    try {
-      for (auto& [k, v] : scenario()) out << k << "=" << v << "\n";
-    } catch (const std::exception& e) {
-      out << "exception=" << e.what() << "\n";
-    }
-    auto s = out.str();
-    (void)!write(pfd[1], s.data(), s.size());
-    _exit(0);
-  }
-  close(pfd[1]);
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pfd[0], buf, sizeof buf)) > 0) all.append(buf, static_cast<std::size_t>(n));
-  close(pfd[0]);
-  waitpid(pid, nullptr, 0);
-  std::map<std::string, std::string> o;
-  std::istringstream in(all);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) o[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  INFO(all);
-  if (o["unshare"] != "ok") {
-    WARN("no user+net namespace here: " << o["unshare"]);
-    return;
-  }
+  auto o = sbx::testing::run_in_netns(scenario);
+  INFO(sbx::testing::describe(o));
+  if (!sbx::testing::made_namespaces(o)) return;
   REQUIRE(o.count("exception") == 0);
   CHECK(o["before"] == "no");
   CHECK(o["first"] == "0/300");

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "../netns_child.hpp"
 #include "netfilter/netfilter.hpp"
 #include "sbx/error.hpp"
 
@@ -27,25 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-using Observations = std::map<std::string, std::string>;
-
-bool write_file(const char* path, const std::string& text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  close(fd);
-  return ok;
-}
-
-bool enter_user_and_net_namespace() {
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) return false;
-  write_file("/proc/self/setgroups", "deny");
-  write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
-  write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
-  return true;
-}
+using sbx::testing::Observations;
 
 sockaddr_storage make_addr(const char* ip, std::uint16_t port, socklen_t& len) {
   sockaddr_storage ss{};
@@ -143,11 +126,6 @@ void add_allow(int nfd, const char* ip, std::chrono::milliseconds timeout) {
 
 Observations scenario() {
   Observations o;
-  if (!enter_user_and_net_namespace()) {
-    o["unshare"] = strerrorname_np(errno);
-    return o;
-  }
-  o["unshare"] = "ok";
   configure_netns_routes();
   int nfd = open_netfilter_socket();
   RulesetConfig cfg;
@@ -392,55 +370,15 @@ Observations scenario() {
   return o;
 }
 
-Observations run_in_child() {
-  int pfd[2];
-  REQUIRE(pipe2(pfd, O_CLOEXEC) == 0);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(pfd[0]);
-    std::ostringstream out;
-    try {
-      for (auto& [k, v] : scenario()) out << k << "=" << v << "\n";
-    } catch (const std::exception& e) {
-      out << "exception=" << e.what() << "\n";
-    }
-    auto s = out.str();
-    write(pfd[1], s.data(), s.size());
-    _exit(0);
-  }
-  close(pfd[1]);
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pfd[0], buf, sizeof buf)) > 0) all.append(buf, static_cast<std::size_t>(n));
-  close(pfd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Observations o;
-  std::istringstream in(all);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) o[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE(
     "ruleset in a user+net namespace filters and logs connects, allowed ones land on their port's "
     "listener",
     "[netfilter][netns]") {
-  auto o = run_in_child();
-  std::string all;
-  for (auto& [k, v] : o) all += k + " = " + v + "\n";
-  INFO("observations:\n" << all);
-  if (o["unshare"] != "ok") {
-    WARN("cannot create a user+net namespace here: " << o["unshare"]);
-    return;
-  }
+  auto o = sbx::testing::run_in_netns(scenario);
+  INFO("observations:\n" << sbx::testing::describe(o));
+  if (!sbx::testing::made_namespaces(o)) return;
   REQUIRE(o.count("exception") == 0);
   CHECK(o["ruleset"] == "ok");
   CHECK(o["listeners"] == "ok");

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 
+#include "../netns_child.hpp"
 #include "netfilter/netfilter.hpp"
 #include "sbx/error.hpp"
 
@@ -25,25 +26,7 @@ using namespace sbx::net;
 
 namespace {
 
-using Observations = std::map<std::string, std::string>;
-
-bool write_file(const char* path, const std::string& text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  close(fd);
-  return ok;
-}
-
-bool enter_user_and_net_namespace() {
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) return false;
-  write_file("/proc/self/setgroups", "deny");
-  write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
-  write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
-  return true;
-}
+using sbx::testing::Observations;
 
 // Sends one rtnetlink request with NLM_F_ACK; "ok" or the kernel's errno.
 std::string rtnl(int fd, nlmsghdr* nlh) {
@@ -124,11 +107,6 @@ std::string describe(int fd, const char* text) {
 
 Observations scenario() {
   Observations o;
-  if (!enter_user_and_net_namespace()) {
-    o["unshare"] = strerrorname_np(errno);
-    return o;
-  }
-  o["unshare"] = "ok";
   int setup = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   o["lo_up"] = lo_up(setup);
   o["add4"] = add_address(setup, "198.51.100.5", 32);
@@ -164,41 +142,6 @@ Observations scenario() {
   return o;
 }
 
-Observations run_in_child() {
-  int pfd[2];
-  REQUIRE(pipe2(pfd, O_CLOEXEC) == 0);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(pfd[0]);
-    std::ostringstream out;
-    try {
-      for (auto& [k, v] : scenario()) out << k << "=" << v << "\n";
-    } catch (const std::exception& e) {
-      out << "exception=" << e.what() << "\n";
-    }
-    auto s = out.str();
-    (void)!write(pfd[1], s.data(), s.size());
-    _exit(0);
-  }
-  close(pfd[1]);
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pfd[0], buf, sizeof buf)) > 0) all.append(buf, static_cast<std::size_t>(n));
-  close(pfd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Observations o;
-  std::istringstream in(all);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) o[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("Route::local: local, broadcast, anycast and multicast routes are the host's",
@@ -213,14 +156,9 @@ TEST_CASE("Route::local: local, broadcast, anycast and multicast routes are the 
 
 TEST_CASE("lookup_route in a user+net namespace: its own addresses are local, routed ones are not",
           "[netfilter][netns]") {
-  auto o = run_in_child();
-  std::string all;
-  for (auto& [k, v] : o) all += k + " = " + v + "\n";
-  INFO("observations:\n" << all);
-  if (o["unshare"] != "ok") {
-    WARN("cannot create a user+net namespace here: " << o["unshare"]);
-    return;
-  }
+  auto o = sbx::testing::run_in_netns(scenario);
+  INFO("observations:\n" << sbx::testing::describe(o));
+  if (!sbx::testing::made_namespaces(o)) return;
   REQUIRE(o.count("exception") == 0);
   REQUIRE(o["lo_up"] == "ok");
   REQUIRE(o["add4"] == "ok");

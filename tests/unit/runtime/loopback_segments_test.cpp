@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../netns_child.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/sandbox_steps.hpp"
 
@@ -64,13 +65,6 @@ bool read_lo(LoState& out) {
   return true;
 }
 
-void write_file(const char* path, const std::string& text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  (void)!write(fd, text.data(), text.size());
-  close(fd);
-}
-
 // In a child in a new user+net namespace: set_up_network(plan) for network
 // "none", then lo's state. nullopt where the namespaces cannot be made
 // (unprivileged user namespaces off): the caller skips.
@@ -83,16 +77,11 @@ struct Outcome {
 std::optional<Outcome> bring_up_in_new_netns(const LaunchPlan& plan) {
   int fds[2];
   REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
-  const uid_t uid = geteuid();
-  const gid_t gid = getegid();
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     close(fds[0]);
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) _exit(3);
-    write_file("/proc/self/setgroups", "deny");
-    write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
-    write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
+    if (!sbx::testing::enter_user_and_net_namespace()) _exit(3);
     ChildError err;
     Outcome outcome;
     outcome.ok = set_up_network(plan, -1, err);
