@@ -8,46 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "capi/handles.hpp"
+#include "profiles/profiles.hpp"
 
 namespace sbx::capi {
 namespace {
 
 using nlohmann::json;
 
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += fmt::format("\\u{:04X}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string inline_value(const json& v, const std::string& path) {
   switch (v.type()) {
     case json::value_t::string:
-      return quote(v.get_ref<const std::string&>());
+      return profiles::toml_quote(v.get_ref<const std::string&>());
     case json::value_t::boolean:
       return v.get<bool>() ? "true" : "false";
     case json::value_t::number_integer:
@@ -81,7 +52,7 @@ std::string inline_value(const json& v, const std::string& path) {
       for (const auto& [key, item] : v.items()) {
         out += first ? " " : ", ";
         first = false;
-        out += quote(key);
+        out += profiles::toml_quote(key);
         out += " = ";
         out += inline_value(item, fmt::format("{}.{}", path, key));
       }
@@ -99,7 +70,7 @@ void write_table(const json& table, const std::vector<std::string>& path, std::s
   for (const auto& p : path) dotted += (dotted.empty() ? "" : ".") + p;
   for (const auto& [key, v] : table.items()) {
     if (v.is_object()) continue;
-    out += fmt::format("{} = {}\n", quote(key),
+    out += fmt::format("{} = {}\n", profiles::toml_quote(key),
                        inline_value(v, dotted.empty() ? key : fmt::format("{}.{}", dotted, key)));
   }
   for (const auto& [key, v] : table.items()) {
@@ -107,7 +78,7 @@ void write_table(const json& table, const std::vector<std::string>& path, std::s
     std::vector<std::string> sub = path;
     sub.push_back(key);
     std::string header;
-    for (const auto& p : sub) header += (header.empty() ? "" : ".") + quote(p);
+    for (const auto& p : sub) header += (header.empty() ? "" : ".") + profiles::toml_quote(p);
     out += "\n[" + header + "]\n";
     write_table(v, sub, out);
   }

@@ -5,10 +5,8 @@
 #include "profiles/profiles.hpp"
 
 namespace sbx::profiles {
-namespace {
 
-// A TOML basic string.
-std::string quote(std::string_view s) {
+std::string toml_quote(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
@@ -38,6 +36,8 @@ std::string quote(std::string_view s) {
   return out + "\"";
 }
 
+namespace {
+
 class TomlWriter {
  public:
   void section(std::string_view name) { out_ += fmt::format("\n[{}]\n", name); }
@@ -45,7 +45,7 @@ class TomlWriter {
   void raw(std::string_view key, std::string_view value) {
     out_ += fmt::format("{} = {}\n", key, value);
   }
-  void str(std::string_view key, std::string_view value) { raw(key, quote(value)); }
+  void str(std::string_view key, std::string_view value) { raw(key, toml_quote(value)); }
   void boolean(std::string_view key, bool value) { raw(key, value ? "true" : "false"); }
   template <typename T, typename F>
   void list(std::string_view key, const std::vector<T>& items, F&& render) {
@@ -58,7 +58,7 @@ class TomlWriter {
     out_ += "]\n";
   }
   void strings(std::string_view key, const std::vector<std::string>& items) {
-    list(key, items, [](const std::string& s) { return quote(s); });
+    list(key, items, [](const std::string& s) { return toml_quote(s); });
   }
   void ports(std::string_view key, const std::vector<std::uint16_t>& items) {
     list(key, items, [](std::uint16_t p) { return std::to_string(p); });
@@ -70,11 +70,11 @@ class TomlWriter {
 };
 
 std::string size_or_unlimited(const std::optional<std::uint64_t>& v) {
-  return quote(v ? format_size(*v) : "unlimited");
+  return toml_quote(v ? format_size(*v) : "unlimited");
 }
 
 std::string rlimit_value(const std::optional<std::uint64_t>& v) {
-  return v ? std::to_string(*v) : quote("inherit");
+  return v ? std::to_string(*v) : toml_quote("inherit");
 }
 
 }  // namespace
@@ -96,15 +96,16 @@ std::string to_toml(const Policy& p) {
   w.strings("hidden", fs.deny_read);
   w.strings("visible", fs.allow_read);
   w.list("tmpfs", fs.tmpfs, [](const TmpfsMount& m) {
-    return fmt::format("{{ path = {}, size = {}, mode = {} }}", quote(m.path),
-                       quote(format_size(m.size_bytes)), quote(fmt::format("{:04o}", m.mode)));
+    return fmt::format("{{ path = {}, size = {}, mode = {} }}", toml_quote(m.path),
+                       toml_quote(format_size(m.size_bytes)),
+                       toml_quote(fmt::format("{:04o}", m.mode)));
   });
-  w.raw("tmp_size", quote(format_size(fs.tmp_size_bytes)));
+  w.raw("tmp_size", toml_quote(format_size(fs.tmp_size_bytes)));
   w.strings("unix_sockets", fs.allow_unix_sockets);
   w.list("state", fs.state, [](const StatePath& st) {
-    if (st.directory) return fmt::format("{{ path = {}, type = \"dir\" }}", quote(st.path));
-    return fmt::format("{{ path = {}, type = \"file\", content = {} }}", quote(st.path),
-                       quote(st.initial_content));
+    if (st.directory) return fmt::format("{{ path = {}, type = \"dir\" }}", toml_quote(st.path));
+    return fmt::format("{{ path = {}, type = \"file\", content = {} }}", toml_quote(st.path),
+                       toml_quote(st.initial_content));
   });
 
   const auto& net = p.network;
@@ -118,11 +119,11 @@ std::string to_toml(const Policy& p) {
   w.ports("opaque_ports", net.opaque_ports);
   w.strings("dns_upstream", net.dns_upstream);
   w.str("dns_refusal", to_string(net.dns_refusal));
-  w.raw("dns_min_ttl", quote(format_duration(net.dns_min_ttl)));
-  w.raw("dns_ttl_grace", quote(format_duration(net.dns_ttl_grace)));
+  w.raw("dns_min_ttl", toml_quote(format_duration(net.dns_min_ttl)));
+  w.raw("dns_ttl_grace", toml_quote(format_duration(net.dns_ttl_grace)));
   w.raw("dns_query_rate", std::to_string(net.dns_query_rate));
   w.list("publish", net.publish, [](const PublishedPort& pp) {
-    return quote(fmt::format("{}:{}", pp.host_port, pp.sandbox_port));
+    return toml_quote(fmt::format("{}:{}", pp.host_port, pp.sandbox_port));
   });
   w.ports("host_ports", net.host_ports);
 
@@ -151,10 +152,10 @@ std::string to_toml(const Policy& p) {
   w.section("limits");
   w.raw("memory", size_or_unlimited(lim.memory_bytes));
   w.raw("swap", size_or_unlimited(lim.swap_bytes));
-  w.raw("cpus", lim.cpus ? fmt::format("{}", *lim.cpus) : quote("unlimited"));
-  w.raw("pids", lim.pids ? std::to_string(*lim.pids) : quote("unlimited"));
-  w.raw("timeout", quote(lim.timeout ? format_duration(*lim.timeout) : "unlimited"));
-  w.raw("kill_after", quote(format_duration(lim.kill_after)));
+  w.raw("cpus", lim.cpus ? fmt::format("{}", *lim.cpus) : toml_quote("unlimited"));
+  w.raw("pids", lim.pids ? std::to_string(*lim.pids) : toml_quote("unlimited"));
+  w.raw("timeout", toml_quote(lim.timeout ? format_duration(*lim.timeout) : "unlimited"));
+  w.raw("kill_after", toml_quote(format_duration(lim.kill_after)));
   w.boolean("required", lim.required);
 
   const auto& audit = p.audit;
@@ -162,7 +163,7 @@ std::string to_toml(const Policy& p) {
   w.str("log", audit.log);
   w.str("level", to_string(audit.level));
   w.str("report", audit.report);
-  w.raw("max_size", quote(format_size(audit.max_size_bytes)));
+  w.raw("max_size", toml_quote(format_size(audit.max_size_bytes)));
   return w.take();
 }
 

@@ -241,6 +241,8 @@ Policy resolve_with_settings(std::string_view name_or_file, const std::string& s
 // A complete, stand-alone profile (no extends; every key written). Parsing it
 // with load_profile_text(text, policy.profile, ...) gives back an equal Policy.
 std::string to_toml(const Policy& policy);
+// `s` as a TOML basic string, quotes included (control characters escaped).
+std::string toml_quote(std::string_view s);
 nlohmann::json to_json(const Policy& policy);
 
 }  // namespace sbx::profiles
