@@ -137,6 +137,28 @@ void add_git_dir(GitGuard::Snapshot& snap, int dir, const std::string& path, int
   if (depth < kMaxModuleDepth) add_modules(snap, dir, path, depth);
 }
 
+// The files of a repository's git dir `dir` (known as `path`) that send
+// git elsewhere: commondir, config.worktree, the linked worktrees' files,
+// and the submodules' git dirs.
+void add_repository_files(GitGuard::Snapshot& snap, int dir, const std::string& path) {
+  for (const char* name : {"commondir", "config.worktree"})
+    add_entry(snap, dir, name, path + "/" + name);
+  add_entry(snap, dir, "worktrees", path + "/worktrees");
+  if (const UniqueFd worktrees = open_dir_at(dir, "worktrees")) {
+    for (const auto& wt : list_dir(worktrees.get())) {
+      // The entry itself first: a symlink (-> ~/.ssh) or file here is
+      // recorded, and quarantined if new, but never walked into.
+      const std::string wt_path = path + "/worktrees/" + wt;
+      add_entry(snap, worktrees.get(), wt, wt_path);
+      const UniqueFd wt_dir = open_dir_at(worktrees.get(), wt);
+      if (!wt_dir) continue;
+      for (const char* name : {"commondir", "gitdir", "config.worktree", "config"})
+        add_entry(snap, wt_dir.get(), name, wt_path + "/" + name);
+    }
+  }
+  add_modules(snap, dir, path, 0);
+}
+
 // The paths of the gitlink entries (mode 160000) of a git index (versions
 // 2, 3 and 4; SHA-1 or SHA-256 object names). Empty if unreadable.
 std::vector<std::string> index_gitlinks(const std::string& data, std::size_t hash_size) {
@@ -245,7 +267,7 @@ void emit_violation(const RunOptions& options, const std::string& path, const st
 
 }  // namespace
 
-GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top) {
+GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top, int linked_git) {
   Snapshot snap;
   const std::string dotgit_path = top + "/.git";
   struct stat st {};
@@ -255,29 +277,17 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top) {
   // type (a directory where the link or gitfile was) is a change too.
   add_entry(snap, top_fd, ".git", dotgit_path);
   const UniqueFd dotgit = S_ISDIR(st.st_mode) ? open_dir_at(top_fd, ".git") : UniqueFd();
-  if (!dotgit) return snap;
-  for (const char* name : {"commondir", "config.worktree"})
-    add_entry(snap, dotgit.get(), name, dotgit_path + "/" + name);
-  add_entry(snap, dotgit.get(), "worktrees", dotgit_path + "/worktrees");
-  if (const UniqueFd worktrees = open_dir_at(dotgit.get(), "worktrees")) {
-    for (const auto& wt : list_dir(worktrees.get())) {
-      // The entry itself first: a symlink (-> ~/.ssh) or file here is
-      // recorded, and quarantined if new, but never walked into.
-      const std::string wt_path = dotgit_path + "/worktrees/" + wt;
-      add_entry(snap, worktrees.get(), wt, wt_path);
-      const UniqueFd wt_dir = open_dir_at(worktrees.get(), wt);
-      if (!wt_dir) continue;
-      for (const char* name : {"commondir", "gitdir", "config.worktree", "config"})
-        add_entry(snap, wt_dir.get(), name, wt_path + "/" + name);
-    }
-  }
-  add_modules(snap, dotgit.get(), dotgit_path, 0);
+  if (dotgit) add_repository_files(snap, dotgit.get(), dotgit_path);
+  // The index: in .git, or in the git dir a .git link led to at the start
+  // (its own files are a root of their own: linked_git_dir()).
+  const int index_dir = dotgit ? dotgit.get() : linked_git;
+  if (index_dir < 0) return snap;
   // Submodules: a gitlink in the index makes `git status` run git in it.
-  std::string config = read_regular_file(dotgit.get(), "config", 1 << 16);
+  std::string config = read_regular_file(index_dir, "config", 1 << 16);
   std::transform(config.begin(), config.end(), config.begin(), ::tolower);
   const bool sha256 = config.find("objectformat = sha256") != std::string::npos ||
                       config.find("objectformat=sha256") != std::string::npos;
-  const std::string index = read_regular_file(dotgit.get(), "index", 256u << 20);
+  const std::string index = read_regular_file(index_dir, "index", 256u << 20);
   for (const auto& rel : index_gitlinks(index, sha256 ? 32 : 20)) {
     // Skipped if any component is a symlink, "." or "..": git does not
     // follow a symlink in a gitlink's path either.
@@ -291,20 +301,79 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top) {
   return snap;
 }
 
+namespace {
+
+// When the work tree's `.git` is a symlink to a git dir (before the run: the
+// user's own link), that directory, opened once. The check at the end walks
+// this very directory, whatever the link, or the names on its way, lead to
+// by then. Only what git would take for a git dir (HEAD and objects/):
+// nothing else is a repository git reads.
+UniqueFd linked_git_dir(int top_fd) {
+  struct stat st {};
+  if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) return {};
+  UniqueFd dir(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
+  if (!dir) return {};
+  struct stat head {
+  }, objects{};
+  if (fstatat(dir.get(), "HEAD", &head, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !(S_ISREG(head.st_mode) || S_ISLNK(head.st_mode)) ||
+      fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !S_ISDIR(objects.st_mode))
+    return {};
+  return dir;
+}
+
+// The absolute path of an open directory, for the snapshot's keys and the
+// messages ("" if the kernel cannot say).
+std::string path_of(int fd) {
+  char target[PATH_MAX];
+  const std::string link = fmt::format("/proc/self/fd/{}", fd);
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0 || target[0] != '/') return {};
+  return std::string(target, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
 GitGuard::GitGuard(const Policy& policy, const RunOptions& options) : options_(options) {
   for (const auto& path : policy.filesystem.deny_write) {
     for (const char* suffix : {"/.git/hooks", "/.git/config"}) {
       if (!ends_with(path, suffix)) continue;
       std::string top = path.substr(0, path.size() - std::strlen(suffix));
-      if (top.empty() || std::find(tops_.begin(), tops_.end(), top) != tops_.end()) continue;
+      if (top.empty() || std::any_of(roots_.begin(), roots_.end(),
+                                     [&](const Root& r) { return !r.git_dir && r.path == top; }))
+        continue;
       // Opened before the sandbox starts: the check at the end walks from
       // this very directory, whatever the run renames or links meanwhile.
-      UniqueFd top_fd(::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      before_.push_back(top_fd ? snapshot(top_fd.get(), top) : Snapshot());
-      tops_.push_back(std::move(top));
-      top_fds_.push_back(std::move(top_fd));
+      Root tree;
+      tree.path = std::move(top);
+      tree.fd.reset(::open(tree.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!tree.fd) {
+        roots_.push_back(std::move(tree));  // nothing to check at the end
+        continue;
+      }
+      Root linked;
+      linked.fd = linked_git_dir(tree.fd.get());
+      linked.path = linked.fd ? path_of(linked.fd.get()) : std::string();
+      if (linked.path.empty()) linked.fd.reset();
+      tree.linked_git = linked.fd ? linked.fd.get() : -1;
+      tree.before = snapshot_of(tree);
+      roots_.push_back(std::move(tree));
+      if (linked.fd) {
+        linked.git_dir = true;
+        linked.before = snapshot_of(linked);
+        roots_.push_back(std::move(linked));
+      }
     }
   }
+}
+
+GitGuard::Snapshot GitGuard::snapshot_of(const Root& root) const {
+  if (!root.fd) return {};
+  if (!root.git_dir) return snapshot(root.fd.get(), root.path, root.linked_git);
+  Snapshot snap;
+  add_repository_files(snap, root.fd.get(), root.path);
+  return snap;
 }
 
 GitGuard::~GitGuard() {
@@ -312,57 +381,59 @@ GitGuard::~GitGuard() {
 }
 
 void GitGuard::check_and_revert() noexcept {
+  const long stamp =
+      static_cast<long>(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
+  for (const Root& root : roots_) revert(root, stamp);
+}
+
+void GitGuard::revert(const Root& root, long stamp) noexcept {
+  if (!root.fd) return;
   try {
-    const long stamp =
-        static_cast<long>(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
-    for (std::size_t i = 0; i < tops_.size(); ++i) {
-      if (!top_fds_[i]) continue;
-      const int top_fd = top_fds_[i].get();
-      const std::string& top = tops_[i];
-      const Snapshot after = snapshot(top_fd, top);
-      const Snapshot& before = before_[i];
-      std::vector<std::string> moved_dirs;  // their files went with them
-      for (const auto& [path, state] : after) {
-        if (std::any_of(moved_dirs.begin(), moved_dirs.end(),
-                        [&](const std::string& d) { return path.starts_with(d + "/"); })) {
-          continue;
-        }
-        auto old = before.find(path);
-        if (old != before.end() && old->second.is_dir == state.is_dir &&
-            old->second.content == state.content) {
-          continue;
-        }
-        // Directories that merely appeared (worktrees/, modules/) are
-        // harmless by themselves; their files are entries of their own.
-        if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
-        // Every key is TOP/REL (snapshot()): act in REL's parent, reached
-        // again without following a symlink, never through the path string.
-        const std::string rel = path.substr(top.size() + 1);
-        const std::size_t slash = rel.rfind('/');
-        const std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
-        const UniqueFd parent =
-            open_dir_below(top_fd, slash == std::string::npos ? "" : rel.substr(0, slash));
-        const std::string moved_name = parent ? quarantine(parent.get(), name, stamp) : "";
-        const bool ok = !moved_name.empty();
-        if (ok && state.is_dir) moved_dirs.push_back(path);
-        bool restored = false;
-        if (ok && old != before.end() && old->second.content.starts_with("symlink:")) {
-          restored = ::symlinkat(old->second.content.c_str() + 8, parent.get(), name.c_str()) == 0;
-        } else if (ok && old != before.end() && !old->second.is_dir &&
-                   !old->second.content.starts_with("[special")) {
-          restored = restore_file(parent.get(), name, old->second);
-        }
-        // "replaced": another type now (a directory where the link was).
-        const auto kind = [](const FileState& f) {
-          return f.is_dir ? 'd' : f.content.starts_with("symlink:") ? 'l' : 'f';
-        };
-        const char* change = old == before.end()                ? "created"
-                             : kind(old->second) != kind(state) ? "replaced"
-                                                                : "changed";
-        emit_violation(options_, path, change,
-                       ok ? path.substr(0, path.size() - name.size()) + moved_name : std::string(),
-                       restored);
+    const int top_fd = root.fd.get();
+    const std::string& top = root.path;
+    const Snapshot after = snapshot_of(root);
+    const Snapshot& before = root.before;
+    std::vector<std::string> moved_dirs;  // their files went with them
+    for (const auto& [path, state] : after) {
+      if (std::any_of(moved_dirs.begin(), moved_dirs.end(),
+                      [&](const std::string& d) { return path.starts_with(d + "/"); })) {
+        continue;
       }
+      auto old = before.find(path);
+      if (old != before.end() && old->second.is_dir == state.is_dir &&
+          old->second.content == state.content) {
+        continue;
+      }
+      // Directories that merely appeared (worktrees/, modules/) are
+      // harmless by themselves; their files are entries of their own.
+      if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
+      // Every key is TOP/REL (snapshot()): act in REL's parent, reached
+      // again without following a symlink, never through the path string.
+      const std::string rel = path.substr(top.size() + 1);
+      const std::size_t slash = rel.rfind('/');
+      const std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+      const UniqueFd parent =
+          open_dir_below(top_fd, slash == std::string::npos ? "" : rel.substr(0, slash));
+      const std::string moved_name = parent ? quarantine(parent.get(), name, stamp) : "";
+      const bool ok = !moved_name.empty();
+      if (ok && state.is_dir) moved_dirs.push_back(path);
+      bool restored = false;
+      if (ok && old != before.end() && old->second.content.starts_with("symlink:")) {
+        restored = ::symlinkat(old->second.content.c_str() + 8, parent.get(), name.c_str()) == 0;
+      } else if (ok && old != before.end() && !old->second.is_dir &&
+                 !old->second.content.starts_with("[special")) {
+        restored = restore_file(parent.get(), name, old->second);
+      }
+      // "replaced": another type now (a directory where the link was).
+      const auto kind = [](const FileState& f) {
+        return f.is_dir ? 'd' : f.content.starts_with("symlink:") ? 'l' : 'f';
+      };
+      const char* change = old == before.end()                ? "created"
+                           : kind(old->second) != kind(state) ? "replaced"
+                                                              : "changed";
+      emit_violation(options_, path, change,
+                     ok ? path.substr(0, path.size() - name.size()) + moved_name : std::string(),
+                     restored);
     }
   } catch (...) {
     if (options_.on_warning) options_.on_warning("could not check the git redirection files");

@@ -16,6 +16,8 @@
 //   or the config and hooks of a nested git dir): a gitlink added to the
 //   index makes `git status` run git inside PATH with PATH's config.
 // (.git/config and .git/hooks are the profile's read-only mounts already.)
+// When .git is a symlink to a git dir, that dir, opened before the run, is
+// walked the same way (its redirection files; its index for the gitlinks).
 // The sandbox wrote all of it: nothing is reached through a symlink (walked
 // from a dirfd of the work tree, O_NOFOLLOW per level); a link there is
 // recorded, and quarantined, as the link itself.
@@ -51,15 +53,26 @@ class GitGuard {
 
   // The redirection surface of the work tree `top` (its .git), as it is now,
   // walked from top_fd (the directory `top`) without following any symlink.
-  // Keys are "top/RELATIVE PATH".
-  static Snapshot snapshot(int top_fd, const std::string& top);
+  // Keys are "top/RELATIVE PATH". linked_git: the git dir a `.git` symlink
+  // led to at the start (opened then), for the index's gitlinks; its own
+  // files are a root of their own (Root::git_dir).
+  static Snapshot snapshot(int top_fd, const std::string& top, int linked_git = -1);
 
  private:
+  // A directory walked at the end from an fd opened before the sandbox
+  // started: a work tree, or the git dir its `.git` symlink led to then.
+  struct Root {
+    std::string path;  // the snapshot's keys are "path/RELATIVE PATH"
+    UniqueFd fd;
+    bool git_dir = false;  // a linked git dir (else a work tree)
+    int linked_git = -1;   // a work tree's linked git dir's fd, if any
+    Snapshot before;
+  };
+  Snapshot snapshot_of(const Root& root) const;
   void check_and_revert() noexcept;
+  void revert(const Root& root, long stamp) noexcept;
   const RunOptions& options_;
-  std::vector<std::string> tops_;  // work trees whose .git is guarded
-  std::vector<UniqueFd> top_fds_;  // each opened before the sandbox started
-  std::vector<Snapshot> before_;
+  std::vector<Root> roots_;
 };
 
 }  // namespace sbx::runtime

@@ -89,5 +89,32 @@ decoy_intact ".git/worktrees -> host dir" "$WT/x"
 [[ ! -L .git/worktrees && -L $(ls -d .git/worktrees.sbx-quarantine-* 2>/dev/null | head -1) ]] ||
   fail "strict (worktrees link): the link was not quarantined: $(ls -lA .git)"
 pass "strict (worktrees link): the .git/worktrees link is itself moved aside"
+# --- C: .git itself a link to the repository's git dir in the work tree ----
+# The link is the user's, made before the run: the guard opens the git dir
+# it leads to then, and checks that directory's redirection files at the end
+# (a commondir written through the link sends host git elsewhere).
+R=$(scratch)
+host_repo "$R"
+mv "$R/.git" "$R/gitdir" && ln -s gitdir "$R/.git" || fail "strict (.git link): set-up"
+cd "$R" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  echo /tmp/evil > .git/commondir; echo "commondir=rc$?"
+  mkdir -p .git/worktrees/w && echo /tmp/evil > .git/worktrees/w/commondir; echo "wt=rc$?"
+  echo evil >> .git/config; echo "config=rc$?"' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (.git link): attempts ran"
+expect_res commondir rc0 "strict (.git link): a commondir can be written through the link (the git dir stays writable)"
+expect_res wt rc0 "strict (.git link): so can a worktree's"
+expect_res config "rc[1-9]" "strict (.git link): the config behind the link is read-only"
+for f in gitdir/commondir gitdir/worktrees/w/commondir; do
+  [[ ! -e $f ]] && ls "$f".sbx-quarantine-* >/dev/null 2>&1 ||
+    fail "strict (.git link): $f was not quarantined: $(ls -A "$(dirname "$f")")"
+done
+pass "strict (.git link): the redirection files of the git dir behind .git are quarantined"
+expect_out "created $R/gitdir/commondir, .*moved to $R/gitdir/commondir\.sbx-quarantine-" \
+  "strict (.git link): sbx warns about the commondir behind the link"
+[[ -L .git && $(readlink .git) == gitdir ]] || fail "strict (.git link): the link changed: $(ls -l .git)"
+git -C "$R" status --porcelain >/dev/null 2>&1 || fail "strict (.git link): host git fails after the run"
+pass "strict (.git link): the link stays, and host git works in the repository"
 cd "$SSH" || fail "cd"
 esc_done "12 (git guard links)"
