@@ -158,3 +158,56 @@ TEST_CASE(
   CHECK(moved);
   CHECK(g.reported(git / "commondir"));
 }
+
+TEST_CASE(
+    "git guard: behind a .git link, the git dir opened at the start is checked, never the "
+    "link's target at the end") {
+  Scratch s;
+  const fs::path work = s.root / "work";
+  fs::remove_all(work / ".git");
+  const fs::path gitdir = work / "gitdir";
+  fs::create_directories(gitdir / "hooks");
+  fs::create_directories(gitdir / "objects");
+  write(gitdir / "HEAD", "ref: refs/heads/main\n");
+  fs::create_symlink("gitdir", work / ".git");
+  make_decoy(s.root / "decoy");
+
+  SECTION("a commondir written through the link is quarantined, named by the git dir's path") {
+    Guarded g(work);
+    {
+      const GitGuard guard(g.policy, g.options);
+      write(work / ".git/commondir", "/tmp/evil");
+      write(work / ".git/worktrees/w/commondir", "/tmp/evil");
+    }
+    CHECK(!fs::exists(gitdir / "commondir"));
+    CHECK(named(gitdir, "commondir.sbx-quarantine-").size() == 1);
+    CHECK(g.reported(gitdir / "commondir"));
+    CHECK(named(gitdir / "worktrees/w", "commondir.sbx-quarantine-").size() == 1);
+    CHECK(fs::is_symlink(work / ".git"));
+  }
+  SECTION(
+      "the git dir moved away and its name made a link to a host dir: the host dir is "
+      "untouched, the moved git dir is checked") {
+    Guarded g(work);
+    {
+      const GitGuard guard(g.policy, g.options);
+      write(gitdir / "commondir", "/tmp/evil");
+      fs::rename(gitdir, work / "gitdir2");
+      fs::create_symlink(s.root / "decoy", gitdir);
+    }
+    check_decoy(s.root / "decoy");
+    CHECK(!fs::exists(work / "gitdir2/commondir"));
+    CHECK(named(work / "gitdir2", "commondir.sbx-quarantine-").size() == 1);
+  }
+  SECTION("a link to something that is no git dir is not followed") {
+    fs::remove(work / ".git");
+    fs::create_symlink(s.root / "decoy", work / ".git");
+    Guarded g(work);
+    {
+      const GitGuard guard(g.policy, g.options);
+      write(s.root / "decoy/config.worktree", "changed on the host meanwhile");
+    }
+    CHECK(read(s.root / "decoy/config.worktree") == "changed on the host meanwhile");
+    CHECK(named(s.root / "decoy", "config.worktree.sbx-quarantine-").empty());
+  }
+}
