@@ -10,6 +10,7 @@
 #include "runtime/git_guard.hpp"
 
 #include "runtime/host_paths.hpp"
+#include "runtime/mounts_internal.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -303,12 +304,15 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top, int li
 
 namespace {
 
-// When the work tree's `.git` is a symlink to a git dir (before the run: the
-// user's own link), that directory, opened once. The check at the end walks
-// this very directory, whatever the link, or the names on its way, lead to
-// by then. Only what git would take for a git dir (HEAD and objects/):
-// nothing else is a repository git reads.
-UniqueFd linked_git_dir(int top_fd) {
+// When the work tree `top`'s `.git` is a symlink to a git dir the sandbox
+// may write (before the run: the user's own link), that directory, opened
+// once. The check at the end walks this very directory, whatever the link,
+// or the names on its way, lead to by then. Only what git would take for a
+// git dir (HEAD and objects/). A git dir the sandbox cannot write is left
+// alone: a change there at the end is the host's (a `git worktree add`),
+// not to be reverted -- by root, in someone else's repository.
+UniqueFd linked_git_dir(int top_fd, const std::string& top,
+                        const GitGuard::MayWrite& sandbox_may_write) {
   struct stat st {};
   if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) return {};
   UniqueFd dir(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
@@ -320,22 +324,28 @@ UniqueFd linked_git_dir(int top_fd) {
       fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) != 0 ||
       !S_ISDIR(objects.st_mode))
     return {};
+  // Where it is, resolved, and still the directory opened (no swap between).
+  const auto resolve = [](const std::string& path) {
+    char* real = ::realpath(path.c_str(), nullptr);
+    std::string out = real != nullptr ? std::string(real) : std::string();
+    std::free(real);
+    return out;
+  };
+  const std::string resolved = resolve(top + "/.git");
+  struct stat opened {
+  }, named{};
+  if (resolved.empty() || fstat(dir.get(), &opened) != 0 || ::stat(resolved.c_str(), &named) != 0 ||
+      opened.st_dev != named.st_dev || opened.st_ino != named.st_ino)
+    return {};
+  if (sandbox_may_write ? !sandbox_may_write(resolved) : !path_is_within(resolved, resolve(top)))
+    return {};
   return dir;
-}
-
-// The absolute path of an open directory, for the snapshot's keys and the
-// messages ("" if the kernel cannot say).
-std::string path_of(int fd) {
-  char target[PATH_MAX];
-  const std::string link = fmt::format("/proc/self/fd/{}", fd);
-  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-  if (n <= 0 || target[0] != '/') return {};
-  return std::string(target, static_cast<std::size_t>(n));
 }
 
 }  // namespace
 
-GitGuard::GitGuard(const Policy& policy, const RunOptions& options) : options_(options) {
+GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite sandbox_may_write)
+    : options_(options) {
   for (const auto& path : policy.filesystem.deny_write) {
     for (const char* suffix : {"/.git/hooks", "/.git/config"}) {
       if (!ends_with(path, suffix)) continue;
@@ -352,10 +362,10 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options) : options_(o
         roots_.push_back(std::move(tree));  // nothing to check at the end
         continue;
       }
+      // Its keys and messages name it as the user sees it: TOP/.git/...
       Root linked;
-      linked.fd = linked_git_dir(tree.fd.get());
-      linked.path = linked.fd ? path_of(linked.fd.get()) : std::string();
-      if (linked.path.empty()) linked.fd.reset();
+      linked.fd = linked_git_dir(tree.fd.get(), tree.path, sandbox_may_write);
+      linked.path = tree.path + "/.git";
       tree.linked_git = linked.fd ? linked.fd.get() : -1;
       tree.before = snapshot_of(tree);
       roots_.push_back(std::move(tree));

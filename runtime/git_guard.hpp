@@ -16,8 +16,10 @@
 //   or the config and hooks of a nested git dir): a gitlink added to the
 //   index makes `git status` run git inside PATH with PATH's config.
 // (.git/config and .git/hooks are the profile's read-only mounts already.)
-// When .git is a symlink to a git dir, that dir, opened before the run, is
-// walked the same way (its redirection files; its index for the gitlinks).
+// When .git is a symlink to a git dir the sandbox may write, that dir,
+// opened before the run, is walked the same way (its redirection files;
+// its index for the gitlinks). One it cannot write is left alone: what
+// changes there is the host's doing.
 // The sandbox wrote all of it: nothing is reached through a symlink (walked
 // from a dirfd of the work tree, O_NOFOLLOW per level); a link there is
 // recorded, and quarantined, as the link itself.
@@ -28,6 +30,7 @@
 
 #include "runtime/unique_fd.hpp"
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,8 +39,11 @@ namespace sbx::runtime {
 
 class GitGuard {
  public:
+  // Whether the sandbox may write a host path (resolved): launch.cpp asks
+  // the mount plan (sandbox_may_write). Empty: the work tree alone.
+  using MayWrite = std::function<bool(const std::string& host_path)>;
   // Snapshots the repositories whose hooks/config the policy protects.
-  GitGuard(const Policy& policy, const RunOptions& options);
+  GitGuard(const Policy& policy, const RunOptions& options, MayWrite sandbox_may_write = {});
   // Compares, quarantines, restores, reports. Never throws.
   ~GitGuard();
   GitGuard(const GitGuard&) = delete;

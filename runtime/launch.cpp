@@ -470,7 +470,9 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   std::optional<GitGuard> git_guard;
   const auto before_release = [&] {
     if (placeholders_made.valid()) placeholders_made.get();  // rethrows
-    git_guard.emplace(policy, options);
+    git_guard.emplace(policy, options, [&plan](const std::string& host_path) {
+      return sandbox_may_write(plan.mounts, host_path);
+    });
     startup_trace::mark("run: placeholders made, git guard");
   };
   std::optional<Sandbox> early_sandbox;

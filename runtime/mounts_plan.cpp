@@ -1002,9 +1002,18 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity,
   plan_resolv_conf(policy, data.ops);  // filtered network: the DNS filter is the resolver
   sort_mount_ops(data.ops);
   planner.mark_creatable();
+  data.writable_roots = planner.writable;
+  data.masked_dirs = planner.masked_dirs;
   data.op_fds.assign(data.ops.size(), -1);
   if (placeholders == Placeholders::now) create_placeholders(plan);
   return plan;
+}
+
+bool sandbox_may_write(const MountPlan& plan, const std::string& host_path) {
+  const auto& data = plan.data();
+  const auto within = [&](const std::string& root) { return path_is_within(host_path, root); };
+  return std::any_of(data.writable_roots.begin(), data.writable_roots.end(), within) &&
+         std::none_of(data.masked_dirs.begin(), data.masked_dirs.end(), within);
 }
 
 void create_placeholders(MountPlan& plan) {

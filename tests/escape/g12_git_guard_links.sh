@@ -111,7 +111,7 @@ for f in gitdir/commondir gitdir/worktrees/w/commondir; do
     fail "strict (.git link): $f was not quarantined: $(ls -A "$(dirname "$f")")"
 done
 pass "strict (.git link): the redirection files of the git dir behind .git are quarantined"
-expect_out "created $R/gitdir/commondir, .*moved to $R/gitdir/commondir\.sbx-quarantine-" \
+expect_out "created $R/\.git/commondir, .*moved to $R/\.git/commondir\.sbx-quarantine-" \
   "strict (.git link): sbx warns about the commondir behind the link"
 [[ -L .git && $(readlink .git) == gitdir ]] || fail "strict (.git link): the link changed: $(ls -l .git)"
 git -C "$R" status --porcelain >/dev/null 2>&1 || fail "strict (.git link): host git fails after the run"

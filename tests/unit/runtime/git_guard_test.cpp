@@ -181,7 +181,7 @@ TEST_CASE(
     }
     CHECK(!fs::exists(gitdir / "commondir"));
     CHECK(named(gitdir, "commondir.sbx-quarantine-").size() == 1);
-    CHECK(g.reported(gitdir / "commondir"));
+    CHECK(g.reported(work / ".git/commondir"));  // named as the user sees it
     CHECK(named(gitdir / "worktrees/w", "commondir.sbx-quarantine-").size() == 1);
     CHECK(fs::is_symlink(work / ".git"));
   }
@@ -198,6 +198,31 @@ TEST_CASE(
     check_decoy(s.root / "decoy");
     CHECK(!fs::exists(work / "gitdir2/commondir"));
     CHECK(named(work / "gitdir2", "commondir.sbx-quarantine-").size() == 1);
+  }
+  SECTION(
+      "a git dir outside what the sandbox may write is left alone: a change there is the "
+      "host's") {
+    const fs::path outside = s.root / "outside.git";
+    fs::create_directories(outside / "objects");
+    write(outside / "HEAD", "ref: refs/heads/main\n");
+    fs::remove(work / ".git");
+    fs::create_symlink(outside, work / ".git");
+    Guarded g(work);  // no plan given: the work tree alone is writable
+    {
+      const GitGuard guard(g.policy, g.options);
+      write(outside / "worktrees/w/gitdir", "/home/user/w/.git\n");  // `git worktree add`
+    }
+    CHECK(fs::exists(outside / "worktrees/w/gitdir"));
+    CHECK(named(outside / "worktrees/w", "gitdir.sbx-quarantine-").empty());
+    // Where the plan says the sandbox may write there, it is checked.
+    Guarded g2(work);
+    {
+      const GitGuard guard(g2.policy, g2.options, [&](const std::string& p) {
+        return p == fs::canonical(outside).string();
+      });
+      write(outside / "commondir", "/tmp/evil");
+    }
+    CHECK(named(outside, "commondir.sbx-quarantine-").size() == 1);
   }
   SECTION("a link to something that is no git dir is not followed") {
     fs::remove(work / ".git");
