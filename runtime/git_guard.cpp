@@ -11,6 +11,7 @@
 
 #include "runtime/host_paths.hpp"
 #include "runtime/mounts_internal.hpp"
+#include "runtime/mounts_syscalls.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -304,15 +305,18 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top, int li
 
 namespace {
 
-// When the work tree `top`'s `.git` is a symlink to a git dir the sandbox
-// may write (before the run: the user's own link), that directory, opened
-// once. The check at the end walks this very directory, whatever the link,
-// or the names on its way, lead to by then. Only what git would take for a
-// git dir (HEAD and objects/). A git dir the sandbox cannot write is left
-// alone: a change there at the end is the host's (a `git worktree add`),
-// not to be reverted -- by root, in someone else's repository.
-UniqueFd linked_git_dir(int top_fd, const std::string& top,
-                        const GitGuard::MayWrite& sandbox_may_write) {
+// When the work tree `top`'s `.git` is a symlink to a git dir (before the
+// run: the user's own link), that directory, opened once, and where it is,
+// resolved. Only what git would take for a git dir (HEAD and objects/).
+// The check at the end walks this very directory, whatever the link, or
+// the names on its way, lead to by then.
+struct LinkedGitDir {
+  UniqueFd fd;
+  std::string path;  // "" when it cannot be had without a symlink on the way now
+};
+
+LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
+  LinkedGitDir linked;
   struct stat st {};
   if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) return {};
   UniqueFd dir(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
@@ -324,22 +328,29 @@ UniqueFd linked_git_dir(int top_fd, const std::string& top,
       fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) != 0 ||
       !S_ISDIR(objects.st_mode))
     return {};
-  // Where it is, resolved, and still the directory opened (no swap between).
-  const auto resolve = [](const std::string& path) {
-    char* real = ::realpath(path.c_str(), nullptr);
-    std::string out = real != nullptr ? std::string(real) : std::string();
-    std::free(real);
-    return out;
-  };
-  const std::string resolved = resolve(top + "/.git");
+  linked.fd = std::move(dir);
+  // The path, and the same directory reached by it again without following
+  // any symlink: a link swapped in on the way meanwhile cannot pass for it.
+  char* real = ::realpath((top + "/.git").c_str(), nullptr);
+  if (real == nullptr) return linked;
+  const std::string resolved(real);
+  std::free(real);
+  const UniqueFd again(sys::openat2(AT_FDCWD, resolved.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
   struct stat opened {
-  }, named{};
-  if (resolved.empty() || fstat(dir.get(), &opened) != 0 || ::stat(resolved.c_str(), &named) != 0 ||
-      opened.st_dev != named.st_dev || opened.st_ino != named.st_ino)
-    return {};
-  if (sandbox_may_write ? !sandbox_may_write(resolved) : !path_is_within(resolved, resolve(top)))
-    return {};
-  return dir;
+  }, reached{};
+  if (again && fstat(linked.fd.get(), &opened) == 0 && fstat(again.get(), &reached) == 0 &&
+      opened.st_dev == reached.st_dev && opened.st_ino == reached.st_ino)
+    linked.path = resolved;
+  return linked;
+}
+
+// The directory `top`, resolved ("" if it cannot be).
+std::string resolved_path(const std::string& top) {
+  char* real = ::realpath(top.c_str(), nullptr);
+  std::string out = real != nullptr ? std::string(real) : std::string();
+  std::free(real);
+  return out;
 }
 
 }  // namespace
@@ -362,18 +373,24 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
         roots_.push_back(std::move(tree));  // nothing to check at the end
         continue;
       }
-      // Its keys and messages name it as the user sees it: TOP/.git/...
-      Root linked;
-      linked.fd = linked_git_dir(tree.fd.get(), tree.path, sandbox_may_write);
-      linked.path = tree.path + "/.git";
-      tree.linked_git = linked.fd ? linked.fd.get() : -1;
+      // A git dir behind a `.git` link: its index gives the tree's gitlinks
+      // in any case; its own files are checked only where the sandbox may
+      // write them. Elsewhere a change at the end is the host's (a `git
+      // worktree add`), not to be reverted -- by root, in someone else's
+      // repository. Its keys name it as the user sees it: TOP/.git/...
+      LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path);
+      tree.linked_git = found.fd ? found.fd.get() : -1;
       tree.before = snapshot_of(tree);
+      Root linked;
+      linked.git_dir = true;
+      linked.path = tree.path + "/.git";
+      linked.checked = found.fd && !found.path.empty() &&
+                       (sandbox_may_write ? sandbox_may_write(found.path)
+                                          : path_is_within(found.path, resolved_path(tree.path)));
+      linked.fd = std::move(found.fd);
+      if (linked.checked) linked.before = snapshot_of(linked);
       roots_.push_back(std::move(tree));
-      if (linked.fd) {
-        linked.git_dir = true;
-        linked.before = snapshot_of(linked);
-        roots_.push_back(std::move(linked));
-      }
+      if (linked.fd) roots_.push_back(std::move(linked));  // open for the tree's index too
     }
   }
 }
@@ -397,7 +414,7 @@ void GitGuard::check_and_revert() noexcept {
 }
 
 void GitGuard::revert(const Root& root, long stamp) noexcept {
-  if (!root.fd) return;
+  if (!root.fd || !root.checked) return;
   try {
     const int top_fd = root.fd.get();
     const std::string& top = root.path;

@@ -71,6 +71,7 @@ class GitGuard {
     std::string path;  // the snapshot's keys are "path/RELATIVE PATH"
     UniqueFd fd;
     bool git_dir = false;  // a linked git dir (else a work tree)
+    bool checked = true;   // a linked git dir the sandbox cannot write: kept open, not checked
     int linked_git = -1;   // a work tree's linked git dir's fd, if any
     Snapshot before;
   };

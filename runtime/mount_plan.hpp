@@ -49,8 +49,9 @@ void create_placeholders(MountPlan& plan);
 bool placeholders_pending(const MountPlan& plan);  // any left to create_placeholders
 
 // Whether `host_path` (resolved, no symlink in it) lies in what the plan
-// binds writable, outside the dirs it masks: somewhere the sandbox may have
-// written (a read-only entry inside may still protect it).
+// binds writable, outside the dirs it masks, and has the owner of that
+// writable path: somewhere the sandbox may have written (a read-only entry
+// inside may still protect it).
 bool sandbox_may_write(const MountPlan& plan, const std::string& host_path);
 
 // The fds the plan holds for init (detached trees prepared by the

@@ -84,11 +84,11 @@ struct MountPlanData {
   // can make mask tmpfs read-only without allocating after clone().
   mutable std::vector<int> op_fds;
   bool cleanup_placeholders = true;
-  std::thread placeholder_remover;
-  // Host paths bound writable (resolved) and the masked dirs among them:
-  // what the sandbox can write (sandbox_may_write).
+  std::thread placeholder_remover;  // start_placeholder_removal; joined by the destructor
+  // Host paths bound writable and the dirs masked, both resolved: what the
+  // sandbox can write (sandbox_may_write).
   std::vector<std::string> writable_roots;
-  std::vector<std::string> masked_dirs;  // start_placeholder_removal; joined by the destructor
+  std::vector<std::string> masked_dirs;
 
   void remove_placeholders() noexcept;  // once; children before parents
   ~MountPlanData();

@@ -1011,9 +1011,19 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity,
 
 bool sandbox_may_write(const MountPlan& plan, const std::string& host_path) {
   const auto& data = plan.data();
-  const auto within = [&](const std::string& root) { return path_is_within(host_path, root); };
-  return std::any_of(data.writable_roots.begin(), data.writable_roots.end(), within) &&
-         std::none_of(data.masked_dirs.begin(), data.masked_dirs.end(), within);
+  // The innermost of each decides: a writable bind inside a masked dir
+  // (--hide ~/s --rw ~/s/p) is writable, a mask inside a writable one not.
+  const std::string* writable = innermost_root(host_path, data.writable_roots);
+  const std::string* masked = innermost_root(host_path, data.masked_dirs);
+  if (writable == nullptr || (masked != nullptr && writable->size() < masked->size())) return false;
+  // And owned like that writable path: for a root caller it is an idmapped
+  // bind, where the files of a third uid are read-only to the command
+  // (docs/filesystem.md, the ownership rule); an unprivileged caller's
+  // command writes what the caller owns.
+  struct stat root {
+  }, path{};
+  return ::stat(writable->c_str(), &root) == 0 && ::stat(host_path.c_str(), &path) == 0 &&
+         root.st_uid == path.st_uid;
 }
 
 void create_placeholders(MountPlan& plan) {

@@ -116,5 +116,28 @@ expect_out "created $R/\.git/commondir, .*moved to $R/\.git/commondir\.sbx-quara
 [[ -L .git && $(readlink .git) == gitdir ]] || fail "strict (.git link): the link changed: $(ls -l .git)"
 git -C "$R" status --porcelain >/dev/null 2>&1 || fail "strict (.git link): host git fails after the run"
 pass "strict (.git link): the link stays, and host git works in the repository"
+# --- D: .git a link to a git dir outside what the sandbox may write -------
+# That git dir is left alone (a change there is the host's), but its index
+# still names the work tree's submodules: a sub/.git the sandbox makes at a
+# gitlink is quarantined (host `git status` would run its core.fsmonitor).
+O=$(scratch) G=$(scratch)
+git init -q "$G/repo" && mv "$G/repo/.git" "$G/outside.git" && ln -s "$G/outside.git" "$O/.git" ||
+  fail "strict (outside .git link): set-up"
+git -C "$O" update-index --add --cacheinfo "160000,$(printf '1%.0s' {1..40}),sub" ||
+  fail "strict (outside .git link): cannot add a gitlink"
+mkdir "$O/sub"
+cd "$O" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  mkdir -p sub/.git/hooks && printf "[core]\n\tfsmonitor = evil\n" > sub/.git/config; echo "sub=rc$?"' \
+  2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (outside .git link): attempt ran"
+expect_res sub rc0 "strict (outside .git link): a submodule's .git can be made in the work tree"
+[[ ! -e sub/.git ]] && ls -d sub/.git.sbx-quarantine-* >/dev/null 2>&1 ||
+  fail "strict (outside .git link): sub/.git at a gitlink was not quarantined: $(ls -A sub)"
+pass "strict (outside .git link): the gitlinks of the linked git dir's index are still checked"
+[[ -z $(find "$G/outside.git" -name '*sbx-quarantine*') ]] ||
+  fail "strict (outside .git link): something was quarantined in the git dir outside"
+pass "strict (outside .git link): nothing is moved in the git dir the sandbox cannot write"
 cd "$SSH" || fail "cd"
 esc_done "12 (git guard links)"

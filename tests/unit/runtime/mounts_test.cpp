@@ -834,3 +834,26 @@ TEST_CASE("plan adds passwd/group entries only for ids the host lacks", "[mounts
   CHECK(gr->generated_content.find(":x:43211:\n") != std::string::npos);
   CHECK(pw->generated_content.rfind("root:", 0) == 0);  // the host's entries come first
 }
+
+TEST_CASE("sandbox_may_write: inside a writable bind, outside a mask, owned like the bind",
+          "[mounts]") {
+  Scratch s;
+  const fs::path w = fs::canonical(s.dir) / "work";
+  fs::create_directories(w / "src");
+  fs::create_directories(w / "secret/inner");
+  fs::create_directories(s.dir / "elsewhere");
+  Policy p = policy_for(w);
+  p.filesystem.deny_read = {(w / "secret").string()};
+  p.filesystem.allow_write = {(w / "secret/inner").string()};
+  const MountPlan plan = prepare_mount_plan(p, test_identity());
+  CHECK(sandbox_may_write(plan, (w / "src").string()));
+  CHECK(sandbox_may_write(plan, w.string()));
+  CHECK_FALSE(sandbox_may_write(plan, (w / "secret").string()));         // masked
+  CHECK(sandbox_may_write(plan, (w / "secret/inner").string()));         // a bind over the mask
+  CHECK_FALSE(sandbox_may_write(plan, (s.dir / "elsewhere").string()));  // not bound writable
+  if (::geteuid() == 0) {
+    // A third uid's directory in the bind: read-only to the command.
+    REQUIRE(::chown((w / "src").c_str(), 4242, 4242) == 0);
+    CHECK_FALSE(sandbox_may_write(plan, (w / "src").string()));
+  }
+}
