@@ -315,14 +315,30 @@ struct LinkedGitDir {
   std::string path;  // "" when it cannot be had without a symlink on the way now
 };
 
+// The path `path` resolved ("" if it cannot be).
+std::string resolved_path(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  std::string out = real != nullptr ? std::string(real) : std::string();
+  std::free(real);
+  return out;
+}
+
+// The inode of `fd` is the one of `other`.
+bool same_inode(int fd, int other) {
+  struct stat a {};
+  struct stat b {};
+  return fstat(fd, &a) == 0 && fstat(other, &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+}
+
 LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
   LinkedGitDir linked;
   struct stat st {};
   if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) return {};
   UniqueFd dir(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
   if (!dir) return {};
-  struct stat head {
-  }, objects{};
+  struct stat head {};
+  struct stat objects {};
   if (fstatat(dir.get(), "HEAD", &head, AT_SYMLINK_NOFOLLOW) != 0 ||
       !(S_ISREG(head.st_mode) || S_ISLNK(head.st_mode)) ||
       fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) != 0 ||
@@ -331,26 +347,12 @@ LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
   linked.fd = std::move(dir);
   // The path, and the same directory reached by it again without following
   // any symlink: a link swapped in on the way meanwhile cannot pass for it.
-  char* real = ::realpath((top + "/.git").c_str(), nullptr);
-  if (real == nullptr) return linked;
-  const std::string resolved(real);
-  std::free(real);
+  const std::string resolved = resolved_path(top + "/.git");
+  if (resolved.empty()) return linked;
   const UniqueFd again(sys::openat2(AT_FDCWD, resolved.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
                                     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
-  struct stat opened {
-  }, reached{};
-  if (again && fstat(linked.fd.get(), &opened) == 0 && fstat(again.get(), &reached) == 0 &&
-      opened.st_dev == reached.st_dev && opened.st_ino == reached.st_ino)
-    linked.path = resolved;
+  if (again && same_inode(linked.fd.get(), again.get())) linked.path = resolved;
   return linked;
-}
-
-// The directory `top`, resolved ("" if it cannot be).
-std::string resolved_path(const std::string& top) {
-  char* real = ::realpath(top.c_str(), nullptr);
-  std::string out = real != nullptr ? std::string(real) : std::string();
-  std::free(real);
-  return out;
 }
 
 }  // namespace
