@@ -305,14 +305,17 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top, int li
 
 namespace {
 
-// When the work tree `top`'s `.git` is a symlink to a git dir (before the
-// run: the user's own link), that directory, opened once, and where it is,
-// resolved. Only what git would take for a git dir (HEAD and objects/).
-// The check at the end walks this very directory, whatever the link, or
-// the names on its way, lead to by then.
+// When the work tree `top`'s `.git` is a symlink to a git dir or a gitfile
+// naming one (`gitdir: PATH`: a linked worktree, --separate-git-dir), made
+// before the run by the user, that directory, opened once, and where it is,
+// resolved. Only what git would take for a git dir: HEAD, and objects/ or
+// (a linked worktree's) commondir. The check at the end walks this very
+// directory, whatever the link or gitfile, or the names on its way, lead to
+// by then.
 struct LinkedGitDir {
   UniqueFd fd;
-  std::string path;  // "" when it cannot be had without a symlink on the way now
+  std::string path;   // "" when it cannot be had without a symlink on the way now
+  std::string label;  // its snapshot keys: TOP/.git through a link, else its path
 };
 
 // The path `path` resolved ("" if it cannot be).
@@ -334,24 +337,38 @@ bool same_inode(int fd, int other) {
 LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
   LinkedGitDir linked;
   struct stat st {};
-  if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) return {};
-  UniqueFd dir(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
+  if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0) return {};
+  std::string target;
+  UniqueFd dir;
+  if (S_ISLNK(st.st_mode)) {
+    target = top + "/.git";
+    dir.reset(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
+  } else if (S_ISREG(st.st_mode)) {
+    const std::vector<std::string> dirs = gitfile_git_dirs(top);
+    if (dirs.empty()) return {};
+    target = dirs.front();
+    dir.reset(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
   if (!dir) return {};
   struct stat head {};
   struct stat objects {};
+  struct stat common {};
   if (fstatat(dir.get(), "HEAD", &head, AT_SYMLINK_NOFOLLOW) != 0 ||
       !(S_ISREG(head.st_mode) || S_ISLNK(head.st_mode)) ||
-      fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) != 0 ||
-      !S_ISDIR(objects.st_mode))
+      !((fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISDIR(objects.st_mode)) ||
+        (fstatat(dir.get(), "commondir", &common, AT_SYMLINK_NOFOLLOW) == 0 &&
+         S_ISREG(common.st_mode))))
     return {};
   linked.fd = std::move(dir);
   // The path, and the same directory reached by it again without following
   // any symlink: a link swapped in on the way meanwhile cannot pass for it.
-  const std::string resolved = resolved_path(top + "/.git");
+  const std::string resolved = resolved_path(target);
   if (resolved.empty()) return linked;
   const UniqueFd again(sys::openat2(AT_FDCWD, resolved.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
                                     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
   if (again && same_inode(linked.fd.get(), again.get())) linked.path = resolved;
+  linked.label = S_ISLNK(st.st_mode) ? top + "/.git" : resolved;
   return linked;
 }
 
@@ -366,6 +383,13 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
       if (top.empty() || std::any_of(roots_.begin(), roots_.end(),
                                      [&](const Root& r) { return !r.git_dir && r.path == top; }))
         continue;
+      // A work tree the sandbox cannot write (the common repository of a
+      // linked worktree outside the work dir, protected for its hooks and
+      // config): what changes there is the host's, not to be reverted.
+      if (sandbox_may_write) {
+        const std::string resolved = resolved_path(top);
+        if (resolved.empty() || !sandbox_may_write(resolved)) continue;
+      }
       // Opened before the sandbox starts: the check at the end walks from
       // this very directory, whatever the run renames or links meanwhile.
       Root tree;
@@ -375,17 +399,17 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
         roots_.push_back(std::move(tree));  // nothing to check at the end
         continue;
       }
-      // A git dir behind a `.git` link: its index gives the tree's gitlinks
-      // in any case; its own files are checked only where the sandbox may
-      // write them. Elsewhere a change at the end is the host's (a `git
-      // worktree add`), not to be reverted -- by root, in someone else's
-      // repository. Its keys name it as the user sees it: TOP/.git/...
+      // A git dir behind a `.git` link or gitfile: its index gives the
+      // tree's gitlinks in any case; its own files are checked only where
+      // the sandbox may write them. Elsewhere a change at the end is the
+      // host's (a `git worktree add`), not to be reverted -- by root, in
+      // someone else's repository.
       LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path);
       tree.linked_git = found.fd ? found.fd.get() : -1;
       tree.before = snapshot_of(tree);
       Root linked;
       linked.git_dir = true;
-      linked.path = tree.path + "/.git";
+      linked.path = found.label;
       linked.checked = found.fd && !found.path.empty() &&
                        (sandbox_may_write ? sandbox_may_write(found.path)
                                           : path_is_within(found.path, resolved_path(tree.path)));

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace sbx::runtime {
 
@@ -59,6 +61,39 @@ inline std::string read_regular_file(int dir, const char* name, std::size_t limi
   }
   ::close(fd);
   return data;
+}
+
+// The git dir a work tree's `.git` gitfile names ("gitdir: PATH", as `git
+// worktree add` and `--separate-git-dir` write it), made absolute against
+// the work tree `top` (lexically: ".." is kept for the caller to resolve);
+// nullopt when TOP/.git is no such file.
+inline std::optional<std::string> gitfile_dir(const std::string& top) {
+  std::string text = read_regular_file(AT_FDCWD, (top + "/.git").c_str(), 4096);
+  constexpr std::string_view kPrefix = "gitdir: ";
+  if (!text.starts_with(kPrefix)) return std::nullopt;
+  text.erase(0, kPrefix.size());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+    text.pop_back();
+  if (text.empty() || text.find('\n') != std::string::npos) return std::nullopt;
+  return text.front() == '/' ? text : top + "/" + text;
+}
+
+// The git dir a gitfile `.git` of the work tree `top` names, and the common
+// dir that one names in its `commondir` (a linked worktree), resolved: what
+// git reads in place of TOP/.git. Empty when .git is no gitfile.
+inline std::vector<std::string> gitfile_git_dirs(const std::string& top) {
+  std::vector<std::string> dirs;
+  const auto named = gitfile_dir(top);
+  const auto git_dir = named ? existing_real_path(*named) : std::nullopt;
+  if (!git_dir) return dirs;
+  dirs.push_back(*git_dir);
+  std::string common = read_regular_file(AT_FDCWD, (*git_dir + "/commondir").c_str(), 4096);
+  while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
+  if (common.empty()) return dirs;
+  if (auto common_dir =
+          existing_real_path(common.front() == '/' ? common : *git_dir + "/" + common))
+    if (*common_dir != *git_dir) dirs.push_back(*common_dir);
+  return dirs;
 }
 
 }  // namespace sbx::runtime

@@ -235,6 +235,14 @@ std::optional<Policy> protect_hooks_paths(const Policy& policy, const char* home
     if (entry.ends_with(kHooks)) {
       const std::string top = entry.substr(0, entry.size() - kHooks.size());
       follow(follow, top + "/.git/config", top, 0);
+      // `.git` a gitfile (a linked worktree, --separate-git-dir): git takes
+      // hooks and config from the git dir it names and, for a linked
+      // worktree, from the common dir that one names (commondir).
+      for (const auto& dir : gitfile_git_dirs(top)) {
+        protect(dir + "/hooks");
+        protect(dir + "/config");
+        follow(follow, dir + "/config", top, 0);
+      }
     } else if (home != nullptr && home[0] == '/' &&
                entry == std::string(home) + std::string(kGlobal)) {
       // The user's global config: git also reads $XDG_CONFIG_HOME/git/config.

@@ -139,5 +139,27 @@ pass "strict (outside .git link): the gitlinks of the linked git dir's index are
 [[ -z $(find "$G/outside.git" -name '*sbx-quarantine*') ]] ||
   fail "strict (outside .git link): something was quarantined in the git dir outside"
 pass "strict (outside .git link): nothing is moved in the git dir the sandbox cannot write"
+# --- E: .git a gitfile naming a git dir in the work tree (--separate-git-dir)
+# git takes hooks and config from that git dir: read-only like .git's; a
+# commondir written there is quarantined.
+E=$(scratch)
+git init -q --separate-git-dir="$E/.repo.git" "$E" || fail "strict (gitfile): set-up"
+cd "$E" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  echo evil > .repo.git/hooks/pre-commit; echo "hook=rc$?"
+  echo "[core] fsmonitor = evil" >> .repo.git/config; echo "config=rc$?"
+  echo /tmp/evil > .repo.git/commondir; echo "commondir=rc$?"' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (gitfile): attempts ran"
+expect_res hook "rc[1-9]" "strict (gitfile): the hooks of the git dir a gitfile names are read-only"
+expect_res config "rc[1-9]" "strict (gitfile): so is its config"
+expect_res commondir rc0 "strict (gitfile): a commondir can be written there (the git dir stays writable)"
+[[ ! -e .repo.git/hooks/pre-commit ]] && ! grep -q evil .repo.git/config ||
+  fail "strict (gitfile): a hook or the config changed on the host"
+[[ ! -e .repo.git/commondir ]] && ls .repo.git/commondir.sbx-quarantine-* >/dev/null 2>&1 ||
+  fail "strict (gitfile): the commondir was not quarantined: $(ls -A .repo.git)"
+pass "strict (gitfile): nothing redirects host git after the run"
+git -C "$E" status --porcelain >/dev/null 2>&1 || fail "strict (gitfile): host git fails after the run"
+pass "strict (gitfile): host git works in the repository"
 cd "$SSH" || fail "cd"
 esc_done "12 (git guard links)"

@@ -99,3 +99,33 @@ TEST_CASE("a protected ~/.gitconfig: its includes, and git's XDG config", "[runt
   CHECK(added(policy, out) ==
         std::vector<std::string>{home + "/hooks", home + "/work/.gitconfig-team"});
 }
+
+TEST_CASE("a gitfile .git: the git dir it names and a linked worktree's common dir are protected",
+          "[runtime][git]") {
+  Scratch s;
+  const std::string real = fs::canonical(s.dir).string();
+  // --separate-git-dir inside the work tree.
+  s.write("sep/.git", "gitdir: .repo.git\n");
+  s.write("sep/.repo.git/config", "[core]\n\thooksPath = ../hooks-elsewhere\n");
+  s.write("sep/.repo.git/HEAD", "ref: refs/heads/main\n");
+  sbx::Policy policy;
+  policy.filesystem.deny_write = {s.at("sep") + "/.git/hooks", s.at("sep") + "/.git/config"};
+  CHECK(added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent")) ==
+        std::vector<std::string>{s.at("hooks-elsewhere"),  // relative to the work tree
+                                 real + "/sep/.repo.git/config", real + "/sep/.repo.git/hooks"});
+  // A linked worktree: its git dir in the main repository's .git/worktrees,
+  // and the main .git (commondir) with the hooks and config git uses.
+  s.write("main/.git/config", "[core]\n\tbare = false\n");
+  s.write("main/.git/worktrees/wt/commondir", "../..\n");
+  s.write("main/.git/worktrees/wt/HEAD", "ref: refs/heads/wt\n");
+  s.write("wt/.git", "gitdir: " + s.at("main") + "/.git/worktrees/wt\n");
+  policy.filesystem.deny_write = {s.at("wt") + "/.git/hooks"};
+  CHECK(added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent")) ==
+        std::vector<std::string>{real + "/main/.git/config", real + "/main/.git/hooks",
+                                 real + "/main/.git/worktrees/wt/config",
+                                 real + "/main/.git/worktrees/wt/hooks"});
+  // Not a gitfile: nothing more.
+  s.write("plain/.git", "not a gitfile\n");
+  policy.filesystem.deny_write = {s.at("plain") + "/.git/hooks"};
+  CHECK_FALSE(sbx::runtime::protect_hooks_paths(policy, "/nonexistent"));
+}

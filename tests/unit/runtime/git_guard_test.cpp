@@ -218,11 +218,32 @@ TEST_CASE(
     Guarded g2(work);
     {
       const GitGuard guard(g2.policy, g2.options, [&](const std::string& p) {
-        return p == fs::canonical(outside).string();
+        return p == fs::canonical(outside).string() || p == fs::canonical(work).string();
       });
       write(outside / "commondir", "/tmp/evil");
     }
     CHECK(named(outside, "commondir.sbx-quarantine-").size() == 1);
+  }
+  SECTION("a work tree the sandbox cannot write is not checked") {
+    Guarded g(work);
+    {
+      const GitGuard guard(g.policy, g.options, [](const std::string&) { return false; });
+      write(gitdir / "commondir", "/tmp/evil");  // the host's doing
+    }
+    CHECK(fs::exists(gitdir / "commondir"));
+    CHECK(named(gitdir, "commondir.sbx-quarantine-").empty());
+  }
+  SECTION("a gitfile (--separate-git-dir) names the git dir that is checked") {
+    fs::remove(work / ".git");
+    write(work / ".git", "gitdir: gitdir\n");
+    Guarded g(work);
+    {
+      const GitGuard guard(g.policy, g.options);
+      write(gitdir / "commondir", "/tmp/evil");
+    }
+    CHECK(!fs::exists(gitdir / "commondir"));
+    CHECK(named(gitdir, "commondir.sbx-quarantine-").size() == 1);
+    CHECK(g.reported(fs::canonical(gitdir) / "commondir"));
   }
   SECTION("a link to something that is no git dir is not followed") {
     fs::remove(work / ".git");
