@@ -350,16 +350,7 @@ LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
     dir.reset(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
   if (!dir) return {};
-  struct stat head {};
-  struct stat objects {};
-  struct stat common {};
-  if (fstatat(dir.get(), "HEAD", &head, AT_SYMLINK_NOFOLLOW) != 0 ||
-      !(S_ISREG(head.st_mode) || S_ISLNK(head.st_mode)) ||
-      !((fstatat(dir.get(), "objects", &objects, AT_SYMLINK_NOFOLLOW) == 0 &&
-         S_ISDIR(objects.st_mode)) ||
-        (fstatat(dir.get(), "commondir", &common, AT_SYMLINK_NOFOLLOW) == 0 &&
-         S_ISREG(common.st_mode))))
-    return {};
+  if (!looks_like_git_dir(dir.get())) return {};
   linked.fd = std::move(dir);
   // The path, and the same directory reached by it again without following
   // any symlink: a link swapped in on the way meanwhile cannot pass for it.
@@ -376,48 +367,52 @@ LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
 
 GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite sandbox_may_write)
     : options_(options) {
+  // The work trees whose .git/hooks or .git/config the policy protects --
+  // not the git dirs a gitfile names, which protect_hooks_paths adds for
+  // their hooks and config (a linked worktree's common dir, /MAIN/.git):
+  // each is checked from its work tree's gitfile below, where the sandbox
+  // may write it.
+  std::vector<std::string> tops;
+  std::set<std::string> named_by_gitfiles;
   for (const auto& path : policy.filesystem.deny_write) {
     for (const char* suffix : {"/.git/hooks", "/.git/config"}) {
       if (!ends_with(path, suffix)) continue;
       std::string top = path.substr(0, path.size() - std::strlen(suffix));
-      if (top.empty() || std::any_of(roots_.begin(), roots_.end(),
-                                     [&](const Root& r) { return !r.git_dir && r.path == top; }))
-        continue;
-      // A work tree the sandbox cannot write (the common repository of a
-      // linked worktree outside the work dir, protected for its hooks and
-      // config): what changes there is the host's, not to be reverted.
-      if (sandbox_may_write) {
-        const std::string resolved = resolved_path(top);
-        if (resolved.empty() || !sandbox_may_write(resolved)) continue;
-      }
-      // Opened before the sandbox starts: the check at the end walks from
-      // this very directory, whatever the run renames or links meanwhile.
-      Root tree;
-      tree.path = std::move(top);
-      tree.fd.reset(::open(tree.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      if (!tree.fd) {
-        roots_.push_back(std::move(tree));  // nothing to check at the end
-        continue;
-      }
-      // A git dir behind a `.git` link or gitfile: its index gives the
-      // tree's gitlinks in any case; its own files are checked only where
-      // the sandbox may write them. Elsewhere a change at the end is the
-      // host's (a `git worktree add`), not to be reverted -- by root, in
-      // someone else's repository.
-      LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path);
-      tree.linked_git = found.fd ? found.fd.get() : -1;
-      tree.before = snapshot_of(tree);
-      Root linked;
-      linked.git_dir = true;
-      linked.path = found.label;
-      linked.checked = found.fd && !found.path.empty() &&
-                       (sandbox_may_write ? sandbox_may_write(found.path)
-                                          : path_is_within(found.path, resolved_path(tree.path)));
-      linked.fd = std::move(found.fd);
-      if (linked.checked) linked.before = snapshot_of(linked);
-      roots_.push_back(std::move(tree));
-      if (linked.fd) roots_.push_back(std::move(linked));  // open for the tree's index too
+      if (top.empty() || std::find(tops.begin(), tops.end(), top) != tops.end()) continue;
+      for (auto& dir : gitfile_git_dirs(top)) named_by_gitfiles.insert(std::move(dir));
+      tops.push_back(std::move(top));
     }
+  }
+  for (auto& top : tops) {
+    const std::string git = resolved_path(top + "/.git");
+    if (!git.empty() && named_by_gitfiles.count(git) != 0) continue;
+    // Opened before the sandbox starts: the check at the end walks from
+    // this very directory, whatever the run renames or links meanwhile.
+    Root tree;
+    tree.path = std::move(top);
+    tree.fd.reset(::open(tree.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tree.fd) {
+      roots_.push_back(std::move(tree));  // nothing to check at the end
+      continue;
+    }
+    // A git dir behind a `.git` link or gitfile: its index gives the
+    // tree's gitlinks in any case; its own files are checked only where
+    // the sandbox may write them. Elsewhere a change at the end is the
+    // host's (a `git worktree add`), not to be reverted -- by root, in
+    // someone else's repository.
+    LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path);
+    tree.linked_git = found.fd ? found.fd.get() : -1;
+    tree.before = snapshot_of(tree);
+    Root linked;
+    linked.git_dir = true;
+    linked.path = found.label;
+    linked.checked = found.fd && !found.path.empty() &&
+                     (sandbox_may_write ? sandbox_may_write(found.path)
+                                        : path_is_within(found.path, resolved_path(tree.path)));
+    linked.fd = std::move(found.fd);
+    if (linked.checked) linked.before = snapshot_of(linked);
+    roots_.push_back(std::move(tree));
+    if (linked.fd) roots_.push_back(std::move(linked));  // open for the tree's index too
   }
 }
 

@@ -72,10 +72,24 @@ inline std::optional<std::string> gitfile_dir(const std::string& top) {
   constexpr std::string_view kPrefix = "gitdir: ";
   if (!text.starts_with(kPrefix)) return std::nullopt;
   text.erase(0, kPrefix.size());
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-    text.pop_back();
-  if (text.empty() || text.find('\n') != std::string::npos) return std::nullopt;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();  // as git
+  if (text.empty()) return std::nullopt;
   return text.front() == '/' ? text : top + "/" + text;
+}
+
+// What git takes for a git dir: HEAD, and objects/ or (a linked worktree's)
+// commondir. `dir` an open directory, or AT_FDCWD with `path`.
+inline bool looks_like_git_dir(int dir, const std::string& path = ".") {
+  struct stat head {};
+  struct stat objects {};
+  struct stat common {};
+  const std::string at = path == "." ? std::string() : path + "/";
+  return fstatat(dir, (at + "HEAD").c_str(), &head, AT_SYMLINK_NOFOLLOW) == 0 &&
+         (S_ISREG(head.st_mode) || S_ISLNK(head.st_mode)) &&
+         ((fstatat(dir, (at + "objects").c_str(), &objects, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISDIR(objects.st_mode)) ||
+          (fstatat(dir, (at + "commondir").c_str(), &common, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISREG(common.st_mode)));
 }
 
 // The git dir a gitfile `.git` of the work tree `top` names, and the common
@@ -85,14 +99,15 @@ inline std::vector<std::string> gitfile_git_dirs(const std::string& top) {
   std::vector<std::string> dirs;
   const auto named = gitfile_dir(top);
   const auto git_dir = named ? existing_real_path(*named) : std::nullopt;
-  if (!git_dir) return dirs;
+  if (!git_dir || !looks_like_git_dir(AT_FDCWD, *git_dir)) return dirs;  // git refuses it too
   dirs.push_back(*git_dir);
   std::string common = read_regular_file(AT_FDCWD, (*git_dir + "/commondir").c_str(), 4096);
   while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
   if (common.empty()) return dirs;
   if (auto common_dir =
           existing_real_path(common.front() == '/' ? common : *git_dir + "/" + common))
-    if (*common_dir != *git_dir) dirs.push_back(*common_dir);
+    if (*common_dir != *git_dir && looks_like_git_dir(AT_FDCWD, *common_dir))
+      dirs.push_back(*common_dir);
   return dirs;
 }
 

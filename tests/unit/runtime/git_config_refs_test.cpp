@@ -108,6 +108,7 @@ TEST_CASE("a gitfile .git: the git dir it names and a linked worktree's common d
   s.write("sep/.git", "gitdir: .repo.git\n");
   s.write("sep/.repo.git/config", "[core]\n\thooksPath = ../hooks-elsewhere\n");
   s.write("sep/.repo.git/HEAD", "ref: refs/heads/main\n");
+  fs::create_directories(s.dir / "sep/.repo.git/objects");
   sbx::Policy policy;
   policy.filesystem.deny_write = {s.at("sep") + "/.git/hooks", s.at("sep") + "/.git/config"};
   CHECK(added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent")) ==
@@ -116,6 +117,8 @@ TEST_CASE("a gitfile .git: the git dir it names and a linked worktree's common d
   // A linked worktree: its git dir in the main repository's .git/worktrees,
   // and the main .git (commondir) with the hooks and config git uses.
   s.write("main/.git/config", "[core]\n\tbare = false\n");
+  s.write("main/.git/HEAD", "ref: refs/heads/main\n");
+  fs::create_directories(s.dir / "main/.git/objects");
   s.write("main/.git/worktrees/wt/commondir", "../..\n");
   s.write("main/.git/worktrees/wt/HEAD", "ref: refs/heads/wt\n");
   s.write("wt/.git", "gitdir: " + s.at("main") + "/.git/worktrees/wt\n");
@@ -124,6 +127,12 @@ TEST_CASE("a gitfile .git: the git dir it names and a linked worktree's common d
         std::vector<std::string>{real + "/main/.git/config", real + "/main/.git/hooks",
                                  real + "/main/.git/worktrees/wt/config",
                                  real + "/main/.git/worktrees/wt/hooks"});
+  // A gitfile naming what is no git dir (git refuses it too): nothing, so
+  // that `gitdir: .` cannot make the work dir's config/ and hooks/ read-only.
+  s.write("dot/.git", "gitdir: .\n");
+  fs::create_directories(s.dir / "dot/hooks");
+  policy.filesystem.deny_write = {s.at("dot") + "/.git/hooks"};
+  CHECK_FALSE(sbx::runtime::protect_hooks_paths(policy, "/nonexistent"));
   // Not a gitfile: nothing more.
   s.write("plain/.git", "not a gitfile\n");
   policy.filesystem.deny_write = {s.at("plain") + "/.git/hooks"};

@@ -224,7 +224,7 @@ TEST_CASE(
     }
     CHECK(named(outside, "commondir.sbx-quarantine-").size() == 1);
   }
-  SECTION("a work tree the sandbox cannot write is not checked") {
+  SECTION("a git dir the sandbox cannot write is not checked (the predicate says so)") {
     Guarded g(work);
     {
       const GitGuard guard(g.policy, g.options, [](const std::string&) { return false; });
