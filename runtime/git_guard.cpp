@@ -320,10 +320,7 @@ struct LinkedGitDir {
 
 // The path `path` resolved ("" if it cannot be).
 std::string resolved_path(const std::string& path) {
-  char* real = ::realpath(path.c_str(), nullptr);
-  std::string out = real != nullptr ? std::string(real) : std::string();
-  std::free(real);
-  return out;
+  return existing_real_path(path).value_or(std::string());
 }
 
 // The inode of `fd` is the one of `other`.
@@ -334,7 +331,9 @@ bool same_inode(int fd, int other) {
          a.st_ino == b.st_ino;
 }
 
-LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
+// gitfile_dirs: gitfile_git_dirs(top), read once by the caller.
+LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top,
+                                 const std::vector<std::string>& gitfile_dirs) {
   LinkedGitDir linked;
   struct stat st {};
   if (fstatat(top_fd, ".git", &st, AT_SYMLINK_NOFOLLOW) != 0) return {};
@@ -344,9 +343,8 @@ LinkedGitDir open_linked_git_dir(int top_fd, const std::string& top) {
     target = top + "/.git";
     dir.reset(::openat(top_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // follows it once
   } else if (S_ISREG(st.st_mode)) {
-    const std::vector<std::string> dirs = gitfile_git_dirs(top);
-    if (dirs.empty()) return {};
-    target = dirs.front();
+    if (gitfile_dirs.empty()) return {};
+    target = gitfile_dirs.front();
     dir.reset(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
   if (!dir) return {};
@@ -372,18 +370,21 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
   // their hooks and config (a linked worktree's common dir, /MAIN/.git):
   // each is checked from its work tree's gitfile below, where the sandbox
   // may write it.
-  std::vector<std::string> tops;
+  std::vector<std::pair<std::string, std::vector<std::string>>> tops;  // with their gitfile dirs
   std::set<std::string> named_by_gitfiles;
   for (const auto& path : policy.filesystem.deny_write) {
     for (const char* suffix : {"/.git/hooks", "/.git/config"}) {
       if (!ends_with(path, suffix)) continue;
       std::string top = path.substr(0, path.size() - std::strlen(suffix));
-      if (top.empty() || std::find(tops.begin(), tops.end(), top) != tops.end()) continue;
-      for (auto& dir : gitfile_git_dirs(top)) named_by_gitfiles.insert(std::move(dir));
-      tops.push_back(std::move(top));
+      if (top.empty() ||
+          std::any_of(tops.begin(), tops.end(), [&](const auto& t) { return t.first == top; }))
+        continue;
+      std::vector<std::string> dirs = gitfile_git_dirs(top);
+      named_by_gitfiles.insert(dirs.begin(), dirs.end());
+      tops.emplace_back(std::move(top), std::move(dirs));
     }
   }
-  for (auto& top : tops) {
+  for (auto& [top, gitfile_dirs] : tops) {
     const std::string git = resolved_path(top + "/.git");
     if (!git.empty() && named_by_gitfiles.count(git) != 0) continue;
     // Opened before the sandbox starts: the check at the end walks from
@@ -400,7 +401,7 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
     // the sandbox may write them. Elsewhere a change at the end is the
     // host's (a `git worktree add`), not to be reverted -- by root, in
     // someone else's repository.
-    LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path);
+    LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path, gitfile_dirs);
     tree.linked_git = found.fd ? found.fd.get() : -1;
     tree.before = snapshot_of(tree);
     Root linked;

@@ -40,12 +40,15 @@ inline std::string current_dir() {
 }
 
 // Up to `limit` bytes of the regular file `name` of `dir` (AT_FDCWD: a
-// path); empty if missing, unreadable, a symlink (never followed) or not a
-// regular file (O_NONBLOCK: a FIFO does not block the open). Sized by
-// fstat, so a large limit costs nothing for a small or missing file.
-inline std::string read_regular_file(int dir, const char* name, std::size_t limit) {
+// path); empty if missing, unreadable, a symlink (never followed, unless
+// `follow_link`: as git follows a linked config) or not a regular file
+// (O_NONBLOCK: a FIFO does not block the open). Sized by fstat, so a large
+// limit costs nothing for a small or missing file.
+inline std::string read_regular_file(int dir, const char* name, std::size_t limit,
+                                     bool follow_link = false) {
   std::string data;
-  const int fd = ::openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  const int fd =
+      ::openat(dir, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_link ? 0 : O_NOFOLLOW));
   if (fd < 0) return data;
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -63,6 +66,12 @@ inline std::string read_regular_file(int dir, const char* name, std::size_t limi
   return data;
 }
 
+// `text` without its trailing newlines and carriage returns (as git reads
+// a gitfile or a commondir).
+inline void strip_line_ends(std::string& text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+}
+
 // The git dir a work tree's `.git` gitfile names ("gitdir: PATH", as `git
 // worktree add` and `--separate-git-dir` write it), made absolute against
 // the work tree `top` (lexically: ".." is kept for the caller to resolve);
@@ -72,7 +81,7 @@ inline std::optional<std::string> gitfile_dir(const std::string& top) {
   constexpr std::string_view kPrefix = "gitdir: ";
   if (!text.starts_with(kPrefix)) return std::nullopt;
   text.erase(0, kPrefix.size());
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();  // as git
+  strip_line_ends(text);
   if (text.empty()) return std::nullopt;
   return text.front() == '/' ? text : top + "/" + text;
 }
@@ -102,7 +111,7 @@ inline std::vector<std::string> gitfile_git_dirs(const std::string& top) {
   if (!git_dir || !looks_like_git_dir(AT_FDCWD, *git_dir)) return dirs;  // git refuses it too
   dirs.push_back(*git_dir);
   std::string common = read_regular_file(AT_FDCWD, (*git_dir + "/commondir").c_str(), 4096);
-  while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
+  strip_line_ends(common);
   if (common.empty()) return dirs;
   if (auto common_dir =
           existing_real_path(common.front() == '/' ? common : *git_dir + "/" + common))

@@ -1002,8 +1002,8 @@ MountPlan prepare_mount_plan(const Policy& policy, const Identity& identity,
   plan_resolv_conf(policy, data.ops);  // filtered network: the DNS filter is the resolver
   sort_mount_ops(data.ops);
   planner.mark_creatable();
-  data.writable_roots = planner.writable;
-  data.masked_dirs = planner.masked_dirs;
+  data.writable_roots = std::move(planner.writable);  // the planning is done with them
+  data.masked_dirs = std::move(planner.masked_dirs);
   data.op_fds.assign(data.ops.size(), -1);
   if (placeholders == Placeholders::now) create_placeholders(plan);
   return plan;
@@ -1020,8 +1020,8 @@ bool sandbox_may_write(const MountPlan& plan, const std::string& host_path) {
   // bind, where the files of a third uid are read-only to the command
   // (docs/filesystem.md, the ownership rule); an unprivileged caller's
   // command writes what the caller owns.
-  struct stat root {
-  }, path{};
+  struct stat root {};
+  struct stat path {};
   return ::stat(writable->c_str(), &root) == 0 && ::stat(host_path.c_str(), &path) == 0 &&
          root.st_uid == path.st_uid;
 }

@@ -13,7 +13,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
 #include <future>
 #include <set>
 #include <sstream>
@@ -28,7 +27,6 @@
 #include "runtime/secret_mounts.hpp"
 #include "runtime/startup_trace.hpp"
 #include "runtime/test_hooks.hpp"
-#include "runtime/unique_fd.hpp"
 
 extern char** environ;
 
@@ -171,22 +169,7 @@ GitConfigRefs read_git_config(const std::string& file, const std::string& hooks_
   // Followed like git follows it (a symlinked ~/.gitconfig), but a regular
   // file only and at most 1 MiB: a FIFO or /dev/zero planted as a config
   // (or named by a commondir) does not stall the start.
-  std::string text;
-  {
-    const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-    struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return refs;
-    text.resize(std::min<std::size_t>(static_cast<std::size_t>(st.st_size), 1 << 20));
-    std::size_t got = 0;
-    while (got < text.size()) {
-      const ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    text.resize(got);
-  }
-  std::istringstream in(text);
+  std::istringstream in(read_regular_file(AT_FDCWD, file.c_str(), 1 << 20, true));
   const auto absolute = [&](std::string value, const std::string& base) {
     if (value.starts_with("~/") && home != nullptr && home[0] == '/')
       value = std::string(home) + value.substr(1);
