@@ -1,6 +1,7 @@
 // protect_hooks_paths: what a protected repository's .git/config (and a
 // protected ~/.gitconfig) make git read or run from elsewhere becomes
 // read-only too: core.hooksPath directories and every included config file.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -137,4 +138,16 @@ TEST_CASE("a gitfile .git: the git dir it names and a linked worktree's common d
   s.write("plain/.git", "not a gitfile\n");
   policy.filesystem.deny_write = {s.at("plain") + "/.git/hooks"};
   CHECK_FALSE(sbx::runtime::protect_hooks_paths(policy, "/nonexistent"));
+}
+
+TEST_CASE("a config that is no regular file is not read (a FIFO does not stall the start)",
+          "[runtime][git]") {
+  Scratch s;
+  s.write("repo/.git/config", "[include]\n\tpath = ../planted.gitconfig\n");
+  REQUIRE(::mkfifo(s.at("repo/planted.gitconfig").c_str(), 0644) == 0);
+  sbx::Policy policy;
+  policy.filesystem.deny_write = {s.at("repo") + "/.git/hooks"};
+  // The include itself is protected; reading it returns at once, finding nothing.
+  CHECK(added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent")) ==
+        std::vector<std::string>{s.at("repo/planted.gitconfig")});
 }
