@@ -26,12 +26,6 @@
 namespace sbx::runtime {
 namespace {
 
-std::string parent_of(const std::string& path) {
-  auto pos = path.rfind('/');
-  if (pos == 0 || pos == std::string::npos) return "/";
-  return path.substr(0, pos);
-}
-
 bool within(const std::string& path, const std::string& root) {
   if (root == "/") return true;
   if (path.size() < root.size() || path.compare(0, root.size(), root) != 0) return false;

@@ -39,6 +39,13 @@ inline std::string current_dir() {
   return ::getcwd(buf, sizeof buf) != nullptr ? std::string(buf) : std::string("/");
 }
 
+// The directory part of a path ("/" for "/x" or a bare name).
+inline std::string parent_of(const std::string& path) {
+  const auto pos = path.rfind('/');
+  if (pos == 0 || pos == std::string::npos) return "/";
+  return path.substr(0, pos);
+}
+
 // Up to `limit` bytes of the regular file `name` of `dir` (AT_FDCWD: a
 // path); empty if missing, unreadable, a symlink (never followed, unless
 // `follow_link`: as git follows a linked config) or not a regular file

@@ -133,12 +133,6 @@ std::optional<std::string> real_path(const std::string& path) {
   return existing_real_path(path);
 }
 
-std::string parent_of(const std::string& path) {
-  auto pos = path.rfind('/');
-  if (pos == 0 || pos == std::string::npos) return "/";
-  return path.substr(0, pos);
-}
-
 std::string absolute(const std::string& path, const std::string& base) {
   if (!path.empty() && path[0] == '/') return normalize_path(path);
   return normalize_path(base + "/" + path);
