@@ -91,7 +91,9 @@ std::vector<std::string> ClaudeConfigGuard::restore(Json& doc, const Json& befor
   return changed;
 }
 
-ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& options)
+ClaudeConfigGuard::ClaudeConfigGuard(
+    const Policy& policy, const RunOptions& options,
+    const std::function<bool(const std::string&)>& sandbox_may_write)
     : options_(options) {
   for (const auto& s : policy.filesystem.state) {
     std::string path;
@@ -99,8 +101,26 @@ ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& opt
       path = s.path;
     else if (s.directory)
       path = s.path + "/.claude.json";
-    if (!path.empty())
-      files_.push_back({path, read_regular_file(AT_FDCWD, path.c_str(), kMaxSize)});
+    if (path.empty()) continue;
+    Watched file{path, {}, {}};
+    // Keyed by its directory: the client replaces the file by a rename.
+    const UniqueFd dir(::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir) {
+      std::string base;
+      auto shared = SharedBaseline::open(SharedBaseline::key_of("claude", dir.get()),
+                                         sandbox_may_write, base);
+      if (shared)
+        file.baseline.emplace(std::move(*shared));
+      else if (options_.on_warning)
+        options_.on_warning(SharedBaseline::unshared(base, path));
+    }
+    if (file.baseline && file.baseline->stored()) {
+      file.before = *file.baseline->stored();
+    } else {
+      file.before = read_regular_file(AT_FDCWD, path.c_str(), kMaxSize);
+      if (file.baseline) file.baseline->publish(file.before);
+    }
+    files_.push_back(std::move(file));
   }
 }
 

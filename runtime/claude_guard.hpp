@@ -10,14 +10,19 @@
 // (.mcp.json, .claude/settings*.json) is read-only in strict.
 // Their values are taken before the run and put back after it, keeping every
 // other change the agent made, with a "violation" event (kind
-// agent_config) and a warning naming the keys. The same for a .claude.json
+// agent_config) and a warning naming the keys. Runs that overlap all put
+// back the values from before the first of them started. The same for a .claude.json
 // inside a state directory (CLAUDE_CONFIG_DIR=~/.claude keeps it there).
 // docs/filesystem.md ("Agent state").
 #pragma once
 
 #include <sbx/sbx.hpp>
 
+#include "runtime/shared_baseline.hpp"
+
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +30,10 @@ namespace sbx::runtime {
 
 class ClaudeConfigGuard {
  public:
-  ClaudeConfigGuard(const Policy& policy, const RunOptions& options);
+  // sandbox_may_write: whether the sandbox may write a host path (the
+  // mount plan's answer); empty: nothing outside the files watched.
+  ClaudeConfigGuard(const Policy& policy, const RunOptions& options,
+                    const std::function<bool(const std::string&)>& sandbox_may_write = {});
   // Compares and puts the keys back. Never throws.
   ~ClaudeConfigGuard();
   ClaudeConfigGuard(const ClaudeConfigGuard&) = delete;
@@ -45,6 +53,9 @@ class ClaudeConfigGuard {
   struct Watched {
     std::string path;
     std::string before;  // its bytes (parsed only if they change; empty if none)
+    // Held for the run: `before` is the first overlapping run's
+    // (shared_baseline.hpp): two agents sharing ~/.claude.json at once.
+    std::optional<SharedBaseline> baseline;
   };
   std::vector<Watched> files_;
 };

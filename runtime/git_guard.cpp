@@ -21,8 +21,10 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -403,7 +405,7 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
     // someone else's repository.
     LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path, gitfile_dirs);
     tree.linked_git = found.fd ? found.fd.get() : -1;
-    tree.before = snapshot_of(tree);
+    take_baseline(tree, sandbox_may_write);
     Root linked;
     linked.git_dir = true;
     linked.path = found.label;
@@ -411,10 +413,84 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
                      (sandbox_may_write ? sandbox_may_write(found.path)
                                         : path_is_within(found.path, resolved_path(tree.path)));
     linked.fd = std::move(found.fd);
-    if (linked.checked) linked.before = snapshot_of(linked);
+    if (linked.checked) take_baseline(linked, sandbox_may_write);
     roots_.push_back(std::move(tree));
     if (linked.fd) roots_.push_back(std::move(linked));  // open for the tree's index too
   }
+}
+
+std::string GitGuard::serialize(const Snapshot& snap, const std::string& root) {
+  // "ENTRIES\n", then per entry "REL_LEN CONTENT_LEN IS_DIR MODE UID GID\n"
+  // followed by REL and CONTENT (bytes, any of them).
+  std::string out = fmt::format("{}\n", snap.size());
+  for (const auto& [path, state] : snap) {
+    const std::string_view rel = std::string_view(path).substr(root.size() + 1);
+    out += fmt::format("{} {} {} {} {} {}\n", rel.size(), state.content.size(),
+                       state.is_dir ? 1 : 0, state.mode, state.uid, state.gid);
+    out += rel;
+    out += state.content;
+  }
+  return out;
+}
+
+GitGuard::Snapshot GitGuard::parse(std::string_view bytes, const std::string& root) {
+  const auto bad = [] { return Error("a stored git guard snapshot is damaged"); };
+  // The next number, ended by `end`.
+  const auto number = [&](char end) {
+    unsigned long long n = 0;
+    const auto [next, ec] = std::from_chars(bytes.data(), bytes.data() + bytes.size(), n);
+    if (ec != std::errc() || next == bytes.data() + bytes.size() || *next != end) throw bad();
+    bytes.remove_prefix(static_cast<std::size_t>(next - bytes.data()) + 1);
+    return n;
+  };
+  const auto take = [&](unsigned long long n) {
+    if (n > bytes.size()) throw bad();
+    const std::string_view part = bytes.substr(0, n);
+    bytes.remove_prefix(n);
+    return std::string(part);
+  };
+  Snapshot snap;
+  for (unsigned long long entries = number('\n'); entries > 0; --entries) {
+    const auto rel_size = number(' ');
+    const auto content_size = number(' ');
+    const auto is_dir = number(' ');
+    const auto mode = number(' ');
+    const auto uid = number(' ');
+    const auto gid = number('\n');
+    if (rel_size == 0 || is_dir > 1 || mode > 0777 || uid > UINT32_MAX || gid > UINT32_MAX)
+      throw bad();
+    std::string path = root + "/" + take(rel_size);
+    FileState state;
+    state.is_dir = is_dir == 1;
+    state.mode = static_cast<unsigned>(mode);
+    state.uid = static_cast<unsigned>(uid);
+    state.gid = static_cast<unsigned>(gid);
+    state.content = take(content_size);
+    if (!snap.emplace(std::move(path), std::move(state)).second) throw bad();
+  }
+  if (!bytes.empty()) throw bad();
+  return snap;
+}
+
+void GitGuard::take_baseline(Root& root, const MayWrite& sandbox_may_write) {
+  std::string base;
+  auto shared =
+      SharedBaseline::open(SharedBaseline::key_of("git", root.fd.get()), sandbox_may_write, base);
+  if (shared) root.baseline.emplace(std::move(*shared));
+  if (!root.baseline) {
+    if (options_.on_warning) options_.on_warning(SharedBaseline::unshared(base, root.path));
+  } else if (const auto& stored = root.baseline->stored()) {
+    try {
+      root.before = parse(*stored, root.path);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{} ({}, stored for {} by another sbx run)", e.what(),
+                              root.baseline->path(), root.path),
+                  "remove that file once no sbx runs (`sbx ps`), then run again");
+    }
+    return;
+  }
+  root.before = snapshot_of(root);
+  if (root.baseline) root.baseline->publish(serialize(root.before, root.path));
 }
 
 GitGuard::Snapshot GitGuard::snapshot_of(const Root& root) const {

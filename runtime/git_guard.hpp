@@ -28,11 +28,14 @@
 
 #include <sbx/sbx.hpp>
 
+#include "runtime/shared_baseline.hpp"
 #include "runtime/unique_fd.hpp"
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sbx::runtime {
@@ -64,6 +67,13 @@ class GitGuard {
   // files are a root of their own (Root::git_dir).
   static Snapshot snapshot(int top_fd, const std::string& top, int linked_git = -1);
 
+  // A snapshot of the directory `root` as bytes, its keys relative to it,
+  // and back (keys "root/REL" again, so another run reaching the same
+  // directory by another path reads it under its own). parse() throws
+  // sbx::Error on anything serialize() does not write.
+  static std::string serialize(const Snapshot& snap, const std::string& root);
+  static Snapshot parse(std::string_view bytes, const std::string& root);
+
  private:
   // A directory walked at the end from an fd opened before the sandbox
   // started: a work tree, or the git dir its `.git` symlink led to then.
@@ -74,7 +84,11 @@ class GitGuard {
     bool checked = true;   // a linked git dir the sandbox cannot write: kept open, not checked
     int linked_git = -1;   // a work tree's linked git dir's fd, if any
     Snapshot before;
+    // Held for the run: `before` is the snapshot of the first of the runs
+    // that check this directory at the same time (shared_baseline.hpp).
+    std::optional<SharedBaseline> baseline;
   };
+  void take_baseline(Root& root, const MayWrite& sandbox_may_write);
   Snapshot snapshot_of(const Root& root) const;
   void check_and_revert() noexcept;
   void revert(const Root& root, long stamp) noexcept;
