@@ -94,7 +94,8 @@ inline std::optional<std::string> gitfile_dir(const std::string& top) {
 }
 
 // What git takes for a git dir: HEAD, and objects/ or (a linked worktree's)
-// commondir. `dir` an open directory, or AT_FDCWD with `path`.
+// commondir (a symlink followed, as git follows it). `dir` an open
+// directory, or AT_FDCWD with `path`.
 inline bool looks_like_git_dir(int dir, const std::string& path = ".") {
   struct stat head {};
   struct stat objects {};
@@ -104,7 +105,7 @@ inline bool looks_like_git_dir(int dir, const std::string& path = ".") {
          (S_ISREG(head.st_mode) || S_ISLNK(head.st_mode)) &&
          ((fstatat(dir, (at + "objects").c_str(), &objects, AT_SYMLINK_NOFOLLOW) == 0 &&
            S_ISDIR(objects.st_mode)) ||
-          (fstatat(dir, (at + "commondir").c_str(), &common, AT_SYMLINK_NOFOLLOW) == 0 &&
+          (fstatat(dir, (at + "commondir").c_str(), &common, 0) == 0 &&  // followed, as git does
            S_ISREG(common.st_mode)));
 }
 
@@ -117,7 +118,9 @@ inline std::vector<std::string> gitfile_git_dirs(const std::string& top) {
   const auto git_dir = named ? existing_real_path(*named) : std::nullopt;
   if (!git_dir || !looks_like_git_dir(AT_FDCWD, *git_dir)) return dirs;  // git refuses it too
   dirs.push_back(*git_dir);
-  std::string common = read_regular_file(AT_FDCWD, (*git_dir + "/commondir").c_str(), 4096);
+  // A symlink there is followed: git reads it with strbuf_read_file.
+  std::string common = read_regular_file(AT_FDCWD, (*git_dir + "/commondir").c_str(), 4096,
+                                         /*follow_link=*/true);
   strip_line_ends(common);
   if (common.empty()) return dirs;
   if (auto common_dir =
