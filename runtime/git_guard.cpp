@@ -417,6 +417,55 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
     roots_.push_back(std::move(tree));
     if (linked.fd) roots_.push_back(std::move(linked));  // open for the tree's index too
   }
+  add_linked_worktrees(sandbox_may_write);
+}
+
+// The linked worktrees of the repositories checked, where the sandbox may
+// write them (`git worktree add .worktrees/f` in the work dir): git in such
+// a worktree takes hooks and config from the git dir its `.git` gitfile
+// names, so a gitfile rewritten to `gitdir: /WORK/planted.git` would run
+// that dir's core.fsmonitor at the host's next `git status` there. Each is
+// named by its git dir's `gitdir` file (worktrees/ID/gitdir: /PATH/.git)
+// and checked as a work tree of its own.
+void GitGuard::add_linked_worktrees(const MayWrite& sandbox_may_write) {
+  std::vector<std::string> found;
+  for (const Root& root : roots_) {
+    if (!root.fd) continue;
+    const UniqueFd git_dir =
+        root.git_dir ? UniqueFd(::dup(root.fd.get())) : open_dir_at(root.fd.get(), ".git");
+    const UniqueFd worktrees = git_dir ? open_dir_at(git_dir.get(), "worktrees") : UniqueFd();
+    if (!worktrees) continue;
+    for (const auto& id : list_dir(worktrees.get())) {
+      const UniqueFd wt = open_dir_at(worktrees.get(), id);
+      std::string dotgit = wt ? read_regular_file(wt.get(), "gitdir", 4096) : std::string();
+      strip_line_ends(dotgit);
+      if (!ends_with(dotgit, "/.git")) continue;
+      // Relative (worktree.useRelativePaths, git 2.48): to worktrees/ID.
+      if (!dotgit.starts_with("/"))
+        dotgit =
+            (root.git_dir ? root.path : root.path + "/.git") + "/worktrees/" + id + "/" + dotgit;
+      found.push_back(dotgit.substr(0, dotgit.size() - 5));
+    }
+  }
+  for (const auto& top : found) {
+    const std::string resolved = resolved_path(top);
+    const auto within_a_tree = [&] {
+      return std::any_of(roots_.begin(), roots_.end(), [&](const Root& r) {
+        return !r.git_dir && r.fd && path_is_within(resolved, resolved_path(r.path));
+      });
+    };
+    if (resolved.empty() || !(sandbox_may_write ? sandbox_may_write(resolved) : within_a_tree()))
+      continue;
+    Root tree;
+    tree.path = resolved;  // named as git names it, "." and ".." resolved
+    tree.fd.reset(::open(resolved.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tree.fd || std::any_of(roots_.begin(), roots_.end(), [&](const Root& r) {
+          return r.fd && same_inode(r.fd.get(), tree.fd.get());
+        }))
+      continue;  // a work tree checked already
+    take_baseline(tree, sandbox_may_write);
+    roots_.push_back(std::move(tree));
+  }
 }
 
 std::string GitGuard::serialize(const Snapshot& snap, const std::string& root) {

@@ -15,6 +15,8 @@
 //   and for every gitlink (submodule) in .git/index: PATH/.git (a gitfile,
 //   or the config and hooks of a nested git dir): a gitlink added to the
 //   index makes `git status` run git inside PATH with PATH's config.
+//   And the .git of every linked worktree of these repositories that the
+//   sandbox may write (worktrees/ID/gitdir names it): a work tree of its own.
 // (.git/config and .git/hooks are the profile's read-only mounts already.)
 // When .git is a symlink to a git dir the sandbox may write, that dir,
 // opened before the run, is walked the same way (its redirection files;
@@ -89,6 +91,7 @@ class GitGuard {
     std::optional<SharedBaseline> baseline;
   };
   void take_baseline(Root& root, const MayWrite& sandbox_may_write);
+  void add_linked_worktrees(const MayWrite& sandbox_may_write);
   Snapshot snapshot_of(const Root& root) const;
   void check_and_revert() noexcept;
   void revert(const Root& root, long stamp) noexcept;

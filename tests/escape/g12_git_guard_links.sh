@@ -161,5 +161,34 @@ expect_res commondir rc0 "strict (gitfile): a commondir can be written there (th
 pass "strict (gitfile): nothing redirects host git after the run"
 git -C "$E" status --porcelain >/dev/null 2>&1 || fail "strict (gitfile): host git fails after the run"
 pass "strict (gitfile): host git works in the repository"
+
+# --- F: a linked worktree inside the work dir (`git worktree add
+# .worktrees/f`). git there takes hooks and config from the git dir its
+# .git gitfile names: rewritten to a git dir the sandbox made, with a
+# core.fsmonitor, it ran at the host's next `git status` in the worktree.
+F=$(scratch)
+M=$(scratch) # payload marker: the sandbox's /tmp is its own
+git init -q "$F" && git -C "$F" -c user.name=u -c user.email=u@example.org commit -q --allow-empty -m init &&
+  git -C "$F" worktree add -q -b f "$F/.worktrees/f" || fail "strict (linked worktree): set-up"
+wt_gitfile=$(cat "$F/.worktrees/f/.git")
+printf '#!/bin/sh\ntouch %s/ran\n' "$M" >"$F/fsmonitor.sh" && chmod 755 "$F/fsmonitor.sh"
+cd "$F" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  mkdir -p planted.git/objects planted.git/refs &&
+    echo "ref: refs/heads/main" > planted.git/HEAD &&
+    printf "[core]\n\tfsmonitor = $PWD/fsmonitor.sh\n" > planted.git/config &&
+    echo "gitdir: $PWD/planted.git" > .worktrees/f/.git; echo "gitfile=rc$?"' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (linked worktree): attempts ran"
+expect_res gitfile rc0 "strict (linked worktree): its .git can be written (the work dir is writable)"
+[[ $(cat .worktrees/f/.git) == "$wt_gitfile" ]] ||
+  fail "strict (linked worktree): its .git after the run: $(cat .worktrees/f/.git)"
+ls .worktrees/f/.git.sbx-quarantine-* >/dev/null 2>&1 ||
+  fail "strict (linked worktree): the rewritten .git was not quarantined: $(ls -A .worktrees/f)"
+expect_out "changed .*/\.worktrees/f/\.git, which would make git" "strict (linked worktree): the change is reported"
+git -C "$F/.worktrees/f" status --porcelain >/dev/null 2>&1 ||
+  fail "strict (linked worktree): host git fails in the worktree after the run"
+[[ -z $(ls -A "$M") ]] || fail "strict (linked worktree): the host's git status ran the planted fsmonitor"
+pass "strict (linked worktree): its .git is put back; host git there runs nothing planted"
 cd "$SSH" || fail "cd"
 esc_done "12 (git guard links)"

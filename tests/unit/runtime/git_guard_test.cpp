@@ -257,3 +257,26 @@ TEST_CASE(
     CHECK(named(s.root / "decoy", "config.worktree.sbx-quarantine-").empty());
   }
 }
+
+TEST_CASE("git guard: a linked worktree's .git in the work tree is checked, one elsewhere not",
+          "[git_guard]") {
+  Scratch s;
+  const fs::path work = s.root / "work", git = work / ".git";
+  // Inside the work tree, named relatively (git 2.48's worktree.useRelativePaths).
+  write(git / "worktrees/in/gitdir", "../../../.worktrees/in/.git\n");
+  write(work / ".worktrees/in/.git", "gitdir: ../../.git/worktrees/in\n");
+  // Outside it (absolute, as git 2.39 writes): not the sandbox's to write.
+  write(git / "worktrees/out/gitdir", (s.root / "elsewhere/.git").string() + "\n");
+  write(s.root / "elsewhere/.git", "gitdir: " + (git / "worktrees/out").string() + "\n");
+  Guarded g(work);
+  {
+    const GitGuard guard(g.policy, g.options);
+    write(work / ".worktrees/in/.git", "gitdir: /planted.git\n");
+    write(s.root / "elsewhere/.git", "gitdir: /moved/by/the/host\n");
+  }
+  CHECK(read(work / ".worktrees/in/.git") == "gitdir: ../../.git/worktrees/in\n");
+  CHECK(named(work / ".worktrees/in", ".git.sbx-quarantine-").size() == 1);
+  CHECK(g.reported(work / ".worktrees/in/.git"));
+  CHECK(read(s.root / "elsewhere/.git") == "gitdir: /moved/by/the/host\n");
+  CHECK_FALSE(g.reported(s.root / "elsewhere/.git"));
+}
