@@ -91,9 +91,7 @@ std::vector<std::string> ClaudeConfigGuard::restore(Json& doc, const Json& befor
   return changed;
 }
 
-ClaudeConfigGuard::ClaudeConfigGuard(
-    const Policy& policy, const RunOptions& options,
-    const std::function<bool(const std::string&)>& sandbox_may_write)
+ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& options)
     : options_(options) {
   for (const auto& s : policy.filesystem.state) {
     std::string path;
@@ -104,21 +102,18 @@ ClaudeConfigGuard::ClaudeConfigGuard(
     if (path.empty()) continue;
     Watched file{path, {}, {}};
     // Keyed by its directory: the client replaces the file by a rename.
-    const UniqueFd dir(::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir) {
-      std::string base;
-      auto shared = SharedBaseline::open(SharedBaseline::key_of("claude", dir.get()),
-                                         sandbox_may_write, base);
-      if (shared)
-        file.baseline.emplace(std::move(*shared));
-      else if (options_.on_warning)
-        options_.on_warning(SharedBaseline::unshared(base, path));
-    }
+    const std::string dir_path = path.find('/') == std::string::npos ? "." : parent_of(path);
+    const UniqueFd dir(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir) file.baseline.emplace("claude", dir.get(), path);
     if (file.baseline && file.baseline->stored()) {
       file.before = *file.baseline->stored();
     } else {
       file.before = read_regular_file(AT_FDCWD, path.c_str(), kMaxSize);
-      if (file.baseline) file.baseline->publish(file.before);
+      if (file.baseline) {
+        file.baseline->publish(file.before);
+        if (!file.baseline->shared() && options_.on_warning)
+          options_.on_warning(file.baseline->unshared());
+      }
     }
     files_.push_back(std::move(file));
   }

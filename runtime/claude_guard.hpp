@@ -30,10 +30,7 @@ namespace sbx::runtime {
 
 class ClaudeConfigGuard {
  public:
-  // sandbox_may_write: whether the sandbox may write a host path (the
-  // mount plan's answer); empty: nothing outside the files watched.
-  ClaudeConfigGuard(const Policy& policy, const RunOptions& options,
-                    const std::function<bool(const std::string&)>& sandbox_may_write = {});
+  ClaudeConfigGuard(const Policy& policy, const RunOptions& options);
   // Compares and puts the keys back. Never throws.
   ~ClaudeConfigGuard();
   ClaudeConfigGuard(const ClaudeConfigGuard&) = delete;

@@ -458,7 +458,7 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
     // someone else's repository.
     LinkedGitDir found = open_linked_git_dir(tree.fd.get(), tree.path, gitfile_dirs);
     tree.linked_git = found.fd ? found.fd.get() : -1;
-    take_baseline(tree, sandbox_may_write);
+    take_baseline(tree);
     Root linked;
     linked.git_dir = true;
     linked.path = found.label;
@@ -466,7 +466,7 @@ GitGuard::GitGuard(const Policy& policy, const RunOptions& options, MayWrite san
                      (sandbox_may_write ? sandbox_may_write(found.path)
                                         : path_is_within(found.path, resolved_path(tree.path)));
     linked.fd = std::move(found.fd);
-    if (linked.checked) take_baseline(linked, sandbox_may_write);
+    if (linked.checked) take_baseline(linked);
     roots_.push_back(std::move(tree));
     if (linked.fd) roots_.push_back(std::move(linked));  // open for the tree's index too
   }
@@ -516,7 +516,7 @@ void GitGuard::add_linked_worktrees(const MayWrite& sandbox_may_write) {
           return r.fd && same_inode(r.fd.get(), tree.fd.get());
         }))
       continue;  // a work tree checked already
-    take_baseline(tree, sandbox_may_write);
+    take_baseline(tree);
     roots_.push_back(std::move(tree));
   }
 }
@@ -574,25 +574,21 @@ GitGuard::Snapshot GitGuard::parse(std::string_view bytes, const std::string& ro
   return snap;
 }
 
-void GitGuard::take_baseline(Root& root, const MayWrite& sandbox_may_write) {
-  std::string base;
-  auto shared =
-      SharedBaseline::open(SharedBaseline::key_of("git", root.fd.get()), sandbox_may_write, base);
-  if (shared) root.baseline.emplace(std::move(*shared));
-  if (!root.baseline) {
-    if (options_.on_warning) options_.on_warning(SharedBaseline::unshared(base, root.path));
-  } else if (const auto& stored = root.baseline->stored()) {
+void GitGuard::take_baseline(Root& root) {
+  root.baseline.emplace("git", root.fd.get(), root.path);
+  if (const auto& stored = root.baseline->stored()) {
     try {
       root.before = parse(*stored, root.path);
-    } catch (const Error& e) {
-      throw Error(fmt::format("{} ({}, stored for {} by another sbx run)", e.what(),
-                              root.baseline->path(), root.path),
-                  "remove that file once no sbx runs (`sbx ps`), then run again");
+    } catch (const Error& e) {  // sbx wrote it: not expected
+      throw Error(fmt::format("{} (stored for {} by another sbx run)", e.what(), root.path),
+                  "end the other strict runs there (`sbx ps`), then run again");
     }
     return;
   }
   root.before = snapshot_of(root);
-  if (root.baseline) root.baseline->publish(serialize(root.before, root.path));
+  root.baseline->publish(serialize(root.before, root.path));
+  if (!root.baseline->shared() && options_.on_warning)
+    options_.on_warning(root.baseline->unshared());
 }
 
 GitGuard::Snapshot GitGuard::snapshot_of(const Root& root) const {

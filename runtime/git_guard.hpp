@@ -92,7 +92,7 @@ class GitGuard {
     // that check this directory at the same time (shared_baseline.hpp).
     std::optional<SharedBaseline> baseline;
   };
-  void take_baseline(Root& root, const MayWrite& sandbox_may_write);
+  void take_baseline(Root& root);
   void add_linked_worktrees(const MayWrite& sandbox_may_write);
   void disarm_todo(int top_fd, const std::string& top, const std::string& path,
                    const FileState& now, const FileState* was, long stamp) noexcept;

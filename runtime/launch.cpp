@@ -463,9 +463,7 @@ RunResult run_sandbox(const Policy& given, const RunOptions& options) {
   startup_trace::mark("run: network prepared");
   SignalRouting signals;  // before clone: none lost
   // ~/.claude.json: the keys that make the host's client run code, put back.
-  const ClaudeConfigGuard claude_guard(policy, options, [&plan](const std::string& host_path) {
-    return sandbox_may_write(plan.mounts, host_path);
-  });
+  const ClaudeConfigGuard claude_guard(policy, options);
   // strict: git redirection files snapshotted once the placeholders exist
   // (one is .git/hooks) and before the sandbox runs, checked (and reverted)
   // by the guard's destructor once it is gone (git_guard.hpp).

@@ -1,16 +1,18 @@
 #include "runtime/shared_baseline.hpp"
 
-#include "control/control.hpp"
-#include "runtime/host_paths.hpp"
-
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -19,172 +21,180 @@
 namespace sbx::runtime {
 namespace {
 
-// Written before the snapshot: a file without it holds none (its first run
-// ended or died before it published).
-constexpr std::string_view kHeader = "sbx-baseline 1\n";
-// The exclusive lock lasts one snapshot (milliseconds) or one unlink.
+constexpr std::string_view kMagic = "sbx-baseline-1";
+
+// The segment: this header, then `size` bytes of snapshot.
+struct Header {
+  char magic[16];
+  char id[112];  // "KIND:UID:DEV:INO", NUL-terminated
+  std::uint64_t size;
+  std::uint32_t published;  // set last, under the directory's lock
+};
+
+// The directory's lock is held for one snapshot (milliseconds).
 constexpr int kAttempts = 100;
 constexpr useconds_t kPause = 10000;
 
-// Whether `fd` is still the file `name` of `base`: the last run out may
-// have removed it between our open and our lock (then a new one is made).
-bool still_named(int base, const std::string& name, int fd) {
-  struct stat open_st {};
-  struct stat named_st {};
-  return ::fstat(fd, &open_st) == 0 &&
-         ::fstatat(base, name.c_str(), &named_st, AT_SYMLINK_NOFOLLOW) == 0 &&
-         open_st.st_dev == named_st.st_dev && open_st.st_ino == named_st.st_ino;
+int key_of(const std::string& id) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : id) h = (h ^ c) * 16777619u;
+  return h == IPC_PRIVATE ? 1 : static_cast<int>(h);
 }
 
-std::string read_all(int fd) {
-  std::string data;
-  char buf[65536];
-  for (off_t at = 0;;) {
-    const ssize_t n = ::pread(fd, buf, sizeof buf, at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      throw Error(fmt::format("cannot read a git/agent guard snapshot: {}", std::strerror(errno)));
-    if (n == 0) return data;
-    data.append(buf, static_cast<std::size_t>(n));
-    at += n;
+bool take_lock(int fd) {
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0) ::usleep(kPause);
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+    if (errno != EWOULDBLOCK && errno != EINTR) return false;
   }
+  return false;
 }
 
 }  // namespace
 
-SharedBaseline::SharedBaseline(const std::string& base, std::string key)
-    : SharedBaseline(base, std::move(key), false) {}
-
-SharedBaseline::SharedBaseline(std::string base, std::string key, bool state_base)
-    : base_path_(std::move(base)),
-      name_(".guard-" + std::move(key)),
-      path_(base_path_ + "/" + name_),
-      state_base_(state_base) {
-  open_base();
-  lock();
-}
-
-void SharedBaseline::open_base() {
-  for (int attempt = 0;; ++attempt) {
-    base_.reset(::open(base_path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (base_) return;
-    // A base in the shared /tmp goes when empty: made again, as the
-    // control server does.
-    if (errno == ENOENT && state_base_ && attempt < 3) {
-      (void)control::state_base(true);
-      continue;
-    }
-    throw Error(fmt::format("cannot open {}: {}", base_path_, std::strerror(errno)));
+SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
+    : label_(std::move(label)) {
+  // Its own open file description: the caller's fd may carry other locks.
+  dir_.reset(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat st {};
+  if (!dir_ || ::fstat(dir_.get(), &st) != 0)
+    throw Error(fmt::format("cannot open {}: {}", label_, std::strerror(errno)));
+  id_ = fmt::format("{}:{}:{}:{}", kind, ::geteuid(), static_cast<unsigned long long>(st.st_dev),
+                    static_cast<unsigned long long>(st.st_ino));
+  key_ = key_of(id_);
+  if (!take_lock(dir_.get())) {
+    throw Error(fmt::format("cannot start: another process has held a lock on {} for over a "
+                            "second (sbx takes it for a moment to compare runs there)",
+                            label_),
+                fmt::format("find it with `fuser {}` and end it, then run again", label_));
   }
-}
-
-void SharedBaseline::lock() {
-  const std::string& path = path_;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    if (attempt > 0) ::usleep(kPause);
-    UniqueFd fd(
-        ::openat(base_.get(), name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd && errno == ENOENT && state_base_) {  // its /tmp base removed as we came
-      open_base();
-      continue;
-    }
-    if (!fd) throw Error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
-      if (!still_named(base_.get(), name_, fd.get())) continue;
-      fd_ = std::move(fd);  // the first: snapshot, then publish()
-      return;
-    }
-    if (errno != EWOULDBLOCK)
-      throw Error(fmt::format("cannot lock {}: {}", path, std::strerror(errno)));
-    // Held by others. Shared too, unless one of them holds it exclusively
-    // (taking its snapshot, or the last run out removing the file).
-    if (::flock(fd.get(), LOCK_SH | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK)
-        throw Error(fmt::format("cannot lock {}: {}", path, std::strerror(errno)));
-      continue;
-    }
-    if (!still_named(base_.get(), name_, fd.get())) continue;
-    std::string data = read_all(fd.get());
-    // Nothing stored: its first run ended before it published. Again,
-    // exclusively this time.
-    if (data.empty()) continue;
-    if (!std::string_view(data).starts_with(kHeader)) {
-      throw Error(fmt::format("{} is not a snapshot sbx stored", path),
-                  fmt::format("remove it once no sbx runs (`sbx ps`), then run again"));
-    }
-    stored_ = data.substr(kHeader.size());
-    fd_ = std::move(fd);
+  locked_ = true;
+  const int shmid = ::shmget(key_, 0, 0);
+  if (shmid < 0) {
+    if (errno != ENOENT) shared_ = false;  // EACCES: another user's segment on this key
+    if (!shared_) release_lock();
+    return;  // ENOENT: no run guards it: the first
+  }
+  struct shmid_ds ds {};
+  if (::shmctl(shmid, IPC_STAT, &ds) != 0) {
+    shared_ = errno == EIDRM || errno == EINVAL;  // removed meanwhile: the first
+    if (!shared_) release_lock();
     return;
   }
-  throw Error(fmt::format("cannot take {}: another sbx run has held it for over a second", path),
-              "find it with `fuser " + path + "` and end it, then run again");
+  // Made by this user, for this user only (a sandbox cannot make one here).
+  const uid_t uid = ::geteuid();
+  if (ds.shm_perm.cuid != uid || ds.shm_perm.uid != uid || (ds.shm_perm.mode & 0777) != 0600 ||
+      ds.shm_segsz < sizeof(Header)) {
+    shared_ = false;
+    release_lock();
+    return;
+  }
+  // Attached by none: the runs it served are gone (killed: nobody removed
+  // it). This run is the first.
+  if (ds.shm_nattch == 0) {
+    ::shmctl(shmid, IPC_RMID, nullptr);
+    return;
+  }
+  void* at = ::shmat(shmid, nullptr, SHM_RDONLY);
+  if (at == reinterpret_cast<void*>(-1)) {
+    shared_ = false;
+    release_lock();
+    return;
+  }
+  Header header;
+  std::memcpy(&header, at, sizeof header);
+  const bool ours =
+      std::string_view(header.magic, strnlen(header.magic, sizeof header.magic)) == kMagic &&
+      std::string_view(header.id, strnlen(header.id, sizeof header.id)) == id_ &&
+      header.published == 1 && header.size <= ds.shm_segsz - sizeof(Header);
+  if (!ours) {  // a key collision with another directory of this user's
+    ::shmdt(at);
+    shared_ = false;
+    release_lock();
+    return;
+  }
+  stored_.emplace(static_cast<const char*>(at) + sizeof(Header), header.size);
+  segment_ = at;
+  shmid_ = shmid;
+  release_lock();
 }
 
+SharedBaseline::SharedBaseline(SharedBaseline&& other) noexcept
+    : label_(std::move(other.label_)),
+      id_(std::move(other.id_)),
+      key_(other.key_),
+      dir_(std::move(other.dir_)),
+      locked_(std::exchange(other.locked_, false)),
+      shared_(other.shared_),
+      segment_(std::exchange(other.segment_, nullptr)),
+      shmid_(other.shmid_),
+      stored_(std::move(other.stored_)),
+      why_(std::move(other.why_)) {}
+
 void SharedBaseline::publish(const std::string& snapshot) {
-  const std::string data = std::string(kHeader) + snapshot;
-  std::size_t done = 0;
-  bool ok = ::ftruncate(fd_.get(), 0) == 0;
-  while (ok && done < data.size()) {
-    const ssize_t n =
-        ::pwrite(fd_.get(), data.data() + done, data.size() - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<std::size_t>(n);
+  if (!locked_ || segment_ != nullptr) return;  // not the first, or not shared
+  const int shmid = ::shmget(key_, sizeof(Header) + snapshot.size(), IPC_CREAT | IPC_EXCL | 0600);
+  void* at = shmid < 0 ? reinterpret_cast<void*>(-1) : ::shmat(shmid, nullptr, 0);
+  if (at == reinterpret_cast<void*>(-1)) {
+    // EEXIST: a key collision; ENOSPC/ENOMEM/EINVAL: the system's limits.
+    why_ = std::strerror(errno);
+    if (shmid >= 0) ::shmctl(shmid, IPC_RMID, nullptr);
+    shared_ = false;
+    release_lock();
+    return;
   }
-  if (!ok) {
-    const int err = errno;
-    ::ftruncate(fd_.get(), 0);  // nothing half-written for the runs after
-    throw Error(
-        fmt::format("cannot store the guard's snapshot in {}: {}", path_, std::strerror(err)),
-        "free space in sbx's state base (/run/sbx, $XDG_RUNTIME_DIR/sbx)");
+  Header header{};
+  std::memcpy(header.magic, kMagic.data(), kMagic.size());
+  std::memcpy(header.id, id_.data(), std::min(id_.size(), sizeof header.id - 1));
+  header.size = snapshot.size();
+  std::memcpy(static_cast<char*>(at) + sizeof(Header), snapshot.data(), snapshot.size());
+  header.published = 1;
+  std::memcpy(at, &header, sizeof header);
+  // Read-only from here (no write can slip in through this mapping).
+  ::shmdt(at);
+  at = ::shmat(shmid, nullptr, SHM_RDONLY);
+  if (at == reinterpret_cast<void*>(-1)) {
+    why_ = std::strerror(errno);
+    ::shmctl(shmid, IPC_RMID, nullptr);
+    shared_ = false;
+  } else {
+    segment_ = at;
+    shmid_ = shmid;
   }
-  // Shared from here: runs starting now read it. flock() converts by
-  // dropping the lock and taking it again; a run that takes it exclusively
-  // in between snapshots before this run's sandbox starts, as good as ours.
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    if (attempt > 0) ::usleep(kPause);
-    if (::flock(fd_.get(), LOCK_SH | LOCK_NB) == 0) return;
-    if (errno != EWOULDBLOCK) break;
-  }
-  throw Error(fmt::format("cannot share the lock of {}: {}", path_, std::strerror(errno)));
+  release_lock();
 }
 
 SharedBaseline::~SharedBaseline() {
-  if (!fd_) return;
-  // The last one out: no other run holds it, none can take it while we do.
-  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0 || !still_named(base_.get(), name_, fd_.get()))
-    return;
-  ::unlinkat(base_.get(), name_.c_str(), 0);
-  // As control/server.cpp does with a base in the shared /tmp: removed
-  // when empty (fails otherwise).
-  if (state_base_ && base_path_.starts_with("/tmp/")) (void)::rmdir(base_path_.c_str());
-}
-
-std::optional<SharedBaseline> SharedBaseline::open(
-    std::string key, const std::function<bool(const std::string&)>& sandbox_may_write,
-    std::string& base) {
-  base = control::state_base(true);
-  if (sandbox_may_write) {
-    const auto resolved = existing_real_path(base);
-    if (!resolved || sandbox_may_write(*resolved)) return std::nullopt;
+  if (segment_ != nullptr) {
+    // Under the lock, so that no run attaches between our count and the
+    // removal. Without it (held by someone else for a second) the segment
+    // stays, and the next start removes it once nobody is attached.
+    const bool locked = locked_ || (dir_ && take_lock(dir_.get()));
+    locked_ = locked;
+    ::shmdt(segment_);
+    struct shmid_ds ds {};
+    if (locked && ::shmctl(shmid_, IPC_STAT, &ds) == 0 && ds.shm_nattch == 0)
+      ::shmctl(shmid_, IPC_RMID, nullptr);
   }
-  return SharedBaseline(base, std::move(key), true);
+  release_lock();
 }
 
-std::string SharedBaseline::unshared(const std::string& base, const std::string& what) {
+void SharedBaseline::release_lock() {
+  if (locked_ && dir_) ::flock(dir_.get(), LOCK_UN);
+  locked_ = false;
+}
+
+std::string SharedBaseline::unshared() const {
   return fmt::format(
-      "the sandbox may write sbx's state base {}, so runs at the same time do not share their "
-      "snapshot of {}: one started while this sandbox runs would take what it changes there as "
-      "the original and put it back at its end; keep {} out of the writable paths (a user's "
-      "base follows XDG_RUNTIME_DIR; docs/filesystem.md, Several agents at once)",
-      base, what, base);
-}
-
-std::string SharedBaseline::key_of(const char* kind, int fd) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error(fmt::format("fstat: {}", std::strerror(errno)));
-  return fmt::format("{}-{}-{}", kind, static_cast<unsigned long long>(st.st_dev),
-                     static_cast<unsigned long long>(st.st_ino));
+      "runs at the same time cannot share their snapshot of {}: {}. One started while this "
+      "sandbox runs would take what it changes there as the original and put it back at its "
+      "end: run strict sandboxes there one after another (docs/filesystem.md, Several agents "
+      "at once)",
+      label_,
+      why_.empty() ? fmt::format("the System V shared memory key {:#x} holds a segment that is "
+                                 "not sbx's for it (ipcs -m)",
+                                 static_cast<unsigned>(key_))
+                   : "no shared memory segment could be made (" + why_ + ")");
 }
 
 }  // namespace sbx::runtime

@@ -1,27 +1,29 @@
 // SharedBaseline: the "before" of a guard that puts things back after a run
 // (GitGuard, ClaudeConfigGuard), shared by the runs that guard the same
-// thing at the same time.
+// directory at the same time.
 //
 // A guard snapshots what its sandbox could change, and after the run puts
 // the snapshot back. Two runs at once break that on their own: B, started
 // while A's sandbox runs, would snapshot what A's sandbox planted; A puts
 // the original back at its end, and B then "restores" the plant. So the
 // first of overlapping runs takes the snapshot and stores it, and every run
-// that starts while one of them still runs compares with that one:
-//   BASE/.guard-KEY in sbx's state base (/run/sbx, $XDG_RUNTIME_DIR/sbx or
-//   /tmp/sbx-UID: private to the user, hidden from sandboxes), flock()ed by
-//   each of these runs for its whole life. Locked exclusively at once: no
-//   other run guards KEY, this run is the first: it snapshots, then
-//   publish()es (stores the bytes, then shares the lock). Locked shared:
-//   stored() is the first run's snapshot. The last run to end (exclusive
-//   again) removes the file.
-// Runs of different users (different bases) do not see each other's
-// files: docs/filesystem.md says so.
+// that starts while one of them still runs compares with that one.
+//
+// Stored where no sandbox can forge it: a System V shared memory segment
+// (0600, keyed by uid, kind and the directory's device and inode) in the
+// host's IPC namespace. Every sbx sandbox has an IPC namespace of its own,
+// so none can create, see or change such a segment, whatever paths it may
+// write (a file in sbx's state base could be forged by a sandbox given
+// `--rw /tmp`: found by a review). Each run keeps the segment attached for
+// its whole life: its attach count says whether any run still guards the
+// directory, also after a kill -9 (the kernel detaches the dead). Start and
+// end are serialised by a flock on the guarded directory itself, held for
+// milliseconds: a process holding it longer only delays (then stops) a
+// start, it cannot change what is stored.
 #pragma once
 
 #include "runtime/unique_fd.hpp"
 
-#include <functional>
 #include <optional>
 #include <string>
 
@@ -29,54 +31,44 @@ namespace sbx::runtime {
 
 class SharedBaseline {
  public:
-  // Takes KEY's lock in `base` (tests; sbx itself: open() below). Throws
-  // sbx::Error when it stays locked exclusively for a second (another sbx
-  // is stuck taking its snapshot) or when the stored snapshot is not sbx's.
-  SharedBaseline(const std::string& base, std::string key);
-  // The last run out removes the file.
+  // For the directory `dir` (an open fd; `label` names it in messages),
+  // guarded as `kind` ("git", "claude"). Throws sbx::Error when another
+  // process holds the directory's lock for over a second.
+  SharedBaseline(const char* kind, int dir, std::string label);
+  // Detaches; the last run out removes the segment.
   ~SharedBaseline();
-  SharedBaseline(SharedBaseline&&) noexcept = default;
+  SharedBaseline(SharedBaseline&& other) noexcept;
   SharedBaseline& operator=(SharedBaseline&&) = delete;
   SharedBaseline(const SharedBaseline&) = delete;
   SharedBaseline& operator=(const SharedBaseline&) = delete;
 
-  // Empty when this run is the first: take the snapshot, then publish() it.
-  // Else the first run's snapshot, as it published it.
+  // Empty when this run is the first (take the snapshot, then publish() it)
+  // or when the snapshot cannot be shared (shared() false). Else the first
+  // run's snapshot, as it published it.
   const std::optional<std::string>& stored() const { return stored_; }
+  // False when a segment of this key is not one sbx made for this directory
+  // (a key collision, or another user's): each run keeps its own snapshot,
+  // as before sharing existed; unshared() is the warning to give.
+  bool shared() const { return shared_; }
+  std::string unshared() const;
+  // The System V key (`ipcs -m` lists it).
+  int key() const { return key_; }
   // First run only: stores `snapshot` for the runs that start while this
-  // one runs, then shares the lock. Throws sbx::Error if it cannot.
+  // one runs, and lets them start. A no-op when not shared().
   void publish(const std::string& snapshot);
 
-  // BASE/.guard-KEY, for messages.
-  const std::string& path() const { return path_; }
-
-  // KEY's baseline in sbx's state base (control::state_base; made again if
-  // the last sbx of a shared /tmp base removes it meanwhile), or nullopt
-  // when the sandbox may
-  // write that base (`sandbox_may_write`: an XDG_RUNTIME_DIR or /tmp among
-  // its writable paths): it could forge the snapshot the next overlapping
-  // run reads. The base's path is in `base` either way (for a warning).
-  static std::optional<SharedBaseline> open(
-      std::string key, const std::function<bool(const std::string&)>& sandbox_may_write,
-      std::string& base);
-
-  // The warning for a nullopt open(): `what` is the guarded path.
-  static std::string unshared(const std::string& base, const std::string& what);
-
-  // "KIND-DEV-INO" of the open file `fd`: a key for what it guards.
-  static std::string key_of(const char* kind, int fd);
-
  private:
-  SharedBaseline(std::string base, std::string key, bool state_base);
-  void open_base();
-  void lock();
-  std::string base_path_;
-  UniqueFd base_;
-  std::string name_;  // .guard-KEY
-  std::string path_;
-  UniqueFd fd_;
+  void release_lock();
+  std::string label_;
+  std::string id_;  // "KIND:UID:DEV:INO", also in the segment's header
+  int key_ = 0;     // key_t
+  UniqueFd dir_;    // the directory, flock()ed while starting and ending
+  bool locked_ = false;
+  bool shared_ = true;
+  void* segment_ = nullptr;  // attached for the run
+  int shmid_ = -1;
   std::optional<std::string> stored_;
-  bool state_base_ = false;  // sbx's own (in /tmp: removed when empty)
+  std::string why_;  // why publish() could not share
 };
 
 }  // namespace sbx::runtime

@@ -442,6 +442,26 @@ grep -q planted "$O/h-a.out" || h_fail "run A could not plant (the test is wrong
 overlap_run b-up b-go "$O/h-b.out"
 run_b=$!
 await b-up || h_fail "run B did not start: $(cat "$O/h-b.out")"
+# The shared snapshots live in System V shared memory of the host's IPC
+# namespace (runtime/shared_baseline.hpp), keyed by FNV-1a of
+# "KIND:UID:DEV:INO" of the directory guarded. No sandbox can see them,
+# whatever it may write.
+guard_key() { # KIND DIR
+  python3 -c 'import os, sys
+h = 2166136261
+for c in ("%s:%d:%d:%d" % (sys.argv[1], os.geteuid(), os.stat(sys.argv[2]).st_dev, os.stat(sys.argv[2]).st_ino)).encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+print("0x%08x" % (h or 1))' "$1" "$2"
+}
+keys=("$(guard_key git "$H")" "$(guard_key claude "$H")")
+for k in "${keys[@]}"; do
+  ipcs -m | grep -q "^$k " || h_fail "no shared snapshot $k on the host while both run: $(ipcs -m)"
+done
+seen=$("$SBX" run -p standard --rw /tmp -- ipcs -m 2>&1 </dev/null)
+for k in "${keys[@]}"; do
+  grep -q "$k" <<<"$seen" && h_fail "a sandbox sees the shared snapshot $k: $seen"
+done
+pass "strict (two runs at once): the shared snapshots are out of every sandbox's reach"
 touch a-go
 wait "$run_a" || h_fail "run A failed: $(cat "$O/h-a.out")"
 grep -q "put back as they were" "$O/h-a.out" || h_fail "run A did not put the keys back: $(cat "$O/h-a.out")"
@@ -456,10 +476,9 @@ PY
   fail "strict (two runs at once): .git/config.worktree after both: $(cat .git/config.worktree)"
 hostgit -c safe.directory='*' status >/dev/null 2>&1
 [[ -z $(ls -A "$M") ]] || fail "strict (two runs at once): the host's git ran a planted fsmonitor: $(ls -A "$M")"
-# Their shared snapshots (keyed by the work dir, the .claude.json's dir)
-# go with the last run.
-left=$(find /run/sbx "${XDG_RUNTIME_DIR:-/nonexistent}/sbx" "/tmp/sbx-$(id -u)" -maxdepth 1 \
-  -name ".guard-*-$(stat -c %d-%i "$H")" 2>/dev/null)
-[[ -z $left ]] || fail "strict (two runs at once): a shared snapshot stayed after both ended: $left"
+# They go with the last run.
+for k in "${keys[@]}"; do
+  ! ipcs -m | grep -q "^$k " || fail "strict (two runs at once): the shared snapshot $k stayed: $(ipcs -m)"
+done
 pass "strict (two runs at once): the run that ends last puts back what was there before the first began"
 esc_done "12 (agent files)"

@@ -1,22 +1,29 @@
 // SharedBaseline (runtime/shared_baseline.cpp): the first of overlapping
 // runs stores its snapshot, the others read it, the last one out removes
 // it; and GitGuard's snapshot as bytes and back.
+#include <fcntl.h>
 #include <sys/file.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <sbx/error.hpp>
 
 #include "runtime/git_guard.hpp"
 #include "runtime/shared_baseline.hpp"
+#include "runtime/unique_fd.hpp"
 
 using namespace sbx;
 using namespace sbx::runtime;
@@ -24,106 +31,142 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Base {
-  fs::path dir;
-  Base() {
+struct Dir {
+  fs::path path;
+  UniqueFd fd;
+  Dir() {
     char tmpl[] = "/tmp/sbx-unit-baseline.XXXXXX";
     const char* made = mkdtemp(tmpl);
     if (made == nullptr) throw std::runtime_error("mkdtemp under /tmp failed");
-    dir = made;
+    path = made;
+    fd.reset(::open(made, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
-  ~Base() { fs::remove_all(dir); }
-  fs::path file(const std::string& key) const { return dir / (".guard-" + key); }
+  ~Dir() { fs::remove_all(path); }
+  SharedBaseline baseline() const { return SharedBaseline("unit", fd.get(), path.string()); }
 };
+
+// Whether a segment of `key` exists (attached by `attached` runs).
+bool segment(int key, unsigned long attached) {
+  const int id = ::shmget(key, 0, 0);
+  struct shmid_ds ds {};
+  return id >= 0 && ::shmctl(id, IPC_STAT, &ds) == 0 && ds.shm_nattch == attached;
+}
 
 }  // namespace
 
 TEST_CASE("shared baseline: the first run's snapshot is the one every overlapping run uses",
           "[shared_baseline]") {
-  Base base;
+  Dir dir;
   const std::string snapshot = std::string("before\n\0binary", 14);
-  std::optional<SharedBaseline> first(std::in_place, base.dir.string(), "k");
+  std::optional<SharedBaseline> first(dir.baseline());
+  CHECK(first->shared());
   CHECK_FALSE(first->stored());
   first->publish(snapshot);
-  std::optional<SharedBaseline> second(std::in_place, base.dir.string(), "k");
+  std::optional<SharedBaseline> second(dir.baseline());
   REQUIRE(second->stored());
   CHECK(*second->stored() == snapshot);
-  // Another key is another thing guarded: a first run of its own.
+  // Another directory is another thing guarded: a first run of its own.
   {
-    SharedBaseline other(base.dir.string(), "other");
-    CHECK_FALSE(other.stored());
+    Dir other;
+    SharedBaseline b = other.baseline();
+    CHECK_FALSE(b.stored());
   }
-  CHECK_FALSE(fs::exists(base.file("other")));
   // The first ends while the second runs: a third still gets the first's.
   first.reset();
-  CHECK(fs::exists(base.file("k")));
   {
-    SharedBaseline third(base.dir.string(), "k");
+    SharedBaseline third = dir.baseline();
     REQUIRE(third.stored());
     CHECK(*third.stored() == snapshot);
   }
   // The last one out removes it; the next run is a first run again.
+  const int key = second->key();
+  CHECK(segment(key, 1));
   second.reset();
-  CHECK_FALSE(fs::exists(base.file("k")));
-  SharedBaseline again(base.dir.string(), "k");
+  CHECK(::shmget(key, 0, 0) < 0);
+  SharedBaseline again = dir.baseline();
+  CHECK(again.shared());
   CHECK_FALSE(again.stored());
-  const auto owner_only = fs::perms::owner_read | fs::perms::owner_write;
-  CHECK((fs::status(base.file("k")).permissions() & fs::perms::all) == owner_only);
 }
 
-TEST_CASE("shared baseline: leftovers of runs that died", "[shared_baseline]") {
-  Base base;
-  // A run killed after it published: nobody holds the file, so the next
-  // run is the first and takes a snapshot of its own.
-  std::ofstream(base.file("k")) << "sbx-baseline 1\nold";
+TEST_CASE("shared baseline: runs that died, a first that never published", "[shared_baseline]") {
+  Dir dir;
+  // A run killed after it published: the kernel detaches it, nobody removes
+  // the segment. The next run finds it attached by none: it is the first.
+  const int key = dir.baseline().key();  // (no segment yet)
+  const pid_t child = ::fork();
+  if (child == 0) {
+    SharedBaseline b = dir.baseline();
+    b.publish("old");
+    ::_exit(0);  // no destructor: as after kill -9
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(segment(key, 0));
   {
-    SharedBaseline next(base.dir.string(), "k");
+    SharedBaseline next = dir.baseline();
     CHECK_FALSE(next.stored());
     next.publish("new");
-    SharedBaseline beside(base.dir.string(), "k");
+    SharedBaseline beside = dir.baseline();
     REQUIRE(beside.stored());
     CHECK(*beside.stored() == "new");
   }
-  CHECK_FALSE(fs::exists(base.file("k")));
-  // A first run that ended before it published leaves nothing to read:
-  // the run waiting on it becomes the first.
+  // A first run that ended before it published leaves nothing to read.
   {
-    std::optional<SharedBaseline> unpublished(std::in_place, base.dir.string(), "k");
+    std::optional<SharedBaseline> unpublished(dir.baseline());
     unpublished.reset();
-    SharedBaseline next(base.dir.string(), "k");
+    SharedBaseline next = dir.baseline();
     CHECK_FALSE(next.stored());
   }
 }
 
-TEST_CASE("shared baseline: a file sbx did not write, a lock held too long", "[shared_baseline]") {
-  Base base;
-  // Held (shared) by a run, not in sbx's format: refused, with the fix.
-  std::ofstream(base.file("k")) << "something else";
-  const int holder = ::open(base.file("k").c_str(), O_RDONLY | O_CLOEXEC);
+TEST_CASE("shared baseline: a lock held too long stops the start, naming the directory",
+          "[shared_baseline]") {
+  Dir dir;
+  const int holder = ::open(dir.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   REQUIRE(holder >= 0);
-  REQUIRE(::flock(holder, LOCK_SH) == 0);
-  try {
-    SharedBaseline b(base.dir.string(), "k");
-    FAIL("a foreign file was taken as a snapshot");
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("is not a snapshot sbx stored") != std::string::npos);
-    CHECK(e.fix().find("sbx ps") != std::string::npos);
-  }
-  // Held exclusively for over a second: refused, naming the file.
   REQUIRE(::flock(holder, LOCK_EX) == 0);
   try {
-    SharedBaseline b(base.dir.string(), "k");
+    SharedBaseline b = dir.baseline();
     FAIL("a held lock was taken");
   } catch (const Error& e) {
-    CHECK(std::string(e.what()).find(base.file("k").string()) != std::string::npos);
+    CHECK(std::string(e.what()).find(dir.path.string()) != std::string::npos);
     CHECK(e.fix().find("fuser") != std::string::npos);
   }
   ::close(holder);
-  // A symlink where the file goes is not followed.
-  fs::remove(base.file("k"));
-  fs::create_symlink(base.dir / "elsewhere", base.file("k"));
-  CHECK_THROWS_AS(SharedBaseline(base.dir.string(), "k"), Error);
-  CHECK_FALSE(fs::exists(base.dir / "elsewhere"));
+  // Held a moment (another run taking its snapshot): waited for.
+  std::optional<SharedBaseline> first(dir.baseline());
+  std::thread later([&] {
+    ::usleep(100000);
+    first->publish("x");
+  });
+  SharedBaseline second = dir.baseline();
+  later.join();
+  REQUIRE(second.stored());
+  CHECK(*second.stored() == "x");
+}
+
+TEST_CASE("shared baseline: a segment on the key that is not sbx's for the directory",
+          "[shared_baseline]") {
+  Dir dir;
+  const int k = dir.baseline().key();
+  // A stranger's segment (another directory of the user's on a colliding
+  // key): not taken as a snapshot; each run keeps its own.
+  const int id = ::shmget(k, 4096, IPC_CREAT | IPC_EXCL | 0600);
+  REQUIRE(id >= 0);
+  void* p = ::shmat(id, nullptr, 0);
+  REQUIRE(p != reinterpret_cast<void*>(-1));
+  std::memcpy(p, "sbx-baseline-1\0\0unit:0:0:0", 27);
+  {
+    SharedBaseline b = dir.baseline();
+    CHECK_FALSE(b.shared());
+    CHECK_FALSE(b.stored());
+    b.publish("mine");  // a no-op
+    CHECK(b.unshared().find("not sbx's for it") != std::string::npos);
+    CHECK(std::string(static_cast<const char*>(p), 14) == "sbx-baseline-1");
+  }
+  ::shmdt(p);
+  ::shmctl(id, IPC_RMID, nullptr);
 }
 
 TEST_CASE("git guard: a snapshot as bytes and back, under another path to the same directory",
@@ -162,18 +205,4 @@ TEST_CASE("git guard: a snapshot as bytes and back, under another path to the sa
     INFO(damaged);
     CHECK_THROWS_AS(GitGuard::parse(damaged, "/w"), Error);
   }
-}
-
-TEST_CASE("shared baseline: not shared through a base the sandbox may write", "[shared_baseline]") {
-  std::string base;
-  std::string asked;
-  const auto shared = SharedBaseline::open(
-      "unit-writable", [&](const std::string& path) { return asked = path, true; }, base);
-  CHECK_FALSE(shared);
-  CHECK_FALSE(base.empty());
-  CHECK(asked == fs::canonical(base).string());
-  const std::string warning = SharedBaseline::unshared(base, "/w");
-  CHECK(warning.find(base) != std::string::npos);
-  CHECK(warning.find("/w") != std::string::npos);
-  CHECK_FALSE(fs::exists(fs::path(base) / ".guard-unit-writable"));
 }
