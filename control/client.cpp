@@ -11,7 +11,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -19,6 +23,44 @@
 #include "control/internal.hpp"
 
 namespace sbx::control {
+namespace {
+
+// Whether the process at the other end of `sock` (its listener: `pid`, as
+// SO_PEERCRED reports it) lives in this pid namespace and is alive: its
+// NSpid (from a pidfd where the kernel gives one, Linux 6.5, so that a
+// reused pid cannot stand in for it) has one entry, a real pid.
+bool in_our_pid_namespace(int sock, pid_t pid) {
+#ifndef SO_PEERPIDFD
+  constexpr int SO_PEERPIDFD = 77;
+#endif
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  std::string path = fmt::format("/proc/{}/status", pid);
+  if (::getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
+    path = fmt::format("/proc/self/fdinfo/{}", pidfd);
+  std::string text;
+  if (FILE* f = std::fopen(path.c_str(), "re")) {
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, f) != nullptr) text += buf;
+    std::fclose(f);
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  const std::size_t at = text.find("\nNSpid:");
+  if (at == std::string::npos) return false;
+  const std::string line = text.substr(at + 7, text.find('\n', at + 1) - at - 7);
+  std::vector<long> pids;
+  for (std::size_t i = 0; i < line.size();) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    if (i >= line.size()) break;
+    std::size_t end = i;
+    while (end < line.size() && line[end] != ' ' && line[end] != '\t') ++end;
+    pids.push_back(std::strtol(line.c_str() + i, nullptr, 10));
+    i = end;
+  }
+  return pids.size() == 1 && pids[0] > 0;
+}
+
+}  // namespace
 
 nlohmann::json request(const std::string& name, const nlohmann::json& req,
                        std::chrono::milliseconds timeout) {
@@ -55,6 +97,25 @@ nlohmann::json request(const std::string& name, const nlohmann::json& req,
     }
     throw Error(fmt::format("cannot reach sandbox '{}' at {}: {}", name, path, std::strerror(err)),
                 "it may have just ended; see sbx ps");
+  }
+  // The answer must come from an sbx, not from a sandboxed process that
+  // put its own socket in place (a sandbox that may write the base: a user
+  // without XDG_RUNTIME_DIR giving it --rw /tmp). Such a process runs as the
+  // same uid, but in a pid namespace below ours (every sandbox has one); a
+  // fake would acknowledge `sbx stop` or `sbx network ... deny` while the
+  // sandbox goes on. (Not its user namespace: sbx is not dumpable while its
+  // init shares its memory, so /proc/PID/ns is not ours to read.)
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+      (cred.uid != ::geteuid() && cred.uid != 0) || !in_our_pid_namespace(fd.get(), cred.pid)) {
+    throw Error(fmt::format("the control socket {} is not served by an sbx (pid {}, uid {}: in a "
+                            "pid namespace below this one); a sandboxed process may have "
+                            "replaced it",
+                            path, cred.pid, cred.uid),
+                fmt::format("end that sandbox through its sbx process (kill it), and keep {} "
+                            "out of every sandbox's writable paths",
+                            base));
   }
   const int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {

@@ -339,6 +339,37 @@ pass "the log records allow/deny/refused/stop as control events, the late.test v
 kpid=$!
 for _ in $(seq 100); do [[ -S $base/$name-k/control.sock ]] && break; sleep 0.05; done
 [[ -S $base/$name-k/control.sock ]] || fail "second sandbox did not start"
+# --- a sandbox that may write the base (--rw over it) puts its own server
+# in place of a live sandbox's control socket: sbx stop must not take the
+# fake's "ok" for the sandbox's (it would report a stop that never happened).
+"$SBX" run --net none --name "$name-f" -- sleep 300 >/dev/null 2>&1 </dev/null &
+fpid=$!
+for _ in $(seq 100); do [[ -S $base/$name-f/control.sock ]] && break; sleep 0.05; done
+[[ -S $base/$name-f/control.sock ]] || fail "the sandbox to impersonate did not start"
+fake='
+import os, socket, sys
+path = sys.argv[1]
+os.unlink(path)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path)
+s.listen(4)
+open(path + ".ready", "w").close()
+s.settimeout(20)
+c, _ = s.accept()
+c.recv(65536)
+c.send(b"{\"ok\": true}")
+print("answered")'
+"$SBX" run --net none --rw "$base" -- "$py" -c "$fake" "$base/$name-f/control.sock" >"$D/fake.out" 2>&1 </dev/null &
+fake_pid=$!
+for _ in $(seq 100); do [[ -e $base/$name-f/control.sock.ready ]] && break; sleep 0.05; done
+[[ -e $base/$name-f/control.sock.ready ]] || fail "the fake server did not start: $(cat "$D/fake.out")"
+run_sbx stop "$name-f"
+expect_rc 125 "sbx stop refuses a control socket served from inside a sandbox"
+expect_out "not served by an sbx" "and says why"
+kill -0 "$fpid" 2>/dev/null || fail "the sandbox behind the replaced socket ended"
+pass "sbx stop did not report a stop that never happened; the sandbox still runs"
+kill "$fake_pid" "$fpid" 2>/dev/null
+wait "$fake_pid" "$fpid" 2>/dev/null
 run_sbx kill "$name-k" --signal USR1
 expect_rc 0 "sbx kill --signal USR1 is delivered"
 wait "$kpid"
