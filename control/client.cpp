@@ -35,9 +35,13 @@ bool in_our_pid_namespace(int sock, pid_t pid) {
 #endif
   int pidfd = -1;
   socklen_t len = sizeof pidfd;
-  std::string path = fmt::format("/proc/{}/status", pid);
+  std::string path;
   if (::getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
     path = fmt::format("/proc/self/fdinfo/{}", pidfd);
+  else if (errno == ENOPROTOOPT)  // a kernel before 6.5: by its pid (it could be reused)
+    path = fmt::format("/proc/{}/status", pid);
+  else
+    return false;  // EINVAL: the listener is gone, another process serves its socket
   std::string text;
   if (FILE* f = std::fopen(path.c_str(), "re")) {
     char buf[4096];
@@ -121,7 +125,9 @@ nlohmann::json request(const std::string& name, const nlohmann::json& req,
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
     throw Error(fmt::format("fcntl (control socket): {}", std::strerror(errno)));
   }
-  const std::string text = req.dump();
+  nlohmann::json addressed = req;
+  addressed["name"] = name;  // the server refuses a request for another sandbox
+  const std::string text = addressed.dump();
   if (::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
     throw Error(fmt::format("cannot send to sandbox '{}': {}", name, std::strerror(errno)));
   struct pollfd p {

@@ -371,6 +371,13 @@ struct ControlServer::Impl {
 
   nlohmann::json handle(const nlohmann::json& req, const struct ucred& peer) {
     const std::string op = req.value("op", std::string());
+    // Addressed to this sandbox: a socket moved into another's state dir
+    // (by a sandbox that may write the base) must not act for that one.
+    if (req.value("name", std::string()) != options.info.name) {
+      throw Error(fmt::format("this is the control socket of '{}', not of '{}'", options.info.name,
+                              req.value("name", std::string())),
+                  "see sbx ps; a request names the sandbox it is for");
+    }
     nlohmann::json who = {{"peer_uid", peer.uid}, {"peer_pid", peer.pid}};
     if (op == "status") return status();
     if (op == "stop") {

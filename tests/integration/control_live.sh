@@ -370,6 +370,26 @@ kill -0 "$fpid" 2>/dev/null || fail "the sandbox behind the replaced socket ende
 pass "sbx stop did not report a stop that never happened; the sandbox still runs"
 kill "$fake_pid" "$fpid" 2>/dev/null
 wait "$fake_pid" "$fpid" 2>/dev/null
+# The same sandbox moves another live sandbox's genuine socket over the
+# first one's: a request for the first must not act on the second.
+"$SBX" run --net none --name "$name-a" -- sleep 300 >/dev/null 2>&1 </dev/null &
+apid=$!
+"$SBX" run --net none --name "$name-b" -- sleep 300 >/dev/null 2>&1 </dev/null &
+bpid=$!
+for _ in $(seq 100); do
+  [[ -S $base/$name-a/control.sock && -S $base/$name-b/control.sock ]] && break
+  sleep 0.05
+done
+run_sbx run --net none --rw "$base" -- mv "$base/$name-b/control.sock" "$base/$name-a/control.sock"
+expect_rc 0 "a sandbox that may write the base moved one control socket over another"
+run_sbx stop "$name-a"
+expect_rc 125 "sbx stop refuses the other sandbox's socket"
+expect_out "control socket of '$name-b', not of '$name-a'" "and says whose it is"
+kill -0 "$apid" 2>/dev/null && kill -0 "$bpid" 2>/dev/null ||
+  fail "a sandbox ended although its stop was refused"
+pass "a request reaches only the sandbox it names"
+kill "$apid" "$bpid" 2>/dev/null
+wait "$apid" "$bpid" 2>/dev/null
 run_sbx kill "$name-k" --signal USR1
 expect_rc 0 "sbx kill --signal USR1 is delivered"
 wait "$kpid"
