@@ -9,6 +9,9 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <string_view>
 
 namespace sbx::runtime {
@@ -104,7 +107,13 @@ ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& opt
     // Keyed by its directory: the client replaces the file by a rename.
     const std::string dir_path = path.find('/') == std::string::npos ? "." : parent_of(path);
     const UniqueFd dir(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir) file.baseline.emplace("claude", dir.get(), path);
+    if (dir) {
+      file.baseline.emplace("claude", dir.get(), path);
+    } else if (errno != ENOENT && options_.on_warning) {
+      options_.on_warning(fmt::format(
+          "cannot open {} ({}): runs at the same time do not share their snapshot of {}", dir_path,
+          std::strerror(errno), path));
+    }
     if (file.baseline && file.baseline->stored()) {
       file.before = *file.baseline->stored();
     } else {
@@ -126,13 +135,27 @@ ClaudeConfigGuard::~ClaudeConfigGuard() {
 void ClaudeConfigGuard::check_and_restore() noexcept {
   for (const auto& file : files_) {
     try {
-      // Empty when gone or replaced by a symlink (never followed): not a
-      // document the host's client reads, nothing to put back.
-      const std::string bytes = read_regular_file(AT_FDCWD, file.path.c_str(), kMaxSize);
-      if (bytes == file.before) continue;
-      Json doc = Json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+      struct stat st {};
+      if (::lstat(file.path.c_str(), &st) != 0) continue;  // gone: the client starts afresh
+      const std::string bytes =
+          S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) <= kMaxSize
+              ? read_regular_file(AT_FDCWD, file.path.c_str(), kMaxSize)
+              : std::string();
+      if (S_ISREG(st.st_mode) && bytes == file.before &&
+          static_cast<std::size_t>(st.st_size) == bytes.size())
+        continue;
+      Json doc =
+          S_ISREG(st.st_mode) ? Json::parse(bytes, nullptr, /*allow_exceptions=*/false) : Json();
+      // What sbx cannot read as the client does (a symlink the client would
+      // follow, a file too large or unreadable, bytes Node's JSON.parse takes
+      // but nlohmann's does not: a lone surrogate, invalid UTF-8) could hold
+      // any key: moved aside, the file from before the run put back.
+      if (!doc.is_object()) {
+        replace_unreadable(file, st);
+        continue;
+      }
       const Json before = guarded_keys(parse_object(file.before));
-      if (!doc.is_object() || guarded_keys(doc) == before) continue;
+      if (guarded_keys(doc) == before) continue;
       const auto changed = restore(doc, before);
       const bool ok = write_in_place(file.path, doc.dump(2) + "\n");
       std::string keys;
@@ -158,6 +181,54 @@ void ClaudeConfigGuard::check_and_restore() noexcept {
       if (options_.on_warning)
         options_.on_warning(fmt::format("could not check {} after the run", file.path));
     }
+  }
+}
+
+void ClaudeConfigGuard::replace_unreadable(const Watched& file, const struct stat& st) noexcept {
+  const std::string dir_path = parent_of(file.path);
+  const UniqueFd dir(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const std::string name = file.path.substr(file.path.rfind('/') + 1);
+  const std::string moved_name =
+      dir ? quarantine(dir.get(), name, static_cast<long>(::time(nullptr))) : "";
+  const bool aside = !moved_name.empty();
+  const std::string moved = aside ? dir_path + "/" + moved_name : "";
+  bool restored = false;
+  if (aside && !file.before.empty()) {
+    const UniqueFd fd(::openat(dir.get(), name.c_str(),
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    std::size_t done = 0;
+    while (fd && done < file.before.size()) {
+      const ssize_t n = ::write(fd.get(), file.before.data() + done, file.before.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    restored = fd && done == file.before.size();
+    // Owned as the sandbox's file was (a root caller's would be root's).
+    if (fd && S_ISREG(st.st_mode)) (void)::fchown(fd.get(), st.st_uid, st.st_gid);
+  }
+  if (options_.on_event) {
+    Event event;
+    event.type = "violation";
+    event.data["kind"] = "agent_config";
+    event.data["path"] = file.path;
+    event.data["keys"] = nlohmann::json::array();
+    event.data["quarantined_to"] = moved;
+    event.data["restored"] = restored;
+    options_.on_event(event);
+  }
+  if (options_.on_warning) {
+    options_.on_warning(fmt::format(
+        "the sandbox left {} as something sbx cannot read as the client would ({}), so it could "
+        "hold keys that start commands: {}{}. Fix: compare the two; keep the one you trust "
+        "(docs/filesystem.md, Agent state)",
+        file.path,
+        S_ISLNK(st.st_mode)                               ? "a symlink"
+        : !S_ISREG(st.st_mode)                            ? "not a regular file"
+        : static_cast<std::size_t>(st.st_size) > kMaxSize ? "over 64 MiB"
+                                                          : "unreadable or not JSON sbx accepts",
+        aside ? "moved aside as " + moved
+              : "could not move it aside (inspect it before running claude)",
+        restored ? ", the file from before the run put back" : ""));
   }
 }
 

@@ -20,7 +20,9 @@
 
 #include "runtime/shared_baseline.hpp"
 
+#include <sys/stat.h>
 #include <functional>
+
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -55,6 +57,7 @@ class ClaudeConfigGuard {
     std::optional<SharedBaseline> baseline;
   };
   std::vector<Watched> files_;
+  void replace_unreadable(const Watched& file, const struct stat& st) noexcept;
 };
 
 }  // namespace sbx::runtime

@@ -36,6 +36,7 @@ namespace {
 
 constexpr std::size_t kMaxFileBytes = 1 << 20;  // redirection files are tiny
 constexpr int kMaxModuleDepth = 4;
+constexpr std::size_t kMaxWorktrees = 64;  // linked worktrees checked, in all
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -112,33 +113,105 @@ bool is_exec_line(std::string_view line) {
   return false;
 }
 
-// The exec lines of `todo`, each without its line end.
+// A todo line as git reads it: up to its newline, one CR before it dropped.
+std::string_view todo_line(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// The exec lines of `todo` (todo_line()s).
 std::set<std::string> exec_lines(std::string_view todo) {
   std::set<std::string> out;
   while (!todo.empty()) {
     const std::size_t end = todo.find('\n');
-    std::string line(todo.substr(0, end));
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (is_exec_line(line)) out.insert(std::move(line));
-    todo.remove_prefix(end == std::string_view::npos ? todo.size() : end + 1);
+    const std::string_view raw =
+        todo.substr(0, end == std::string_view::npos ? todo.size() : end + 1);
+    if (is_exec_line(todo_line(raw))) out.emplace(todo_line(raw));
+    todo.remove_prefix(raw.size());
   }
   return out;
 }
 
-// `dir`/rebase-merge (a link there recorded as one, never followed) and its
-// todo list: by its exec lines if it is a regular file, else as itself.
-void add_rebase_todo(GitGuard::Snapshot& snap, int dir, const std::string& path) {
+// The exec lines a snapshot recorded (after kExecLines, one per line, as
+// exec_lines() gave them: split at newlines only).
+std::set<std::string> recorded_exec_lines(std::string_view content) {
+  std::set<std::string> out;
+  content.remove_prefix(std::min(content.size(), kExecLines.size()));
+  while (!content.empty()) {
+    const std::size_t end = content.find('\n');
+    out.emplace(content.substr(0, end));
+    content.remove_prefix(end == std::string_view::npos ? content.size() : end + 1);
+  }
+  return out;
+}
+
+// A todo list is read whole (git reads all of it); one larger than this is
+// recorded by its size alone, and a change to it is quarantined.
+constexpr std::size_t kMaxTodoBytes = 64u << 20;
+
+// git's merge strategies; any other name is a program git looks for
+// (`git-merge-NAME` in its exec path and PATH: `x/../evil` runs ./evil).
+bool builtin_strategy(std::string_view name) {
+  for (std::string_view s : {"ort", "recursive", "resolve", "octopus", "ours", "subtree"})
+    if (name == s) return true;
+  return false;
+}
+
+// Whether a rebase's `strategy` file or a sequencer's `opts` (git config
+// syntax) names only built-in strategies. Conservative: every line that
+// mentions "strategy" (any case) must end in `= NAME` (or be NAME alone,
+// for `strategy`) with a built-in NAME; strategy_opts lines are options of
+// the strategy, not programs.
+bool strategies_builtin(std::string_view text, bool config) {
+  while (!text.empty()) {
+    const std::size_t end = text.find('\n');
+    std::string line(text.substr(0, end));
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    std::string lower = line;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    if (config && lower.find("strategy") == std::string::npos) continue;
+    if (config && lower.find("strategy-option") != std::string::npos) continue;
+    std::string value = config ? line.substr(std::min(line.size(), line.find('=') + 1)) : line;
+    const std::size_t first = value.find_first_not_of(" \t\r");
+    const std::size_t last = value.find_last_not_of(" \t\r");
+    value = first == std::string::npos ? "" : value.substr(first, last - first + 1);
+    if (config && line.find('=') == std::string::npos) return false;
+    if ((config || !value.empty()) && !builtin_strategy(value)) return false;
+  }
+  return true;
+}
+
+// A rebase or cherry-pick left in progress: `git rebase --continue` runs
+// the todo list's exec lines and the merge strategy named in
+// rebase-merge/strategy, `git cherry-pick --continue` the one in
+// sequencer/opts. rebase-merge and sequencer are recorded as themselves (a
+// link there is never followed); the todo by its exec lines if it is a
+// regular file (the rest of it changes as the rebase goes on).
+void add_sequencer_state(GitGuard::Snapshot& snap, int dir, const std::string& path) {
+  add_entry(snap, dir, "sequencer", path + "/sequencer");
+  if (const UniqueFd sequencer = open_dir_at(dir, "sequencer"))
+    add_entry(snap, sequencer.get(), "opts", path + "/sequencer/opts");
   add_entry(snap, dir, "rebase-merge", path + "/rebase-merge");
   const UniqueFd rebase = open_dir_at(dir, "rebase-merge");
   if (!rebase) return;
+  add_entry(snap, rebase.get(), "strategy", path + "/rebase-merge/strategy");
   const std::string todo_path = path + "/" + std::string(kTodo);
   add_entry(snap, rebase.get(), "git-rebase-todo", todo_path);
   const auto it = snap.find(todo_path);
   if (it == snap.end() || it->second.is_dir || it->second.content.starts_with("symlink:") ||
       it->second.content.starts_with("[special"))
     return;
+  struct stat st {};
+  if (fstatat(rebase.get(), "git-rebase-todo", &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      static_cast<std::size_t>(st.st_size) > kMaxTodoBytes) {
+    it->second.content =
+        fmt::format("[special: a todo list of {} bytes, mtime {}]", st.st_size, st.st_mtim.tv_nsec);
+    return;
+  }
   std::string lines(kExecLines);
-  for (const auto& line : exec_lines(it->second.content)) lines += line + "\n";
+  const std::string whole = read_regular_file(rebase.get(), "git-rebase-todo", kMaxTodoBytes);
+  for (const auto& line : exec_lines(whole)) lines += line + "\n";
   it->second.content = std::move(lines);
 }
 
@@ -188,7 +261,7 @@ void add_git_dir(GitGuard::Snapshot& snap, int dir, const std::string& path, int
     for (const auto& hook : list_dir(hooks.get()))
       add_entry(snap, hooks.get(), hook, path + "/hooks/" + hook);
   }
-  add_rebase_todo(snap, dir, path);
+  add_sequencer_state(snap, dir, path);
   if (depth < kMaxModuleDepth) add_modules(snap, dir, path, depth);
 }
 
@@ -209,10 +282,10 @@ void add_repository_files(GitGuard::Snapshot& snap, int dir, const std::string& 
       if (!wt_dir) continue;
       for (const char* name : {"commondir", "gitdir", "config.worktree", "config"})
         add_entry(snap, wt_dir.get(), name, wt_path + "/" + name);
-      add_rebase_todo(snap, wt_dir.get(), wt_path);
+      add_sequencer_state(snap, wt_dir.get(), wt_path);
     }
   }
-  add_rebase_todo(snap, dir, path);
+  add_sequencer_state(snap, dir, path);
   add_modules(snap, dir, path, 0);
 }
 
@@ -264,23 +337,6 @@ std::vector<std::string> index_gitlinks(const std::string& data, std::size_t has
     if ((mode & 0170000) == 0160000) links.push_back(name);
   }
   return links;
-}
-
-// Moves the entry `name` of `dir` aside as NAME.sbx-quarantine-TIME and
-// returns that name ("" if it could not). renameat2 moves the entry itself,
-// never what a symlink points to; RENAME_NOREPLACE keeps a name the sandbox
-// planted in advance (a directory there made rename() fail) from stopping
-// the move: then a random suffix is added.
-std::string quarantine(int dir, const std::string& name, long stamp) {
-  std::string moved = fmt::format("{}.sbx-quarantine-{}", name, stamp);
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    if (::renameat2(dir, name.c_str(), dir, moved.c_str(), RENAME_NOREPLACE) == 0) return moved;
-    // EINVAL: a file system without RENAME_NOREPLACE.
-    if (errno == EINVAL && ::renameat(dir, name.c_str(), dir, moved.c_str()) == 0) return moved;
-    if (errno != EEXIST) break;
-    moved = fmt::format("{}.sbx-quarantine-{}-{:08x}", name, stamp, std::random_device()());
-  }
-  return {};
 }
 
 // Puts the snapshotted file `state` back as the entry `name` of `dir`:
@@ -489,6 +545,14 @@ void GitGuard::add_linked_worktrees(const MayWrite& sandbox_may_write) {
     const UniqueFd worktrees = git_dir ? open_dir_at(git_dir.get(), "worktrees") : UniqueFd();
     if (!worktrees) continue;
     for (const auto& id : list_dir(worktrees.get())) {
+      if (found.size() >= kMaxWorktrees) {
+        if (options_.on_warning)
+          options_.on_warning(fmt::format(
+              "{}: more than {} linked worktrees; the .git of those after the first {} is not "
+              "checked at the end of the run (docs/filesystem.md, Git redirection)",
+              root.path, kMaxWorktrees, kMaxWorktrees));
+        break;
+      }
       const UniqueFd wt = open_dir_at(worktrees.get(), id);
       std::string dotgit = wt ? read_regular_file(wt.get(), "gitdir", 4096) : std::string();
       strip_line_ends(dotgit);
@@ -511,13 +575,28 @@ void GitGuard::add_linked_worktrees(const MayWrite& sandbox_may_write) {
       continue;
     Root tree;
     tree.path = resolved;  // named as git names it, "." and ".." resolved
-    tree.fd.reset(::open(resolved.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    // Reached with no symlink on the way: the path the check was made for.
+    tree.fd.reset(sys::openat2(AT_FDCWD, resolved.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                               RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
     if (!tree.fd || std::any_of(roots_.begin(), roots_.end(), [&](const Root& r) {
           return r.fd && same_inode(r.fd.get(), tree.fd.get());
         }))
       continue;  // a work tree checked already
+    // Its git dir (in the repository's worktrees/, checked with it) kept
+    // open for the index's gitlinks, as for a run's own work tree: the
+    // same directory gets the same snapshot either way (they share it).
+    LinkedGitDir git = open_linked_git_dir(tree.fd.get(), tree.path, gitfile_git_dirs(tree.path));
+    tree.linked_git = git.fd ? git.fd.get() : -1;
     take_baseline(tree);
     roots_.push_back(std::move(tree));
+    if (git.fd) {
+      Root linked;
+      linked.git_dir = true;
+      linked.checked = false;
+      linked.path = git.label;
+      linked.fd = std::move(git.fd);
+      roots_.push_back(std::move(linked));
+    }
   }
 }
 
@@ -627,6 +706,12 @@ void GitGuard::revert(const Root& root, long stamp) noexcept {
           old->second.content == state.content) {
         continue;
       }
+      // A rebase's or cherry-pick's strategy: only a program is a threat.
+      const bool rebase_strategy = ends_with(path, "/rebase-merge/strategy");
+      if ((rebase_strategy || ends_with(path, "/sequencer/opts")) && !state.is_dir &&
+          !state.content.starts_with("symlink:") && !state.content.starts_with("[special") &&
+          strategies_builtin(state.content, !rebase_strategy))
+        continue;
       if (ends_with(path, "/" + std::string(kTodo)) && state.content.starts_with(kExecLines)) {
         disarm_todo(top_fd, top, path, state, old == before.end() ? nullptr : &old->second, stamp);
         continue;
@@ -675,13 +760,11 @@ void GitGuard::revert(const Root& root, long stamp) noexcept {
 // (what is done, what is left) is the rebase's state.
 void GitGuard::disarm_todo(int top_fd, const std::string& top, const std::string& path,
                            const FileState& now, const FileState* was, long stamp) noexcept {
-  const std::string_view lines_now = std::string_view(now.content).substr(kExecLines.size());
-  const std::set<std::string> before =
-      was != nullptr && was->content.starts_with(kExecLines)
-          ? exec_lines(std::string_view(was->content).substr(kExecLines.size()))
-          : std::set<std::string>();
+  const std::set<std::string> before = was != nullptr && was->content.starts_with(kExecLines)
+                                           ? recorded_exec_lines(was->content)
+                                           : std::set<std::string>();
   std::vector<std::string> added;
-  for (const auto& line : exec_lines(lines_now))
+  for (const auto& line : recorded_exec_lines(now.content))
     if (before.count(line) == 0) added.push_back(line);
   if (added.empty()) return;  // some done, none new
   const std::string rel = path.substr(top.size() + 1);
@@ -696,7 +779,7 @@ void GitGuard::disarm_todo(int top_fd, const std::string& top, const std::string
     const std::size_t end = todo.find('\n');
     const std::string_view line =
         todo.substr(0, end == std::string_view::npos ? todo.size() : end + 1);
-    std::string bare(line.substr(0, line.find_last_not_of("\r\n") + 1));
+    const std::string bare(todo_line(line));
     if (is_exec_line(bare) && std::find(added.begin(), added.end(), bare) != added.end())
       disarmed.content += "# sbx: ";
     disarmed.content += line;

@@ -8,11 +8,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
 
 namespace sbx::runtime {
 
@@ -128,6 +132,23 @@ inline std::vector<std::string> gitfile_git_dirs(const std::string& top) {
     if (*common_dir != *git_dir && looks_like_git_dir(AT_FDCWD, *common_dir))
       dirs.push_back(*common_dir);
   return dirs;
+}
+
+// Moves the entry `name` of `dir` aside as NAME.sbx-quarantine-TIME and
+// returns that name ("" if it could not). renameat2 moves the entry itself,
+// never what a symlink points to; RENAME_NOREPLACE keeps a name the sandbox
+// planted in advance (a directory there made rename() fail) from stopping
+// the move: then a random suffix is added.
+inline std::string quarantine(int dir, const std::string& name, long stamp) {
+  std::string moved = fmt::format("{}.sbx-quarantine-{}", name, stamp);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (::renameat2(dir, name.c_str(), dir, moved.c_str(), RENAME_NOREPLACE) == 0) return moved;
+    // EINVAL: a file system without RENAME_NOREPLACE.
+    if (errno == EINVAL && ::renameat(dir, name.c_str(), dir, moved.c_str()) == 0) return moved;
+    if (errno != EEXIST) break;
+    moved = fmt::format("{}.sbx-quarantine-{}-{:08x}", name, stamp, std::random_device()());
+  }
+  return {};
 }
 
 }  // namespace sbx::runtime

@@ -1,8 +1,10 @@
 #include "runtime/shared_baseline.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,9 +12,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -26,7 +30,7 @@ constexpr std::string_view kMagic = "sbx-baseline-1";
 // The segment: this header, then `size` bytes of snapshot.
 struct Header {
   char magic[16];
-  char id[112];  // "KIND:UID:DEV:INO", NUL-terminated
+  char id[112];  // "KIND:DEV:INO", NUL-terminated
   std::uint64_t size;
   std::uint32_t published;  // set last, under the directory's lock
 };
@@ -50,6 +54,42 @@ bool take_lock(int fd) {
   return false;
 }
 
+// Segments of sbx's runs that were killed (kill -9: nobody removed them)
+// for directories no run has guarded since: made by this user, attached by
+// none, their creator gone, and sbx's by their header. Removed at the
+// start of a first run. (A creator that is alive is between its segment's
+// creation and its attach, or its pid was reused: left alone.)
+void remove_stale_segments() {
+  std::FILE* f = std::fopen("/proc/sysvipc/shm", "re");
+  if (f == nullptr) return;
+  char line[512];
+  std::vector<int> stale;
+  (void)std::fgets(line, sizeof line, f);  // the header
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    long long key = 0, shmid = 0, size = 0, cpid = 0, lpid = 0, nattch = 0, uid = 0, gid = 0,
+              cuid = 0;
+    unsigned perms = 0;
+    if (std::sscanf(line, "%lld %lld %o %lld %lld %lld %lld %lld %lld %lld", &key, &shmid, &perms,
+                    &size, &cpid, &lpid, &nattch, &uid, &gid, &cuid) != 10)
+      continue;
+    if (nattch != 0 || cuid != ::geteuid() || (perms & 0777) != 0600 || cpid <= 0 ||
+        static_cast<unsigned long long>(size) < sizeof(Header) ||
+        !(::kill(static_cast<pid_t>(cpid), 0) != 0 && errno == ESRCH))
+      continue;
+    stale.push_back(static_cast<int>(shmid));
+  }
+  std::fclose(f);
+  for (const int shmid : stale) {
+    void* at = ::shmat(shmid, nullptr, SHM_RDONLY);
+    if (at == reinterpret_cast<void*>(-1)) continue;
+    const bool ours = std::memcmp(at, kMagic.data(), kMagic.size()) == 0;
+    ::shmdt(at);
+    struct shmid_ds ds {};
+    if (ours && ::shmctl(shmid, IPC_STAT, &ds) == 0 && ds.shm_nattch == 0)
+      ::shmctl(shmid, IPC_RMID, nullptr);
+  }
+}
+
 }  // namespace
 
 SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
@@ -59,7 +99,9 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
   struct stat st {};
   if (!dir_ || ::fstat(dir_.get(), &st) != 0)
     throw Error(fmt::format("cannot open {}: {}", label_, std::strerror(errno)));
-  id_ = fmt::format("{}:{}:{}:{}", kind, ::geteuid(), static_cast<unsigned long long>(st.st_dev),
+  // Not the uid: a run of another user (sudo) on the same directory then
+  // finds a segment that is not its own, and says so.
+  id_ = fmt::format("{}:{}:{}", kind, static_cast<unsigned long long>(st.st_dev),
                     static_cast<unsigned long long>(st.st_ino));
   key_ = key_of(id_);
   if (!take_lock(dir_.get())) {
@@ -73,6 +115,7 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
   if (shmid < 0) {
     if (errno != ENOENT) shared_ = false;  // EACCES: another user's segment on this key
     if (!shared_) release_lock();
+    if (shared_) remove_stale_segments();
     return;  // ENOENT: no run guards it: the first
   }
   struct shmid_ds ds {};
@@ -114,6 +157,7 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
     return;
   }
   stored_.emplace(static_cast<const char*>(at) + sizeof(Header), header.size);
+  (void)::madvise(at, ds.shm_segsz, MADV_DONTFORK);  // a child of an embedder keeps no attach
   segment_ = at;
   shmid_ = shmid;
   release_lock();
@@ -150,17 +194,12 @@ void SharedBaseline::publish(const std::string& snapshot) {
   std::memcpy(static_cast<char*>(at) + sizeof(Header), snapshot.data(), snapshot.size());
   header.published = 1;
   std::memcpy(at, &header, sizeof header);
-  // Read-only from here (no write can slip in through this mapping).
-  ::shmdt(at);
-  at = ::shmat(shmid, nullptr, SHM_RDONLY);
-  if (at == reinterpret_cast<void*>(-1)) {
-    why_ = std::strerror(errno);
-    ::shmctl(shmid, IPC_RMID, nullptr);
-    shared_ = false;
-  } else {
-    segment_ = at;
-    shmid_ = shmid;
-  }
+  // Read-only from here (no write can slip in through this mapping); kept
+  // attached all along, so its count never drops to 0 while this run lives.
+  (void)::mprotect(at, sizeof(Header) + snapshot.size(), PROT_READ);
+  (void)::madvise(at, sizeof(Header) + snapshot.size(), MADV_DONTFORK);
+  segment_ = at;
+  shmid_ = shmid;
   release_lock();
 }
 
@@ -172,8 +211,11 @@ SharedBaseline::~SharedBaseline() {
     const bool locked = locked_ || (dir_ && take_lock(dir_.get()));
     locked_ = locked;
     ::shmdt(segment_);
+    // Still the segment of our key that this user made (not one that took
+    // its id after someone's ipcrm).
     struct shmid_ds ds {};
-    if (locked && ::shmctl(shmid_, IPC_STAT, &ds) == 0 && ds.shm_nattch == 0)
+    if (locked && ::shmctl(shmid_, IPC_STAT, &ds) == 0 && ds.shm_nattch == 0 &&
+        ds.shm_perm.__key == key_ && ds.shm_perm.cuid == ::geteuid())
       ::shmctl(shmid_, IPC_RMID, nullptr);
   }
   release_lock();

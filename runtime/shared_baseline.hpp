@@ -10,7 +10,7 @@
 // that starts while one of them still runs compares with that one.
 //
 // Stored where no sandbox can forge it: a System V shared memory segment
-// (0600, keyed by uid, kind and the directory's device and inode) in the
+// (0600, keyed by kind and the directory's device and inode) in the
 // host's IPC namespace. Every sbx sandbox has an IPC namespace of its own,
 // so none can create, see or change such a segment, whatever paths it may
 // write (a file in sbx's state base could be forged by a sandbox given
@@ -60,7 +60,7 @@ class SharedBaseline {
  private:
   void release_lock();
   std::string label_;
-  std::string id_;  // "KIND:UID:DEV:INO", also in the segment's header
+  std::string id_;  // "KIND:DEV:INO", also in the segment's header
   int key_ = 0;     // key_t
   UniqueFd dir_;    // the directory, flock()ed while starting and ending
   bool locked_ = false;

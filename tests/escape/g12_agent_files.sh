@@ -444,12 +444,12 @@ run_b=$!
 await b-up || h_fail "run B did not start: $(cat "$O/h-b.out")"
 # The shared snapshots live in System V shared memory of the host's IPC
 # namespace (runtime/shared_baseline.hpp), keyed by FNV-1a of
-# "KIND:UID:DEV:INO" of the directory guarded. No sandbox can see them,
+# "KIND:DEV:INO" of the directory guarded. No sandbox can see them,
 # whatever it may write.
 guard_key() { # KIND DIR
   python3 -c 'import os, sys
 h = 2166136261
-for c in ("%s:%d:%d:%d" % (sys.argv[1], os.geteuid(), os.stat(sys.argv[2]).st_dev, os.stat(sys.argv[2]).st_ino)).encode():
+for c in ("%s:%d:%d" % (sys.argv[1], os.stat(sys.argv[2]).st_dev, os.stat(sys.argv[2]).st_ino)).encode():
     h = ((h ^ c) * 16777619) & 0xffffffff
 print("0x%08x" % (h or 1))' "$1" "$2"
 }
@@ -457,7 +457,9 @@ keys=("$(guard_key git "$H")" "$(guard_key claude "$H")")
 for k in "${keys[@]}"; do
   ipcs -m | grep -q "^$k " || h_fail "no shared snapshot $k on the host while both run: $(ipcs -m)"
 done
-seen=$("$SBX" run -p standard --rw /tmp -- ipcs -m 2>&1 </dev/null)
+seen=$("$SBX" run -p standard --rw /tmp -- ipcs -m 2>&1 </dev/null) ||
+  h_fail "ipcs -m inside a sandbox failed: $seen"
+grep -q "Shared Memory Segments" <<<"$seen" || h_fail "ipcs -m inside printed no table: $seen"
 for k in "${keys[@]}"; do
   grep -q "$k" <<<"$seen" && h_fail "a sandbox sees the shared snapshot $k: $seen"
 done

@@ -325,3 +325,51 @@ TEST_CASE("git guard: exec lines added to a rebase todo are commented out, earli
   CHECK(!fs::exists(fs::symlink_status(todo)));
   CHECK(g3.reported(todo));
 }
+
+TEST_CASE("git guard: a todo's exec line after a long comment or two CRs is still disarmed",
+          "[git_guard]") {
+  Scratch s;
+  const fs::path todo = s.root / "work/.git/rebase-merge/git-rebase-todo";
+  write(todo, "pick 1111 one\n");
+  Guarded g(s.root / "work");
+  const std::string comment = "#" + std::string(2u << 20, 'c') + "\n";
+  {
+    const GitGuard guard(g.policy, g.options);
+    write(todo, comment + "exec ./x;\r\r\npick 1111 one\n");
+  }
+  // git drops one CR: it would run "./x;\r". Commented out all the same.
+  CHECK(read(todo) == comment + "# sbx: exec ./x;\r\r\npick 1111 one\n");
+}
+
+TEST_CASE("git guard: a rebase or cherry-pick strategy that names a program is quarantined",
+          "[git_guard]") {
+  Scratch s;
+  const fs::path git = s.root / "work/.git";
+  Guarded g(s.root / "work");
+  {
+    const GitGuard guard(g.policy, g.options);
+    write(git / "rebase-merge/strategy", "x/../evil\n");
+    write(git / "rebase-merge/git-rebase-todo", "pick 1111 one\n");
+    write(git / "sequencer/opts", "[options]\n\tstrategy = x/../evil\n");
+  }
+  CHECK(!fs::exists(git / "rebase-merge/strategy"));
+  CHECK(named(git / "rebase-merge", "strategy.sbx-quarantine-").size() == 1);
+  CHECK(g.reported(git / "rebase-merge/strategy"));
+  CHECK(!fs::exists(git / "sequencer/opts"));
+  CHECK(g.reported(git / "sequencer/opts"));
+  CHECK(read(git / "rebase-merge/git-rebase-todo") == "pick 1111 one\n");  // no exec: left
+  // Built-in strategies (and options of them) are the rebase's own.
+  fs::remove_all(git / "rebase-merge");
+  fs::remove_all(git / "sequencer");
+  Guarded g2(s.root / "work");
+  {
+    const GitGuard guard(g2.policy, g2.options);
+    write(git / "rebase-merge/strategy", "ort\n");
+    write(git / "rebase-merge/strategy_opts", " --theirs\n");
+    write(git / "sequencer/opts",
+          "[options]\n\tstrategy = recursive\n\tstrategy-option = theirs\n\tno-commit = true\n");
+  }
+  CHECK(read(git / "rebase-merge/strategy") == "ort\n");
+  CHECK(fs::exists(git / "sequencer/opts"));
+  CHECK(g2.events.empty());
+}

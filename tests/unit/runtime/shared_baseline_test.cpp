@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -111,6 +112,23 @@ TEST_CASE("shared baseline: runs that died, a first that never published", "[sha
     REQUIRE(beside.stored());
     CHECK(*beside.stored() == "new");
   }
+  // A killed run's segment for a directory no run guards again: removed by
+  // the next first run of any directory of this user's.
+  {
+    Dir gone;
+    const int gone_key = gone.baseline().key();
+    const pid_t killed = ::fork();
+    if (killed == 0) {
+      SharedBaseline b = gone.baseline();
+      b.publish("left behind");
+      ::_exit(0);
+    }
+    REQUIRE(::waitpid(killed, &status, 0) == killed);
+    CHECK(segment(gone_key, 0));
+    Dir other;
+    SharedBaseline first = other.baseline();
+    CHECK(::shmget(gone_key, 0, 0) < 0);
+  }
   // A first run that ended before it published leaves nothing to read.
   {
     std::optional<SharedBaseline> unpublished(dir.baseline());
@@ -164,6 +182,33 @@ TEST_CASE("shared baseline: a segment on the key that is not sbx's for the direc
     b.publish("mine");  // a no-op
     CHECK(b.unshared().find("not sbx's for it") != std::string::npos);
     CHECK(std::string(static_cast<const char*>(p), 14) == "sbx-baseline-1");
+  }
+  // The right directory, but never published (half written), or readable by
+  // others: not taken either.
+  struct stat st {};
+  REQUIRE(::fstat(dir.fd.get(), &st) == 0);
+  const std::string right = "unit:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  std::memset(p, 0, 4096);
+  std::memcpy(p, "sbx-baseline-1", 14);
+  std::memcpy(static_cast<char*>(p) + 16, right.data(), right.size());
+  {
+    SharedBaseline b = dir.baseline();  // published = 0
+    CHECK_FALSE(b.shared());
+  }
+  struct shmid_ds ds {};
+  REQUIRE(::shmctl(id, IPC_STAT, &ds) == 0);
+  std::uint32_t one = 1;
+  std::memcpy(static_cast<char*>(p) + 16 + 112 + 8, &one, sizeof one);  // published
+  {
+    SharedBaseline b = dir.baseline();  // now sbx's own, as the header says
+    CHECK(b.shared());
+    CHECK(b.stored());
+  }
+  ds.shm_perm.mode = 0640;
+  REQUIRE(::shmctl(id, IPC_SET, &ds) == 0);
+  {
+    SharedBaseline b = dir.baseline();
+    CHECK_FALSE(b.shared());
   }
   ::shmdt(p);
   ::shmctl(id, IPC_RMID, nullptr);
