@@ -40,8 +40,101 @@ bool write_in_place(const std::string& path, const std::string& bytes) {
   return ::close(fd) == 0 && ok;
 }
 
+// The document as the client (Node) reads it: the file decoded as UTF-8
+// with each invalid byte U+FFFD, and a lone surrogate escape (\ud800), which
+// JSON.parse takes, as \ufffd. nlohmann's parser refuses both; a sandbox
+// could otherwise hide keys from sbx that the client still reads, and a
+// string the client cut inside an emoji would make sbx refuse its file.
+}  // namespace
+
+std::string ClaudeConfigGuard::as_node_reads(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  const auto cont = [&](std::size_t i) {
+    return i < bytes.size() && (static_cast<unsigned char>(bytes[i]) & 0xC0) == 0x80;
+  };
+  for (std::size_t i = 0; i < bytes.size();) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    std::size_t n = c < 0x80                      ? 1
+                    : (c >> 5) == 6 && c >= 0xC2  ? 2
+                    : (c >> 4) == 14              ? 3
+                    : (c >> 3) == 30 && c <= 0xF4 ? 4
+                                                  : 0;
+    for (std::size_t k = 1; k < n; ++k)
+      if (!cont(i + k)) n = 0;
+    if (n == 3) {  // no overlong forms, no UTF-16 surrogates
+      const auto c1 = static_cast<unsigned char>(bytes[i + 1]);
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) n = 0;
+    } else if (n == 4) {
+      const auto c1 = static_cast<unsigned char>(bytes[i + 1]);
+      if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) n = 0;
+    }
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+  // Lone surrogate escapes, inside strings only (a `\\u` is no escape).
+  std::string fixed;
+  fixed.reserve(out.size());
+  const auto hex4 = [&](std::size_t at, unsigned& v) {
+    if (at + 4 > out.size()) return false;
+    v = 0;
+    for (std::size_t k = at; k < at + 4; ++k) {
+      const char h = out[k];
+      const int d = h >= '0' && h <= '9'   ? h - '0'
+                    : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                    : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                           : -1;
+      if (d < 0) return false;
+      v = v * 16 + static_cast<unsigned>(d);
+    }
+    return true;
+  };
+  bool in_string = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char ch = out[i];
+    if (!in_string) {
+      in_string = ch == '"';
+      fixed += ch;
+      continue;
+    }
+    if (ch == '"') {
+      in_string = false;
+      fixed += ch;
+      continue;
+    }
+    if (ch != '\\' || i + 1 >= out.size()) {
+      fixed += ch;
+      continue;
+    }
+    unsigned v = 0;
+    if (out[i + 1] != 'u' || !hex4(i + 2, v) || v < 0xD800 || v > 0xDFFF) {
+      fixed += ch;
+      fixed += out[++i];  // the escaped character, whatever it is
+      continue;
+    }
+    unsigned low = 0;
+    if (v <= 0xDBFF && i + 12 <= out.size() && out[i + 6] == '\\' && out[i + 7] == 'u' &&
+        hex4(i + 8, low) && low >= 0xDC00 && low <= 0xDFFF) {
+      fixed.append(out, i, 12);  // a pair
+      i += 11;
+      continue;
+    }
+    fixed += "\\ufffd";
+    i += 5;
+  }
+  return fixed;
+}
+
+namespace {
+
 Json parse_object(const std::string& bytes) {
-  Json doc = Json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  Json doc = Json::parse(ClaudeConfigGuard::as_node_reads(bytes), nullptr,
+                         /*allow_exceptions=*/false);
   return doc.is_object() ? doc : Json::object();
 }
 
@@ -144,8 +237,10 @@ void ClaudeConfigGuard::check_and_restore() noexcept {
       if (S_ISREG(st.st_mode) && bytes == file.before &&
           static_cast<std::size_t>(st.st_size) == bytes.size())
         continue;
-      Json doc =
-          S_ISREG(st.st_mode) ? Json::parse(bytes, nullptr, /*allow_exceptions=*/false) : Json();
+      // (nlohmann's parser stops at a NUL, Node's refuses it: not JSON.)
+      Json doc = S_ISREG(st.st_mode) && bytes.find('\0') == std::string::npos
+                     ? Json::parse(as_node_reads(bytes), nullptr, false)
+                     : Json();
       // What sbx cannot read as the client does (a symlink the client would
       // follow, a file too large or unreadable, bytes Node's JSON.parse takes
       // but nlohmann's does not: a lone surrogate, invalid UTF-8) could hold

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sbx::runtime {
@@ -40,6 +41,10 @@ class ClaudeConfigGuard {
 
   // The guarded keys of a .claude.json document (an object; empty when none).
   static nlohmann::ordered_json guarded_keys(const nlohmann::ordered_json& doc);
+  // The bytes of a .claude.json as the client (Node) reads them, for
+  // nlohmann's parser: invalid UTF-8 as U+FFFD, a lone surrogate escape as
+  // \ufffd. Bytes the sandbox wrote (tests/fuzz/fuzz_claude_json.cpp).
+  static std::string as_node_reads(std::string_view bytes);
   // Puts `before` (guarded_keys of the old document) back into `doc`: keys
   // it lacks are removed. Returns the names of the keys that changed
   // ("mcpServers", "projects./work.allowedTools", ...).

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -79,16 +80,31 @@ TEST_CASE(
       n += e.path().filename().string().starts_with(".claude.json.sbx-quarantine-");
     return n;
   };
-  // Node's JSON.parse takes a lone surrogate (and the planted key with it);
-  // nlohmann's parser does not.
+  // Node's JSON.parse takes a lone surrogate, and Node reads invalid UTF-8
+  // as U+FFFD: so does sbx, and the planted key is taken out.
   {
     const ClaudeConfigGuard guard(policy, options);
-    std::ofstream(path) << R"({"x": "\ud800", "mcpServers": {"evil": {"command": "sh"}}})";
+    std::ofstream(path) << "{\"x\": \"\\ud800 \\\\ud800 \xff\", \"pair\": \"\\ud83d\\ude00\", "
+                           "\"mcpServers\": {\"evil\": {\"command\": \"sh\"}}}";
+  }
+  CHECK(quarantined() == 0);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].data["keys"] == nlohmann::json{"mcpServers"});
+  const auto now = nlohmann::json::parse(slurp(path));
+  CHECK(now["mcpServers"] == nlohmann::json::parse(before)["mcpServers"]);
+  CHECK(now["x"] == "\xef\xbf\xbd \\ud800 \xef\xbf\xbd");  // the escaped backslash kept
+  CHECK(now["pair"] == "\xf0\x9f\x98\x80");
+  std::ofstream(path) << before;
+  // Not JSON at all (cut short, or anything else the client cannot read
+  // either, or may read differently): moved aside, the old one put back.
+  {
+    const ClaudeConfigGuard guard(policy, options);
+    std::ofstream(path) << R"({"mcpServers": {"evil": {"command": "sh"}})";
   }
   CHECK(slurp(path) == before);
   CHECK(quarantined() == 1);
-  REQUIRE(events.size() == 1);
-  CHECK(events[0].data["restored"] == true);
+  REQUIRE(events.size() == 2);
+  CHECK(events[1].data["restored"] == true);
   // A symlink the client would follow.
   std::filesystem::remove_all(dir + "/planted");
   std::ofstream(dir + "/planted") << R"({"mcpServers": {"evil": {"command": "sh"}}})";
@@ -99,13 +115,37 @@ TEST_CASE(
   }
   CHECK(!std::filesystem::is_symlink(path));
   CHECK(slurp(path) == before);
-  CHECK(events.size() == 2);
+  CHECK(events.size() == 3);
   // Unchanged, or changed only in keys that do not start anything: nothing.
   {
     const ClaudeConfigGuard guard(policy, options);
     std::ofstream(path)
         << R"({"numStartups": 2, "mcpServers": {"docs": {"command": "docs-server"}}})";
   }
-  CHECK(events.size() == 2);
+  CHECK(events.size() == 3);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE(
+    "claude guard: reading a .claude.json as Node does survives random and mutated input "
+    "(smoke fuzz)",
+    "[claude_guard][fuzz]") {
+  std::mt19937 rng(7);
+  const std::string seed =
+      R"({"mcpServers": {"x": {"command": "sh"}}, "s": "\ud800 \\ud800 \ud83d\ude00 \u00e9"})";
+  for (int round = 0; round < 20000; ++round) {
+    std::string in = seed;
+    if (round % 2 == 0) {
+      in.resize(rng() % 64);
+      for (auto& c : in) c = static_cast<char>(rng());
+    } else {
+      for (int k = 0; k < 4; ++k) in[rng() % in.size()] = static_cast<char>(rng());
+    }
+    const std::string out = ClaudeConfigGuard::as_node_reads(in);
+    const auto direct = nlohmann::ordered_json::parse(in, nullptr, false);
+    if (!direct.is_discarded() && in.find('\0') == std::string::npos) REQUIRE(out == in);
+    const auto doc = nlohmann::ordered_json::parse(out, nullptr, false);
+    // Valid UTF-8 whenever it parses as a string-holding document.
+    if (!doc.is_discarded()) (void)ClaudeConfigGuard::guarded_keys(doc).dump();
+  }
 }
