@@ -9,6 +9,7 @@
 // renameat2/openat in its verified parent. A symlink is recorded as itself.
 #include "runtime/git_guard.hpp"
 
+#include "runtime/git_index.hpp"
 #include "runtime/host_paths.hpp"
 #include "runtime/mounts_internal.hpp"
 #include "runtime/mounts_syscalls.hpp"
@@ -291,53 +292,6 @@ void add_repository_files(GitGuard::Snapshot& snap, int dir, const std::string& 
 
 // The paths of the gitlink entries (mode 160000) of a git index (versions
 // 2, 3 and 4; SHA-1 or SHA-256 object names). Empty if unreadable.
-std::vector<std::string> index_gitlinks(const std::string& data, std::size_t hash_size) {
-  std::vector<std::string> links;
-  const auto u32 = [&](std::size_t at) {
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           p[3];
-  };
-  if (data.size() < 12 || data.compare(0, 4, "DIRC") != 0) return links;
-  const std::uint32_t version = u32(4), count = u32(8);
-  if (version < 2 || version > 4) return links;
-  std::size_t pos = 12;
-  std::string previous;
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const std::size_t start = pos;
-    const std::size_t flags_at = start + 40 + hash_size;
-    if (flags_at + 2 > data.size()) return links;
-    const std::uint32_t mode = u32(start + 24);
-    const unsigned flags = (static_cast<unsigned char>(data[flags_at]) << 8) |
-                           static_cast<unsigned char>(data[flags_at + 1]);
-    std::size_t name_at = flags_at + 2 + ((version >= 3 && (flags & 0x4000)) ? 2 : 0);
-    std::string name;
-    if (version == 4) {
-      // Prefix compression: strip N bytes of the previous name, then a suffix.
-      if (name_at >= data.size()) return links;
-      unsigned char c = static_cast<unsigned char>(data[name_at++]);
-      std::size_t strip = c & 127;
-      while (c & 128) {
-        if (name_at >= data.size()) return links;
-        c = static_cast<unsigned char>(data[name_at++]);
-        strip = ((strip + 1) << 7) + (c & 127);
-      }
-      if (strip > previous.size()) return links;
-      std::size_t end = data.find('\0', name_at);
-      if (end == std::string::npos) return links;
-      name = previous.substr(0, previous.size() - strip) + data.substr(name_at, end - name_at);
-      pos = end + 1;
-    } else {
-      std::size_t end = data.find('\0', name_at);
-      if (end == std::string::npos) return links;
-      name = data.substr(name_at, end - name_at);
-      pos = start + ((name_at - start + name.size() + 8) & ~std::size_t{7});
-    }
-    previous = name;
-    if ((mode & 0170000) == 0160000) links.push_back(name);
-  }
-  return links;
-}
 
 // Puts the snapshotted file `state` back as the entry `name` of `dir`:
 // created there (O_EXCL, O_NOFOLLOW), with its mode and, where allowed,
@@ -401,7 +355,18 @@ GitGuard::Snapshot GitGuard::snapshot(int top_fd, const std::string& top, int li
   const bool sha256 = config.find("objectformat = sha256") != std::string::npos ||
                       config.find("objectformat=sha256") != std::string::npos;
   const std::string index = read_regular_file(index_dir, "index", 256u << 20);
-  for (const auto& rel : index_gitlinks(index, sha256 ? 32 : 20)) {
+  const std::size_t hash_size = sha256 ? 32 : 20;
+  GitIndex parsed = parse_git_index(index, hash_size);
+  if (!parsed.shared_index.empty()) {  // git reads both: so does the check
+    const std::string shared =
+        read_regular_file(index_dir, ("sharedindex." + parsed.shared_index).c_str(), 256u << 20);
+    for (auto& rel : parse_git_index(shared, hash_size).gitlinks)
+      parsed.gitlinks.push_back(std::move(rel));
+  }
+  std::sort(parsed.gitlinks.begin(), parsed.gitlinks.end());
+  parsed.gitlinks.erase(std::unique(parsed.gitlinks.begin(), parsed.gitlinks.end()),
+                        parsed.gitlinks.end());
+  for (const auto& rel : parsed.gitlinks) {
     // Skipped if any component is a symlink, "." or "..": git does not
     // follow a symlink in a gitlink's path either.
     const UniqueFd sub = open_dir_below(top_fd, rel);

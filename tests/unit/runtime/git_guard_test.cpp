@@ -10,12 +10,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "runtime/git_guard.hpp"
+#include "runtime/git_index.hpp"
 
 using namespace sbx;
 using namespace sbx::runtime;
@@ -372,4 +374,63 @@ TEST_CASE("git guard: a rebase or cherry-pick strategy that names a program is q
   CHECK(read(git / "rebase-merge/strategy") == "ort\n");
   CHECK(fs::exists(git / "sequencer/opts"));
   CHECK(g2.events.empty());
+}
+
+TEST_CASE("git guard: a gitlink kept in a split index's shared index is checked too",
+          "[git_guard]") {
+  REQUIRE(std::system("git --version >/dev/null 2>&1") == 0);  // scripts/install-deps installs it
+  Scratch s;
+  const fs::path work = s.root / "work";
+  fs::remove_all(work);
+  const std::string git = "git -C '" + work.string() + "' -c user.name=u -c user.email=u@e ";
+  REQUIRE(std::system(("git init -q '" + work.string() + "'").c_str()) == 0);
+  REQUIRE(std::system((git + "commit -q --allow-empty -m init").c_str()) == 0);
+  // A gitlink, then the index split: the gitlink sits in sharedindex.HASH.
+  REQUIRE(std::system((git + "update-index --add --cacheinfo "
+                             "160000,1111111111111111111111111111111111111111,sub")
+                          .c_str()) == 0);
+  REQUIRE(std::system((git + "update-index --split-index").c_str()) == 0);
+  const std::string index = read(work / ".git/index");
+  const auto parsed = parse_git_index(index, 20);
+  CHECK(parsed.gitlinks.empty());
+  REQUIRE(parsed.shared_index.size() == 40);
+  CHECK(fs::exists(work / (".git/sharedindex." + parsed.shared_index)));
+  fs::create_directories(work / "sub");
+  Guarded g(work);
+  {
+    const GitGuard guard(g.policy, g.options);
+    write(work / "sub/.git/config", "[core]\n\tfsmonitor = /planted\n");
+  }
+  CHECK(!fs::exists(work / "sub/.git/config"));
+  CHECK(g.reported(work / "sub/.git"));
+}
+
+TEST_CASE("git index reader survives random and mutated input (smoke fuzz)", "[git_guard][fuzz]") {
+  REQUIRE(std::system("git --version >/dev/null 2>&1") == 0);
+  Scratch s;
+  const fs::path work = s.root / "work";
+  fs::remove_all(work);
+  const std::string git = "git -C '" + work.string() + "' ";
+  REQUIRE(std::system(("git init -q '" + work.string() + "'").c_str()) == 0);
+  REQUIRE(
+      std::system((git +
+                   "update-index --add --cacheinfo "
+                   "160000,1111111111111111111111111111111111111111,a/sub && " +
+                   git + "update-index --index-version 4 && " + git + "update-index --split-index")
+                      .c_str()) == 0);
+  const std::string seed = read(work / ".git/index");
+  std::mt19937 rng(11);
+  for (int round = 0; round < 20000; ++round) {
+    std::string in = seed;
+    if (round % 3 == 0) {
+      in.resize(rng() % 200);
+      for (auto& c : in) c = static_cast<char>(rng());
+      if (in.size() >= 4) in.replace(0, 4, "DIRC");
+    } else {
+      for (int k = 0; k < 3; ++k) in[rng() % in.size()] = static_cast<char>(rng());
+    }
+    const auto index = parse_git_index(in, round % 5 == 0 ? 32 : 20);
+    CHECK((index.shared_index.empty() || index.shared_index.size() == 40 ||
+           index.shared_index.size() == 64));
+  }
 }
