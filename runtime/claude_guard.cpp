@@ -1,6 +1,7 @@
 #include "runtime/claude_guard.hpp"
 
 #include "runtime/host_paths.hpp"
+#include "runtime/violation.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -255,23 +256,15 @@ void ClaudeConfigGuard::check_and_restore() noexcept {
       const bool ok = write_in_place(file.path, doc.dump(2) + "\n");
       std::string keys;
       for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
-      if (options_.on_event) {
-        Event event;
-        event.type = "violation";
-        event.data["kind"] = "agent_config";
-        event.data["path"] = file.path;
-        event.data["keys"] = changed;
-        event.data["restored"] = ok;
-        options_.on_event(event);
-      }
-      if (options_.on_warning) {
-        options_.on_warning(fmt::format(
-            "the sandbox changed {} in {}, which the client on the host would act on (start "
-            "commands, skip questions); {}",
-            keys, file.path,
-            ok ? "put back as they were before the run"
-               : "could not put them back: inspect the file (docs/filesystem.md, Agent state)"));
-      }
+      report_violation(
+          options_,
+          {{"kind", "agent_config"}, {"path", file.path}, {"keys", changed}, {"restored", ok}},
+          fmt::format(
+              "the sandbox changed {} in {}, which the client on the host would act on (start "
+              "commands, skip questions); {}",
+              keys, file.path,
+              ok ? "put back as they were before the run"
+                 : "could not put them back: inspect the file (docs/filesystem.md, Agent state)"));
     } catch (...) {
       if (options_.on_warning)
         options_.on_warning(fmt::format("could not check {} after the run", file.path));
@@ -301,30 +294,25 @@ void ClaudeConfigGuard::replace_unreadable(const Watched& file, const struct sta
     // Owned as the sandbox's file was (a root caller's would be root's).
     if (fd && S_ISREG(st.st_mode)) (void)::fchown(fd.get(), st.st_uid, st.st_gid);
   }
-  if (options_.on_event) {
-    Event event;
-    event.type = "violation";
-    event.data["kind"] = "agent_config";
-    event.data["path"] = file.path;
-    event.data["keys"] = nlohmann::json::array();
-    event.data["quarantined_to"] = moved;
-    event.data["restored"] = restored;
-    options_.on_event(event);
-  }
-  if (options_.on_warning) {
-    options_.on_warning(fmt::format(
-        "the sandbox left {} as something sbx cannot read as the client would ({}), so it could "
-        "hold keys that start commands: {}{}. Fix: compare the two; keep the one you trust "
-        "(docs/filesystem.md, Agent state)",
-        file.path,
-        S_ISLNK(st.st_mode)                               ? "a symlink"
-        : !S_ISREG(st.st_mode)                            ? "not a regular file"
-        : static_cast<std::size_t>(st.st_size) > kMaxSize ? "over 64 MiB"
-                                                          : "unreadable or not JSON sbx accepts",
-        aside ? "moved aside as " + moved
-              : "could not move it aside (inspect it before running claude)",
-        restored ? ", the file from before the run put back" : ""));
-  }
+  report_violation(
+      options_,
+      {{"kind", "agent_config"},
+       {"path", file.path},
+       {"keys", nlohmann::json::array()},
+       {"quarantined_to", moved},
+       {"restored", restored}},
+      fmt::format(
+          "the sandbox left {} as something sbx cannot read as the client would ({}), so it could "
+          "hold keys that start commands: {}{}. Fix: compare the two; keep the one you trust "
+          "(docs/filesystem.md, Agent state)",
+          file.path,
+          S_ISLNK(st.st_mode)                               ? "a symlink"
+          : !S_ISREG(st.st_mode)                            ? "not a regular file"
+          : static_cast<std::size_t>(st.st_size) > kMaxSize ? "over 64 MiB"
+                                                            : "unreadable or not JSON sbx accepts",
+          aside ? "moved aside as " + moved
+                : "could not move it aside (inspect it before running claude)",
+          restored ? ", the file from before the run put back" : ""));
 }
 
 }  // namespace sbx::runtime

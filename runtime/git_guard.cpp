@@ -13,6 +13,7 @@
 #include "runtime/host_paths.hpp"
 #include "runtime/mounts_internal.hpp"
 #include "runtime/mounts_syscalls.hpp"
+#include "runtime/violation.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -313,23 +314,19 @@ bool restore_file(int dir, const std::string& name, const GitGuard::FileState& s
 
 void emit_violation(const RunOptions& options, const std::string& path, const std::string& what,
                     const std::string& moved_to, bool restored) {
-  if (options.on_event) {
-    Event event;
-    event.type = "violation";
-    event.data["kind"] = "git_redirection";
-    event.data["path"] = path;
-    event.data["change"] = what;
-    event.data["quarantined_to"] = moved_to;
-    event.data["restored"] = restored;
-    options.on_event(event);
-  }
-  if (options.on_warning) {
-    options.on_warning(fmt::format(
-        "the sandbox {} {}, which would make git on the host run code it chose; moved to {}{}. "
-        "Fix: inspect it; delete it if you did not expect it (docs/filesystem.md, Git redirection)",
-        what, path, moved_to.empty() ? "(could not move it)" : moved_to,
-        restored ? " and put the original back" : ""));
-  }
+  report_violation(
+      options,
+      {{"kind", "git_redirection"},
+       {"path", path},
+       {"change", what},
+       {"quarantined_to", moved_to},
+       {"restored", restored}},
+      fmt::format(
+          "the sandbox {} {}, which would make git on the host run code it chose; moved to {}{}. "
+          "Fix: inspect it; delete it if you did not expect it (docs/filesystem.md, Git "
+          "redirection)",
+          what, path, moved_to.empty() ? "(could not move it)" : moved_to,
+          restored ? " and put the original back" : ""));
 }
 
 }  // namespace
@@ -754,21 +751,16 @@ void GitGuard::disarm_todo(int top_fd, const std::string& top, const std::string
   const bool written = !moved.empty() && restore_file(parent.get(), name, disarmed);
   const std::string moved_path =
       moved.empty() ? "" : path.substr(0, path.size() - name.size()) + moved;
-  if (options_.on_event) {
-    Event event;
-    event.type = "violation";
-    event.data["kind"] = "git_redirection";
-    event.data["path"] = path;
-    event.data["change"] = "exec_added";
-    event.data["commands"] = added;
-    event.data["quarantined_to"] = moved_path;
-    event.data["restored"] = written;
-    options_.on_event(event);
-  }
-  if (!options_.on_warning) return;
   std::string commands;
   for (const auto& line : added) commands += (commands.empty() ? "" : "; ") + line;
-  options_.on_warning(
+  report_violation(
+      options_,
+      {{"kind", "git_redirection"},
+       {"path", path},
+       {"change", "exec_added"},
+       {"commands", added},
+       {"quarantined_to", moved_path},
+       {"restored", written}},
       written ? fmt::format(
                     "the sandbox added exec lines to {} (a rebase in progress), which `git rebase "
                     "--continue` on the host would run: {}. Commented out there ('# sbx: '); the "
