@@ -115,7 +115,9 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
   if (shmid < 0) {
     if (errno != ENOENT) shared_ = false;  // EACCES: another user's segment on this key
     if (!shared_) release_lock();
-    if (shared_) remove_stale_segments();
+    // Once per process (the guards' first runs follow each other).
+    static pid_t swept_in = 0;
+    if (shared_ && std::exchange(swept_in, ::getpid()) != ::getpid()) remove_stale_segments();
     return;  // ENOENT: no run guards it: the first
   }
   struct shmid_ds ds {};
