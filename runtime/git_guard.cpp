@@ -115,9 +115,23 @@ bool is_exec_line(std::string_view line) {
   return false;
 }
 
+// The first line of `text` with its newline, if any; `text` moves past it.
+std::string_view next_line(std::string_view& text) {
+  const std::size_t end = text.find('\n');
+  const std::string_view line = text.substr(0, end == std::string_view::npos ? end : end + 1);
+  text.remove_prefix(line.size());
+  return line;
+}
+
+// `line` without its newline.
+std::string_view without_newline(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  return line;
+}
+
 // A todo line as git reads it: up to its newline, one CR before it dropped.
 std::string_view todo_line(std::string_view line) {
-  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  line = without_newline(line);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
 }
@@ -126,11 +140,8 @@ std::string_view todo_line(std::string_view line) {
 std::set<std::string> exec_lines(std::string_view todo) {
   std::set<std::string> out;
   while (!todo.empty()) {
-    const std::size_t end = todo.find('\n');
-    const std::string_view raw =
-        todo.substr(0, end == std::string_view::npos ? todo.size() : end + 1);
-    if (is_exec_line(todo_line(raw))) out.emplace(todo_line(raw));
-    todo.remove_prefix(raw.size());
+    const std::string_view line = todo_line(next_line(todo));
+    if (is_exec_line(line)) out.emplace(line);
   }
   return out;
 }
@@ -140,11 +151,7 @@ std::set<std::string> exec_lines(std::string_view todo) {
 std::set<std::string> recorded_exec_lines(std::string_view content) {
   std::set<std::string> out;
   content.remove_prefix(std::min(content.size(), kExecLines.size()));
-  while (!content.empty()) {
-    const std::size_t end = content.find('\n');
-    out.emplace(content.substr(0, end));
-    content.remove_prefix(end == std::string_view::npos ? content.size() : end + 1);
-  }
+  while (!content.empty()) out.emplace(without_newline(next_line(content)));
   return out;
 }
 
@@ -167,9 +174,7 @@ bool builtin_strategy(std::string_view name) {
 // the strategy, not programs.
 bool strategies_builtin(std::string_view text, bool config) {
   while (!text.empty()) {
-    const std::size_t end = text.find('\n');
-    std::string line(text.substr(0, end));
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    const std::string line(without_newline(next_line(text)));
     std::string lower = line;
     std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
     if (config && lower.find("strategy") == std::string::npos) continue;
@@ -212,7 +217,10 @@ void add_sequencer_state(GitGuard::Snapshot& snap, int dir, const std::string& p
     return;
   }
   std::string lines(kExecLines);
-  const std::string whole = read_regular_file(rebase.get(), "git-rebase-todo", kMaxTodoBytes);
+  // add_entry read it whole unless it is larger than a redirection file.
+  const std::string whole = static_cast<std::size_t>(st.st_size) <= kMaxFileBytes
+                                ? std::move(it->second.content)
+                                : read_regular_file(rebase.get(), "git-rebase-todo", kMaxTodoBytes);
   for (const auto& line : exec_lines(whole)) lines += line + "\n";
   it->second.content = std::move(lines);
 }
@@ -291,9 +299,6 @@ void add_repository_files(GitGuard::Snapshot& snap, int dir, const std::string& 
   add_modules(snap, dir, path, 0);
 }
 
-// The paths of the gitlink entries (mode 160000) of a git index (versions
-// 2, 3 and 4; SHA-1 or SHA-256 object names). Empty if unreadable.
-
 // Puts the snapshotted file `state` back as the entry `name` of `dir`:
 // created there (O_EXCL, O_NOFOLLOW), with its mode and, where allowed,
 // its owner (a root caller would otherwise leave a root-owned file).
@@ -310,6 +315,20 @@ bool restore_file(int dir, const std::string& name, const GitGuard::FileState& s
   }
   (void)::fchown(fd.get(), state.uid, state.gid);  // EPERM unless root: stays the caller's
   return ::fchmod(fd.get(), state.mode) == 0;
+}
+
+// The entry a snapshot key (TOP/REL) names: REL's parent, reached again
+// from the work tree's fd without following a symlink (never through the
+// path string), and its name there.
+struct Entry {
+  UniqueFd parent;
+  std::string name;
+};
+Entry entry_of(int top_fd, const std::string& top, const std::string& path) {
+  const std::string rel = path.substr(top.size() + 1);
+  const std::size_t slash = rel.rfind('/');
+  if (slash == std::string::npos) return {open_dir_below(top_fd, ""), rel};
+  return {open_dir_below(top_fd, rel.substr(0, slash)), rel.substr(slash + 1)};
 }
 
 void emit_violation(const RunOptions& options, const std::string& path, const std::string& what,
@@ -681,13 +700,7 @@ void GitGuard::revert(const Root& root, long stamp) noexcept {
       // Directories that merely appeared (worktrees/, modules/) are
       // harmless by themselves; their files are entries of their own.
       if (state.is_dir && old == before.end() && !ends_with(path, "/.git")) continue;
-      // Every key is TOP/REL (snapshot()): act in REL's parent, reached
-      // again without following a symlink, never through the path string.
-      const std::string rel = path.substr(top.size() + 1);
-      const std::size_t slash = rel.rfind('/');
-      const std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
-      const UniqueFd parent =
-          open_dir_below(top_fd, slash == std::string::npos ? "" : rel.substr(0, slash));
+      const auto [parent, name] = entry_of(top_fd, top, path);
       const std::string moved_name = parent ? quarantine(parent.get(), name, stamp) : "";
       const bool ok = !moved_name.empty();
       if (ok && state.is_dir) moved_dirs.push_back(path);
@@ -729,23 +742,17 @@ void GitGuard::disarm_todo(int top_fd, const std::string& top, const std::string
   for (const auto& line : recorded_exec_lines(now.content))
     if (before.count(line) == 0) added.push_back(line);
   if (added.empty()) return;  // some done, none new
-  const std::string rel = path.substr(top.size() + 1);
-  const std::size_t slash = rel.rfind('/');
-  const UniqueFd parent = open_dir_below(top_fd, rel.substr(0, slash));
-  const std::string name = rel.substr(slash + 1);
+  const auto [parent, name] = entry_of(top_fd, top, path);
   const std::string bytes =
-      parent ? read_regular_file(parent.get(), name.c_str(), 64u << 20) : std::string();
+      parent ? read_regular_file(parent.get(), name.c_str(), kMaxTodoBytes) : std::string();
   FileState disarmed = now;
   disarmed.content.clear();
   for (std::string_view todo = bytes; !todo.empty();) {
-    const std::size_t end = todo.find('\n');
-    const std::string_view line =
-        todo.substr(0, end == std::string_view::npos ? todo.size() : end + 1);
+    const std::string_view line = next_line(todo);
     const std::string bare(todo_line(line));
     if (is_exec_line(bare) && std::find(added.begin(), added.end(), bare) != added.end())
       disarmed.content += "# sbx: ";
     disarmed.content += line;
-    todo.remove_prefix(line.size());
   }
   const std::string moved = parent && !bytes.empty() ? quarantine(parent.get(), name, stamp) : "";
   const bool written = !moved.empty() && restore_file(parent.get(), name, disarmed);
