@@ -41,13 +41,13 @@ bool write_in_place(const std::string& path, const std::string& bytes) {
   return ::close(fd) == 0 && ok;
 }
 
+}  // namespace
+
 // The document as the client (Node) reads it: the file decoded as UTF-8
 // with each invalid byte U+FFFD, and a lone surrogate escape (\ud800), which
 // JSON.parse takes, as \ufffd. nlohmann's parser refuses both; a sandbox
 // could otherwise hide keys from sbx that the client still reads, and a
 // string the client cut inside an emoji would make sbx refuse its file.
-}  // namespace
-
 std::string ClaudeConfigGuard::as_node_reads(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());
@@ -197,15 +197,14 @@ ClaudeConfigGuard::ClaudeConfigGuard(const Policy& policy, const RunOptions& opt
     else if (s.directory)
       path = s.path + "/.claude.json";
     if (path.empty()) continue;
-    Watched file{path, {}, {}};
+    Watched file{path, path.find('/') == std::string::npos ? "." : parent_of(path), {}, {}};
     // Keyed by its directory: the client replaces the file by a rename.
-    const std::string dir_path = path.find('/') == std::string::npos ? "." : parent_of(path);
-    const UniqueFd dir(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    const UniqueFd dir(::open(file.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir) {
       file.baseline.emplace("claude", dir.get(), path);
     } else if (errno != ENOENT && options_.on_warning) {
       options_.on_warning(fmt::format(
-          "cannot open {} ({}): runs at the same time do not share their snapshot of {}", dir_path,
+          "cannot open {} ({}): runs at the same time do not share their snapshot of {}", file.dir,
           std::strerror(errno), path));
     }
     if (file.baseline && file.baseline->stored()) {
@@ -273,27 +272,18 @@ void ClaudeConfigGuard::check_and_restore() noexcept {
 }
 
 void ClaudeConfigGuard::replace_unreadable(const Watched& file, const struct stat& st) noexcept {
-  const std::string dir_path = parent_of(file.path);
-  const UniqueFd dir(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const UniqueFd dir(::open(file.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   const std::string name = file.path.substr(file.path.rfind('/') + 1);
   const std::string moved_name =
       dir ? quarantine(dir.get(), name, static_cast<long>(::time(nullptr))) : "";
   const bool aside = !moved_name.empty();
-  const std::string moved = aside ? dir_path + "/" + moved_name : "";
-  bool restored = false;
-  if (aside && !file.before.empty()) {
-    const UniqueFd fd(::openat(dir.get(), name.c_str(),
-                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    std::size_t done = 0;
-    while (fd && done < file.before.size()) {
-      const ssize_t n = ::write(fd.get(), file.before.data() + done, file.before.size() - done);
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    restored = fd && done == file.before.size();
-    // Owned as the sandbox's file was (a root caller's would be root's).
-    if (fd && S_ISREG(st.st_mode)) (void)::fchown(fd.get(), st.st_uid, st.st_gid);
-  }
+  const std::string moved = aside ? file.dir + "/" + moved_name : "";
+  // 0600, owned as the sandbox's file was (a root caller's would be root's).
+  const bool regular = S_ISREG(st.st_mode);
+  const bool restored = aside && !file.before.empty() &&
+                        create_file_at(dir.get(), name, file.before, 0600,
+                                       regular ? st.st_uid : static_cast<uid_t>(-1),
+                                       regular ? st.st_gid : static_cast<gid_t>(-1));
   report_violation(
       options_,
       {{"kind", "agent_config"},

@@ -56,6 +56,7 @@ class ClaudeConfigGuard {
   const RunOptions& options_;
   struct Watched {
     std::string path;
+    std::string dir;     // its directory ("." for a bare name)
     std::string before;  // its bytes (parsed only if they change; empty if none)
     // Held for the run: `before` is the first overlapping run's
     // (shared_baseline.hpp): two agents sharing ~/.claude.json at once.

@@ -299,22 +299,9 @@ void add_repository_files(GitGuard::Snapshot& snap, int dir, const std::string& 
   add_modules(snap, dir, path, 0);
 }
 
-// Puts the snapshotted file `state` back as the entry `name` of `dir`:
-// created there (O_EXCL, O_NOFOLLOW), with its mode and, where allowed,
-// its owner (a root caller would otherwise leave a root-owned file).
+// Puts the snapshotted file `state` back as the entry `name` of `dir`.
 bool restore_file(int dir, const std::string& name, const GitGuard::FileState& state) {
-  const UniqueFd fd(
-      ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) return false;
-  std::size_t done = 0;
-  while (done < state.content.size()) {
-    ssize_t n = write(fd.get(), state.content.data() + done, state.content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  (void)::fchown(fd.get(), state.uid, state.gid);  // EPERM unless root: stays the caller's
-  return ::fchmod(fd.get(), state.mode) == 0;
+  return create_file_at(dir, name, state.content, state.mode, state.uid, state.gid);
 }
 
 // The entry a snapshot key (TOP/REL) names: REL's parent, reached again

@@ -151,4 +151,27 @@ inline std::string quarantine(int dir, const std::string& name, long stamp) {
   return {};
 }
 
+// Creates the entry `name` of `dir` with `content` (O_EXCL, O_NOFOLLOW:
+// never over anything, never through a symlink), then its mode and, where
+// allowed, its owner (uid/gid -1: the caller's; a root caller's file would
+// otherwise be root's). False if it could not be written in full.
+inline bool create_file_at(int dir, const std::string& name, std::string_view content,
+                           unsigned mode, uid_t uid, gid_t gid) {
+  const int fd =
+      ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  std::size_t done = 0;
+  bool ok = true;
+  while (ok && done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  (void)::fchown(fd, uid, gid);  // EPERM unless root: stays the caller's
+  ok = ok && ::fchmod(fd, mode) == 0;
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace sbx::runtime

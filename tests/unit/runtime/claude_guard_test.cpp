@@ -149,3 +149,28 @@ TEST_CASE(
     if (!doc.is_discarded()) (void)ClaudeConfigGuard::guarded_keys(doc).dump();
   }
 }
+
+TEST_CASE("claude guard: a bare .claude.json path is handled in the current directory",
+          "[claude_guard]") {
+  char tmpl[] = "/tmp/sbx-unit-claude-bare.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(tmpl);
+  const std::string before = R"({"mcpServers": {}})";
+  std::ofstream(".claude.json") << before;
+  sbx::Policy policy;
+  policy.filesystem.state = {{".claude.json", false, ""}};
+  sbx::RunOptions options;
+  {
+    const ClaudeConfigGuard guard(policy, options);
+    std::ofstream(".claude.json") << "not json";
+  }
+  const std::string after = slurp(".claude.json");
+  int quarantined = 0;
+  for (const auto& e : std::filesystem::directory_iterator("."))
+    quarantined += e.path().filename().string().starts_with(".claude.json.sbx-quarantine-");
+  std::filesystem::current_path(cwd);
+  std::filesystem::remove_all(tmpl);
+  CHECK(after == before);
+  CHECK(quarantined == 1);
+}
