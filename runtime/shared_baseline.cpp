@@ -111,29 +111,35 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
                 fmt::format("find it with `fuser {}` and end it, then run again", label_));
   }
   locked_ = true;
+  find_published();
+}
+
+// The first run's snapshot, when one is published for this directory.
+void SharedBaseline::find_published() {
+  // Each run keeps its own snapshot (and gives unshared()'s warning).
+  const auto not_shared = [this] {
+    shared_ = false;
+    release_lock();
+  };
   const int shmid = ::shmget(key_, 0, 0);
   if (shmid < 0) {
-    if (errno != ENOENT) shared_ = false;  // EACCES: another user's segment on this key
-    if (!shared_) release_lock();
-    // Once per process (the guards' first runs follow each other).
+    if (errno != ENOENT) return not_shared();  // EACCES: another user's segment on this key
+    // No run guards it: this one is the first. Once per process (the
+    // guards' first runs follow each other), killed runs' leftovers go.
     static pid_t swept_in = 0;
-    if (shared_ && std::exchange(swept_in, ::getpid()) != ::getpid()) remove_stale_segments();
-    return;  // ENOENT: no run guards it: the first
+    if (std::exchange(swept_in, ::getpid()) != ::getpid()) remove_stale_segments();
+    return;
   }
   struct shmid_ds ds {};
   if (::shmctl(shmid, IPC_STAT, &ds) != 0) {
-    shared_ = errno == EIDRM || errno == EINVAL;  // removed meanwhile: the first
-    if (!shared_) release_lock();
-    return;
+    if (errno != EIDRM && errno != EINVAL) not_shared();
+    return;  // else removed meanwhile: the first
   }
   // Made by this user, for this user only (a sandbox cannot make one here).
   const uid_t uid = ::geteuid();
   if (ds.shm_perm.cuid != uid || ds.shm_perm.uid != uid || (ds.shm_perm.mode & 0777) != 0600 ||
-      ds.shm_segsz < sizeof(Header)) {
-    shared_ = false;
-    release_lock();
-    return;
-  }
+      ds.shm_segsz < sizeof(Header))
+    return not_shared();
   // Attached by none: the runs it served are gone (killed: nobody removed
   // it). This run is the first.
   if (ds.shm_nattch == 0) {
@@ -141,11 +147,7 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
     return;
   }
   void* at = ::shmat(shmid, nullptr, SHM_RDONLY);
-  if (at == reinterpret_cast<void*>(-1)) {
-    shared_ = false;
-    release_lock();
-    return;
-  }
+  if (at == reinterpret_cast<void*>(-1)) return not_shared();
   Header header;
   std::memcpy(&header, at, sizeof header);
   const bool ours =
@@ -154,9 +156,7 @@ SharedBaseline::SharedBaseline(const char* kind, int dir, std::string label)
       header.published == 1 && header.size <= ds.shm_segsz - sizeof(Header);
   if (!ours) {  // a key collision with another directory of this user's
     ::shmdt(at);
-    shared_ = false;
-    release_lock();
-    return;
+    return not_shared();
   }
   stored_.emplace(static_cast<const char*>(at) + sizeof(Header), header.size);
   (void)::madvise(at, ds.shm_segsz, MADV_DONTFORK);  // a child of an embedder keeps no attach
@@ -186,8 +186,7 @@ void SharedBaseline::publish(const std::string& snapshot) {
     why_ = std::strerror(errno);
     if (shmid >= 0) ::shmctl(shmid, IPC_RMID, nullptr);
     shared_ = false;
-    release_lock();
-    return;
+    return release_lock();
   }
   Header header{};
   std::memcpy(header.magic, kMagic.data(), kMagic.size());

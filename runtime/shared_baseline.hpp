@@ -58,6 +58,7 @@ class SharedBaseline {
   void publish(const std::string& snapshot);
 
  private:
+  void find_published();
   void release_lock();
   std::string label_;
   std::string id_;  // "KIND:DEV:INO", also in the segment's header
