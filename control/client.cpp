@@ -12,8 +12,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -51,16 +51,9 @@ bool in_our_pid_namespace(int sock, pid_t pid) {
   if (pidfd >= 0) ::close(pidfd);
   const std::size_t at = text.find("\nNSpid:");
   if (at == std::string::npos) return false;
-  const std::string line = text.substr(at + 7, text.find('\n', at + 1) - at - 7);
+  std::istringstream line(text.substr(at + 7, text.find('\n', at + 1) - at - 7));
   std::vector<long> pids;
-  for (std::size_t i = 0; i < line.size();) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    if (i >= line.size()) break;
-    std::size_t end = i;
-    while (end < line.size() && line[end] != ' ' && line[end] != '\t') ++end;
-    pids.push_back(std::strtol(line.c_str() + i, nullptr, 10));
-    i = end;
-  }
+  for (long pid_there = 0; line >> pid_there;) pids.push_back(pid_there);
   return pids.size() == 1 && pids[0] > 0;
 }
 
