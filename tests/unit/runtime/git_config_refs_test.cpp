@@ -123,22 +123,25 @@ TEST_CASE("a gitfile .git: the git dir it names and a linked worktree's common d
   s.write("main/.git/worktrees/wt/commondir", "../..\n");
   s.write("main/.git/worktrees/wt/HEAD", "ref: refs/heads/wt\n");
   s.write("wt/.git", "gitdir: " + s.at("main") + "/.git/worktrees/wt\n");
-  policy.filesystem.deny_write = {s.at("wt") + "/.git/hooks"};
-  CHECK(added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent")) ==
-        std::vector<std::string>{real + "/main/.git/config", real + "/main/.git/hooks",
-                                 real + "/main/.git/worktrees/wt/config",
-                                 real + "/main/.git/worktrees/wt/hooks"});
+  // What protecting the work tree `wt`'s hooks adds: the common dir's hooks
+  // and config, and those of its own git dir in worktrees/.
+  const auto added_for_worktree = [&](const std::string& wt) {
+    policy.filesystem.deny_write = {s.at(wt) + "/.git/hooks"};
+    return added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent"));
+  };
+  const auto common_and_own = [&](const std::string& wt) {
+    return std::vector<std::string>{real + "/main/.git/config", real + "/main/.git/hooks",
+                                    real + "/main/.git/worktrees/" + wt + "/config",
+                                    real + "/main/.git/worktrees/" + wt + "/hooks"};
+  };
+  CHECK(added_for_worktree("wt") == common_and_own("wt"));
   // The same with `commondir` a symlink to a file naming the common dir:
   // git follows it (strbuf_read_file), so sbx does too.
   s.write("main/.git/worktrees/wt2/HEAD", "ref: refs/heads/wt2\n");
   s.write("main/.git/worktrees/wt2-commondir", "../..\n");
   fs::create_symlink("../wt2-commondir", s.dir / "main/.git/worktrees/wt2/commondir");
   s.write("wt2/.git", "gitdir: " + s.at("main") + "/.git/worktrees/wt2\n");
-  policy.filesystem.deny_write = {s.at("wt2") + "/.git/hooks"};
-  CHECK(added(policy, sbx::runtime::protect_hooks_paths(policy, "/nonexistent")) ==
-        std::vector<std::string>{real + "/main/.git/config", real + "/main/.git/hooks",
-                                 real + "/main/.git/worktrees/wt2/config",
-                                 real + "/main/.git/worktrees/wt2/hooks"});
+  CHECK(added_for_worktree("wt2") == common_and_own("wt2"));
   // A gitfile naming what is no git dir (git refuses it too): nothing, so
   // that `gitdir: .` cannot make the work dir's config/ and hooks/ read-only.
   s.write("dot/.git", "gitdir: .\n");
